@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages advaug builds, tests and demos with.
+# Does nothing (and needs no network) when they are all installed already.
+set -euo pipefail
+
+packages=(
+    build-essential cmake ccache
+    libxtensor-dev libxtensor-blas-dev libopenblas-dev
+    doctest-dev zlib1g-dev libzip-dev libcli11-dev libstb-dev nlohmann-json3-dev
+    dataset-fashion-mnist
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$package")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "deps.sh: all ${#packages[@]} packages already installed"
+    exit 0
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+    sudo=(sudo)
+fi
+"${sudo[@]}" apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${packages[@]}"
