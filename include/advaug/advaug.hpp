@@ -1,0 +1,34 @@
+// advaug: adversarial data augmentation for any model that satisfies the model contract.
+//
+// The umbrella header of the CPU library. The optional CUDA backend (advaug/cuda/) is never
+// included from here.
+#pragma once
+
+// The model contract
+#include "advaug/model/classifier.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/parameter.hpp"
+#include "advaug/model/static_checks.hpp"
+
+// Losses and the input domain
+#include "advaug/domain/input_domain.hpp"
+#include "advaug/loss/cross_entropy.hpp"
+
+// Attacks
+#include "advaug/attacks/fgm.hpp"
+#include "advaug/attacks/fgsm.hpp"
+#include "advaug/attacks/options.hpp"
+#include "advaug/attacks/pgd.hpp"
+
+// Layers and bundled models
+#include "advaug/layers/dense.hpp"
+#include "advaug/layers/relu.hpp"
+#include "advaug/models/mlp.hpp"
+
+// Tools
+#include "advaug/data/idx.hpp"
+#include "advaug/gradcheck/gradient_check.hpp"
+
+namespace advaug {
+inline constexpr const char* version = "0.1.0";
+}

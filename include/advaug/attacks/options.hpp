@@ -1,0 +1,158 @@
+// Options of the FGSM family. Each setter validates its value at once and throws
+// std::invalid_argument naming the option and the value; nothing falls back to a default
+// silently. Epsilon has no default: an attack whose epsilon was never set refuses to run.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/domain/input_domain.hpp"
+
+namespace advaug {
+
+/// The norm of the perturbation ball.
+enum class norm { linf, l2 };
+
+namespace detail {
+inline double checked_epsilon(const char* fn, double eps) {
+    if (!std::isfinite(eps) || eps < 0) {
+        invalid(fn, "epsilon must be finite and >= 0, got ", eps);
+    }
+    return eps;
+}
+inline double require_epsilon(const char* fn, const std::optional<double>& eps) {
+    if (!eps) invalid(fn, "epsilon was not set; call .epsilon(value) on the options");
+    return *eps;
+}
+}  // namespace detail
+
+/// FGSM: x' = clip(x + epsilon * sign(grad_x L)) (L-infinity, one step).
+class fgsm_options {
+public:
+    /// Radius in raw input units (see input_domain). requires: finite, >= 0.
+    fgsm_options& epsilon(double eps) {
+        eps_ = detail::checked_epsilon("fgsm_options::epsilon", eps);
+        return *this;
+    }
+    /// Targeted: the labels given to the attack are targets, and the step lowers their loss.
+    fgsm_options& targeted(bool t) {
+        targeted_ = t;
+        return *this;
+    }
+    /// Valid range and normalization of the input; default [0, 1], no normalization.
+    fgsm_options& domain(input_domain d) {
+        domain_ = std::move(d);
+        return *this;
+    }
+    double epsilon() const { return detail::require_epsilon("fgsm", eps_); }
+    bool targeted() const { return targeted_; }
+    const input_domain& domain() const { return domain_; }
+
+private:
+    std::optional<double> eps_;
+    bool targeted_ = false;
+    input_domain domain_;
+};
+
+/// FGM: x' = clip(x + epsilon * g / ||g||_2), g = grad_x L in raw units, per sample.
+class fgm_options {
+public:
+    /// L2 radius in raw input units. requires: finite, >= 0.
+    fgm_options& epsilon(double eps) {
+        eps_ = detail::checked_epsilon("fgm_options::epsilon", eps);
+        return *this;
+    }
+    fgm_options& targeted(bool t) {
+        targeted_ = t;
+        return *this;
+    }
+    fgm_options& domain(input_domain d) {
+        domain_ = std::move(d);
+        return *this;
+    }
+    double epsilon() const { return detail::require_epsilon("fgm", eps_); }
+    bool targeted() const { return targeted_; }
+    const input_domain& domain() const { return domain_; }
+
+private:
+    std::optional<double> eps_;
+    bool targeted_ = false;
+    input_domain domain_;
+};
+
+/// PGD (Madry et al. 2018) and BIM / I-FGSM (Kurakin et al. 2017, PGD without random start).
+/// Defaults: L-infinity, 10 steps, step size 2.5 * epsilon / steps, random start, 1 restart,
+/// seed 0, untargeted.
+class pgd_options {
+public:
+    pgd_options& epsilon(double eps) {
+        eps_ = detail::checked_epsilon("pgd_options::epsilon", eps);
+        return *this;
+    }
+    pgd_options& norm(advaug::norm n) {
+        norm_ = n;
+        return *this;
+    }
+    /// Step size in raw units. requires: finite, > 0.
+    pgd_options& step_size(double s) {
+        if (!std::isfinite(s) || s <= 0) {
+            detail::invalid("pgd_options::step_size", "step_size must be finite and > 0, got ", s);
+        }
+        step_ = s;
+        return *this;
+    }
+    /// Number of gradient steps. requires: >= 1.
+    pgd_options& steps(std::size_t k) {
+        if (k == 0) detail::invalid("pgd_options::steps", "steps must be >= 1, got ", k);
+        steps_ = k;
+        return *this;
+    }
+    /// Runs of the attack from different random starts; the worst example per sample is kept.
+    pgd_options& restarts(std::size_t r) {
+        if (r == 0) detail::invalid("pgd_options::restarts", "restarts must be >= 1, got ", r);
+        restarts_ = r;
+        return *this;
+    }
+    pgd_options& random_start(bool b) {
+        random_start_ = b;
+        return *this;
+    }
+    pgd_options& seed(std::uint64_t s) {
+        seed_ = s;
+        return *this;
+    }
+    pgd_options& targeted(bool t) {
+        targeted_ = t;
+        return *this;
+    }
+    pgd_options& domain(input_domain d) {
+        domain_ = std::move(d);
+        return *this;
+    }
+
+    double epsilon() const { return detail::require_epsilon("pgd", eps_); }
+    advaug::norm norm() const { return norm_; }
+    double step_size() const { return step_ ? *step_ : 2.5 * epsilon() / static_cast<double>(steps_); }
+    std::size_t steps() const { return steps_; }
+    std::size_t restarts() const { return restarts_; }
+    bool random_start() const { return random_start_; }
+    std::uint64_t seed() const { return seed_; }
+    bool targeted() const { return targeted_; }
+    const input_domain& domain() const { return domain_; }
+
+private:
+    std::optional<double> eps_;
+    std::optional<double> step_;
+    advaug::norm norm_ = advaug::norm::linf;
+    std::size_t steps_ = 10;
+    std::size_t restarts_ = 1;
+    bool random_start_ = true;
+    std::uint64_t seed_ = 0;
+    bool targeted_ = false;
+    input_domain domain_;
+};
+
+}  // namespace advaug

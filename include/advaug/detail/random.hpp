@@ -1,0 +1,47 @@
+// Seeded random numbers whose sequence is the same on every platform and standard library.
+//
+// std::uniform_real_distribution and std::normal_distribution are implementation-defined,
+// so advaug draws its own from std::mt19937_64 (whose output is fixed by the standard).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <random>
+
+namespace advaug::detail {
+
+class rng {
+public:
+    explicit rng(std::uint64_t seed) : engine_(seed) {}
+
+    /// Uniform in [0, 1), 53 random bits.
+    double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
+
+    /// Uniform in [lo, hi).
+    double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+
+    /// Standard normal, Box-Muller (both values of each pair are used).
+    double normal() {
+        if (has_spare_) {
+            has_spare_ = false;
+            return spare_;
+        }
+        double u1 = uniform();
+        while (u1 <= 0.0) u1 = uniform();
+        const double u2 = uniform();
+        const double r = std::sqrt(-2.0 * std::log(u1));
+        spare_ = r * std::sin(2.0 * std::numbers::pi * u2);
+        has_spare_ = true;
+        return r * std::cos(2.0 * std::numbers::pi * u2);
+    }
+
+    std::mt19937_64& engine() { return engine_; }
+
+private:
+    std::mt19937_64 engine_;
+    double spare_ = 0.0;
+    bool has_spare_ = false;
+};
+
+}  // namespace advaug::detail

@@ -1,0 +1,131 @@
+// Dense (fully connected) layer: y = x W^T + b.
+//
+// Layout follows PyTorch's nn.Linear: weight is [out, in], bias is [out], so weights move
+// between advaug and PyTorch without transposition.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/gemm.hpp"
+#include "advaug/detail/random.hpp"
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/parameter.hpp"
+
+namespace advaug {
+
+template <class T>
+class dense {
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = 2;
+    static constexpr std::size_t output_rank = 2;
+
+    /// What backward needs: the layer's input (not copied; it must outlive the backward call).
+    struct cache_type {
+        const tensor<T, 2>* x = nullptr;
+    };
+
+    /// Weights from He initialization, N(0, 2 / in), biases zero. requires: in, out >= 1.
+    dense(std::size_t in, std::size_t out, detail::rng& gen)
+        : weight_(tensor<T, 2>::from_shape({out, in})),
+          bias_(tensor<T, 1>::from_shape({out})),
+          weight_grad_(tensor<T, 2>::from_shape({out, in})),
+          bias_grad_(tensor<T, 1>::from_shape({out})) {
+        if (in == 0 || out == 0) {
+            detail::invalid("dense", "in and out must be >= 1, got in = ", in, ", out = ", out);
+        }
+        const double sd = std::sqrt(2.0 / static_cast<double>(in));
+        for (auto& w : weight_) w = static_cast<T>(sd * gen.normal());
+        bias_.fill(T(0));
+        zero_grad();
+    }
+
+    std::size_t in_features() const { return weight_.shape()[1]; }
+    std::size_t out_features() const { return weight_.shape()[0]; }
+
+    /// y = x W^T + b. requires: x is [N, in].
+    void forward(const tensor<T, 2>& x, cache_type& cache, tensor<T, 2>& y) const {
+        check_input("dense::forward", x);
+        const std::size_t n = x.shape()[0], in = in_features(), out = out_features();
+        if (y.shape()[0] != n || y.shape()[1] != out) y.resize({n, out});
+        for (std::size_t i = 0; i < n; ++i) std::copy_n(bias_.data(), out, y.data() + i * out);
+        detail::gemm<T>(false, true, n, out, in, T(1), x.data(), in, weight_.data(), in, T(1),
+                        y.data(), out);
+        cache.x = &x;
+    }
+
+    /// dx = dy W.
+    void backward_input(const cache_type& cache, const tensor<T, 2>& dy, tensor<T, 2>& dx) const {
+        const std::size_t n = cache.x->shape()[0], in = in_features(), out = out_features();
+        check_output_gradient("dense::backward_input", dy, n);
+        if (dx.shape()[0] != n || dx.shape()[1] != in) dx.resize({n, in});
+        detail::gemm<T>(false, false, n, in, out, T(1), dy.data(), out, weight_.data(), in, T(0),
+                        dx.data(), in);
+    }
+
+    /// dW += dy^T x, db += column sums of dy.
+    void accumulate_gradient(const cache_type& cache, const tensor<T, 2>& dy) {
+        const std::size_t n = cache.x->shape()[0], in = in_features(), out = out_features();
+        check_output_gradient("dense::accumulate_gradient", dy, n);
+        detail::gemm<T>(true, false, out, in, n, T(1), dy.data(), out, cache.x->data(), in, T(1),
+                        weight_grad_.data(), in);
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* row = dy.data() + i * out;
+            for (std::size_t j = 0; j < out; ++j) bias_grad_(j) += row[j];
+        }
+    }
+
+    void zero_grad() {
+        weight_grad_.fill(T(0));
+        bias_grad_.fill(T(0));
+    }
+
+    /// "<prefix>weight" [out, in] and "<prefix>bias" [out].
+    void append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix) {
+        out.push_back({prefix + "weight", {out_features(), in_features()},
+                       {weight_.data(), weight_.size()}, {weight_grad_.data(), weight_grad_.size()}});
+        out.push_back({prefix + "bias", {out_features()}, {bias_.data(), bias_.size()},
+                       {bias_grad_.data(), bias_grad_.size()}});
+    }
+
+    std::vector<parameter_view<T>> parameters() {
+        std::vector<parameter_view<T>> out;
+        append_parameters(out, "");
+        return out;
+    }
+
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) { mode_ = m; }
+
+    tensor<T, 2>& weight() { return weight_; }
+    const tensor<T, 2>& weight() const { return weight_; }
+    tensor<T, 1>& bias() { return bias_; }
+    const tensor<T, 1>& bias() const { return bias_; }
+
+private:
+    void check_input(const char* fn, const tensor<T, 2>& x) const {
+        if (x.shape()[1] != in_features()) {
+            detail::invalid(fn, "inputs have shape ", detail::shape_string(x.shape()),
+                            ", the layer expects [N, ", in_features(), "]");
+        }
+    }
+    void check_output_gradient(const char* fn, const tensor<T, 2>& dy, std::size_t n) const {
+        if (dy.shape()[0] != n || dy.shape()[1] != out_features()) {
+            detail::invalid(fn, "the output gradient has shape ", detail::shape_string(dy.shape()),
+                            ", the layer's output is [", n, ", ", out_features(), "]");
+        }
+    }
+
+    tensor<T, 2> weight_;
+    tensor<T, 1> bias_;
+    tensor<T, 2> weight_grad_;
+    tensor<T, 1> bias_grad_;
+    advaug::mode mode_ = advaug::mode::train;
+};
+
+}  // namespace advaug

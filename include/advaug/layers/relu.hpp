@@ -1,0 +1,62 @@
+// ReLU, y = max(x, 0), elementwise on any rank. The derivative at 0 is taken as 0.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/parameter.hpp"
+
+namespace advaug {
+
+namespace detail {
+/// y = max(x, 0); in place when x and y are the same buffer.
+template <class T>
+void relu_forward(const T* x, T* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+}
+/// dx = dy where the layer's output y > 0, else 0 (y > 0 exactly when x > 0).
+template <class T>
+void relu_backward(const T* y, const T* dy, T* dx, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+}
+}  // namespace detail
+
+template <class T, std::size_t Rank = 2>
+class relu {
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = Rank;
+    static constexpr std::size_t output_rank = Rank;
+    struct cache_type {
+        const tensor<T, Rank>* y = nullptr;  // the layer's output
+    };
+
+    void forward(const tensor<T, Rank>& x, cache_type& cache, tensor<T, Rank>& y) const {
+        if (y.shape() != x.shape()) y.resize(x.shape());
+        detail::relu_forward(x.data(), y.data(), x.size());
+        cache.y = &y;
+    }
+    void backward_input(const cache_type& cache, const tensor<T, Rank>& dy,
+                        tensor<T, Rank>& dx) const {
+        if (dy.shape() != cache.y->shape()) {
+            detail::invalid("relu::backward_input", "the output gradient has shape ",
+                            detail::shape_string(dy.shape()), ", the layer's output is ",
+                            detail::shape_string(cache.y->shape()));
+        }
+        if (dx.shape() != dy.shape()) dx.resize(dy.shape());
+        detail::relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
+    }
+    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
+    void zero_grad() {}
+    std::vector<parameter_view<T>> parameters() { return {}; }
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) { mode_ = m; }
+
+private:
+    advaug::mode mode_ = advaug::mode::train;
+};
+
+}  // namespace advaug

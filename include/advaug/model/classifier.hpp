@@ -1,0 +1,131 @@
+// The model contract: what an attack or a trainer needs from a user's model.
+//
+// This header is the single source of truth for the contract; docs/model_contract.md
+// explains it with an example. A model is any type with these members; nothing is
+// registered and nothing is inherited.
+//
+// classifier<M> -- what attacks need
+//   typename M::value_type       float or double.
+//   M::input_rank                2 for [batch, features], 4 for [batch, channels, height, width].
+//   typename M::cache_type       default-constructible scratch space that forward() fills and
+//                                the backward members read. One cache per concurrent caller.
+//   num_classes() const          number of logits per sample.
+//   forward(x, cache, logits) const
+//     requires: x has shape [N, ...] with N > 0 and the feature shape the model expects.
+//     ensures:  logits is resized to [N, num_classes()] and holds the logits; cache holds what
+//               the backward members need. The cache may refer to x: x must stay alive and
+//               unchanged until the last backward call on this cache.
+//               In eval mode the result depends on x and the weights only.
+//   input_gradient(cache, dlogits, dx) const
+//     requires: cache was filled by forward(x, cache, ...) on this model; dlogits has the
+//               shape of the logits and holds dL/dlogits for any loss L.
+//     ensures:  dx has the shape of x and holds dL/dx = J(x)^T dlogits.
+//               Parameter gradients, weights, running statistics and every other piece of
+//               training state are unchanged: this is what lets an attack run between two
+//               optimizer steps without leaking into the next step (the seed's attack called
+//               loss.backward(), which added the attack's gradient to the weights' gradients).
+//   mode() const, set_mode(advaug::mode)
+//     the explicit train/eval switch; attacks are normally run in eval mode.
+//
+// trainable_classifier<M> -- what a trainer needs in addition
+//   parameter_gradient(cache, dlogits)
+//     requires: as for input_gradient.
+//     ensures:  every parameter's gradient is incremented by dL/dparameter for the given
+//               dL/dlogits. Because the vector-Jacobian product is linear in dlogits, a trainer
+//               weights a clean and an adversarial batch exactly by scaling their dlogits:
+//               (1 - alpha) * grad CE(x) + alpha * grad CE(x_adv) is two calls.
+//               Mode-dependent statistics (batch norm's running mean) are updated here, in train
+//               mode, and never by forward() or input_gradient().
+//   zero_grad()         sets every parameter gradient to zero.
+//   parameters()        std::vector<parameter_view<value_type>>: each parameter with its gradient.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/parameter.hpp"
+
+namespace advaug {
+
+/// The value type of a model's input: xt::xtensor<value_type, input_rank>.
+template <class M>
+using input_t = tensor<typename M::value_type, M::input_rank>;
+
+/// The type of a model's logits: [batch, classes].
+template <class M>
+using logits_t = tensor<typename M::value_type, 2>;
+
+namespace detail::contract {
+
+// Each member is its own concept so that a missing member can be named on its own.
+template <class M>
+concept has_value_type =
+    requires { typename M::value_type; } && std::floating_point<typename M::value_type>;
+
+template <class M>
+concept has_input_rank = requires {
+    { M::input_rank } -> std::convertible_to<std::size_t>;
+} && (M::input_rank == 2 || M::input_rank == 4);
+
+template <class M>
+concept has_cache_type =
+    requires { typename M::cache_type; } && std::default_initializable<typename M::cache_type>;
+
+template <class M>
+concept has_num_classes = requires(const M& m) {
+    { m.num_classes() } -> std::convertible_to<std::size_t>;
+};
+
+template <class M>
+concept has_forward =
+    requires(const M& m, const input_t<M>& x, typename M::cache_type& c, logits_t<M>& logits) {
+        m.forward(x, c, logits);
+    };
+
+template <class M>
+concept has_input_gradient = requires(const M& m, typename M::cache_type& c,
+                                      const logits_t<M>& dlogits, input_t<M>& dx) {
+    m.input_gradient(c, dlogits, dx);
+};
+
+template <class M>
+concept has_mode = requires(const M& cm, M& m) {
+    { cm.mode() } -> std::same_as<advaug::mode>;
+    m.set_mode(advaug::mode::eval);
+};
+
+template <class M>
+concept has_parameter_gradient =
+    requires(M& m, typename M::cache_type& c, const logits_t<M>& dlogits) {
+        m.parameter_gradient(c, dlogits);
+    };
+
+template <class M>
+concept has_zero_grad = requires(M& m) { m.zero_grad(); };
+
+template <class M>
+concept has_parameters = requires(M& m) {
+    { m.parameters() } -> std::same_as<std::vector<parameter_view<typename M::value_type>>>;
+};
+
+}  // namespace detail::contract
+
+/// A model that attacks can use: logits and input gradients, in an explicit mode.
+template <class M>
+concept classifier =
+    detail::contract::has_value_type<M> && detail::contract::has_input_rank<M> &&
+    detail::contract::has_cache_type<M> && detail::contract::has_num_classes<M> &&
+    detail::contract::has_forward<M> && detail::contract::has_input_gradient<M> &&
+    detail::contract::has_mode<M>;
+
+/// A classifier that a trainer can train: parameter gradients and parameter views.
+template <class M>
+concept trainable_classifier =
+    classifier<M> && detail::contract::has_parameter_gradient<M> &&
+    detail::contract::has_zero_grad<M> && detail::contract::has_parameters<M>;
+
+}  // namespace advaug
