@@ -30,8 +30,11 @@ struct gradient_check_result {
     double relative_error = 0;   // ||analytic - numeric|| / max(||analytic||, ||numeric||)
     std::size_t worst_index = 0; // flat index of the largest absolute difference
     std::size_t checked = 0;     // number of entries compared
+    double analytic_norm = 0;    // ||analytic||_2 and ||numeric||_2: both 0 means the check
+    double numeric_norm = 0;     // compared zeros with zeros and proves little
 
-    bool passed(double tolerance) const { return relative_error <= tolerance; }
+    /// Within tolerance, and something was compared.
+    bool passed(double tolerance) const { return checked > 0 && relative_error <= tolerance; }
 };
 
 struct gradient_check_options {
@@ -110,7 +113,9 @@ struct fd_accumulator {
     }
 
     gradient_check_result finish() {
-        const double denom = std::max(std::sqrt(analytic2), std::sqrt(numeric2));
+        result.analytic_norm = std::sqrt(analytic2);
+        result.numeric_norm = std::sqrt(numeric2);
+        const double denom = std::max(result.analytic_norm, result.numeric_norm);
         result.relative_error = denom > 0 ? std::sqrt(diff2) / denom : std::sqrt(diff2);
         return result;
     }

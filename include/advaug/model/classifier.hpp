@@ -24,8 +24,13 @@
 //               training state are unchanged: this is what lets an attack run between two
 //               optimizer steps without leaking into the next step (the seed's attack called
 //               loss.backward(), which added the attack's gradient to the weights' gradients).
+//     input_gradient and parameter_gradient leave the record of the forward pass intact, so
+//     both may be called, in any order and more than once, on one cache.
 //   mode() const, set_mode(advaug::mode)
 //     the explicit train/eval switch; attacks are normally run in eval mode.
+//   static constexpr bool mode_independent (optional)
+//     true promises that forward() is the same in both modes (no batch norm, no dropout); the
+//     trainer then lets the seed's FGSM reuse its forward pass at x for the clean loss.
 //
 // trainable_classifier<M> -- what a trainer needs in addition
 //   parameter_gradient(cache, dlogits)
@@ -38,6 +43,9 @@
 //               mode, and never by forward() or input_gradient().
 //   zero_grad()         sets every parameter gradient to zero.
 //   parameters()        std::vector<parameter_view<value_type>>: each parameter with its gradient.
+//                       The views alias the model's storage, which must never be reallocated
+//                       after construction (see model/parameter.hpp).
+// The backward members may take the cache as `const cache_type&` when they need no scratch.
 #pragma once
 
 #include <concepts>

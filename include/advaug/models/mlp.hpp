@@ -28,6 +28,8 @@ class mlp {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = 2;
+    /// No batch norm or dropout: forward() is the same in train and eval mode.
+    static constexpr bool mode_independent = true;
 
     /// Activations kept by forward() for the backward passes, and the backward buffers.
     struct cache_type {
