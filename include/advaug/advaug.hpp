@@ -25,8 +25,21 @@
 #include "advaug/layers/relu.hpp"
 #include "advaug/models/mlp.hpp"
 
-// Tools
+// Training
+#include "advaug/optim/optimizer.hpp"
+#include "advaug/training/method.hpp"
+#include "advaug/training/schedule.hpp"
+#include "advaug/training/train_options.hpp"
+#include "advaug/training/trainer.hpp"
+
+// Data, evaluation, files
+#include "advaug/data/dataset.hpp"
 #include "advaug/data/idx.hpp"
+#include "advaug/evaluation/accuracy.hpp"
+#include "advaug/io/atomic_file.hpp"
+#include "advaug/io/binary.hpp"
+
+// Tools
 #include "advaug/gradcheck/gradient_check.hpp"
 
 namespace advaug {

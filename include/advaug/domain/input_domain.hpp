@@ -164,7 +164,7 @@ void check_in_domain(const char* function, const tensor<T, N>& x, const resolved
         for (std::size_t d = 0; d < d_size; ++d) {
             const T v = p[s * d_size + d];
             const T tol = T(1e-5) * (T(1) + std::abs(v));
-            if (v < r.lo[d] - tol || v > r.hi[d] + tol) {
+            if (!(v >= r.lo[d] - tol && v <= r.hi[d] + tol)) {  // also refuses NaN
                 invalid(function, "inputs[", s, "] element ", d, " = ", v,
                         " lies outside the input domain [", r.lo[d], ", ", r.hi[d],
                         "] (model units); normalized data needs a matching "

@@ -1,0 +1,277 @@
+// Options of the trainer. Setters check their own value at once; the trainer's constructor
+// checks how they fit together (validate()). Nothing falls back silently: options without a
+// natural default (the learning rate, epsilon for an attack) must be set, and the defaults
+// that exist are listed here and printed at the start of a run.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/domain/input_domain.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/training/method.hpp"
+#include "advaug/training/schedule.hpp"
+
+namespace advaug {
+
+/// What a user's callback sees every `log_every` batches (and what the seed printed).
+struct batch_report {
+    std::size_t epoch = 0;             // 0-based
+    std::size_t batch = 0;             // 0-based within the epoch
+    std::size_t batches_per_epoch = 0;
+    double lr = 0, epsilon = 0;
+    double loss = 0;                   // (1 - alpha) * clean + alpha * adversarial
+    double clean_loss = 0;             // CE(x)
+    double adversarial_loss = 0;       // CE(x_adv); NaN for plain training
+    double samples_per_second = 0;
+};
+
+/// One epoch's summary. Accuracies are NaN when not measured.
+struct epoch_report {
+    std::size_t epoch = 0;
+    double loss = 0, clean_loss = 0, adversarial_loss = 0;  // means over the epoch's batches
+    double clean_accuracy = std::numeric_limits<double>::quiet_NaN();
+    double pgd_accuracy = std::numeric_limits<double>::quiet_NaN();
+    double guard_pgd_accuracy = std::numeric_limits<double>::quiet_NaN();
+    double seconds = 0;
+    double samples_per_second = 0;
+    bool collapse_detected = false;
+};
+
+enum class progress_style {
+    automatic,  ///< a bar when the output is a terminal, plain lines otherwise
+    bar,        ///< an updating bar with ETA, samples/s and the running losses
+    lines,      ///< the seed's log line every log_every batches and epoch summaries
+    none,
+};
+
+/// What the catastrophic-overfitting guard does when robust accuracy collapses.
+enum class collapse_action { warn, stop_and_restore };
+
+class train_options {
+public:
+    train_options& method(training_method m) {
+        method_ = m;
+        return *this;
+    }
+    /// Attack radius in raw units (see input_domain). For plain training it only sets the
+    /// attack of the epoch summary and of the collapse guard.
+    train_options& epsilon(double eps) {
+        if (!std::isfinite(eps) || eps < 0) bad("epsilon", "must be finite and >= 0", eps);
+        epsilon_ = eps;
+        return *this;
+    }
+    /// Weight of the adversarial loss, in [0, 1]. Default: see default_alpha().
+    train_options& alpha(double a) {
+        if (!(a >= 0 && a <= 1)) bad("alpha", "must be in [0, 1]", a);
+        alpha_ = a;
+        return *this;
+    }
+    /// The learning-rate schedule (required).
+    train_options& learning_rate(lr_schedule s) {
+        lr_ = std::move(s);
+        return *this;
+    }
+    /// Ramps epsilon linearly from 0 over the first `epochs` epochs (0: no warm-up).
+    train_options& epsilon_warmup(double epochs) {
+        if (!std::isfinite(epochs) || epochs < 0) bad("epsilon_warmup", "must be finite and >= 0", epochs);
+        warmup_ = epochs;
+        return *this;
+    }
+    train_options& epochs(std::size_t e) {
+        if (e == 0) bad("epochs", "must be >= 1", e);
+        epochs_ = e;
+        return *this;
+    }
+    train_options& batch_size(std::size_t b) {
+        if (b == 0) bad("batch_size", "must be >= 1", b);
+        batch_size_ = b;
+        return *this;
+    }
+    /// Seeds shuffling and every random start; with the same thread count a run is bitwise
+    /// reproducible.
+    train_options& seed(std::uint64_t s) {
+        seed_ = s;
+        return *this;
+    }
+    /// PGD training only: number of steps (default 7) and step size (default 2.5 eps / steps).
+    train_options& pgd_steps(std::size_t k) {
+        if (k == 0) bad("pgd_steps", "must be >= 1", k);
+        pgd_steps_ = k;
+        return *this;
+    }
+    train_options& pgd_step_size(double s) {
+        if (!std::isfinite(s) || s <= 0) bad("pgd_step_size", "must be finite and > 0", s);
+        pgd_step_size_ = s;
+        return *this;
+    }
+    /// Mode of the model while the attack runs (default eval: batch norm uses its running
+    /// statistics and dropout is off, and the attack never updates statistics either way).
+    train_options& attack_mode(advaug::mode m) {
+        attack_mode_ = m;
+        return *this;
+    }
+    train_options& domain(input_domain d) {
+        domain_ = std::move(d);
+        return *this;
+    }
+    /// The seed's log line every n batches (default 100; 0: never).
+    train_options& log_every(std::size_t n) {
+        log_every_ = n;
+        return *this;
+    }
+    train_options& progress(progress_style p) {
+        progress_ = p;
+        return *this;
+    }
+    /// Where progress goes (default std::cout). The stream must outlive the trainer.
+    train_options& output(std::ostream& out) {
+        output_ = &out;
+        return *this;
+    }
+    /// A JSON-lines log: one object per logged batch and per epoch (empty: none).
+    train_options& json_log(std::string path) {
+        json_log_ = std::move(path);
+        return *this;
+    }
+    /// Epoch summary: clean and PGD-k accuracy (k = eval_pgd_steps, default 20, step
+    /// 2.5 eps / k, random start) on the first `samples` of the validation set (default 1000).
+    train_options& evaluation(std::size_t samples, std::size_t pgd_steps) {
+        if (samples == 0) bad("evaluation", "samples must be >= 1", samples);
+        if (pgd_steps == 0) bad("evaluation", "pgd_steps must be >= 1", pgd_steps);
+        eval_samples_ = samples;
+        eval_pgd_steps_ = pgd_steps;
+        return *this;
+    }
+    /// The catastrophic-overfitting guard: every `every_batches` batches (0: at the end of
+    /// each epoch) it measures PGD accuracy on a fixed batch of `samples` training samples;
+    /// a drop of more than `drop` (absolute, e.g. 0.2) below the best so far is a collapse.
+    train_options& collapse_guard(std::size_t every_batches, double drop, collapse_action action,
+                                  std::size_t samples = 512, std::size_t pgd_steps = 10) {
+        if (!(drop > 0 && drop <= 1)) bad("collapse_guard", "drop must be in (0, 1]", drop);
+        if (samples == 0) bad("collapse_guard", "samples must be >= 1", samples);
+        if (pgd_steps == 0) bad("collapse_guard", "pgd_steps must be >= 1", pgd_steps);
+        guard_ = guard_settings{every_batches, drop, action, samples, pgd_steps};
+        return *this;
+    }
+    train_options& no_collapse_guard() {
+        guard_.reset();
+        return *this;
+    }
+    /// Save the whole training state to `path` every `every_batches` batches (0: at the end
+    /// of each epoch only) and at the end of each epoch, atomically.
+    train_options& checkpoint(std::string path, std::size_t every_batches = 0) {
+        if (path.empty()) bad("checkpoint", "path must not be empty", "''");
+        checkpoint_path_ = std::move(path);
+        checkpoint_every_ = every_batches;
+        return *this;
+    }
+    train_options& on_batch(std::function<void(const batch_report&)> f) {
+        on_batch_ = std::move(f);
+        return *this;
+    }
+    train_options& on_epoch(std::function<void(const epoch_report&)> f) {
+        on_epoch_ = std::move(f);
+        return *this;
+    }
+
+    struct guard_settings {
+        std::size_t every_batches;
+        double drop;
+        collapse_action action;
+        std::size_t samples;
+        std::size_t pgd_steps;
+    };
+
+    training_method method() const { return method_; }
+    std::optional<double> epsilon() const { return epsilon_; }
+    double alpha() const { return alpha_ ? *alpha_ : default_alpha(method_); }
+    const std::optional<lr_schedule>& learning_rate() const { return lr_; }
+    double epsilon_warmup() const { return warmup_; }
+    std::size_t epochs() const { return epochs_; }
+    std::size_t batch_size() const { return batch_size_; }
+    std::uint64_t seed() const { return seed_; }
+    std::size_t pgd_steps() const { return pgd_steps_ ? *pgd_steps_ : 7; }
+    double pgd_step_size() const {
+        return pgd_step_size_ ? *pgd_step_size_ : 2.5 * epsilon_.value_or(0) / static_cast<double>(pgd_steps());
+    }
+    advaug::mode attack_mode() const { return attack_mode_; }
+    const input_domain& domain() const { return domain_; }
+    std::size_t log_every() const { return log_every_; }
+    progress_style progress() const { return progress_; }
+    std::ostream* output() const { return output_; }
+    const std::string& json_log() const { return json_log_; }
+    std::size_t eval_samples() const { return eval_samples_; }
+    std::size_t eval_pgd_steps() const { return eval_pgd_steps_; }
+    const std::optional<guard_settings>& guard() const { return guard_; }
+    const std::string& checkpoint_path() const { return checkpoint_path_; }
+    std::size_t checkpoint_every() const { return checkpoint_every_; }
+    const std::function<void(const batch_report&)>& batch_callback() const { return on_batch_; }
+    const std::function<void(const epoch_report&)>& epoch_callback() const { return on_epoch_; }
+
+    /// How the options fit together; the trainer calls this when it is built.
+    void validate(const char* fn) const {
+        if (!lr_) detail::invalid(fn, "learning_rate was not set; call .learning_rate(...)");
+        const bool attacks = method_ != training_method::plain;
+        if (attacks && !epsilon_) {
+            detail::invalid(fn, "method ", to_string(method_), " needs epsilon; call .epsilon(...)");
+        }
+        if (!attacks && alpha_ && *alpha_ != 0) {
+            detail::invalid(fn, "alpha is ", *alpha_, " but method plain has no adversarial loss");
+        }
+        if (method_ != training_method::pgd && (pgd_steps_ || pgd_step_size_)) {
+            detail::invalid(fn, "pgd_steps/pgd_step_size are set but the method is ",
+                            to_string(method_), ", not pgd");
+        }
+        if (attacks && *epsilon_ == 0) {
+            detail::invalid(fn, "method ", to_string(method_), " with epsilon 0 is plain training; "
+                            "use method plain");
+        }
+        if (warmup_ > 0 && !attacks) {
+            detail::invalid(fn, "epsilon_warmup is set but method plain has no attack");
+        }
+        if (guard_ && !epsilon_) {
+            detail::invalid(fn, "the collapse guard needs epsilon for its PGD attack");
+        }
+    }
+
+private:
+    template <class V>
+    [[noreturn]] static void bad(const char* option, const char* rule, const V& value) {
+        const std::string fn = std::string("train_options::") + option;
+        detail::invalid(fn.c_str(), option, " ", rule, ", got ", value);
+    }
+
+    training_method method_ = training_method::plain;
+    std::optional<double> epsilon_;
+    std::optional<double> alpha_;
+    std::optional<lr_schedule> lr_;
+    double warmup_ = 0;
+    std::size_t epochs_ = 1;
+    std::size_t batch_size_ = 128;
+    std::uint64_t seed_ = 0;
+    std::optional<std::size_t> pgd_steps_;
+    std::optional<double> pgd_step_size_;
+    advaug::mode attack_mode_ = advaug::mode::eval;
+    input_domain domain_;
+    std::size_t log_every_ = 100;
+    progress_style progress_ = progress_style::automatic;
+    std::ostream* output_ = nullptr;
+    std::string json_log_;
+    std::size_t eval_samples_ = 1000;
+    std::size_t eval_pgd_steps_ = 20;
+    std::optional<guard_settings> guard_;
+    std::string checkpoint_path_;
+    std::size_t checkpoint_every_ = 0;
+    std::function<void(const batch_report&)> on_batch_;
+    std::function<void(const epoch_report&)> on_epoch_;
+};
+
+}  // namespace advaug

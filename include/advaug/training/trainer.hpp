@@ -1,0 +1,627 @@
+// The adversarial training loop, generic over a trainable classifier and an optimizer.
+//
+// Each batch is trained on (1 - alpha) * CE(x) + alpha * CE(x_adv), and the parameter gradient
+// is exactly (1 - alpha) * grad CE(x) + alpha * grad CE(x_adv): the attack only calls
+// forward() and input_gradient(), which never touch parameter gradients, and the two halves
+// reach the parameters through parameter_gradient() with their dlogits scaled by (1 - alpha)
+// and alpha. The seed's code ran loss.backward() inside its attack, which added one more
+// grad CE(x) to every step (docs/training.md measures what that costs).
+//
+// Randomness is counter-based: the shuffle of epoch e and the random start of batch b of
+// epoch e are drawn from generators seeded by (seed, e) and (seed, e, b). A run is therefore
+// bitwise reproducible for a seed and a thread count, and a checkpoint only needs the
+// position (epoch, batch) to resume the exact same sequence.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <zlib.h>
+
+#include "advaug/attacks/detail/attack_core.hpp"
+#include "advaug/attacks/pgd.hpp"
+#include "advaug/data/dataset.hpp"
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/random.hpp"
+#include "advaug/evaluation/accuracy.hpp"
+#include "advaug/io/atomic_file.hpp"
+#include "advaug/io/binary.hpp"
+#include "advaug/model/classifier.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/static_checks.hpp"
+#include "advaug/training/method.hpp"
+#include "advaug/training/progress.hpp"
+#include "advaug/training/train_options.hpp"
+
+namespace advaug {
+
+/// What fit() returns.
+struct training_result {
+    std::vector<epoch_report> epochs;
+    bool collapse_detected = false;  // the guard saw robust accuracy collapse
+    bool stopped_early = false;      // ... and stopped, restoring the best weights
+};
+
+/// The three losses of one batch; NaN where not computed.
+struct batch_losses {
+    double loss = std::numeric_limits<double>::quiet_NaN();
+    double clean = std::numeric_limits<double>::quiet_NaN();
+    double adversarial = std::numeric_limits<double>::quiet_NaN();
+};
+
+namespace detail {
+
+/// splitmix64 of a few words: independent, platform-stable seeds for (seed, epoch, batch).
+inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
+    auto mix = [](std::uint64_t z) {
+        z += 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    };
+    return mix(mix(mix(a) ^ b) ^ c);
+}
+
+/// An optional member `static constexpr bool mode_independent = true` tells the trainer
+/// that forward() does the same in train and eval mode (no batch norm, no dropout), so the
+/// attack's forward pass at x can also serve the clean loss.
+template <class M>
+constexpr bool mode_independent() {
+    if constexpr (requires { M::mode_independent; }) {
+        return static_cast<bool>(M::mode_independent);
+    } else {
+        return false;
+    }
+}
+
+template <class T, std::size_t N>
+void copy_into(tensor<T, N>& dst, const tensor<T, N>& src) {
+    if (dst.shape() != src.shape()) dst.resize(src.shape());
+    std::copy(src.data(), src.data() + src.size(), dst.data());
+}
+
+inline constexpr char checkpoint_magic[8] = {'A', 'D', 'V', 'A', 'U', 'G', 'C', 'K'};
+inline constexpr std::uint32_t checkpoint_version = 1;
+
+}  // namespace detail
+
+template <class M, class Optimizer>
+class trainer {
+public:
+    using value_type = typename M::value_type;
+    using input_type = input_t<M>;
+
+    /// requires: M is a trainable_classifier; the model and optimizer outlive the trainer.
+    /// throws:   std::invalid_argument when the options do not fit together.
+    trainer(M& model, Optimizer& optimizer, train_options options)
+        : model_(model), optimizer_(optimizer), options_(std::move(options)) {
+        static_assert(check_trainable_classifier<M>());
+        options_.validate("trainer");
+        params_ = model_.parameters();
+    }
+
+    const train_options& options() const { return options_; }
+
+    /// One batch's gradient: zero_grad(), then the method's gradient at the given epsilon
+    /// (raw units), without an optimizer step. `batch_seed` seeds the random start;
+    /// `clean_loss_wanted` also computes CE(x) when alpha is 1 (for the log line).
+    /// ensures: every parameter gradient equals (1 - alpha) grad CE(x) + alpha grad CE(x_adv),
+    ///          x_adv is adversarial_batch(), and the model's mode is as before.
+    batch_losses compute_gradient(const input_type& x, const label_vector& y, double epsilon,
+                                  std::uint64_t batch_seed, bool clean_loss_wanted = false);
+
+    /// The adversarial batch of the last compute_gradient() (empty for plain training).
+    const input_type& adversarial_batch() const { return x_adv_; }
+
+    /// Trains for the configured epochs from the current position (the start, or where
+    /// resume() left off). `validation` (optional) feeds the epoch summary.
+    template <class S>
+    training_result fit(const dataset<S>& train, const dataset<S>* validation = nullptr);
+
+    /// Writes the whole training state atomically: weights, optimizer state, position,
+    /// seed, the epoch's running losses and the collapse guard's state.
+    void save_checkpoint(const std::string& path) const;
+
+    /// Loads a checkpoint written by a trainer with the same model architecture, method,
+    /// seed and batch size; the next fit() continues exactly where it was written.
+    void resume(const std::string& path);
+
+    std::size_t next_epoch() const { return next_epoch_; }
+    std::size_t next_batch() const { return next_batch_; }
+
+private:
+    using T = value_type;
+
+    /// Robust accuracy of the current model on (x, y) under PGD at the full epsilon.
+    double pgd_accuracy(const input_type& x, const label_vector& y, std::size_t steps) const;
+    double clean_accuracy(const input_type& x, const label_vector& y) const;
+    void snapshot_best();
+    void restore_best();
+
+    M& model_;
+    Optimizer& optimizer_;
+    train_options options_;
+    std::vector<parameter_view<T>> params_;
+
+    // buffers reused by every batch: after the first batch a step allocates nothing
+    input_type x_, x_adv_;
+    label_vector y_;
+    typename M::cache_type attack_cache_, clean_cache_, adv_cache_;
+    logits_t<M> logits_, dlogits_;
+    input_type grad_;
+    detail::resolved_domain<T> domain_;
+
+    // position and the running sums of the current epoch
+    std::size_t next_epoch_ = 0, next_batch_ = 0;
+    double sum_loss_ = 0, sum_clean_ = 0, sum_adv_ = 0;
+    std::size_t count_loss_ = 0, count_clean_ = 0, count_adv_ = 0;
+
+    // catastrophic-overfitting guard
+    double guard_best_ = -1;
+    bool collapsed_ = false;
+    std::vector<std::vector<T>> best_weights_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+template <class M, class Optimizer>
+batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const label_vector& y,
+                                                     double epsilon, std::uint64_t batch_seed,
+                                                     bool clean_loss_wanted) {
+    const char* fn = "trainer::compute_gradient";
+    detail::check_nonempty_batch(fn, "inputs", x);
+    detail::check_labels(fn, y, x.shape()[0], model_.num_classes());
+    if (!std::isfinite(epsilon) || epsilon < 0) {
+        detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
+    }
+    if (domain_.sample_size != x.size() / x.shape()[0]) {
+        domain_ = detail::resolve<T>(fn, options_.domain(), x.shape());
+    }
+    detail::check_in_domain(fn, x, domain_);
+
+    const training_method method = options_.method();
+    const T alpha = static_cast<T>(options_.alpha());
+    model_.zero_grad();
+    batch_losses out;
+
+    if (method == training_method::plain) {
+        model_.forward(x, clean_cache_, logits_);
+        out.clean = cross_entropy_gradient(logits_, y, dlogits_, T(1));
+        model_.parameter_gradient(clean_cache_, dlogits_);
+        out.loss = out.clean;
+        x_adv_.resize({0});
+        return out;
+    }
+
+    // 1. The adversarial example, with the model in the attack's mode.
+    const bool attack_is_training_mode =
+        options_.attack_mode() == model_.mode() || detail::mode_independent<M>();
+    // The seed's FGSM starts at x itself: its forward pass is the clean forward pass.
+    const bool reuse_clean = method == training_method::fgsm && attack_is_training_mode;
+    const T eps = static_cast<T>(epsilon);
+    {
+        std::optional<mode_guard<M>> guard;
+        if (model_.mode() != options_.attack_mode()) guard.emplace(model_, options_.attack_mode());
+        detail::rng gen(batch_seed);
+        T step = eps, ball = eps;
+        std::size_t steps = 1;
+        switch (method) {
+            case training_method::fgsm:
+                detail::copy_into(x_adv_, x);
+                break;
+            case training_method::fgsm_rs:
+                if (x_adv_.shape() != x.shape()) x_adv_.resize(x.shape());
+                detail::random_start(x_adv_, x, domain_, norm::linf, epsilon, gen);
+                step = T(1.25) * eps;
+                break;
+            case training_method::n_fgsm:
+                if (x_adv_.shape() != x.shape()) x_adv_.resize(x.shape());
+                detail::random_start(x_adv_, x, domain_, norm::linf, 2 * epsilon, gen);
+                ball = std::numeric_limits<T>::infinity();
+                break;
+            case training_method::pgd: {
+                if (x_adv_.shape() != x.shape()) x_adv_.resize(x.shape());
+                detail::random_start(x_adv_, x, domain_, norm::linf, epsilon, gen);
+                steps = options_.pgd_steps();
+                // the step size follows epsilon during a warm-up
+                const double full = options_.epsilon().value_or(epsilon);
+                step = static_cast<T>(options_.pgd_step_size() * (full > 0 ? epsilon / full : 1.0));
+                break;
+            }
+            case training_method::plain:
+                break;
+        }
+        for (std::size_t k = 0; k < steps; ++k) {
+            // The seed's FGSM takes its gradient at x itself; the cache must refer to x, not
+            // to x_adv_, which the step below changes in place.
+            model_.forward(method == training_method::fgsm ? x : x_adv_, attack_cache_, logits_);
+            const double loss = cross_entropy_gradient(logits_, y, dlogits_, T(1));
+            if (reuse_clean) out.clean = loss;
+            model_.input_gradient(attack_cache_, dlogits_, grad_);
+            detail::linf_step(fn, x_adv_, x, grad_, domain_, step, ball, T(1));
+        }
+    }
+
+    // 2. The clean half: (1 - alpha) * grad CE(x).
+    if (alpha < 1 || clean_loss_wanted) {
+        if (reuse_clean) {
+            // attack_cache_ and dlogits_ still hold the forward pass at x and dCE/dlogits
+            if (alpha < 1) {
+                dlogits_ *= (T(1) - alpha);
+                model_.parameter_gradient(attack_cache_, dlogits_);
+            }
+        } else if (alpha < 1) {
+            model_.forward(x, clean_cache_, logits_);
+            out.clean = cross_entropy_gradient(logits_, y, dlogits_, T(1) - alpha);
+            model_.parameter_gradient(clean_cache_, dlogits_);
+        } else {
+            model_.forward(x, clean_cache_, logits_);
+            out.clean = detail::cross_entropy_kernel<T>(fn, logits_, y, nullptr, nullptr, T(1), nullptr);
+        }
+    }
+
+    // 3. The adversarial half: alpha * grad CE(x_adv).
+    if (alpha > 0) {
+        model_.forward(x_adv_, adv_cache_, logits_);
+        out.adversarial = cross_entropy_gradient(logits_, y, dlogits_, alpha);
+        model_.parameter_gradient(adv_cache_, dlogits_);
+    }
+    const double a = static_cast<double>(alpha);
+    out.loss = (a < 1 ? (1 - a) * out.clean : 0.0) + (a > 0 ? a * out.adversarial : 0.0);
+    return out;
+}
+
+template <class M, class Optimizer>
+double trainer<M, Optimizer>::pgd_accuracy(const input_type& x, const label_vector& y,
+                                           std::size_t steps) const {
+    const double eps = *options_.epsilon();
+    const auto attack = pgd_options{}.epsilon(eps).steps(steps).seed(options_.seed() ^ 0x5eed)
+                            .domain(options_.domain());
+    const input_type adv = pgd(model_, x, y, attack);
+    return clean_accuracy(adv, y);
+}
+
+template <class M, class Optimizer>
+double trainer<M, Optimizer>::clean_accuracy(const input_type& x, const label_vector& y) const {
+    typename M::cache_type cache;
+    logits_t<M> logits;
+    model_.forward(x, cache, logits);
+    return static_cast<double>(count_correct(logits, y)) / static_cast<double>(y.size());
+}
+
+template <class M, class Optimizer>
+void trainer<M, Optimizer>::snapshot_best() {
+    best_weights_.resize(params_.size());
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        best_weights_[i].assign(params_[i].value.begin(), params_[i].value.end());
+    }
+}
+
+template <class M, class Optimizer>
+void trainer<M, Optimizer>::restore_best() {
+    for (std::size_t i = 0; i < params_.size() && i < best_weights_.size(); ++i) {
+        std::copy(best_weights_[i].begin(), best_weights_[i].end(), params_[i].value.begin());
+    }
+}
+
+template <class M, class Optimizer>
+template <class S>
+training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const dataset<S>* validation) {
+    const char* fn = "trainer::fit";
+    const std::size_t n = train.size(), batch = options_.batch_size();
+    if (train.num_classes() != model_.num_classes()) {
+        detail::invalid(fn, "the training set has ", train.num_classes(),
+                        " classes, the model has ", model_.num_classes());
+    }
+    const std::size_t batches = batches_per_epoch(n, batch, false);
+    const lr_schedule& lr = *options_.learning_rate();
+    const double eps_full = options_.epsilon().value_or(0.0);
+    const bool attacks = options_.method() != training_method::plain;
+    detail::progress_reporter progress(options_, options_.epochs());
+    progress.batch_size_hint_ = static_cast<double>(batch);
+
+    {
+        std::ostringstream h;
+        h << "advaug: training " << to_string(options_.method()) << " on " << n << " samples, "
+          << options_.epochs() << " epochs of " << batches << " batches of " << batch
+          << ", lr " << lr.describe();
+        if (attacks) {
+            h << ", epsilon " << eps_full << " (raw units), alpha " << options_.alpha();
+            if (options_.epsilon_warmup() > 0) h << ", epsilon warm-up " << options_.epsilon_warmup() << " epochs";
+            if (options_.method() == training_method::pgd) {
+                h << ", " << options_.pgd_steps() << " steps of " << options_.pgd_step_size();
+            }
+            h << ", attack in " << (options_.attack_mode() == mode::eval ? "eval" : "train") << " mode";
+        }
+        h << ", seed " << options_.seed();
+        if (next_epoch_ > 0 || next_batch_ > 0) {
+            h << "; resuming at epoch " << next_epoch_ + 1 << " batch " << next_batch_ + 1;
+        }
+        progress.header(h.str());
+    }
+
+    // Fixed batches for the epoch summary and the collapse guard, built once.
+    std::optional<std::pair<input_type, label_vector>> val, guard;
+    if (validation) {
+        const std::size_t count = std::min(options_.eval_samples(), validation->size());
+        val = validation->template slice<T, M::input_rank>(0, count);
+    }
+    const auto& guard_settings = options_.guard();
+    if (guard_settings) {
+        auto order = shuffled_indices(n, detail::mix_seed(options_.seed(), 0x9a4d));
+        order.resize(std::min(guard_settings->samples, n));
+        input_type gx;
+        label_vector gy;
+        train.batch(std::span<const std::size_t>(order), gx, gy);
+        guard.emplace(std::move(gx), std::move(gy));
+    }
+
+    training_result result;
+    model_.set_mode(mode::train);
+    auto check_collapse = [&](epoch_report* report) -> bool {
+        if (!guard) return false;
+        double acc;
+        {
+            mode_guard<M> eval(model_, mode::eval);
+            acc = pgd_accuracy(guard->first, guard->second, guard_settings->pgd_steps);
+        }
+        if (report) report->guard_pgd_accuracy = acc;
+        if (acc > guard_best_) {
+            guard_best_ = acc;
+            snapshot_best();
+            return false;
+        }
+        if (guard_best_ - acc <= guard_settings->drop) return false;
+        collapsed_ = true;
+        result.collapse_detected = true;
+        if (report) report->collapse_detected = true;
+        std::ostringstream m;
+        m << "advaug: warning: catastrophic overfitting: PGD accuracy on the guard batch fell from "
+          << 100 * guard_best_ << "% to " << 100 * acc << "% (epoch " << next_epoch_ + 1 << ", batch "
+          << next_batch_ << ")";
+        if (guard_settings->action == collapse_action::stop_and_restore) {
+            restore_best();
+            m << "; stopping and restoring the best weights";
+        }
+        progress.message(m.str());
+        return guard_settings->action == collapse_action::stop_and_restore;
+    };
+
+    std::vector<std::size_t> order;
+    for (; next_epoch_ < options_.epochs(); ++next_epoch_) {
+        const std::size_t epoch = next_epoch_;
+        order = shuffled_indices(n, detail::mix_seed(options_.seed(), epoch));
+        const auto start = std::chrono::steady_clock::now();
+        std::size_t samples_done = 0;
+        for (; next_batch_ < batches; ++next_batch_) {
+            const std::size_t b = next_batch_;
+            const std::size_t first = b * batch, count = std::min(batch, n - first);
+            train.batch(std::span<const std::size_t>(order.data() + first, count), x_, y_);
+            const double progress_epoch =
+                static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
+            const double rate = lr.at(progress_epoch);
+            double eps = eps_full;
+            if (options_.epsilon_warmup() > 0) {
+                eps = eps_full * std::min(1.0, progress_epoch / options_.epsilon_warmup());
+            }
+            const bool logged = options_.log_every() > 0 && b % options_.log_every() == 0;
+            const std::string stopped =
+                options_.checkpoint_path().empty()
+                    ? std::string("; training stopped")
+                    : "; training stopped; the last checkpoint '" + options_.checkpoint_path() + "' is unchanged";
+            batch_losses losses;
+            try {
+                losses = compute_gradient(x_, y_, eps, detail::mix_seed(options_.seed(), epoch, b + 1), logged);
+            } catch (const numeric_error& e) {
+                throw numeric_error(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1, ": ",
+                                                   e.what(), stopped));
+            }
+            if (!std::isfinite(losses.loss)) {
+                throw numeric_error(detail::concat(fn, "(): the training loss is ",
+                                                   std::isnan(losses.loss) ? "nan" : losses.loss > 0 ? "inf" : "-inf",
+                                                   " at epoch ",
+                                                   epoch + 1, ", batch ", b + 1, stopped));
+            }
+            optimizer_.step(params_, rate);
+
+            sum_loss_ += losses.loss;
+            ++count_loss_;
+            if (std::isfinite(losses.clean)) sum_clean_ += losses.clean, ++count_clean_;
+            if (std::isfinite(losses.adversarial)) sum_adv_ += losses.adversarial, ++count_adv_;
+            samples_done += count;
+
+            const double seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            batch_report r{epoch, b, batches, rate, eps, losses.loss, losses.clean,
+                           losses.adversarial, seconds > 0 ? samples_done / seconds : 0.0};
+            progress.batch(r, logged);
+            if (logged && options_.batch_callback()) options_.batch_callback()(r);
+
+            bool stop = false;
+            if (guard_settings && guard_settings->every_batches > 0 &&
+                (b + 1) % guard_settings->every_batches == 0) {
+                stop = check_collapse(nullptr);
+            }
+            if (stop) {
+                result.stopped_early = true;
+                ++next_batch_;
+                return result;
+            }
+            if (!options_.checkpoint_path().empty() && options_.checkpoint_every() > 0 &&
+                (b + 1) % options_.checkpoint_every() == 0 && b + 1 < batches) {
+                ++next_batch_;  // the position saved is the next batch to run
+                save_checkpoint(options_.checkpoint_path());
+                --next_batch_;
+            }
+        }
+
+        epoch_report report;
+        report.epoch = epoch;
+        report.loss = count_loss_ ? sum_loss_ / count_loss_ : std::numeric_limits<double>::quiet_NaN();
+        report.clean_loss = count_clean_ ? sum_clean_ / count_clean_ : std::numeric_limits<double>::quiet_NaN();
+        report.adversarial_loss = count_adv_ ? sum_adv_ / count_adv_ : std::numeric_limits<double>::quiet_NaN();
+        report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        report.samples_per_second = report.seconds > 0 ? samples_done / report.seconds : 0.0;
+        bool stop = false;
+        if (guard_settings && guard_settings->every_batches == 0) stop = check_collapse(&report);
+        if (val) {
+            mode_guard<M> eval(model_, mode::eval);
+            report.clean_accuracy = clean_accuracy(val->first, val->second);
+            if (eps_full > 0) report.pgd_accuracy = pgd_accuracy(val->first, val->second, options_.eval_pgd_steps());
+        }
+        report.collapse_detected = report.collapse_detected || (collapsed_ && stop);
+        progress.epoch(report);
+        if (options_.epoch_callback()) options_.epoch_callback()(report);
+        result.epochs.push_back(report);
+
+        next_batch_ = 0;
+        sum_loss_ = sum_clean_ = sum_adv_ = 0;
+        count_loss_ = count_clean_ = count_adv_ = 0;
+        if (stop) {
+            result.stopped_early = true;
+            ++next_epoch_;
+            return result;
+        }
+        if (!options_.checkpoint_path().empty()) {
+            ++next_epoch_;
+            save_checkpoint(options_.checkpoint_path());
+            --next_epoch_;
+        }
+    }
+    return result;
+}
+
+template <class M, class Optimizer>
+void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
+    io::binary_writer w;
+    for (char c : detail::checkpoint_magic) w.write(c);
+    w.write(detail::checkpoint_version);
+    w.write<std::uint8_t>(sizeof(T));
+    w.write_string(std::string(to_string(options_.method())));
+    w.write<std::uint64_t>(options_.seed());
+    w.write<std::uint64_t>(options_.batch_size());
+    w.write<std::uint64_t>(next_epoch_);
+    w.write<std::uint64_t>(next_batch_);
+    w.write(sum_loss_);
+    w.write(sum_clean_);
+    w.write(sum_adv_);
+    w.write<std::uint64_t>(count_loss_);
+    w.write<std::uint64_t>(count_clean_);
+    w.write<std::uint64_t>(count_adv_);
+    w.write<std::uint64_t>(params_.size());
+    for (const auto& p : params_) {
+        w.write_string(p.name);
+        std::vector<std::uint64_t> shape(p.shape.begin(), p.shape.end());
+        w.write_vector(shape);
+        w.write_array(p.value.data(), p.value.size());
+    }
+    optimizer_.save_state(w);
+    w.write(guard_best_);
+    w.write<std::uint8_t>(collapsed_ ? 1 : 0);
+    w.write<std::uint64_t>(best_weights_.size());
+    for (const auto& b : best_weights_) w.write_vector(b);
+    const auto crc = static_cast<std::uint32_t>(
+        ::crc32(0L, w.bytes().data(), static_cast<uInt>(w.bytes().size())));
+    w.write(crc);
+    io::write_file_atomically(path, w.bytes());
+}
+
+template <class M, class Optimizer>
+void trainer<M, Optimizer>::resume(const std::string& path) {
+    const char* fn = "trainer::resume";
+    const auto bytes = io::read_file(path);
+    const std::string source = detail::concat(fn, "(): '", path, "'");
+    if (bytes.size() < sizeof(detail::checkpoint_magic) + 8 ||
+        !std::equal(std::begin(detail::checkpoint_magic), std::end(detail::checkpoint_magic), bytes.begin())) {
+        throw io_error(source + " is not an advaug checkpoint (bad magic)");
+    }
+    std::uint32_t stored_crc;
+    std::memcpy(&stored_crc, bytes.data() + bytes.size() - 4, 4);
+    const auto crc = static_cast<std::uint32_t>(::crc32(0L, bytes.data(), static_cast<uInt>(bytes.size() - 4)));
+    if (crc != stored_crc) throw io_error(source + " is corrupted or truncated (checksum mismatch)");
+
+    io::binary_reader r(bytes.data(), bytes.size() - 4, source);
+    for (std::size_t i = 0; i < sizeof(detail::checkpoint_magic); ++i) r.read<char>("magic");
+    if (const auto v = r.read<std::uint32_t>("version"); v != detail::checkpoint_version) {
+        r.fail("version", detail::concat(v, " is not supported (expected ", detail::checkpoint_version, ")"));
+    }
+    if (const auto size = r.read<std::uint8_t>("value size"); size != sizeof(T)) {
+        r.fail("value size", detail::concat("is ", int(size), " bytes, this model uses ", sizeof(T)));
+    }
+    auto expect = [&](const char* what, const auto& stored, const auto& current) {
+        if (!(stored == current)) {
+            throw std::invalid_argument(detail::concat(fn, "(): the checkpoint '", path, "' was written with ",
+                                                       what, " ", stored, ", this trainer has ", current));
+        }
+    };
+    expect("method", r.read_string("method"), std::string(to_string(options_.method())));
+    expect("seed", r.read<std::uint64_t>("seed"), std::uint64_t(options_.seed()));
+    expect("batch_size", r.read<std::uint64_t>("batch size"), std::uint64_t(options_.batch_size()));
+    const auto epoch = r.read<std::uint64_t>("epoch");
+    const auto batch = r.read<std::uint64_t>("batch");
+    const auto sums = std::array{r.read<double>("loss sum"), r.read<double>("clean loss sum"),
+                                 r.read<double>("adversarial loss sum")};
+    const auto counts = std::array{r.read<std::uint64_t>("loss count"), r.read<std::uint64_t>("clean count"),
+                                   r.read<std::uint64_t>("adversarial count")};
+    const auto count = r.read<std::uint64_t>("parameter count");
+    if (count != params_.size()) {
+        throw std::invalid_argument(detail::concat(fn, "(): the checkpoint '", path, "' holds ", count,
+                                                   " parameter tensors, the model has ", params_.size(),
+                                                   " (another architecture)"));
+    }
+    // Read everything into scratch first, so a bad file leaves the model untouched.
+    std::vector<std::vector<T>> values(params_.size());
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        const auto& p = params_[i];
+        const std::string name = r.read_string("parameter name");
+        const auto shape = r.read_vector<std::uint64_t>("parameter shape", 16);
+        const std::vector<std::uint64_t> want(p.shape.begin(), p.shape.end());
+        if (name != p.name || shape != want) {
+            std::vector<std::size_t> got(shape.begin(), shape.end());
+            throw std::invalid_argument(detail::concat(
+                fn, "(): the checkpoint '", path, "' has parameter ", i, " '", name, "' of shape ",
+                detail::shape_string(got), ", the model has '", p.name, "' of shape ",
+                detail::shape_string(p.shape), " (another architecture)"));
+        }
+        values[i].resize(p.value.size());
+        r.read_array_into("parameter values", values[i].data(), values[i].size());
+    }
+    optimizer_.load_state(r, params_);
+    const double best = r.read<double>("guard best accuracy");
+    const bool collapsed = r.read<std::uint8_t>("guard collapse flag") != 0;
+    const auto snapshots = r.read<std::uint64_t>("guard snapshot count");
+    if (snapshots != 0 && snapshots != params_.size()) r.fail("guard snapshot count", "does not match the model");
+    std::vector<std::vector<T>> best_weights(snapshots);
+    for (std::size_t i = 0; i < snapshots; ++i) {
+        best_weights[i] = r.read_vector<T>("guard snapshot");
+        if (best_weights[i].size() != params_[i].value.size()) r.fail("guard snapshot", "has the wrong size");
+    }
+    if (r.remaining() != 0) r.fail("end of checkpoint", detail::concat("has ", r.remaining(), " unexpected bytes"));
+
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        std::copy(values[i].begin(), values[i].end(), params_[i].value.begin());
+    }
+    next_epoch_ = epoch;
+    next_batch_ = batch;
+    sum_loss_ = sums[0];
+    sum_clean_ = sums[1];
+    sum_adv_ = sums[2];
+    count_loss_ = counts[0];
+    count_clean_ = counts[1];
+    count_adv_ = counts[2];
+    guard_best_ = best;
+    collapsed_ = collapsed;
+    best_weights_ = std::move(best_weights);
+}
+
+}  // namespace advaug
