@@ -63,6 +63,12 @@ TEST_CASE("the same widths and seed give the same network; another seed another"
     const double var = xt::variance(w)();
     CHECK(var == doctest::Approx(2.0 / 1000).epsilon(0.02));
     CHECK(xt::amax(xt::abs(big.layers()[0].bias()))() == 0.0);
+    // PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weights and biases
+    mlp<double> torch_like({1000, 500, 2}, 1, weight_init::pytorch_default);
+    const auto& wt = torch_like.layers()[0].weight();
+    CHECK(xt::variance(wt)() == doctest::Approx(1.0 / (3 * 1000)).epsilon(0.02));
+    CHECK(xt::amax(xt::abs(wt))() <= 1 / std::sqrt(1000.0));
+    CHECK(xt::amax(xt::abs(torch_like.layers()[0].bias()))() > 0.0);
 }
 
 TEST_CASE("parameters() names and shapes follow PyTorch's nn.Sequential of Linear layers") {

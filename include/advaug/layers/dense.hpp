@@ -18,6 +18,12 @@
 
 namespace advaug {
 
+/// How dense layers draw their initial weights.
+enum class weight_init {
+    he_normal,        ///< weights N(0, 2 / in), biases 0 (He et al. 2015)
+    pytorch_default,  ///< weights and biases U(-1/sqrt(in), 1/sqrt(in)), as torch.nn.Linear
+};
+
 template <class T>
 class dense {
 public:
@@ -30,8 +36,8 @@ public:
         const tensor<T, 2>* x = nullptr;
     };
 
-    /// Weights from He initialization, N(0, 2 / in), biases zero. requires: in, out >= 1.
-    dense(std::size_t in, std::size_t out, detail::rng& gen)
+    /// Weights drawn from `gen` as `init` says. requires: in, out >= 1.
+    dense(std::size_t in, std::size_t out, detail::rng& gen, weight_init init = weight_init::he_normal)
         : weight_(tensor<T, 2>::from_shape({out, in})),
           bias_(tensor<T, 1>::from_shape({out})),
           weight_grad_(tensor<T, 2>::from_shape({out, in})),
@@ -39,9 +45,16 @@ public:
         if (in == 0 || out == 0) {
             detail::invalid("dense", "in and out must be >= 1, got in = ", in, ", out = ", out);
         }
-        const double sd = std::sqrt(2.0 / static_cast<double>(in));
-        for (auto& w : weight_) w = static_cast<T>(sd * gen.normal());
-        bias_.fill(T(0));
+        const double fan_in = static_cast<double>(in);
+        if (init == weight_init::he_normal) {
+            const double sd = std::sqrt(2.0 / fan_in);
+            for (auto& w : weight_) w = static_cast<T>(sd * gen.normal());
+            bias_.fill(T(0));
+        } else {
+            const double bound = 1.0 / std::sqrt(fan_in);
+            for (auto& w : weight_) w = static_cast<T>(gen.uniform(-bound, bound));
+            for (auto& b : bias_) b = static_cast<T>(gen.uniform(-bound, bound));
+        }
         zero_grad();
     }
 

@@ -2,8 +2,9 @@
 //
 //   mlp<float> net({784, 256, 256, 10}, seed);   // 784 inputs, two hidden layers, 10 classes
 //
-// Satisfies trainable_classifier (model/classifier.hpp) with input_rank 2. Weights are He
-// initialized from the seed, so the same widths and seed give the same network everywhere.
+// Satisfies trainable_classifier (model/classifier.hpp) with input_rank 2. Weights are drawn
+// from the seed (He normal by default, or PyTorch's nn.Linear default), so the same widths,
+// seed and initialization give the same network everywhere.
 // An attack step calls forward() and input_gradient() only: no weight gradient is formed.
 #pragma once
 
@@ -39,7 +40,9 @@ public:
     };
 
     /// requires: at least two widths (inputs and classes), each >= 1.
-    explicit mlp(std::vector<std::size_t> widths, std::uint64_t seed = 0) : widths_(widths) {
+    explicit mlp(std::vector<std::size_t> widths, std::uint64_t seed = 0,
+                 weight_init init = weight_init::he_normal)
+        : widths_(widths) {
         if (widths_.size() < 2) {
             detail::invalid("mlp", "widths needs at least 2 entries (inputs, classes), got ",
                             widths_.size());
@@ -49,7 +52,7 @@ public:
         }
         detail::rng gen(seed);
         for (std::size_t l = 0; l + 1 < widths_.size(); ++l) {
-            layers_.emplace_back(widths_[l], widths_[l + 1], gen);
+            layers_.emplace_back(widths_[l], widths_[l + 1], gen, init);
         }
     }
 

@@ -81,6 +81,7 @@ public:
             json_ << "{\"type\":\"epoch\",\"epoch\":" << r.epoch + 1 << ",\"loss\":" << json_number(r.loss)
                   << ",\"clean_loss\":" << json_number(r.clean_loss)
                   << ",\"adversarial_loss\":" << json_number(r.adversarial_loss)
+                  << ",\"batches\":" << r.batches << ",\"clean_loss_batches\":" << r.clean_loss_batches
                   << ",\"clean_accuracy\":" << json_number(r.clean_accuracy)
                   << ",\"pgd_accuracy\":" << json_number(r.pgd_accuracy)
                   << ",\"guard_pgd_accuracy\":" << json_number(r.guard_pgd_accuracy)
@@ -111,8 +112,9 @@ public:
     std::string epoch_line(const epoch_report& r) const {
         std::ostringstream s;
         s << std::fixed << std::setprecision(4) << "epoch " << r.epoch + 1 << '/' << epochs_
-          << " done in " << format_duration(r.seconds) << "  loss " << r.loss << " (Standard: "
-          << r.clean_loss;
+          << " done in " << format_duration(r.seconds) << "  loss " << r.loss << " (Standard";
+        if (r.clean_loss_batches < r.batches) s << " on " << r.clean_loss_batches << " logged batches";
+        s << ": " << r.clean_loss;
         if (std::isfinite(r.adversarial_loss)) s << ", Adv: " << r.adversarial_loss;
         s << ')' << std::setprecision(2);
         if (std::isfinite(r.clean_accuracy)) s << "  val clean " << 100 * r.clean_accuracy << '%';

@@ -37,6 +37,8 @@ struct batch_report {
 struct epoch_report {
     std::size_t epoch = 0;
     double loss = 0, clean_loss = 0, adversarial_loss = 0;  // means over the epoch's batches
+    std::size_t batches = 0;
+    std::size_t clean_loss_batches = 0;  // with alpha = 1 CE(x) is only computed on logged batches
     double clean_accuracy = std::numeric_limits<double>::quiet_NaN();
     double pgd_accuracy = std::numeric_limits<double>::quiet_NaN();
     double guard_pgd_accuracy = std::numeric_limits<double>::quiet_NaN();

@@ -470,6 +470,8 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
         report.loss = count_loss_ ? sum_loss_ / count_loss_ : std::numeric_limits<double>::quiet_NaN();
         report.clean_loss = count_clean_ ? sum_clean_ / count_clean_ : std::numeric_limits<double>::quiet_NaN();
         report.adversarial_loss = count_adv_ ? sum_adv_ / count_adv_ : std::numeric_limits<double>::quiet_NaN();
+        report.batches = count_loss_;
+        report.clean_loss_batches = count_clean_;
         report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         report.samples_per_second = report.seconds > 0 ? samples_done / report.seconds : 0.0;
         bool stop = false;
