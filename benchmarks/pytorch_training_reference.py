@@ -1,11 +1,11 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """The PyTorch side of docs/training.md: the same recipes as examples/fashion_mnist_ada.cpp.
 
 MLP 784-256-256-10 with torch.nn.Linear's default initialization, SGD lr 0.05 momentum 0.9,
 batch 128, Fashion-MNIST from Debian's dataset-fashion-mnist; evaluation on the full test set
 with FGSM and PGD-20 (20 L-inf steps of 2.5 * eps / 20 from a random start).
 
-  GOMP_SPINCOUNT=0 python3 benchmarks/pytorch_training_reference.py --method fgsm-rs --seed 0
+  GOMP_SPINCOUNT=0 /usr/bin/python3 benchmarks/pytorch_training_reference.py --method fgsm-rs --seed 0
 
 Methods: plain; fgsm (the seed's recipe with the gradient leak fixed, alpha 0.5);
 seed-as-written (the seed's code, with loss.backward() inside the attack); fgsm-rs (Wong et

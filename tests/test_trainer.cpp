@@ -480,3 +480,21 @@ TEST_CASE("the collapse guard detects catastrophic overfitting, and can stop and
     MESSAGE("PGD-20 accuracy on 1,000 test images: collapsed ", collapsed, ", restored ", restored);
     CHECK(restored > collapsed + 0.1);
 }
+
+TEST_CASE("on a terminal the progress bar shows the position, samples per second, ETA and the losses") {
+    const auto data = blobs(200, 8, 4, 1);
+    mlp<float> net({8, 16, 4}, 1);
+    sgd<float> opt;
+    std::ostringstream out;
+    auto o = train_options{}.method(training_method::fgsm_rs).epsilon(0.05).learning_rate(lr_schedule::constant(0.05))
+                 .epochs(2).batch_size(20).progress(progress_style::bar).output(out);
+    trainer tr(net, opt, o);
+    tr.fit(data);
+    const std::string text = out.str();
+    CHECK(text.find("\repoch 1/2 [") != std::string::npos);
+    CHECK(text.find("] 10/10") != std::string::npos);
+    CHECK(text.find(" samples/s  ETA ") != std::string::npos);
+    CHECK(text.find("loss ") != std::string::npos);
+    CHECK(text.find(", adv ") != std::string::npos);
+    CHECK(text.find("epoch 2/2 done in") != std::string::npos);
+}

@@ -38,7 +38,7 @@ class progress_reporter {
 public:
     progress_reporter(const train_options& options, std::size_t epochs)
         : out_(options.output() ? *options.output() : std::cout), epochs_(epochs),
-          log_every_(options.log_every()) {
+          batch_size_(static_cast<double>(options.batch_size())) {
         style_ = options.progress();
         if (style_ == progress_style::automatic) {
             const bool terminal = options.output() == nullptr && ::isatty(STDOUT_FILENO);
@@ -138,8 +138,8 @@ private:
         s << "\repoch " << r.epoch + 1 << '/' << epochs_ << " [" << std::string(filled, '#')
           << std::string(width - filled, '.') << "] " << r.batch + 1 << '/' << r.batches_per_epoch
           << std::fixed << std::setprecision(0) << "  " << batch_rate << " samples/s";
-        if (batch_rate > 0 && batch_size_hint_ > 0) {
-            s << "  ETA " << format_duration(remaining_batches * batch_size_hint_ / batch_rate);
+        if (batch_rate > 0) {
+            s << "  ETA " << format_duration(remaining_batches * batch_size_ / batch_rate);
         }
         s << std::setprecision(4) << "  loss " << r.loss << " (std " << r.clean_loss;
         if (std::isfinite(r.adversarial_loss)) s << ", adv " << r.adversarial_loss;
@@ -147,13 +147,9 @@ private:
         out_ << s.str() << std::flush;
     }
 
-public:
-    double batch_size_hint_ = 0;
-
-private:
     std::ostream& out_;
     std::size_t epochs_;
-    std::size_t log_every_;
+    double batch_size_;
     progress_style style_;
     std::ofstream json_;
     std::chrono::steady_clock::time_point last_draw_{};

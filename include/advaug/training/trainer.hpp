@@ -328,7 +328,6 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
     const double eps_full = options_.epsilon().value_or(0.0);
     const bool attacks = options_.method() != training_method::plain;
     detail::progress_reporter progress(options_, options_.epochs());
-    progress.batch_size_hint_ = static_cast<double>(batch);
 
     {
         std::ostringstream h;
