@@ -1,0 +1,156 @@
+// Elementwise activations on any rank, following layers/relu.hpp: leaky ReLU and tanh.
+// Both keep a pointer to their output in the cache (the derivative is a function of it),
+// so forward may run in place and the output must outlive the backward call.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/parameter.hpp"
+
+namespace advaug {
+
+namespace detail {
+/// y = x for x > 0, slope * x otherwise; in place when x and y are the same buffer.
+template <class T>
+void leaky_relu_forward(const T* x, T* y, std::size_t n, T slope) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : slope * x[i];
+}
+/// dx = dy where the output y > 0, slope * dy elsewhere (for slope >= 0, y > 0 exactly when
+/// x > 0; the derivative at 0 is slope, as in PyTorch).
+template <class T>
+void leaky_relu_backward(const T* y, const T* dy, T* dx, std::size_t n, T slope) {
+    for (std::size_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : slope * dy[i];
+}
+/// y = tanh(x); in place when x and y are the same buffer.
+template <class T>
+void tanh_forward(const T* x, T* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+/// dx = dy (1 - y^2) for the output y = tanh(x).
+template <class T>
+void tanh_backward(const T* y, const T* dy, T* dx, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+}
+
+template <class T, std::size_t Rank>
+void check_activation_gradient(const char* fn, const tensor<T, Rank>* y,
+                               const tensor<T, Rank>& dy) {
+    if (y == nullptr) invalid(fn, "the cache was not filled by forward()");
+    if (dy.shape() != y->shape()) {
+        invalid(fn, "the output gradient has shape ", shape_string(dy.shape()),
+                ", the layer's output is ", shape_string(y->shape()));
+    }
+}
+}  // namespace detail
+
+/// Leaky ReLU, y = x for x > 0 and negative_slope * x otherwise.
+template <class T, std::size_t Rank = 2>
+class leaky_relu {
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = Rank;
+    static constexpr std::size_t output_rank = Rank;
+    struct cache_type {
+        const tensor<T, Rank>* y = nullptr;  // the layer's output
+    };
+
+    /// requires: negative_slope finite and >= 0 (the backward pass reads the sign of x from
+    /// the output, which a negative slope would flip).
+    explicit leaky_relu(double negative_slope = 0.01) : slope_(static_cast<T>(negative_slope)) {
+        if (!std::isfinite(negative_slope) || negative_slope < 0) {
+            detail::invalid("leaky_relu", "negative_slope must be finite and >= 0, got ",
+                            negative_slope);
+        }
+    }
+
+    T negative_slope() const { return slope_; }
+    /// The shape of one sample is unchanged.
+    std::array<std::size_t, Rank - 1> output_shape(std::array<std::size_t, Rank - 1> in) const {
+        return in;
+    }
+    template <class Shape>
+    Shape output_shape(const Shape& in) const {
+        return in;
+    }
+    /// "leaky_relu(0.01)".
+    std::string describe() const {
+        std::ostringstream out;
+        out << "leaky_relu(" << slope_ << ")";
+        return out.str();
+    }
+
+    void forward(const tensor<T, Rank>& x, cache_type& cache, tensor<T, Rank>& y) const {
+        if (y.shape() != x.shape()) y.resize(x.shape());
+        detail::leaky_relu_forward(x.data(), y.data(), x.size(), slope_);
+        cache.y = &y;
+    }
+    void backward_input(const cache_type& cache, const tensor<T, Rank>& dy,
+                        tensor<T, Rank>& dx) const {
+        detail::check_activation_gradient("leaky_relu::backward_input", cache.y, dy);
+        if (dx.shape() != dy.shape()) dx.resize(dy.shape());
+        detail::leaky_relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size(), slope_);
+    }
+    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
+    void zero_grad() {}
+    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
+    std::vector<parameter_view<T>> parameters() { return {}; }
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) { mode_ = m; }
+
+private:
+    T slope_;
+    advaug::mode mode_ = advaug::mode::train;
+};
+
+/// y = tanh(x) (named tanh_layer so it does not hide std::tanh).
+template <class T, std::size_t Rank = 2>
+class tanh_layer {
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = Rank;
+    static constexpr std::size_t output_rank = Rank;
+    struct cache_type {
+        const tensor<T, Rank>* y = nullptr;  // the layer's output
+    };
+
+    /// The shape of one sample is unchanged.
+    std::array<std::size_t, Rank - 1> output_shape(std::array<std::size_t, Rank - 1> in) const {
+        return in;
+    }
+    template <class Shape>
+    Shape output_shape(const Shape& in) const {
+        return in;
+    }
+    std::string describe() const { return "tanh"; }
+
+    void forward(const tensor<T, Rank>& x, cache_type& cache, tensor<T, Rank>& y) const {
+        if (y.shape() != x.shape()) y.resize(x.shape());
+        detail::tanh_forward(x.data(), y.data(), x.size());
+        cache.y = &y;
+    }
+    void backward_input(const cache_type& cache, const tensor<T, Rank>& dy,
+                        tensor<T, Rank>& dx) const {
+        detail::check_activation_gradient("tanh_layer::backward_input", cache.y, dy);
+        if (dx.shape() != dy.shape()) dx.resize(dy.shape());
+        detail::tanh_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
+    }
+    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
+    void zero_grad() {}
+    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
+    std::vector<parameter_view<T>> parameters() { return {}; }
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) { mode_ = m; }
+
+private:
+    advaug::mode mode_ = advaug::mode::train;
+};
+
+}  // namespace advaug

@@ -1,0 +1,282 @@
+// 2-D max and average pooling over NCHW batches, as torch.nn.MaxPool2d / AvgPool2d without
+// padding: square window k, stride s (default k), output floor((H - k) / s) + 1.
+//
+//   max_pool2d<float> pool(2);   // 28x28 -> 14x14
+//
+// No parameters. Max pooling routes each output gradient to the input that was the maximum of
+// its window (the first one in row-major order when several are equal); NaN inputs are not
+// propagated. Finite-difference checks need inputs without ties or near-ties.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/parameter.hpp"
+
+namespace advaug {
+
+namespace detail {
+
+/// Window and stride of a pooling layer, checked once, and the shape arithmetic both share.
+class pool_window {
+public:
+    pool_window(const char* layer, std::size_t kernel, std::size_t stride)
+        : layer_(layer), kernel_(kernel), stride_(stride) {
+        if (kernel == 0 || stride == 0) {
+            invalid(layer, "kernel and stride must be >= 1, got kernel ", kernel, ", stride ",
+                    stride);
+        }
+    }
+
+    std::size_t kernel() const { return kernel_; }
+    std::size_t stride() const { return stride_; }
+
+    /// "max_pool2d(2x2, stride 2)".
+    std::string describe() const {
+        return concat(layer_, "(", kernel_, "x", kernel_, ", stride ", stride_, ")");
+    }
+
+    /// Output height and width for an input of shape `shape` ([C, H, W] or [N, C, H, W]);
+    /// `what` ("inputs have shape ") introduces the shape in errors.
+    template <class Shape>
+    std::array<std::size_t, 2> output_hw(const char* fn, const char* what,
+                                         const Shape& shape) const {
+        const std::size_t h = shape[shape.size() - 2], w = shape[shape.size() - 1];
+        if (h < kernel_ || w < kernel_) {
+            invalid(fn, what, shape_string(shape), ": the ", h, "x", w,
+                    " image is smaller than the ", kernel_, "x", kernel_, " window of ",
+                    describe());
+        }
+        return {(h - kernel_) / stride_ + 1, (w - kernel_) / stride_ + 1};
+    }
+
+    /// Output shape of a batch x; checks x's spatial size.
+    std::array<std::size_t, 4> output_shape(const char* fn,
+                                            const std::array<std::size_t, 4>& s) const {
+        const auto hw = output_hw(fn, "inputs have shape ", s);
+        return {s[0], s[1], hw[0], hw[1]};
+    }
+
+    /// Output shape of the forward() that recorded `input`, after checking dy against it.
+    std::array<std::size_t, 4> check_output_gradient(const char* fn,
+                                                     const std::array<std::size_t, 4>& input,
+                                                     const std::array<std::size_t, 4>& dy) const {
+        if (input[2] == 0) {  // forward() records H >= kernel >= 1
+            invalid(fn, "the cache was not filled by forward() of this layer");
+        }
+        const auto expected = output_shape(fn, input);
+        if (dy != expected) {
+            invalid(fn, "the output gradient has shape ", shape_string(dy),
+                    ", the layer's output is ", shape_string(expected));
+        }
+        return expected;
+    }
+
+private:
+    const char* layer_;
+    std::size_t kernel_, stride_;
+};
+
+}  // namespace detail
+
+template <class T>
+class max_pool2d {
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = 4;
+    static constexpr std::size_t output_rank = 4;
+
+    struct cache_type {
+        std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
+        std::vector<std::size_t> argmax;           // per output: flat input index of its maximum
+    };
+
+    /// Window kernel x kernel, stride kernel. requires: kernel >= 1.
+    explicit max_pool2d(std::size_t kernel) : window_("max_pool2d", kernel, kernel) {}
+    /// requires: kernel, stride >= 1.
+    max_pool2d(std::size_t kernel, std::size_t stride) : window_("max_pool2d", kernel, stride) {}
+
+    std::size_t kernel_size() const { return window_.kernel(); }
+    std::size_t stride() const { return window_.stride(); }
+
+    /// [C, OH, OW] for one image [C, H, W]; throws std::invalid_argument when H or W < kernel.
+    std::array<std::size_t, 3> output_shape(std::array<std::size_t, 3> in_chw) const {
+        const auto hw = window_.output_hw("max_pool2d::output_shape", "input shape ", in_chw);
+        return {in_chw[0], hw[0], hw[1]};
+    }
+    /// The same for a sample shape in any sized range, such as a std::vector.
+    template <class Shape>
+    std::array<std::size_t, 3> output_shape(const Shape& in_chw) const {
+        if (std::size(in_chw) != 3) {
+            detail::invalid("max_pool2d::output_shape", "input shape ",
+                            detail::shape_string(in_chw), ", ", describe(), " expects [C, H, W]");
+        }
+        const auto it = std::begin(in_chw);
+        return output_shape(std::array<std::size_t, 3>{it[0], it[1], it[2]});
+    }
+    std::string describe() const { return window_.describe(); }
+
+    void forward(const tensor<T, 4>& x, cache_type& cache, tensor<T, 4>& y) const {
+        const std::array<std::size_t, 4> in = x.shape();
+        const auto out = window_.output_shape("max_pool2d::forward", in);
+        if (y.shape() != out) y.resize(out);
+        cache.argmax.resize(y.size());
+        const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
+                          oh = out[2], ow = out[3];
+        const T* xp = x.data();
+        T* yp = y.data();
+        std::size_t* arg = cache.argmax.data();
+        for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
+            const std::size_t base = plane * h * w;
+            for (std::size_t oy = 0; oy < oh; ++oy) {
+                for (std::size_t ox = 0; ox < ow; ++ox) {
+                    std::size_t best = base + oy * s * w + ox * s;
+                    T best_value = xp[best];
+                    for (std::size_t ky = 0; ky < k; ++ky) {
+                        const std::size_t row = base + (oy * s + ky) * w + ox * s;
+                        for (std::size_t kx = 0; kx < k; ++kx) {
+                            const T v = xp[row + kx];
+                            if (v > best_value) {
+                                best_value = v;
+                                best = row + kx;
+                            }
+                        }
+                    }
+                    yp[0] = best_value;
+                    arg[0] = best;
+                    ++yp;
+                    ++arg;
+                }
+            }
+        }
+        cache.input_shape = in;
+    }
+
+    /// dx[argmax] += dy for every output; all other entries 0.
+    void backward_input(const cache_type& cache, const tensor<T, 4>& dy, tensor<T, 4>& dx) const {
+        window_.check_output_gradient("max_pool2d::backward_input", cache.input_shape, dy.shape());
+        if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
+        dx.fill(T(0));
+        const T* g = dy.data();
+        T* d = dx.data();
+        for (std::size_t j = 0, n = dy.size(); j < n; ++j) d[cache.argmax[j]] += g[j];
+    }
+
+    void accumulate_gradient(const cache_type&, const tensor<T, 4>&) {}
+    void zero_grad() {}
+    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
+    std::vector<parameter_view<T>> parameters() { return {}; }
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) { mode_ = m; }
+
+private:
+    detail::pool_window window_;
+    advaug::mode mode_ = advaug::mode::train;
+};
+
+template <class T>
+class avg_pool2d {
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = 4;
+    static constexpr std::size_t output_rank = 4;
+
+    struct cache_type {
+        std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
+    };
+
+    /// Window kernel x kernel, stride kernel. requires: kernel >= 1.
+    explicit avg_pool2d(std::size_t kernel) : window_("avg_pool2d", kernel, kernel) {}
+    /// requires: kernel, stride >= 1.
+    avg_pool2d(std::size_t kernel, std::size_t stride) : window_("avg_pool2d", kernel, stride) {}
+
+    std::size_t kernel_size() const { return window_.kernel(); }
+    std::size_t stride() const { return window_.stride(); }
+
+    /// [C, OH, OW] for one image [C, H, W]; throws std::invalid_argument when H or W < kernel.
+    std::array<std::size_t, 3> output_shape(std::array<std::size_t, 3> in_chw) const {
+        const auto hw = window_.output_hw("avg_pool2d::output_shape", "input shape ", in_chw);
+        return {in_chw[0], hw[0], hw[1]};
+    }
+    /// The same for a sample shape in any sized range, such as a std::vector.
+    template <class Shape>
+    std::array<std::size_t, 3> output_shape(const Shape& in_chw) const {
+        if (std::size(in_chw) != 3) {
+            detail::invalid("avg_pool2d::output_shape", "input shape ",
+                            detail::shape_string(in_chw), ", ", describe(), " expects [C, H, W]");
+        }
+        const auto it = std::begin(in_chw);
+        return output_shape(std::array<std::size_t, 3>{it[0], it[1], it[2]});
+    }
+    std::string describe() const { return window_.describe(); }
+
+    void forward(const tensor<T, 4>& x, cache_type& cache, tensor<T, 4>& y) const {
+        const std::array<std::size_t, 4> in = x.shape();
+        const auto out = window_.output_shape("avg_pool2d::forward", in);
+        if (y.shape() != out) y.resize(out);
+        const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
+                          oh = out[2], ow = out[3];
+        const T scale = T(1) / static_cast<T>(k * k);
+        const T* xp = x.data();
+        T* yp = y.data();
+        for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
+            const T* xb = xp + plane * h * w;
+            for (std::size_t oy = 0; oy < oh; ++oy) {
+                for (std::size_t ox = 0; ox < ow; ++ox) {
+                    T sum = 0;
+                    for (std::size_t ky = 0; ky < k; ++ky) {
+                        const T* row = xb + (oy * s + ky) * w + ox * s;
+                        for (std::size_t kx = 0; kx < k; ++kx) sum += row[kx];
+                    }
+                    *yp++ = sum * scale;
+                }
+            }
+        }
+        cache.input_shape = in;
+    }
+
+    /// Each output gradient spread evenly over its window.
+    void backward_input(const cache_type& cache, const tensor<T, 4>& dy, tensor<T, 4>& dx) const {
+        const auto out = window_.check_output_gradient("avg_pool2d::backward_input",
+                                                       cache.input_shape, dy.shape());
+        if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
+        dx.fill(T(0));
+        const auto& in = cache.input_shape;
+        const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
+                          oh = out[2], ow = out[3];
+        const T scale = T(1) / static_cast<T>(k * k);
+        const T* g = dy.data();
+        for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
+            T* db = dx.data() + plane * h * w;
+            for (std::size_t oy = 0; oy < oh; ++oy) {
+                for (std::size_t ox = 0; ox < ow; ++ox) {
+                    const T v = *g++ * scale;
+                    for (std::size_t ky = 0; ky < k; ++ky) {
+                        T* row = db + (oy * s + ky) * w + ox * s;
+                        for (std::size_t kx = 0; kx < k; ++kx) row[kx] += v;
+                    }
+                }
+            }
+        }
+    }
+
+    void accumulate_gradient(const cache_type&, const tensor<T, 4>&) {}
+    void zero_grad() {}
+    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
+    std::vector<parameter_view<T>> parameters() { return {}; }
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) { mode_ = m; }
+
+private:
+    detail::pool_window window_;
+    advaug::mode mode_ = advaug::mode::train;
+};
+
+}  // namespace advaug
