@@ -160,7 +160,7 @@ TEST_CASE("fgsm refuses bad arguments with the function, the argument and the va
     CHECK_THROWS_WITH_AS(fgsm(net, x, label_vector{0, 1}, ok),
                          "fgsm(): labels has 2 entries, the batch has 3 rows", std::invalid_argument);
     CHECK_THROWS_WITH_AS(fgsm(net, testing::uniform_batch<float>(3, 5, 0), y, ok),
-                         "fgsm(): mlp::forward(): inputs have shape [3, 5], the model expects [N >= 1, 4]",
+                         "fgsm(): sequential::forward(): inputs have shape [3, 5], the model expects [N >= 1, 4]",
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(fgsm(net, tensor<float, 2>::from_shape({0, 4}), label_vector{}, ok),
                          "fgsm(): inputs is an empty batch (shape [0, 4])", std::invalid_argument);

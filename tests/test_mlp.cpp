@@ -55,20 +55,20 @@ TEST_CASE("mlp parameter gradients accumulate and are linear in dlogits") {
 
 TEST_CASE("the same widths and seed give the same network; another seed another") {
     mlp<float> a({20, 10, 5}, 42), b({20, 10, 5}, 42), c({20, 10, 5}, 43);
-    CHECK(a.layers()[0].weight() == b.layers()[0].weight());
-    CHECK_FALSE(a.layers()[0].weight() == c.layers()[0].weight());
+    CHECK(a.dense_layer(0).weight() == b.dense_layer(0).weight());
+    CHECK_FALSE(a.dense_layer(0).weight() == c.dense_layer(0).weight());
     // He initialization: weight variance 2 / fan_in
     mlp<double> big({1000, 500, 2}, 1);
-    const auto& w = big.layers()[0].weight();
+    const auto& w = big.dense_layer(0).weight();
     const double var = xt::variance(w)();
     CHECK(var == doctest::Approx(2.0 / 1000).epsilon(0.02));
-    CHECK(xt::amax(xt::abs(big.layers()[0].bias()))() == 0.0);
+    CHECK(xt::amax(xt::abs(big.dense_layer(0).bias()))() == 0.0);
     // PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weights and biases
     mlp<double> torch_like({1000, 500, 2}, 1, weight_init::pytorch_default);
-    const auto& wt = torch_like.layers()[0].weight();
+    const auto& wt = torch_like.dense_layer(0).weight();
     CHECK(xt::variance(wt)() == doctest::Approx(1.0 / (3 * 1000)).epsilon(0.02));
     CHECK(xt::amax(xt::abs(wt))() <= 1 / std::sqrt(1000.0));
-    CHECK(xt::amax(xt::abs(torch_like.layers()[0].bias()))() > 0.0);
+    CHECK(xt::amax(xt::abs(torch_like.dense_layer(0).bias()))() > 0.0);
 }
 
 TEST_CASE("parameters() names and shapes follow PyTorch's nn.Sequential of Linear layers") {
@@ -78,7 +78,8 @@ TEST_CASE("parameters() names and shapes follow PyTorch's nn.Sequential of Linea
     CHECK(ps[0].name == "0.weight");
     CHECK(ps[0].shape == std::vector<std::size_t>{256, 784});
     CHECK(ps[1].name == "0.bias");
-    CHECK(ps[3].name == "1.bias");
+    CHECK(ps[2].name == "2.weight");  // index 1 is the ReLU, as in nn.Sequential
+    CHECK(ps[3].name == "2.bias");
     CHECK(ps[3].shape == std::vector<std::size_t>{10});
     CHECK(net.num_classes() == 10);
 }
@@ -92,6 +93,6 @@ TEST_CASE("mlp refuses bad widths and bad inputs") {
     typename mlp<float>::cache_type c;
     tensor<float, 2> logits, dx;
     CHECK_THROWS_WITH_AS(net.input_gradient(c, tensor<float, 2>::from_shape({1, 2}), dx),
-                         "mlp::backward(): the cache was not filled by forward() of this model",
+                         "sequential::backward(): the cache was not filled by forward() of this model",
                          std::invalid_argument);
 }

@@ -389,7 +389,7 @@ TEST_CASE("a NaN loss stops training with the epoch and batch, and the last chec
     sgd<float> opt;
     // the model diverges during epoch 2: after batch 3 a weight becomes NaN
     auto o = quiet(training_method::fgsm).epochs(3).checkpoint(path).log_every(1).on_batch([&](const batch_report& r) {
-        if (r.epoch == 1 && r.batch == 2) net.layers()[0].weight()(0, 0) = std::numeric_limits<float>::quiet_NaN();
+        if (r.epoch == 1 && r.batch == 2) net.dense_layer(0).weight()(0, 0) = std::numeric_limits<float>::quiet_NaN();
     });
     trainer tr(net, opt, o);
     // the attack meets the NaN first (in its input gradient) and says where
@@ -403,7 +403,7 @@ TEST_CASE("a NaN loss stops training with the epoch and batch, and the last chec
     mlp<float> plain_net({10, 16, 3}, 2);
     sgd<float> plain_opt;
     auto po = quiet(training_method::plain).epochs(3).log_every(1).on_batch([&](const batch_report& r) {
-        if (r.epoch == 1 && r.batch == 2) plain_net.layers()[1].bias()(0) = std::numeric_limits<float>::infinity();
+        if (r.epoch == 1 && r.batch == 2) plain_net.dense_layer(1).bias()(0) = std::numeric_limits<float>::infinity();
     });
     trainer plain_tr(plain_net, plain_opt, po);
     CHECK_THROWS_WITH_AS(plain_tr.fit(data), "trainer::fit(): the training loss is nan at epoch 2, batch 4; training stopped",

@@ -58,6 +58,18 @@ public:
         zero_grad();
     }
 
+    /// [in] -> [out]. throws std::invalid_argument when the sample shape is not [in].
+    std::vector<std::size_t> output_shape(const std::vector<std::size_t>& in) const {
+        if (in.size() != 1 || in[0] != in_features()) {
+            detail::invalid("dense::output_shape", describe(), " expects samples of shape [", in_features(),
+                            "], got ", detail::shape_string(in));
+        }
+        return {out_features()};
+    }
+    std::string describe() const {
+        return "dense(" + std::to_string(in_features()) + "->" + std::to_string(out_features()) + ")";
+    }
+
     std::size_t in_features() const { return weight_.shape()[1]; }
     std::size_t out_features() const { return weight_.shape()[0]; }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "advaug/detail/error.hpp"
@@ -49,6 +50,7 @@ public:
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
         detail::relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
     }
+    std::string describe() const { return "relu"; }
     void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
     void zero_grad() {}
     std::vector<parameter_view<T>> parameters() { return {}; }

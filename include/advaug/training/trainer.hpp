@@ -108,6 +108,12 @@ public:
         static_assert(check_trainable_classifier<M>());
         options_.validate("trainer");
         params_ = model_.parameters();
+        // dropout masks: the three passes of a batch draw from different streams
+        if constexpr (requires { clean_cache_.stream = 0; }) {
+            clean_cache_.stream = 0;
+            adv_cache_.stream = 1;
+            attack_cache_.stream = 2;
+        }
     }
 
     const train_options& options() const { return options_; }

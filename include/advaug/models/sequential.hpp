@@ -1,0 +1,346 @@
+// sequential: a model built from layers at run time, checked for shape compatibility as it is
+// built, satisfying trainable_classifier (model/classifier.hpp).
+//
+//   auto net = advaug::sequential<float, 4>({1, 28, 28})       // sample shape [C, H, W]
+//                  .add(advaug::conv2d<float>(1, 32, 3, gen, advaug::conv2d_options{}.padding(1)))
+//                  .add(advaug::relu<float, 4>{})
+//                  .add(advaug::flatten<float>{})
+//                  .add(advaug::dense<float>(32 * 28 * 28, 10, gen));
+//
+// A layer is any type with the members of layers/dense.hpp: value_type, input_rank and
+// output_rank (2 or 4), cache_type, forward(x, cache, y) const, backward_input(cache, dy, dx)
+// const, accumulate_gradient(cache, dy), zero_grad(), parameters(), mode(), set_mode().
+// Optional: output_shape(sample shape) to check and compute shapes (without it a layer must
+// keep the shape), describe() for messages (else "layer"), and append_parameters(out, prefix).
+// Nothing is registered: a user's own layer is added like a bundled one.
+//
+// Parameter names follow torch.nn.Sequential's state_dict: "<layer index>.<name>", counting
+// every layer (so dense, relu, dense gives "0.weight", "0.bias", "2.weight", "2.bias").
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/model/mode.hpp"
+#include "advaug/model/parameter.hpp"
+
+namespace advaug {
+
+namespace detail {
+
+/// Storage for one activation of rank 2 or 4; the rank in use is known from the layers.
+template <class T>
+struct activation {
+    tensor<T, 2> r2;
+    tensor<T, 4> r4;
+    template <std::size_t R>
+    tensor<T, R>& get() {
+        if constexpr (R == 2) return r2; else return r4;
+    }
+};
+
+/// Read-only access to an activation that may be the model's input.
+template <class T>
+struct activation_in {
+    const tensor<T, 2>* r2 = nullptr;
+    const tensor<T, 4>* r4 = nullptr;
+    template <std::size_t R>
+    const tensor<T, R>& get() const {
+        if constexpr (R == 2) return *r2; else return *r4;
+    }
+};
+
+template <class T>
+activation_in<T> in_of(activation<T>& a) {
+    return {&a.r2, &a.r4};
+}
+
+struct layer_cache_base {
+    virtual ~layer_cache_base() = default;
+};
+
+/// The type-erased view of a layer that sequential works with.
+template <class T>
+class layer_slot {
+public:
+    virtual ~layer_slot() = default;
+    virtual std::size_t input_rank() const = 0;
+    virtual std::size_t output_rank() const = 0;
+    virtual std::vector<std::size_t> output_shape(const std::vector<std::size_t>& in) const = 0;
+    virtual std::string describe() const = 0;
+    virtual std::unique_ptr<layer_cache_base> make_cache(std::uint64_t stream) const = 0;
+    virtual void forward(activation_in<T> x, layer_cache_base& c, activation<T>& y) const = 0;
+    virtual void forward_into(activation_in<T> x, layer_cache_base& c, tensor<T, 2>& y) const = 0;
+    virtual void backward_input(layer_cache_base& c, activation_in<T> dy, activation<T>& dx) const = 0;
+    virtual void accumulate_gradient(layer_cache_base& c, activation_in<T> dy) = 0;
+    virtual void append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix) = 0;
+    virtual void zero_grad() = 0;
+    virtual void set_mode(advaug::mode m) = 0;
+    virtual std::unique_ptr<layer_slot> clone() const = 0;
+    virtual void* get() = 0;
+};
+
+template <class T, class L>
+class layer_holder final : public layer_slot<T> {
+    static constexpr std::size_t in_rank = L::input_rank, out_rank = L::output_rank;
+    struct cache : layer_cache_base {
+        typename L::cache_type c;
+    };
+
+public:
+    explicit layer_holder(L layer) : layer_(std::move(layer)) {}
+
+    std::size_t input_rank() const override { return in_rank; }
+    std::size_t output_rank() const override { return out_rank; }
+    std::vector<std::size_t> output_shape(const std::vector<std::size_t>& in) const override {
+        if constexpr (requires { layer_.output_shape(in); }) {
+            const auto out = layer_.output_shape(in);
+            return std::vector<std::size_t>(out.begin(), out.end());
+        } else {
+            static_assert(in_rank == out_rank,
+                          "advaug: a layer that changes the rank needs output_shape(sample shape)");
+            return in;
+        }
+    }
+    std::string describe() const override {
+        if constexpr (requires { layer_.describe(); }) {
+            return layer_.describe();
+        } else {
+            return "layer";
+        }
+    }
+    std::unique_ptr<layer_cache_base> make_cache(std::uint64_t stream) const override {
+        auto c = std::make_unique<cache>();
+        if constexpr (requires { c->c.stream = stream; }) c->c.stream = stream;
+        return c;
+    }
+    void forward(activation_in<T> x, layer_cache_base& c, activation<T>& y) const override {
+        layer_.forward(x.template get<in_rank>(), static_cast<cache&>(c).c, y.template get<out_rank>());
+    }
+    void forward_into(activation_in<T> x, layer_cache_base& c, tensor<T, 2>& y) const override {
+        if constexpr (out_rank == 2) {
+            layer_.forward(x.template get<in_rank>(), static_cast<cache&>(c).c, y);
+        }
+    }
+    void backward_input(layer_cache_base& c, activation_in<T> dy, activation<T>& dx) const override {
+        layer_.backward_input(static_cast<cache&>(c).c, dy.template get<out_rank>(), dx.template get<in_rank>());
+    }
+    void accumulate_gradient(layer_cache_base& c, activation_in<T> dy) override {
+        layer_.accumulate_gradient(static_cast<cache&>(c).c, dy.template get<out_rank>());
+    }
+    void append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix) override {
+        if constexpr (requires { layer_.append_parameters(out, prefix); }) {
+            layer_.append_parameters(out, prefix);
+        } else {
+            for (auto& p : layer_.parameters()) {
+                p.name = prefix + p.name;
+                out.push_back(std::move(p));
+            }
+        }
+    }
+    void zero_grad() override { layer_.zero_grad(); }
+    void set_mode(advaug::mode m) override { layer_.set_mode(m); }
+    std::unique_ptr<layer_slot<T>> clone() const override { return std::make_unique<layer_holder>(layer_); }
+    void* get() override { return &layer_; }
+
+private:
+    L layer_;
+};
+
+}  // namespace detail
+
+template <class T, std::size_t InputRank>
+class sequential {
+    static_assert(InputRank == 2 || InputRank == 4, "advaug: sequential takes inputs of rank 2 or 4");
+
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = InputRank;
+
+    struct cache_type {
+        std::vector<std::unique_ptr<detail::layer_cache_base>> layers;
+        std::vector<detail::activation<T>> outputs;  // outputs of all but the last layer
+        std::array<detail::activation<T>, 2> delta;  // ping-pong buffers for backward
+        const tensor<T, InputRank>* x = nullptr;
+        /// Random stream of layers such as dropout: caches used in turn (a trainer's clean and
+        /// adversarial passes) draw different masks when their streams differ.
+        std::uint64_t stream = 0;
+    };
+
+    /// `sample_shape` is the shape of one input sample: [features] or [channels, height, width].
+    explicit sequential(std::vector<std::size_t> sample_shape) : input_shape_(std::move(sample_shape)) {
+        if (input_shape_.size() + 1 != InputRank) {
+            detail::invalid("sequential", "a rank-", InputRank, " model needs a sample shape of ", InputRank - 1,
+                            " entries, got ", detail::shape_string(input_shape_));
+        }
+        for (auto d : input_shape_) {
+            if (d == 0) detail::invalid("sequential", "sample shape ", detail::shape_string(input_shape_), " has a zero");
+        }
+    }
+
+    sequential(const sequential& other) : input_shape_(other.input_shape_), shapes_(other.shapes_), mode_(other.mode_) {
+        for (const auto& l : other.layers_) layers_.push_back(l->clone());
+    }
+    sequential& operator=(const sequential& other) {
+        if (this != &other) *this = sequential(other);
+        return *this;
+    }
+    sequential(sequential&&) noexcept = default;
+    sequential& operator=(sequential&&) noexcept = default;
+
+    /// Appends a layer. throws std::invalid_argument naming this layer and the one before it
+    /// when the shapes do not fit.
+    template <class L>
+    sequential& add(L layer) & {
+        static_assert(std::is_same_v<typename L::value_type, T>, "advaug: the layer's value_type differs");
+        static_assert(L::input_rank == 2 || L::input_rank == 4, "advaug: layers take rank 2 or 4");
+        auto slot = std::make_unique<detail::layer_holder<T, L>>(std::move(layer));
+        const std::vector<std::size_t>& in = shapes_.empty() ? input_shape_ : shapes_.back();
+        const std::string previous =
+            layers_.empty() ? std::string("the input") : concat_index(layers_.size() - 1, layers_.back()->describe());
+        const std::string current = concat_index(layers_.size(), slot->describe());
+        if (slot->input_rank() != in.size() + 1) {
+            detail::invalid("sequential::add", current, " takes rank-", slot->input_rank(), " input, but ", previous,
+                            " gives samples of shape ", detail::shape_string(in), " (rank ", in.size() + 1, ")");
+        }
+        std::vector<std::size_t> out;
+        try {
+            out = slot->output_shape(in);
+        } catch (const std::invalid_argument& e) {
+            detail::invalid("sequential::add", current, " does not fit after ", previous, ", which gives samples of shape ",
+                            detail::shape_string(in), ": ", e.what());
+        }
+        slot->set_mode(mode_);
+        layers_.push_back(std::move(slot));
+        shapes_.push_back(std::move(out));
+        return *this;
+    }
+    template <class L>
+    sequential&& add(L layer) && {
+        add(std::move(layer));
+        return std::move(*this);
+    }
+
+    std::size_t size() const { return layers_.size(); }
+    const std::vector<std::size_t>& input_shape() const { return input_shape_; }
+    /// Shape of one sample after layer i.
+    const std::vector<std::size_t>& output_shape(std::size_t i) const { return shapes_.at(i); }
+    std::string describe() const {
+        std::string s = "sequential " + detail::shape_string(input_shape_);
+        for (std::size_t i = 0; i < layers_.size(); ++i) s += " -> " + layers_[i]->describe();
+        return s;
+    }
+    /// The i-th layer as its own type. throws std::invalid_argument for another type.
+    template <class L>
+    L& layer(std::size_t i) {
+        auto* holder = dynamic_cast<detail::layer_holder<T, L>*>(layers_.at(i).get());
+        if (!holder) detail::invalid("sequential::layer", "layer ", i, " is ", layers_[i]->describe(), ", not the type asked for");
+        return *static_cast<L*>(holder->get());
+    }
+
+    std::size_t num_classes() const {
+        check_complete("sequential::num_classes");
+        return shapes_.back()[0];
+    }
+
+    void forward(const tensor<T, InputRank>& x, cache_type& cache, tensor<T, 2>& logits) const {
+        const char* fn = "sequential::forward";
+        check_complete(fn);
+        if (x.shape()[0] == 0 || !std::equal(input_shape_.begin(), input_shape_.end(), x.shape().begin() + 1)) {
+            detail::invalid(fn, "inputs have shape ", detail::shape_string(x.shape()), ", the model expects [N >= 1, ",
+                            shape_tail(), "]");
+        }
+        const std::size_t count = layers_.size();
+        if (cache.layers.size() != count) {
+            cache.layers.clear();
+            for (const auto& l : layers_) cache.layers.push_back(l->make_cache(cache.stream));
+            cache.outputs.resize(count - 1);
+        }
+        cache.x = &x;
+        detail::activation_in<T> in;
+        if constexpr (InputRank == 2) in.r2 = &x; else in.r4 = &x;
+        for (std::size_t i = 0; i + 1 < count; ++i) {
+            layers_[i]->forward(in, *cache.layers[i], cache.outputs[i]);
+            in = detail::in_of(cache.outputs[i]);
+        }
+        layers_.back()->forward_into(in, *cache.layers.back(), logits);
+    }
+
+    void input_gradient(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>& dx) const {
+        backward(cache, dlogits, &dx, nullptr);
+    }
+
+    void parameter_gradient(cache_type& cache, const tensor<T, 2>& dlogits) {
+        backward(cache, dlogits, nullptr, this);
+    }
+
+    void zero_grad() {
+        for (auto& l : layers_) l->zero_grad();
+    }
+
+    std::vector<parameter_view<T>> parameters() {
+        std::vector<parameter_view<T>> out;
+        for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->append_parameters(out, std::to_string(i) + ".");
+        return out;
+    }
+
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) {
+        mode_ = m;
+        for (auto& l : layers_) l->set_mode(m);
+    }
+
+private:
+    static std::string concat_index(std::size_t i, const std::string& what) {
+        return "layer " + std::to_string(i) + " " + what;
+    }
+    std::string shape_tail() const {
+        std::string s = detail::shape_string(input_shape_);
+        return s.substr(1, s.size() - 2);
+    }
+    void check_complete(const char* fn) const {
+        if (layers_.empty() || shapes_.back().size() != 1) {
+            detail::invalid(fn, "the model must end in a layer with [N, classes] output; it ends in ",
+                            layers_.empty() ? std::string("no layer") : layers_.back()->describe() + " with samples of shape " +
+                                                                         detail::shape_string(shapes_.back()));
+        }
+    }
+
+    void backward(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>* dx, sequential* trainee) const {
+        const std::size_t count = layers_.size();
+        if (cache.layers.size() != count || cache.x == nullptr) {
+            detail::invalid("sequential::backward", "the cache was not filled by forward() of this model");
+        }
+        detail::activation_in<T> grad{&dlogits, nullptr};
+        for (std::size_t i = count; i-- > 0;) {
+            if (trainee) trainee->layers_[i]->accumulate_gradient(*cache.layers[i], grad);
+            if (i == 0) {
+                if (dx) {
+                    detail::activation<T> tmp;
+                    // write straight into dx: swap its storage in and out of an activation
+                    std::swap(tmp.template get<InputRank>(), *dx);
+                    layers_[0]->backward_input(*cache.layers[0], grad, tmp);
+                    std::swap(tmp.template get<InputRank>(), *dx);
+                }
+                break;
+            }
+            auto& next = cache.delta[i % 2];
+            layers_[i]->backward_input(*cache.layers[i], grad, next);
+            grad = detail::in_of(next);
+        }
+    }
+    std::vector<std::size_t> input_shape_;
+    std::vector<std::unique_ptr<detail::layer_slot<T>>> layers_;
+    std::vector<std::vector<std::size_t>> shapes_;
+    advaug::mode mode_ = advaug::mode::train;
+};
+
+}  // namespace advaug

@@ -1,0 +1,107 @@
+#include <doctest/doctest.h>
+
+#include "support/models.hpp"
+
+using namespace advaug;
+
+namespace {
+// A user's own layer, added without registration: y = scale * x, one parameter.
+template <class T>
+struct scale_layer {
+    using value_type = T;
+    static constexpr std::size_t input_rank = 2, output_rank = 2;
+    struct cache_type {
+        const tensor<T, 2>* x = nullptr;
+    };
+    T scale = T(1.5), grad = T(0);
+    void forward(const tensor<T, 2>& x, cache_type& c, tensor<T, 2>& y) const {
+        if (y.shape() != x.shape()) y.resize(x.shape());
+        for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = scale * x.data()[i];
+        c.x = &x;
+    }
+    void backward_input(const cache_type& c, const tensor<T, 2>& dy, tensor<T, 2>& dx) const {
+        if (dx.shape() != dy.shape()) dx.resize(dy.shape());
+        for (std::size_t i = 0; i < dy.size(); ++i) dx.data()[i] = scale * dy.data()[i];
+        (void)c;
+    }
+    void accumulate_gradient(const cache_type& c, const tensor<T, 2>& dy) {
+        for (std::size_t i = 0; i < dy.size(); ++i) grad += dy.data()[i] * c.x->data()[i];
+    }
+    void zero_grad() { grad = 0; }
+    std::vector<parameter_view<T>> parameters() { return {{"scale", {1}, {&scale, 1}, {&grad, 1}}}; }
+    advaug::mode mode() const { return advaug::mode::train; }
+    void set_mode(advaug::mode) {}
+};
+}  // namespace
+
+TEST_CASE("a user's own layer plugs into sequential and passes the gradient checks") {
+    detail::rng gen(1);
+    auto net = sequential<double, 2>({5})
+                   .add(dense<double>(5, 8, gen))
+                   .add(relu<double, 2>{})
+                   .add(scale_layer<double>{})
+                   .add(dense<double>(8, 3, gen));
+    static_assert(trainable_classifier<sequential<double, 2>>);
+    CHECK(net.size() == 4);
+    CHECK(net.num_classes() == 3);
+    const auto names = [&] {
+        std::vector<std::string> n;
+        for (auto& p : net.parameters()) n.push_back(p.name);
+        return n;
+    }();
+    CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "2.scale", "3.weight", "3.bias"});
+    const auto x = testing::uniform_batch<double>(4, 5, 2);
+    CHECK(check_input_gradient(net, x).relative_error < 1e-6);
+    const auto r = check_parameter_gradient(net, x);
+    CHECK(r.checked == 5 * 8 + 8 + 1 + 8 * 3 + 3);
+    CHECK(r.relative_error < 1e-6);
+    // the layer is reachable as its own type
+    CHECK(net.layer<scale_layer<double>>(2).scale == 1.5);
+    CHECK_THROWS_WITH_AS(net.layer<scale_layer<double>>(0),
+                         "sequential::layer(): layer 0 is dense(5->8), not the type asked for", std::invalid_argument);
+}
+
+TEST_CASE("a layer that does not fit is refused when added, naming both layers and the shapes") {
+    detail::rng gen(1);
+    auto net = sequential<float, 2>({784});
+    net.add(dense<float>(784, 128, gen)).add(relu<float, 2>{});
+    CHECK_THROWS_WITH_AS(net.add(dense<float>(100, 10, gen)),
+                         "sequential::add(): layer 2 dense(100->10) does not fit after layer 1 relu, which gives "
+                         "samples of shape [128]: dense::output_shape(): dense(100->10) expects samples of shape "
+                         "[100], got [128]",
+                         std::invalid_argument);
+    CHECK(net.size() == 2);  // nothing was added
+    auto image_model = [&] { sequential<float, 4>({1, 28, 28}).add(dense<float>(784, 10, gen)); };
+    CHECK_THROWS_WITH_AS(image_model(),
+                         "sequential::add(): layer 0 dense(784->10) takes rank-2 input, but the input gives samples "
+                         "of shape [1, 28, 28] (rank 4)",
+                         std::invalid_argument);
+    auto wrong_rank = [] { sequential<float, 2> s({3, 4}); };
+    CHECK_THROWS_WITH_AS(wrong_rank(), "sequential(): a rank-2 model needs a sample shape of 1 entries, got [3, 4]",
+                         std::invalid_argument);
+}
+
+TEST_CASE("an unfinished model and inputs of the wrong shape are refused") {
+    detail::rng gen(1);
+    auto net = sequential<float, 2>({6});
+    CHECK_THROWS_WITH_AS(net.num_classes(),
+                         "sequential::num_classes(): the model must end in a layer with [N, classes] output; it ends "
+                         "in no layer",
+                         std::invalid_argument);
+    net.add(dense<float>(6, 3, gen));
+    typename sequential<float, 2>::cache_type c;
+    tensor<float, 2> logits;
+    CHECK_THROWS_WITH_AS(net.forward(tensor<float, 2>::from_shape({2, 5}), c, logits),
+                         "sequential::forward(): inputs have shape [2, 5], the model expects [N >= 1, 6]",
+                         std::invalid_argument);
+}
+
+TEST_CASE("copies are deep and modes reach every layer") {
+    mlp<float> a({4, 6, 3}, 1);
+    sequential<float, 2> b = a;
+    b.parameters()[0].value[0] += 1.0f;
+    CHECK(a.parameters()[0].value[0] != b.parameters()[0].value[0]);
+    a.set_mode(mode::eval);
+    CHECK(a.mode() == mode::eval);
+    CHECK(a.describe() == "sequential [4] -> dense(4->6) -> relu -> dense(6->3)");
+}
