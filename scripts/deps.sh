@@ -7,6 +7,8 @@ packages=(
     build-essential cmake ccache
     libxtensor-dev libxtensor-blas-dev libopenblas-dev
     doctest-dev zlib1g-dev libzip-dev libcli11-dev libstb-dev nlohmann-json3-dev
+    # libzip-dev's CMake package also imports these tools and fails without them (Debian 12)
+    zipcmp zipmerge ziptool
     dataset-fashion-mnist
 )
 

@@ -21,9 +21,16 @@
 #include "advaug/attacks/pgd.hpp"
 
 // Layers and bundled models
+#include "advaug/layers/activations.hpp"
+#include "advaug/layers/batch_norm.hpp"
+#include "advaug/layers/conv2d.hpp"
 #include "advaug/layers/dense.hpp"
+#include "advaug/layers/dropout.hpp"
+#include "advaug/layers/flatten.hpp"
+#include "advaug/layers/pooling.hpp"
 #include "advaug/layers/relu.hpp"
 #include "advaug/models/mlp.hpp"
+#include "advaug/models/sequential.hpp"
 
 // Training
 #include "advaug/optim/optimizer.hpp"
@@ -38,6 +45,7 @@
 #include "advaug/evaluation/accuracy.hpp"
 #include "advaug/io/atomic_file.hpp"
 #include "advaug/io/binary.hpp"
+#include "advaug/io/npz.hpp"
 
 // Tools
 #include "advaug/gradcheck/gradient_check.hpp"

@@ -8,7 +8,7 @@
 #
 # find_package      install advaug into WORK_DIR/prefix, consumer finds it there
 # add_subdirectory  consumer pulls the advaug source tree in with add_subdirectory
-# copied_headers    no CMake at all: copy include/advaug, compile with c++ -I, -lopenblas -lz
+# copied_headers    no CMake at all: copy include/advaug, compile with c++ -I, -lopenblas -lz -lzip
 # no_blas           as copied_headers with -DADVAUG_NO_BLAS, linking no BLAS at all
 
 cmake_minimum_required(VERSION 3.21)
@@ -86,11 +86,11 @@ elseif(MODE STREQUAL "copied_headers" OR MODE STREQUAL "no_blas")
     set(program "${WORK_DIR}/downstream")
     if(MODE STREQUAL "copied_headers")
         set(defines)
-        set(libs -lopenblas -lz)
+        set(libs -lopenblas -lz -lzip)
     else()
         # Linking without any BLAS proves the no-BLAS build references none of it.
         set(defines -DADVAUG_NO_BLAS)
-        set(libs -lz)
+        set(libs -lz -lzip)
     endif()
     step("compile main.cpp"
         "${CXX_COMPILER}" -std=c++20 -O1 ${defines} "-I${WORK_DIR}/include"
