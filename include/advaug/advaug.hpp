@@ -29,6 +29,7 @@
 #include "advaug/layers/flatten.hpp"
 #include "advaug/layers/pooling.hpp"
 #include "advaug/layers/relu.hpp"
+#include "advaug/models/cnn.hpp"
 #include "advaug/models/mlp.hpp"
 #include "advaug/models/sequential.hpp"
 
@@ -45,6 +46,7 @@
 #include "advaug/evaluation/accuracy.hpp"
 #include "advaug/io/atomic_file.hpp"
 #include "advaug/io/binary.hpp"
+#include "advaug/io/model_file.hpp"
 #include "advaug/io/npz.hpp"
 
 // Tools

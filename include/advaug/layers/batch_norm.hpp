@@ -278,6 +278,13 @@ public:
         return out;
     }
 
+    /// "<prefix>running_mean" and "<prefix>running_var" as views with an empty gradient: state
+    /// that model files save and load but optimizers never see.
+    void append_buffers(std::vector<parameter_view<T>>& out, const std::string& prefix) {
+        out.push_back({prefix + "running_mean", {features()}, {running_mean_.data(), running_mean_.size()}, {}});
+        out.push_back({prefix + "running_var", {features()}, {running_var_.data(), running_var_.size()}, {}});
+    }
+
     advaug::mode mode() const { return mode_; }
     void set_mode(advaug::mode m) { mode_ = m; }
 

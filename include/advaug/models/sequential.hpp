@@ -11,7 +11,8 @@
 // output_rank (2 or 4), cache_type, forward(x, cache, y) const, backward_input(cache, dy, dx)
 // const, accumulate_gradient(cache, dy), zero_grad(), parameters(), mode(), set_mode().
 // Optional: output_shape(sample shape) to check and compute shapes (without it a layer must
-// keep the shape), describe() for messages (else "layer"), and append_parameters(out, prefix).
+// keep the shape), describe() for messages (else "layer"), append_parameters(out, prefix),
+// and append_buffers(out, prefix) for state that is saved but not trained.
 // Nothing is registered: a user's own layer is added like a bundled one.
 //
 // Parameter names follow torch.nn.Sequential's state_dict: "<layer index>.<name>", counting
@@ -82,6 +83,7 @@ public:
     virtual void backward_input(layer_cache_base& c, activation_in<T> dy, activation<T>& dx) const = 0;
     virtual void accumulate_gradient(layer_cache_base& c, activation_in<T> dy) = 0;
     virtual void append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix) = 0;
+    virtual void append_buffers(std::vector<parameter_view<T>>& out, const std::string& prefix) = 0;
     virtual void zero_grad() = 0;
     virtual void set_mode(advaug::mode m) = 0;
     virtual std::unique_ptr<layer_slot> clone() const = 0;
@@ -145,6 +147,9 @@ public:
                 out.push_back(std::move(p));
             }
         }
+    }
+    void append_buffers(std::vector<parameter_view<T>>& out, const std::string& prefix) override {
+        if constexpr (requires { layer_.append_buffers(out, prefix); }) layer_.append_buffers(out, prefix);
     }
     void zero_grad() override { layer_.zero_grad(); }
     void set_mode(advaug::mode m) override { layer_.set_mode(m); }
@@ -289,6 +294,14 @@ public:
     std::vector<parameter_view<T>> parameters() {
         std::vector<parameter_view<T>> out;
         for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->append_parameters(out, std::to_string(i) + ".");
+        return out;
+    }
+
+    /// Everything a model file holds: the parameters, then buffers such as batch norm's
+    /// running statistics (views with an empty gradient), named like torch's state_dict.
+    std::vector<parameter_view<T>> state() {
+        auto out = parameters();
+        for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->append_buffers(out, std::to_string(i) + ".");
         return out;
     }
 
