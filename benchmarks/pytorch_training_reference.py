@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The PyTorch side of docs/training.md: the same recipes as examples/fashion_mnist_ada.cpp.
 
-MLP 784-256-256-10 with torch.nn.Linear's default initialization, SGD lr 0.05 momentum 0.9,
+MLP 784-256-256-10 (or, with --arch cnn, advaug's bundled CNN) with PyTorch's default
+initialization, SGD lr 0.05 momentum 0.9,
 batch 128, Fashion-MNIST from Debian's dataset-fashion-mnist; evaluation on the full test set
 with FGSM and PGD-20 (20 L-inf steps of 2.5 * eps / 20 from a random start).
 
@@ -30,9 +31,13 @@ def load(kind):
     return torch.from_numpy(x.astype(np.float32) / 255), torch.from_numpy(y.astype(np.int64))
 
 
-def model():
-    return torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
-                               torch.nn.ReLU(), torch.nn.Linear(256, 10))
+def model(arch):
+    nn = torch.nn
+    if arch == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
 
 
 def input_grad(net, x, y):
@@ -68,12 +73,15 @@ def main():
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--arch", default="mlp", choices=["mlp", "cnn"])
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     xtr, ytr = load("train")
     xte, yte = load("t10k")
-    net = model()
+    if a.arch == "cnn":
+        xtr, xte = xtr.reshape(-1, 1, 28, 28), xte.reshape(-1, 1, 28, 28)
+    net = model(a.arch)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     eps = a.eps
     start = time.time()
@@ -113,7 +121,7 @@ def main():
         adv = pgd(net, x, y, 0.1, 20, 2.5 * 0.1 / 20)
         with torch.no_grad():
             correct_pgd += (net(adv).argmax(1) == y).sum().item()
-    print(f"pytorch method {a.method} seed {a.seed}: clean {100 * correct_clean / len(xte):.2f}% "
+    print(f"pytorch {a.arch} method {a.method} seed {a.seed} epochs {a.epochs}: clean {100 * correct_clean / len(xte):.2f}% "
           f"PGD-20 {100 * correct_pgd / len(xte):.2f}% (training {train_seconds:.1f} s)")
 
 

@@ -3,7 +3,7 @@
 // The blog post advaug started from trains on (1 - alpha) * CE(x) + alpha * CE(x_adv), with
 // x_adv = clip(x + eps * sign(grad_x CE), 0, 1), and claims that clean accuracy "drops a
 // little" while accuracy on perturbed inputs "rises a lot". This program checks the claim on
-// Fashion-MNIST with the bundled MLP 784-256-256-10:
+// Fashion-MNIST with the bundled MLP 784-256-256-10 (or, with --model cnn, the bundled CNN):
 //
 //   1. load Fashion-MNIST and wrap it as in-memory data sets of bytes;
 //   2. train the MLP twice from the same initial weights: plain, then with the chosen
@@ -54,7 +54,6 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace {
 
-using model_type = advaug::mlp<float>;
 using byte_dataset = advaug::dataset<std::uint8_t>;
 using clock_type = std::chrono::steady_clock;
 
@@ -100,6 +99,7 @@ struct settings {
     std::string json_log;
     std::optional<std::size_t> train_samples, test_samples;  // unset: all
     bool quick = false;
+    std::string model_name = "mlp";
     std::string init_name = "pytorch";
     advaug::weight_init init = advaug::weight_init::pytorch_default;
 };
@@ -197,6 +197,11 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
     app.add_option("--test-samples", test_samples,
                    "evaluate on the first N test images only (default: all 10,000)")
         ->check(whole_number(1, "POSITIVE"));
+    app.add_option("--model", s.model_name,
+                   "mlp (784-256-256-10), cnn (the bundled CNN, as the PyTorch anchor's) or cnn-bn "
+                   "(with batch norm)")
+        ->check(CLI::IsMember({"mlp", "cnn", "cnn-bn"}))
+        ->capture_default_str();
     app.add_option("--init", s.init_name,
                    "initial weights: pytorch (U(-1/sqrt(in), 1/sqrt(in)), as torch.nn.Linear, the "
                    "setting of the PyTorch figures in docs/training.md) or he (N(0, 2/in))")
@@ -258,7 +263,7 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
 // epsilon of 0.1 lets every pixel move by a tenth of its range.
 byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images,
                           const advaug::label_vector& labels, std::size_t count,
-                          const char* option) {
+                          const char* option, bool images_as_nchw) {
     if (count > images.shape(0)) {
         throw usage_error(std::string(option) + " " + std::to_string(count) + " is more than the " +
                           std::to_string(images.shape(0)) + " images available");
@@ -266,7 +271,7 @@ byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images,
     const advaug::tensor<std::uint8_t, 3> head =
         xt::view(images, xt::range(0, count), xt::all(), xt::all());
     const advaug::label_vector head_labels = xt::view(labels, xt::range(0, count));
-    return byte_dataset::from_images(head, head_labels, num_classes, /*channel_axis=*/false);
+    return byte_dataset::from_images(head, head_labels, num_classes, images_as_nchw);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +288,7 @@ void json_line(const settings& s, const std::string& object) {
 
 // Trains `model` with `method`; everything else comes from the command line, so the two runs
 // differ in the method alone.
+template <class model_type>
 void train(model_type& model, advaug::training_method method, const settings& s,
            const byte_dataset& train_set, const byte_dataset& test_set) {
     const bool adversarial = method != advaug::training_method::plain;
@@ -322,6 +328,7 @@ void train(model_type& model, advaug::training_method method, const settings& s,
 // ---------------------------------------------------------------------------------------------
 
 // One row of the table: a name and how to measure a model's accuracy on the test set.
+template <class model_type>
 struct measurement {
     std::string name;
     std::function<double(model_type&, const byte_dataset&)> accuracy;
@@ -330,7 +337,7 @@ struct measurement {
 // x + N(0, sigma^2) per pixel, clipped to [0, 1]. Batch b always gets the same noise, drawn
 // from its own seeded generator, so both models see identical noisy images.
 auto gaussian_noise(double sigma) {
-    return [sigma](advaug::tensor<float, 2>& x, std::size_t batch) {
+    return [sigma](auto& x, std::size_t batch) {
         advaug::detail::rng gen(noise_seed + batch);
         for (float& v : x) {
             v = std::clamp(v + static_cast<float>(sigma * gen.normal()), 0.0f, 1.0f);
@@ -338,9 +345,10 @@ auto gaussian_noise(double sigma) {
     };
 }
 
-std::vector<measurement> measurements() {
+template <class model_type>
+std::vector<measurement<model_type>> measurements() {
     using advaug::accuracy, advaug::robust_accuracy, advaug::transformed_accuracy;
-    std::vector<measurement> rows;
+    std::vector<measurement<model_type>> rows;
     rows.push_back({"clean", [](model_type& m, const byte_dataset& d) { return accuracy(m, d); }});
 
     // One signed-gradient step: the attack the blog post trained with.
@@ -383,8 +391,9 @@ std::vector<measurement> measurements() {
 }
 
 // Every measurement of one model, in the order of `rows`.
+template <class model_type>
 std::vector<double> evaluate(model_type& model, const std::string& label,
-                             const std::vector<measurement>& rows, const byte_dataset& test_set) {
+                             const std::vector<measurement<model_type>>& rows, const byte_dataset& test_set) {
     const auto start = clock_type::now();
     std::vector<double> results;
     for (const auto& row : rows) results.push_back(row.accuracy(model, test_set));
@@ -397,7 +406,8 @@ std::vector<double> evaluate(model_type& model, const std::string& label,
 // 4. The report
 // ---------------------------------------------------------------------------------------------
 
-void print_table(const std::vector<measurement>& rows, const std::vector<std::string>& labels,
+template <class Rows>
+void print_table(const Rows& rows, const std::vector<std::string>& labels,
                  const std::vector<std::vector<double>>& results, std::size_t test_count) {
     std::printf("\ntest accuracy on %zu images\n", test_count);
     std::printf("  %-24s", "");
@@ -432,7 +442,8 @@ void print_verdict(const std::string& method, const std::vector<double>& plain,
         robust_gain);
 }
 
-void log_results(const settings& s, const std::vector<measurement>& rows,
+template <class Rows>
+void log_results(const settings& s, const Rows& rows,
                  const std::vector<std::string>& labels,
                  const std::vector<std::vector<double>>& results) {
     if (s.json_log.empty()) return;
@@ -449,7 +460,9 @@ void log_results(const settings& s, const std::vector<measurement>& rows,
 // The program
 // ---------------------------------------------------------------------------------------------
 
-int run(const settings& s, clock_type::time_point started) {
+// Trains, measures and reports for one kind of model; make_model(seed) builds a fresh one.
+template <class model_type, class MakeModel>
+int run_with(const settings& s, clock_type::time_point started, MakeModel make_model, const std::string& description) {
 #ifndef ADVAUG_NO_BLAS
     if (s.threads > 0) openblas_set_num_threads(s.threads);
 #endif
@@ -463,29 +476,30 @@ int run(const settings& s, clock_type::time_point started) {
     const advaug::fashion_mnist data = advaug::load_fashion_mnist(s.data_dir);
     const byte_dataset train_set =
         first_images(data.train_images, data.train_labels,
-                     s.train_samples.value_or(data.train_images.shape(0)), "--train-samples");
+                     s.train_samples.value_or(data.train_images.shape(0)), "--train-samples",
+                     model_type::input_rank == 4);
     const byte_dataset test_set =
         first_images(data.test_images, data.test_labels,
-                     s.test_samples.value_or(data.test_images.shape(0)), "--test-samples");
+                     s.test_samples.value_or(data.test_images.shape(0)), "--test-samples",
+                     model_type::input_rank == 4);
     std::printf("Fashion-MNIST from %s: training on %zu images, testing on %zu\n",
                 s.data_dir.c_str(), train_set.size(), test_set.size());
 
     // 2. Two models from the same initial weights (the seed), trained the same way except for
     //    the method. With --method plain the second would be an exact copy, so it is skipped.
-    const std::vector<std::size_t> widths{train_set.sample_size(), 256, 256, num_classes};
     const bool compare = s.method != advaug::training_method::plain;
-    model_type plain(widths, s.seed, s.init);
-    model_type adversarial(widths, s.seed, s.init);
-    std::printf("\n--- model 1: MLP 784-256-256-10, plain training ---\n");
+    model_type plain = make_model();
+    model_type adversarial = make_model();
+    std::printf("\n--- model 1: %s, plain training ---\n", description.c_str());
     train(plain, advaug::training_method::plain, s, train_set, test_set);
     if (compare) {
-        std::printf("\n--- model 2: MLP 784-256-256-10, %s training ---\n", s.method_name.c_str());
+        std::printf("\n--- model 2: %s, %s training ---\n", description.c_str(), s.method_name.c_str());
         train(adversarial, s.method, s, train_set, test_set);
     }
 
     // 3. The same measurements, on the same test images, for both models.
     std::printf("\n");
-    const auto rows = measurements();
+    const auto rows = measurements<model_type>();
     std::vector<std::string> labels{"plain"};
     std::vector<std::vector<double>> results{evaluate(plain, "plain", rows, test_set)};
     if (compare) {
@@ -499,7 +513,7 @@ int run(const settings& s, clock_type::time_point started) {
     if (compare) {
         const auto pgd_row = static_cast<std::size_t>(
             std::find_if(rows.begin(), rows.end(),
-                         [](const measurement& m) { return m.name.starts_with("PGD"); }) -
+                         [](const auto& m) { return m.name.starts_with("PGD"); }) -
             rows.begin());
         print_verdict(s.method_name, results[0], results[1], pgd_row);
     } else {
@@ -509,6 +523,18 @@ int run(const settings& s, clock_type::time_point started) {
     std::printf("\ntotal wall time: %s (%.1f s)\n", advaug::detail::format_duration(total).c_str(),
                 total);
     return 0;
+}
+
+int run(const settings& s, clock_type::time_point started) {
+    if (s.model_name == "mlp") {
+        return run_with<advaug::mlp<float>>(
+            s, started, [&] { return advaug::mlp<float>({784, 256, 256, num_classes}, s.seed, s.init); },
+            "MLP 784-256-256-10");
+    }
+    const bool batch_norm = s.model_name == "cnn-bn";
+    return run_with<advaug::cnn<float>>(
+        s, started, [&] { return advaug::cnn<float>(s.seed, s.init, batch_norm); },
+        batch_norm ? "CNN with batch norm" : "CNN");
 }
 
 }  // namespace

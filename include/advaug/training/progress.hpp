@@ -112,10 +112,13 @@ public:
     std::string epoch_line(const epoch_report& r) const {
         std::ostringstream s;
         s << std::fixed << std::setprecision(4) << "epoch " << r.epoch + 1 << '/' << epochs_
-          << " done in " << format_duration(r.seconds) << "  loss " << r.loss << " (Standard";
-        if (r.clean_loss_batches < r.batches) s << " on " << r.clean_loss_batches << " logged batches";
-        s << ": " << r.clean_loss;
-        if (std::isfinite(r.adversarial_loss)) s << ", Adv: " << r.adversarial_loss;
+          << " done in " << format_duration(r.seconds) << "  loss " << r.loss << " (";
+        if (r.clean_loss_batches > 0) {
+            s << "Standard";
+            if (r.clean_loss_batches < r.batches) s << " on " << r.clean_loss_batches << " logged batches";
+            s << ": " << r.clean_loss << (std::isfinite(r.adversarial_loss) ? ", " : "");
+        }
+        if (std::isfinite(r.adversarial_loss)) s << "Adv: " << r.adversarial_loss;
         s << ')' << std::setprecision(2);
         if (std::isfinite(r.clean_accuracy)) s << "  val clean " << 100 * r.clean_accuracy << '%';
         if (std::isfinite(r.pgd_accuracy)) s << "  val PGD " << 100 * r.pgd_accuracy << '%';
