@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "advaug/detail/error.hpp"
 #include "advaug/domain/input_domain.hpp"
@@ -29,59 +30,52 @@ inline double require_epsilon(const char* fn, const std::optional<double>& eps) 
 }
 }  // namespace detail
 
-/// FGSM: x' = clip(x + epsilon * sign(grad_x L)) (L-infinity, one step).
-class fgsm_options {
+namespace detail {
+
+/// The options every single-step attack has: epsilon (required), targeted, domain.
+/// `Name` is the attack's name in messages ("fgsm").
+template <class Derived, const char* Name>
+class single_step_options {
 public:
     /// Radius in raw input units (see input_domain). requires: finite, >= 0.
-    fgsm_options& epsilon(double eps) {
-        eps_ = detail::checked_epsilon("fgsm_options::epsilon", eps);
-        return *this;
+    Derived& epsilon(double eps) {
+        const std::string fn = std::string(Name) + "_options::epsilon";
+        eps_ = checked_epsilon(fn.c_str(), eps);
+        return self();
     }
     /// Targeted: the labels given to the attack are targets, and the step lowers their loss.
-    fgsm_options& targeted(bool t) {
+    Derived& targeted(bool t) {
         targeted_ = t;
-        return *this;
+        return self();
     }
     /// Valid range and normalization of the input; default [0, 1], no normalization.
-    fgsm_options& domain(input_domain d) {
+    Derived& domain(input_domain d) {
         domain_ = std::move(d);
-        return *this;
+        return self();
     }
-    double epsilon() const { return detail::require_epsilon("fgsm", eps_); }
+    double epsilon() const { return require_epsilon(Name, eps_); }
     bool targeted() const { return targeted_; }
     const input_domain& domain() const { return domain_; }
 
 private:
+    Derived& self() { return static_cast<Derived&>(*this); }
+
     std::optional<double> eps_;
     bool targeted_ = false;
     input_domain domain_;
 };
+
+inline constexpr char fgsm_name[] = "fgsm";
+inline constexpr char fgm_name[] = "fgm";
+
+}  // namespace detail
+
+/// FGSM: x' = clip(x + epsilon * sign(grad_x L)) (L-infinity, one step).
+class fgsm_options : public detail::single_step_options<fgsm_options, detail::fgsm_name> {};
 
 /// FGM: x' = clip(x + epsilon * g / ||g||_2), g = grad_x L in raw units, per sample.
-class fgm_options {
-public:
-    /// L2 radius in raw input units. requires: finite, >= 0.
-    fgm_options& epsilon(double eps) {
-        eps_ = detail::checked_epsilon("fgm_options::epsilon", eps);
-        return *this;
-    }
-    fgm_options& targeted(bool t) {
-        targeted_ = t;
-        return *this;
-    }
-    fgm_options& domain(input_domain d) {
-        domain_ = std::move(d);
-        return *this;
-    }
-    double epsilon() const { return detail::require_epsilon("fgm", eps_); }
-    bool targeted() const { return targeted_; }
-    const input_domain& domain() const { return domain_; }
-
-private:
-    std::optional<double> eps_;
-    bool targeted_ = false;
-    input_domain domain_;
-};
+/// epsilon is the L2 radius in raw units.
+class fgm_options : public detail::single_step_options<fgm_options, detail::fgm_name> {};
 
 /// PGD (Madry et al. 2018) and BIM / I-FGSM (Kurakin et al. 2017, PGD without random start).
 /// Defaults: L-infinity, 10 steps, step size 2.5 * epsilon / steps, random start, 1 restart,
