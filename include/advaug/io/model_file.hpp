@@ -1,5 +1,5 @@
 // Model files: a sequential model's parameters and buffers, and a description of its
-// architecture, in one .npz that numpy.load and benchmarks/pytorch_interop.py read.
+// architecture, in one .npz that numpy.load and examples/pytorch_interop.py read.
 //
 //   advaug::io::save_model("cnn.npz", net);
 //   advaug::io::load_model("cnn.npz", other);   // same architecture, or an error; all or nothing

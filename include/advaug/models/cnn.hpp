@@ -4,7 +4,7 @@
 //   flatten, dense 3136->128, ReLU, dense 128->10
 //
 // and a variant with batch norm after each convolution. A sequential<T, 4>, so it is the same
-// network as the torch.nn.Sequential in benchmarks/pytorch_interop.py, with the same
+// network as the torch.nn.Sequential in examples/pytorch_interop.py, with the same
 // parameter names ("0.weight", "3.weight", "7.weight", "9.weight" without batch norm).
 #pragma once
 

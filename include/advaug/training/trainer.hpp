@@ -205,7 +205,6 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
         out.clean = cross_entropy_gradient(logits_, y, dlogits_, T(1));
         model_.parameter_gradient(clean_cache_, dlogits_);
         out.loss = out.clean;
-        x_adv_.resize({0});
         return out;
     }
 
