@@ -10,6 +10,7 @@ packages=(
     # libzip-dev's CMake package also imports these tools and fails without them (Debian 12)
     zipcmp zipmerge ziptool
     dataset-fashion-mnist
+    python3-sklearn  # ships breast_cancer.csv, read by examples/tabular_drift.cpp
 )
 
 missing=()

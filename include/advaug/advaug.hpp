@@ -41,6 +41,7 @@
 #include "advaug/training/trainer.hpp"
 
 // Data, evaluation, files
+#include "advaug/data/csv.hpp"
 #include "advaug/data/dataset.hpp"
 #include "advaug/data/idx.hpp"
 #include "advaug/evaluation/accuracy.hpp"
@@ -48,6 +49,9 @@
 #include "advaug/io/binary.hpp"
 #include "advaug/io/model_file.hpp"
 #include "advaug/io/npz.hpp"
+
+// Distribution shifts
+#include "advaug/shifts/tabular_shifts.hpp"
 
 // Tools
 #include "advaug/gradcheck/gradient_check.hpp"
