@@ -51,6 +51,7 @@
 #include "advaug/io/npz.hpp"
 
 // Distribution shifts
+#include "advaug/shifts/image_corruptions.hpp"
 #include "advaug/shifts/tabular_shifts.hpp"
 
 // Tools
