@@ -45,6 +45,8 @@
 #include "advaug/data/dataset.hpp"
 #include "advaug/data/idx.hpp"
 #include "advaug/evaluation/accuracy.hpp"
+#include "advaug/evaluation/results.hpp"
+#include "advaug/evaluation/robustness.hpp"
 #include "advaug/io/atomic_file.hpp"
 #include "advaug/io/binary.hpp"
 #include "advaug/io/model_file.hpp"
