@@ -52,6 +52,9 @@
 #include "advaug/io/model_file.hpp"
 #include "advaug/io/npz.hpp"
 
+// Reports (JSON, CSV, SVG charts, PNG grids, Markdown)
+#include "advaug/report/report.hpp"
+
 // Distribution shifts
 #include "advaug/shifts/image_corruptions.hpp"
 #include "advaug/shifts/tabular_shifts.hpp"
