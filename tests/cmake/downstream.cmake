@@ -51,7 +51,8 @@ if(MODE STREQUAL "find_package")
         "${CMAKE_COMMAND}" -S "${ADVAUG_SOURCE_DIR}" -B "${WORK_DIR}/advaug-build"
         ${common_args}
         "-DCMAKE_INSTALL_PREFIX=${prefix}"
-        -DADVAUG_BUILD_TESTS=OFF -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_BENCHMARKS=OFF)
+        -DADVAUG_BUILD_TESTS=OFF -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_BENCHMARKS=OFF
+        -DADVAUG_BUILD_TOOLS=OFF)
     step("build advaug" "${CMAKE_COMMAND}" --build "${WORK_DIR}/advaug-build" -j ${jobs})
     step("install advaug" "${CMAKE_COMMAND}" --install "${WORK_DIR}/advaug-build")
     step("configure consumer"

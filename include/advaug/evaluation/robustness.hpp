@@ -203,7 +203,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
 /// sum_s E(c, s) - S * E_clean for S severities). It measures how much a model degrades under
 /// corruption relative to how much the baseline degrades: 1 for the baseline itself, below 1
 /// for a model that loses less. Corruptions are matched by name.
-/// A corruption whose baseline denominator is exactly 0 (the baseline loses nothing under it)
+/// A corruption whose baseline denominator is 0 (up to rounding) (the baseline loses nothing under it)
 /// has an undefined ratio: it is left out of the mean; if every corruption is left out, the
 /// result is NaN. A negative denominator (the baseline does better corrupted) is used as is.
 /// requires: both records hold the same corruption names (in any order) with the same number
@@ -696,7 +696,9 @@ inline void set_relative_mce(model_evaluation& model, const model_evaluation& ba
             num += (1.0 - c.accuracy[s]) - model_clean;
             den += (1.0 - it->accuracy[s]) - base_clean;
         }
-        if (den == 0.0) continue;  // undefined ratio: left out of the mean
+        // Accuracies are counts over N <= 10^9 samples, so a genuinely non-zero sum is far above
+        // 1e-9; below it the difference is rounding and the ratio undefined: left out of the mean.
+        if (std::abs(den) < 1e-9) continue;
         sum += num / den;
         ++used;
     }
