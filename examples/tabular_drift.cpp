@@ -15,7 +15,7 @@
 // With 171 test samples one sample is 0.6 % of accuracy, so steps 1-5 are repeated on R
 // random splits (seeds S, S+1, ...) and the table shows the mean and standard deviation.
 //
-//   tabular_drift [--data FILE] [--epsilon K] [--epochs E] [--seed S] [--repeats R]
+//   tabular_drift [--data FILE] [--epsilon K] [--epochs E] [--seed S] [--repeats R] [--report FILE.md]
 //
 // K is the attack radius in training standard deviations of each feature (default 0.25),
 // E the training epochs (40), R the number of splits (10). Runs in a few seconds on one core.
@@ -31,6 +31,7 @@
 #include <cstring>
 #include <exception>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +44,7 @@ struct settings {
     std::size_t epochs = 40;
     std::uint64_t seed = 1;
     std::size_t repeats = 10;
+    std::string report = "tabular_drift_report.md";  // '' for none
 };
 
 /// A dataset<float> of the rows of `x` (any values: raw or normalized) with `labels`.
@@ -269,9 +271,18 @@ int run(const settings& s) {
     const std::string title =
         "test accuracy %, mean +- std of " + std::to_string(results.size()) + " splits";
     std::printf("\n%-42s  %14s  %14s\n", title.c_str(), "plain", "PGD-AT");
+    // The same table as Markdown, for --report.
+    std::string markdown = "# Drift robustness on breast cancer\n\n| " + title + " | plain | PGD-AT |\n| --- | --- | --- |\n";
     for (std::size_t row = 0; row < results[0].rows.size(); ++row) {
         std::printf("%-42s  %14s  %14s\n", results[0].rows[row].c_str(),
                     summary(row, false).c_str(), summary(row, true).c_str());
+        markdown += "| " + results[0].rows[row] + " | " + summary(row, false) + " | " + summary(row, true) + " |\n";
+    }
+    if (!s.report.empty()) {
+        const std::string text = markdown + "\nWritten by `tabular_drift` (docs/tabular.md).\n";
+        advaug::io::write_file_atomically(
+            s.report, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+        std::printf("\nreport written to %s\n", s.report.c_str());
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -314,10 +325,12 @@ int run_command_line(int argc, char** argv) {
             s.seed = count_arg("--seed", argv[++i], 0);
         } else if (std::strcmp(argv[i], "--repeats") == 0 && has_value) {
             s.repeats = count_arg("--repeats", argv[++i], 1);
+        } else if (std::strcmp(argv[i], "--report") == 0 && has_value) {
+            s.report = argv[++i];
         } else {
             std::fprintf(stderr,
                          "usage: tabular_drift [--data FILE] [--epsilon K] [--epochs E] [--seed S] "
-                         "[--repeats R]\n");
+                         "[--repeats R] [--report FILE.md]\n");
             return 2;
         }
     }
