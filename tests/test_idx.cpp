@@ -1,5 +1,6 @@
 // Tests for advaug/data/idx.hpp: IDX reading (plain and gzip), error reporting, the
 // Fashion-MNIST loader and the conversion of images to floating-point batches.
+#include "support/temp_dir.hpp"
 #include <doctest/doctest.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -24,22 +25,7 @@ using bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-/// A fresh directory under the system temp directory, removed on destruction.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("advaug_test_idx_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using advaug::testing::temp_dir;
 
 void put_be32(bytes& out, std::uint32_t v) {
     out.push_back(static_cast<std::uint8_t>(v >> 24));

@@ -1,5 +1,6 @@
 // Tests for advaug/io/npz.hpp: .npz round trips, model weights, numpy interoperability, and
 // refusal of malformed, truncated, corrupted or ill-fitting files.
+#include "support/temp_dir.hpp"
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -33,22 +34,7 @@ using bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-/// A fresh directory under the system temp directory, removed on destruction.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("advaug_test_npz_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using advaug::testing::temp_dir;
 
 /// The message of the io_error `f` throws; a FAIL if it throws something else or nothing.
 template <class F>

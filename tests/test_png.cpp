@@ -1,5 +1,6 @@
 // Tests for advaug/io/png.hpp: 8-bit grayscale and RGB PNGs are read back pixel for pixel by
 // an independent decoder (stb_image), conversion from [0, 1] floats, and error reporting.
+#include "support/temp_dir.hpp"
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -41,21 +42,7 @@ using bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("advaug_test_png_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using advaug::testing::temp_dir;
 
 template <class E>
 void check_throws(const std::function<void()>& f, std::initializer_list<std::string> parts) {

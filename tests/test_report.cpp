@@ -5,6 +5,7 @@
 //
 // Set ADVAUG_REPORT_OUT=<folder> to keep a copy of the sample report there (docs/report.md's
 // pictures are rendered from it).
+#include "support/temp_dir.hpp"
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -49,21 +50,7 @@ using advaug::tensor;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() / ("advaug_test_report_" + std::to_string(::getpid()) +
-                                            "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using advaug::testing::temp_dir;
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
