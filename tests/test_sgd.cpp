@@ -15,6 +15,9 @@ using namespace advaug;
 
 using advaug::testing::allocations;
 using advaug::testing::quadratic;
+using advaug::testing::check_close;
+using advaug::testing::load;
+using advaug::testing::saved;
 
 namespace {
 
@@ -38,28 +41,6 @@ struct reference_sgd {
         }
     }
 };
-
-void check_close(const std::vector<double>& got, const std::vector<double>& want, double rel) {
-    REQUIRE(got.size() == want.size());
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        INFO("element ", i, ": got ", got[i], ", want ", want[i]);
-        CHECK(std::abs(got[i] - want[i]) <= rel * std::abs(want[i]));
-    }
-}
-
-template <class O>
-std::vector<std::uint8_t> saved(const O& opt) {
-    io::binary_writer out;
-    opt.save_state(out);
-    return out.bytes();
-}
-
-template <class O, class T>
-void load(O& opt, const std::vector<std::uint8_t>& bytes,
-          const std::vector<parameter_view<T>>& params) {
-    io::binary_reader in(bytes.data(), bytes.size(), "optimizer state");
-    opt.load_state(in, params);
-}
 
 }  // namespace
 

@@ -2,7 +2,12 @@
 // Include it from one translation unit per executable (it replaces the global operator new).
 #pragma once
 
+#include <doctest/doctest.h>
+
+#include <advaug/io/binary.hpp>
 #include <advaug/optim/optimizer.hpp>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -61,5 +66,28 @@ struct quadratic {
         return v;
     }
 };
+
+/// Every element within `rel` (relative) of the reference.
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double rel) {
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        INFO("element ", i, ": got ", got[i], ", want ", want[i]);
+        CHECK(std::abs(got[i] - want[i]) <= rel * std::abs(want[i]));
+    }
+}
+
+template <class O>
+std::vector<std::uint8_t> saved(const O& opt) {
+    advaug::io::binary_writer out;
+    opt.save_state(out);
+    return out.bytes();
+}
+
+template <class O, class T>
+void load(O& opt, const std::vector<std::uint8_t>& bytes,
+          const std::vector<advaug::parameter_view<T>>& params) {
+    advaug::io::binary_reader in(bytes.data(), bytes.size(), "optimizer state");
+    opt.load_state(in, params);
+}
 
 }  // namespace advaug::testing
