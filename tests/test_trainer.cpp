@@ -467,7 +467,11 @@ TEST_CASE("the collapse guard detects catastrophic overfitting, and can stop and
     CHECK_FALSE(a.stopped_early);
     REQUIRE(a.epochs.size() == 10);
     double best = 0;
-    for (const auto& e : a.epochs) best = std::max(best, e.guard_pgd_accuracy);
+    for (const auto& e : a.epochs) {
+        MESSAGE("epoch ", e.epoch + 1, ": guard PGD accuracy ", e.guard_pgd_accuracy, ", clean loss ", e.clean_loss,
+                ", FGSM loss ", e.adversarial_loss);
+        best = std::max(best, e.guard_pgd_accuracy);
+    }
     CHECK(a.epochs.back().guard_pgd_accuracy < best - 0.15);
 
     // stop and restore: the same run stops at the collapse with the best weights back
@@ -497,4 +501,22 @@ TEST_CASE("on a terminal the progress bar shows the position, samples per second
     CHECK(text.find("loss ") != std::string::npos);
     CHECK(text.find(", adv ") != std::string::npos);
     CHECK(text.find("epoch 2/2 done in") != std::string::npos);
+}
+
+TEST_CASE("an epsilon warm-up ramps epsilon linearly from 0 over the given epochs") {
+    const auto data = blobs(80, 8, 4, 1);
+    mlp<float> net({8, 16, 4}, 1);
+    sgd<float> opt;
+    std::vector<batch_report> seen;
+    auto o = quiet(training_method::pgd).pgd_steps(2).epochs(3).batch_size(20).epsilon(0.2).epsilon_warmup(2).log_every(1)
+                 .on_batch([&](const batch_report& r) { seen.push_back(r); });
+    trainer tr(net, opt, o);
+    tr.fit(data);
+    REQUIRE(seen.size() == 12);  // 3 epochs of 4 batches
+    for (const auto& r : seen) {
+        const double progress = static_cast<double>(r.epoch) + static_cast<double>(r.batch) / 4.0;
+        CHECK(r.epsilon == doctest::Approx(0.2 * std::min(1.0, progress / 2.0)));
+    }
+    CHECK(seen.front().epsilon == 0.0);
+    CHECK(seen.back().epsilon == doctest::Approx(0.2));
 }

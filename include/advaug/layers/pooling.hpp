@@ -57,6 +57,19 @@ public:
         return {(h - kernel_) / stride_ + 1, (w - kernel_) / stride_ + 1};
     }
 
+    /// Output [C, OH, OW] for one sample of shape [C, H, W], given as any sized range (an array,
+    /// or the std::vector that sequential passes); `fn` names the caller in errors.
+    template <class Shape>
+    std::array<std::size_t, 3> output_chw(const char* fn, const Shape& in) const {
+        if (std::size(in) != 3) {
+            invalid(fn, "input shape ", shape_string(in), ", ", describe(), " expects [C, H, W]");
+        }
+        const auto it = std::begin(in);
+        const std::array<std::size_t, 3> chw{it[0], it[1], it[2]};
+        const auto hw = output_hw(fn, "input shape ", chw);
+        return {chw[0], hw[0], hw[1]};
+    }
+
     /// Output shape of a batch x; checks x's spatial size.
     std::array<std::size_t, 4> output_shape(const char* fn,
                                             const std::array<std::size_t, 4>& s) const {
@@ -106,20 +119,14 @@ public:
     std::size_t kernel_size() const { return window_.kernel(); }
     std::size_t stride() const { return window_.stride(); }
 
-    /// [C, OH, OW] for one image [C, H, W]; throws std::invalid_argument when H or W < kernel.
-    std::array<std::size_t, 3> output_shape(std::array<std::size_t, 3> in_chw) const {
-        const auto hw = window_.output_hw("max_pool2d::output_shape", "input shape ", in_chw);
-        return {in_chw[0], hw[0], hw[1]};
-    }
-    /// The same for a sample shape in any sized range, such as a std::vector.
+    /// [C, OH, OW] for one image [C, H, W] (an array or a std::vector); throws
+    /// std::invalid_argument for another rank or when H or W < kernel.
     template <class Shape>
     std::array<std::size_t, 3> output_shape(const Shape& in_chw) const {
-        if (std::size(in_chw) != 3) {
-            detail::invalid("max_pool2d::output_shape", "input shape ",
-                            detail::shape_string(in_chw), ", ", describe(), " expects [C, H, W]");
-        }
-        const auto it = std::begin(in_chw);
-        return output_shape(std::array<std::size_t, 3>{it[0], it[1], it[2]});
+        return window_.output_chw("max_pool2d::output_shape", in_chw);
+    }
+    std::array<std::size_t, 3> output_shape(std::array<std::size_t, 3> in_chw) const {
+        return window_.output_chw("max_pool2d::output_shape", in_chw);
     }
     std::string describe() const { return window_.describe(); }
 
@@ -200,20 +207,14 @@ public:
     std::size_t kernel_size() const { return window_.kernel(); }
     std::size_t stride() const { return window_.stride(); }
 
-    /// [C, OH, OW] for one image [C, H, W]; throws std::invalid_argument when H or W < kernel.
-    std::array<std::size_t, 3> output_shape(std::array<std::size_t, 3> in_chw) const {
-        const auto hw = window_.output_hw("avg_pool2d::output_shape", "input shape ", in_chw);
-        return {in_chw[0], hw[0], hw[1]};
-    }
-    /// The same for a sample shape in any sized range, such as a std::vector.
+    /// [C, OH, OW] for one image [C, H, W] (an array or a std::vector); throws
+    /// std::invalid_argument for another rank or when H or W < kernel.
     template <class Shape>
     std::array<std::size_t, 3> output_shape(const Shape& in_chw) const {
-        if (std::size(in_chw) != 3) {
-            detail::invalid("avg_pool2d::output_shape", "input shape ",
-                            detail::shape_string(in_chw), ", ", describe(), " expects [C, H, W]");
-        }
-        const auto it = std::begin(in_chw);
-        return output_shape(std::array<std::size_t, 3>{it[0], it[1], it[2]});
+        return window_.output_chw("avg_pool2d::output_shape", in_chw);
+    }
+    std::array<std::size_t, 3> output_shape(std::array<std::size_t, 3> in_chw) const {
+        return window_.output_chw("avg_pool2d::output_shape", in_chw);
     }
     std::string describe() const { return window_.describe(); }
 

@@ -401,6 +401,15 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
         return guard_settings->action == collapse_action::stop_and_restore;
     };
 
+    const epsilon_schedule epsilon = options_.epsilon_warmup() > 0
+                                         ? epsilon_schedule::warmup(eps_full, options_.epsilon_warmup())
+                                         : epsilon_schedule::constant(eps_full);
+    // The end of a numeric-error message; built only when one is thrown.
+    auto stopped = [&] {
+        return options_.checkpoint_path().empty()
+                   ? std::string("; training stopped")
+                   : "; training stopped; the last checkpoint '" + options_.checkpoint_path() + "' is unchanged";
+    };
     std::vector<std::size_t> order;
     for (; next_epoch_ < options_.epochs(); ++next_epoch_) {
         const std::size_t epoch = next_epoch_;
@@ -414,27 +423,19 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             const double progress_epoch =
                 static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
             const double rate = lr.at(progress_epoch);
-            double eps = eps_full;
-            if (options_.epsilon_warmup() > 0) {
-                eps = eps_full * std::min(1.0, progress_epoch / options_.epsilon_warmup());
-            }
+            const double eps = epsilon.at(progress_epoch);
             const bool logged = options_.log_every() > 0 && b % options_.log_every() == 0;
-            const std::string stopped =
-                options_.checkpoint_path().empty()
-                    ? std::string("; training stopped")
-                    : "; training stopped; the last checkpoint '" + options_.checkpoint_path() + "' is unchanged";
             batch_losses losses;
             try {
                 losses = compute_gradient(x_, y_, eps, detail::mix_seed(options_.seed(), epoch, b + 1), logged);
             } catch (const numeric_error& e) {
                 throw numeric_error(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1, ": ",
-                                                   e.what(), stopped));
+                                                   e.what(), stopped()));
             }
             if (!std::isfinite(losses.loss)) {
                 throw numeric_error(detail::concat(fn, "(): the training loss is ",
                                                    std::isnan(losses.loss) ? "nan" : losses.loss > 0 ? "inf" : "-inf",
-                                                   " at epoch ",
-                                                   epoch + 1, ", batch ", b + 1, stopped));
+                                                   " at epoch ", epoch + 1, ", batch ", b + 1, stopped()));
             }
             optimizer_.step(params_, rate);
 
