@@ -16,22 +16,17 @@ namespace advaug {
 /// requires: M is a classifier (model/classifier.hpp) with value_type T and input_rank R;
 ///           x is a non-empty batch in the options' domain, finite; y holds one label per row
 ///           in [0, num_classes); options.epsilon() was set.
+///           X is the model's input type: advaug::tensor<T, R> for a host model, or
+///           cuda::device_tensor<T, R> with device labels for a model of advaug/cuda/.
 /// ensures:  the result has x's shape, |x' - x| <= epsilon (raw units) elementwise, every
 ///           value lies in the domain, and epsilon == 0 returns x exactly.
 /// throws:   std::invalid_argument for bad arguments, numeric_error for a non-finite gradient.
-template <class M, class T, std::size_t R>
-tensor<T, R> fgsm(const M& model, const tensor<T, R>& x, const label_vector& y,
-                  const fgsm_options& options) {
-    if constexpr (detail::check_attack_model<M, T, R>()) {
-        const char* fn = "fgsm";
-        const double eps = options.epsilon();
-        const auto dom = detail::check_attack_inputs(fn, model, x, y, options.domain());
-        detail::loss_gradient<M> oracle(fn, model);
-        oracle(x, y);
-        tensor<T, R> out = x;
-        detail::linf_step(fn, out, x, oracle.grad, dom, static_cast<T>(eps), static_cast<T>(eps),
-                          options.targeted() ? T(-1) : T(1));
-        return out;
+template <class M, class X>
+    requires detail::attack_tensor<X>
+X fgsm(const M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options) {
+    if constexpr (detail::check_attack_model<M, X>()) {
+        return detail::single_step_attack("fgsm", model, x, y, options.epsilon(),
+                                          options.targeted(), options.domain(), norm::linf);
     } else {
         return x;
     }

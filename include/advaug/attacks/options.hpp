@@ -10,12 +10,10 @@
 #include <string>
 
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/tensor_ops.hpp"  // advaug::norm
 #include "advaug/domain/input_domain.hpp"
 
 namespace advaug {
-
-/// The norm of the perturbation ball.
-enum class norm { linf, l2 };
 
 namespace detail {
 inline double checked_epsilon(const char* fn, double eps) {

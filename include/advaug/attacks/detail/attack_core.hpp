@@ -1,27 +1,41 @@
-// What every attack shares: argument checks, the loss-gradient oracle and the projections.
+// What every attack shares: the compile-time model check and the loss-gradient oracle.
 // Internal: users call fgsm(), fgm(), pgd(), bim().
+//
+// The attacks are written once over a tensor type X (advaug::tensor on the host,
+// cuda::device_tensor on a GPU). Their element-wise work goes through the customization
+// points of detail/tensor_ops.hpp, called unqualified from namespace advaug::detail so that
+// the host versions are found by ordinary lookup and a backend's by argument-dependent lookup.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <stdexcept>
 #include <type_traits>
 
-#include "advaug/detail/check.hpp"
 #include "advaug/detail/error.hpp"
-#include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
-#include "advaug/loss/cross_entropy.hpp"
+#include "advaug/detail/tensor_ops.hpp"
+#include "advaug/detail/xtensor.hpp"
 #include "advaug/model/classifier.hpp"
 #include "advaug/model/static_checks.hpp"
 
 namespace advaug::detail {
 
-/// Compile-time: M is a classifier whose input type is tensor<T, R>. One error otherwise.
-template <class M, class T, std::size_t R>
+/// Compile-time: M is a classifier whose input type is X. One error otherwise.
+template <class M, class X>
 consteval bool check_attack_model() {
-    if constexpr (!check_classifier<M>()) {
+    using T = typename tensor_traits<X>::value_type;
+    constexpr std::size_t R = tensor_traits<X>::rank;
+    if constexpr (declares_tensor_types<M>) {
+        // A device model: the contract's members for its own tensor types.
+        static_assert(typed_classifier<M>,
+                      "advaug: the model declares input_type/logits_type but lacks forward(), "
+                      "input_gradient(), num_classes() or mode()/set_mode() for them; see "
+                      "docs/model_contract.md");
+        static_assert(std::is_same_v<model_input_t<M>, X>,
+                      "advaug: the inputs' type differs from the model's input_type (a host "
+                      "tensor for a device model, or the other way round?)");
+        return typed_classifier<M> && std::is_same_v<model_input_t<M>, X>;
+    } else if constexpr (!check_classifier<M>()) {
         return false;
     } else {
         static_assert(std::is_same_v<typename M::value_type, T>,
@@ -32,43 +46,34 @@ consteval bool check_attack_model() {
     }
 }
 
-/// Run-time checks common to all attacks; returns the domain resolved for x.
-template <class M, class T, std::size_t R>
-resolved_domain<T> check_attack_inputs(const char* fn, const M& model, const tensor<T, R>& x,
-                                       const label_vector& y, const input_domain& dom) {
-    check_nonempty_batch(fn, "inputs", x);
-    check_labels(fn, y, x.shape()[0], model.num_classes());
-    check_finite(fn, "inputs", x);
-    auto r = resolve<T>(fn, dom, x.shape());
-    check_in_domain(fn, x, r);
-    return r;
-}
-
 /// The gradient of the attack's loss with respect to the input, through the model contract.
 /// Owns the buffers, so repeated calls (PGD steps) allocate nothing after the first.
 template <class M>
 struct loss_gradient {
     using T = typename M::value_type;
+    using input_type = model_input_t<M>;
+    using logits_type = model_logits_t<M>;
+    using labels_type = labels_t<input_type>;
+    using vector_type = typename tensor_traits<input_type>::vector_type;
 
     loss_gradient(const char* function, const M& m) : fn(function), model(m) {}
 
-    /// grad = dCE(model(x), y)/dx; returns the mean loss. Leaves the model untouched.
-    T operator()(const input_t<M>& x, const label_vector& y) {
+    /// grad = dCE(model(x), y)/dx. Leaves the model untouched.
+    void operator()(const input_type& x, const labels_type& y) {
         forward(x);
-        const T loss = cross_entropy_kernel<T>(fn, logits, y, nullptr, &dlogits, T(1), nullptr);
+        attack_loss_gradient(fn, logits, y, dlogits);
         model.input_gradient(cache, dlogits, grad);
-        return loss;
     }
 
     /// Per-sample loss at x (for keeping the worst restart).
-    const tensor<T, 1>& per_sample_loss(const input_t<M>& x, const label_vector& y) {
+    const vector_type& per_sample_loss(const input_type& x, const labels_type& y) {
         forward(x);
-        cross_entropy_kernel<T>(fn, logits, y, nullptr, nullptr, T(1), &losses);
+        attack_per_sample_loss(fn, logits, y, losses);
         return losses;
     }
 
     /// The model's own argument errors (an input of the wrong shape) get the attack's name.
-    void forward(const input_t<M>& x) {
+    void forward(const input_type& x) {
         try {
             model.forward(x, cache, logits);
         } catch (const std::invalid_argument& e) {
@@ -79,79 +84,29 @@ struct loss_gradient {
     const char* fn;
     const M& model;
     typename M::cache_type cache;
-    logits_t<M> logits, dlogits;
-    input_t<M> grad;
-    tensor<T, 1> losses;
+    logits_type logits, dlogits;
+    input_type grad;
+    vector_type losses;
 };
 
-/// A non-finite input gradient means the model produced NaN/inf; attacks refuse to go on
-/// rather than write NaN into the adversarial example (documented in docs/attacks.md).
-template <class T>
-[[noreturn]] void non_finite_gradient(const char* fn, std::size_t flat, std::size_t sample_size,
-                                      T value) {
-    throw numeric_error(concat(fn, "(): the input gradient is ", value, " at sample ",
-                               flat / sample_size, ", element ", flat % sample_size,
-                               "; the model's forward or input_gradient produced a non-finite "
-                               "value"));
-}
-
-template <class T>
-constexpr T sign(T v) {
-    return static_cast<T>((T(0) < v) - (v < T(0)));
-}
-
-/// One L-infinity step in model units, fused: x = clip_domain(clip_ball(x + step*sign(g))).
-/// `direction` is +1 to raise the loss, -1 to lower it (targeted).
-template <class T, std::size_t R>
-void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tensor<T, R>& g,
-               const resolved_domain<T>& dom, T step, T eps, T direction) {
-    const std::size_t d_size = dom.sample_size, total = x.size();
-    T* xp = x.data();
-    const T* x0p = x0.data();
-    const T* gp = g.data();
-    for (std::size_t i = 0; i < total; ++i) {
-        const std::size_t d = i % d_size;
-        if (!std::isfinite(gp[i])) non_finite_gradient(fn, i, d_size, gp[i]);
-        const T scale = dom.model_per_raw[d];
-        const T e = eps * scale;
-        T v = xp[i] + direction * step * scale * sign(gp[i]);
-        v = std::clamp(v, x0p[i] - e, x0p[i] + e);
-        xp[i] = std::clamp(v, dom.lo[d], dom.hi[d]);
+/// One signed-gradient step from x: FGSM (linf) and FGM (l2) differ only in the step.
+template <class M, class X>
+X single_step_attack(const char* fn, const M& model, const X& x, const labels_t<X>& y,
+                     double eps, bool targeted, const input_domain& domain, norm n) {
+    using T = typename tensor_traits<X>::value_type;
+    const auto dom = check_attack_inputs(fn, model, x, y, domain);
+    loss_gradient<M> oracle(fn, model);
+    oracle(x, y);
+    X out;
+    copy_tensor(out, x);
+    const T e = static_cast<T>(eps), direction = targeted ? T(-1) : T(1);
+    if (n == norm::linf) {
+        linf_step(fn, out, x, oracle.grad, dom, e, e, direction);
+    } else {
+        l2_step(fn, out, x, oracle.grad, dom, e, e, direction);
     }
-}
-
-/// One L2 step: the gradient is taken in raw units, normalized per sample, and the
-/// perturbation is projected onto the raw-unit L2 ball of radius eps, then into the domain.
-template <class T, std::size_t R>
-void l2_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tensor<T, R>& g,
-             const resolved_domain<T>& dom, T step, T eps, T direction) {
-    const std::size_t d_size = dom.sample_size, n = x.shape()[0];
-    for (std::size_t s = 0; s < n; ++s) {
-        T* xs = x.data() + s * d_size;
-        const T* x0s = x0.data() + s * d_size;
-        const T* gs = g.data() + s * d_size;
-        double gnorm2 = 0;
-        for (std::size_t d = 0; d < d_size; ++d) {
-            if (!std::isfinite(gs[d])) non_finite_gradient(fn, s * d_size + d, d_size, gs[d]);
-            const double graw = static_cast<double>(gs[d]) * dom.model_per_raw[d];
-            gnorm2 += graw * graw;
-        }
-        const double gscale =
-            gnorm2 > 0 ? static_cast<double>(direction * step) / std::sqrt(gnorm2) : 0.0;
-        // The raw-unit perturbation after the step, first its norm, then projected.
-        auto delta_raw = [&](std::size_t d) {
-            const double graw = static_cast<double>(gs[d]) * dom.model_per_raw[d];
-            return static_cast<double>(xs[d] - x0s[d]) * dom.raw_per_model[d] + gscale * graw;
-        };
-        double dnorm2 = 0;
-        for (std::size_t d = 0; d < d_size; ++d) dnorm2 += delta_raw(d) * delta_raw(d);
-        const double e = static_cast<double>(eps);
-        const double shrink = dnorm2 > e * e ? e / std::sqrt(dnorm2) : 1.0;
-        for (std::size_t d = 0; d < d_size; ++d) {
-            const T v = x0s[d] + static_cast<T>(shrink * delta_raw(d) * dom.model_per_raw[d]);
-            xs[d] = std::clamp(v, dom.lo[d], dom.hi[d]);
-        }
-    }
+    check_gradients_finite(fn, dom);
+    return out;
 }
 
 }  // namespace advaug::detail

@@ -1,0 +1,285 @@
+// The element-wise operations of the attacks, as customization points, and their host versions.
+//
+// fgsm(), fgm() and pgd() are written once over a tensor type X. Everything they do to the
+// values of a tensor (argument checks, copies, the random start, the L-infinity and L2 steps,
+// the loss and its gradient, keeping the best restart) is an unqualified call to one of the
+// free functions below, so that overload resolution and argument-dependent lookup pick the
+// version for X: the host versions here for advaug::tensor, the device versions in
+// include/advaug/cuda/ (namespace advaug::cuda) for cuda::device_tensor. A new backend adds
+// its tensor type, a tensor_traits specialization and overloads of these functions in the
+// tensor's namespace; the attack templates do not change.
+//
+// The host versions are the code the attacks always ran, moved here unchanged.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "advaug/detail/check.hpp"
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/random.hpp"
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/domain/input_domain.hpp"
+#include "advaug/loss/cross_entropy.hpp"
+#include "advaug/model/classifier.hpp"
+
+namespace advaug {
+
+/// The norm of the perturbation ball.
+enum class norm { linf, l2 };
+
+namespace detail {
+
+// --- which types are tensors, and what goes with them -----------------------------------------
+
+/// Specialized for each tensor type an attack accepts. Members: value_type, rank, labels_type
+/// (the labels of a batch), vector_type (one value per sample), domain_type (an input_domain
+/// resolved for this tensor's shape) and rng_type (the random start's generator).
+template <class X>
+struct tensor_traits;
+
+template <class T, std::size_t N>
+struct tensor_traits<tensor<T, N>> {
+    using value_type = T;
+    static constexpr std::size_t rank = N;
+    using labels_type = label_vector;
+    using vector_type = tensor<T, 1>;
+    using domain_type = resolved_domain<T>;
+    using rng_type = rng;
+};
+
+template <class X>
+concept attack_tensor = requires {
+    typename tensor_traits<X>::value_type;
+    { tensor_traits<X>::rank } -> std::convertible_to<std::size_t>;
+};
+
+template <class X>
+using labels_t = typename tensor_traits<X>::labels_type;
+
+// --- the tensors a model works on -------------------------------------------------------------
+
+/// A model's input and logits types: M::input_type / M::logits_type when the model declares
+/// them (the device models of advaug/cuda/), otherwise the host tensors of the contract.
+template <class M>
+struct model_tensors {
+    using input = tensor<typename M::value_type, M::input_rank>;
+    using logits = tensor<typename M::value_type, 2>;
+};
+
+template <class M>
+    requires requires {
+        typename M::input_type;
+        typename M::logits_type;
+    }
+struct model_tensors<M> {
+    using input = typename M::input_type;
+    using logits = typename M::logits_type;
+};
+
+template <class M>
+using model_input_t = typename model_tensors<M>::input;
+template <class M>
+using model_logits_t = typename model_tensors<M>::logits;
+
+/// True for a model that declares its own tensor types (a device model).
+template <class M>
+concept declares_tensor_types = requires {
+    typename M::input_type;
+    typename M::logits_type;
+};
+
+/// The members of model/classifier.hpp's contract, for a model that declares its own tensor
+/// types. model/classifier.hpp states them for host tensors only; once its input_t/logits_t
+/// are model_input_t/model_logits_t, classifier<M> covers these models and this goes away.
+template <class M>
+concept typed_classifier =
+    declares_tensor_types<M> && contract::has_value_type<M> && contract::has_input_rank<M> &&
+    contract::has_cache_type<M> && contract::has_num_classes<M> && contract::has_mode<M> &&
+    requires(const M& m, const model_input_t<M>& x, typename M::cache_type& c,
+             model_logits_t<M>& logits, const model_logits_t<M>& dlogits, model_input_t<M>& dx) {
+        m.forward(x, c, logits);
+        m.input_gradient(c, dlogits, dx);
+    };
+
+template <class M>
+concept typed_trainable_classifier =
+    typed_classifier<M> && contract::has_zero_grad<M> && contract::has_parameters<M> &&
+    requires(M& m, typename M::cache_type& c, const model_logits_t<M>& dlogits) {
+        m.parameter_gradient(c, dlogits);
+    };
+
+// --- host versions of the customization points ------------------------------------------------
+
+/// Argument checks on a batch and its labels; returns the domain resolved for x.
+template <class M, class T, std::size_t R>
+resolved_domain<T> check_attack_inputs(const char* fn, const M& model, const tensor<T, R>& x,
+                                       const label_vector& y, const input_domain& dom) {
+    check_nonempty_batch(fn, "inputs", x);
+    check_labels(fn, y, x.shape()[0], model.num_classes());
+    check_finite(fn, "inputs", x);
+    auto r = resolve<T>(fn, dom, x.shape());
+    check_in_domain(fn, x, r);
+    return r;
+}
+
+/// dst = src (shape and values).
+template <class T, std::size_t R>
+void copy_tensor(tensor<T, R>& dst, const tensor<T, R>& src) {
+    dst = src;
+}
+
+/// dst gets src's shape; its values are left unspecified.
+template <class T, std::size_t R>
+void resize_like(tensor<T, R>& dst, const tensor<T, R>& src) {
+    if (dst.shape() != src.shape()) dst.resize(src.shape());
+}
+
+/// The generator of an attack's random start for tensors of x's kind, seeded.
+template <class T, std::size_t R>
+rng attack_rng(const tensor<T, R>&, std::uint64_t seed) {
+    return rng(seed);
+}
+
+/// dlogits = dCE(logits, y)/dlogits (mean over the batch). y was checked by check_attack_inputs.
+template <class T>
+void attack_loss_gradient(const char* fn, const tensor<T, 2>& logits, const label_vector& y,
+                          tensor<T, 2>& dlogits) {
+    cross_entropy_kernel<T>(fn, logits, y, nullptr, &dlogits, T(1), nullptr);
+}
+
+/// losses = the cross-entropy of every sample.
+template <class T>
+void attack_per_sample_loss(const char* fn, const tensor<T, 2>& logits, const label_vector& y,
+                            tensor<T, 1>& losses) {
+    cross_entropy_kernel<T>(fn, logits, y, nullptr, nullptr, T(1), &losses);
+}
+
+/// For every sample whose loss beats best_loss (higher for direction > 0, lower otherwise),
+/// copies its loss and its example into best.
+template <class T, std::size_t R>
+void keep_better_restart(tensor<T, R>& best, tensor<T, 1>& best_loss, const tensor<T, R>& current,
+                         const tensor<T, 1>& loss, T direction) {
+    const std::size_t n = current.shape()[0], d_size = n ? current.size() / n : 0;
+    for (std::size_t s = 0; s < n; ++s) {
+        const bool better = direction > 0 ? loss(s) > best_loss(s) : loss(s) < best_loss(s);
+        if (!better) continue;
+        best_loss(s) = loss(s);
+        std::copy_n(current.data() + s * d_size, d_size, best.data() + s * d_size);
+    }
+}
+
+/// A non-finite input gradient means the model produced NaN/inf; attacks refuse to go on
+/// rather than write NaN into the adversarial example (documented in docs/attacks.md).
+template <class T>
+[[noreturn]] void non_finite_gradient(const char* fn, std::size_t flat, std::size_t sample_size,
+                                      T value) {
+    throw numeric_error(concat(fn, "(): the input gradient is ", value, " at sample ",
+                               flat / sample_size, ", element ", flat % sample_size,
+                               "; the model's forward or input_gradient produced a non-finite "
+                               "value"));
+}
+
+/// Called when an attack has taken its last step. The host steps throw at the first
+/// non-finite gradient, so there is nothing left to report; a device backend reports here
+/// what its kernels recorded, without a synchronization per step.
+template <class T>
+void check_gradients_finite(const char*, const resolved_domain<T>&) {}
+
+template <class T>
+constexpr T sign(T v) {
+    return static_cast<T>((T(0) < v) - (v < T(0)));
+}
+
+/// One L-infinity step in model units, fused: x = clip_domain(clip_ball(x + step*sign(g))).
+/// `direction` is +1 to raise the loss, -1 to lower it (targeted).
+template <class T, std::size_t R>
+void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tensor<T, R>& g,
+               const resolved_domain<T>& dom, T step, T eps, T direction) {
+    const std::size_t d_size = dom.sample_size, total = x.size();
+    T* xp = x.data();
+    const T* x0p = x0.data();
+    const T* gp = g.data();
+    for (std::size_t i = 0; i < total; ++i) {
+        const std::size_t d = i % d_size;
+        if (!std::isfinite(gp[i])) non_finite_gradient(fn, i, d_size, gp[i]);
+        const T scale = dom.model_per_raw[d];
+        const T e = eps * scale;
+        T v = xp[i] + direction * step * scale * sign(gp[i]);
+        v = std::clamp(v, x0p[i] - e, x0p[i] + e);
+        xp[i] = std::clamp(v, dom.lo[d], dom.hi[d]);
+    }
+}
+
+/// One L2 step: the gradient is taken in raw units, normalized per sample, and the
+/// perturbation is projected onto the raw-unit L2 ball of radius eps, then into the domain.
+template <class T, std::size_t R>
+void l2_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tensor<T, R>& g,
+             const resolved_domain<T>& dom, T step, T eps, T direction) {
+    const std::size_t d_size = dom.sample_size, n = x.shape()[0];
+    for (std::size_t s = 0; s < n; ++s) {
+        T* xs = x.data() + s * d_size;
+        const T* x0s = x0.data() + s * d_size;
+        const T* gs = g.data() + s * d_size;
+        double gnorm2 = 0;
+        for (std::size_t d = 0; d < d_size; ++d) {
+            if (!std::isfinite(gs[d])) non_finite_gradient(fn, s * d_size + d, d_size, gs[d]);
+            const double graw = static_cast<double>(gs[d]) * dom.model_per_raw[d];
+            gnorm2 += graw * graw;
+        }
+        const double gscale =
+            gnorm2 > 0 ? static_cast<double>(direction * step) / std::sqrt(gnorm2) : 0.0;
+        // The raw-unit perturbation after the step, first its norm, then projected.
+        auto delta_raw = [&](std::size_t d) {
+            const double graw = static_cast<double>(gs[d]) * dom.model_per_raw[d];
+            return static_cast<double>(xs[d] - x0s[d]) * dom.raw_per_model[d] + gscale * graw;
+        };
+        double dnorm2 = 0;
+        for (std::size_t d = 0; d < d_size; ++d) dnorm2 += delta_raw(d) * delta_raw(d);
+        const double e = static_cast<double>(eps);
+        const double shrink = dnorm2 > e * e ? e / std::sqrt(dnorm2) : 1.0;
+        for (std::size_t d = 0; d < d_size; ++d) {
+            const T v = x0s[d] + static_cast<T>(shrink * delta_raw(d) * dom.model_per_raw[d]);
+            xs[d] = std::clamp(v, dom.lo[d], dom.hi[d]);
+        }
+    }
+}
+
+/// A uniform random point of the epsilon-ball around x0, clipped into the domain.
+template <class T, std::size_t R>
+void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain<T>& dom,
+                  advaug::norm n, double eps, rng& gen) {
+    const std::size_t d_size = dom.sample_size, samples = x.shape()[0];
+    for (std::size_t s = 0; s < samples; ++s) {
+        T* xs = x.data() + s * d_size;
+        const T* x0s = x0.data() + s * d_size;
+        if (n == advaug::norm::linf) {
+            for (std::size_t d = 0; d < d_size; ++d) {
+                const double delta = gen.uniform(-eps, eps);
+                xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
+                                   dom.lo[d], dom.hi[d]);
+            }
+        } else {
+            // Uniform in the L2 ball: a Gaussian direction and radius eps * U^(1/d).
+            double norm2 = 0;
+            for (std::size_t d = 0; d < d_size; ++d) {
+                const double g = gen.normal();
+                xs[d] = static_cast<T>(g);
+                norm2 += g * g;
+            }
+            const double radius = eps * std::pow(gen.uniform(), 1.0 / static_cast<double>(d_size));
+            const double scale = norm2 > 0 ? radius / std::sqrt(norm2) : 0.0;
+            for (std::size_t d = 0; d < d_size; ++d) {
+                const double delta = scale * static_cast<double>(xs[d]);
+                xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
+                                   dom.lo[d], dom.hi[d]);
+            }
+        }
+    }
+}
+
+}  // namespace detail
+}  // namespace advaug
