@@ -1,0 +1,802 @@
+// advaug_bench: how fast advaug's attacks and training steps run, and how close they come to
+// the rate their matrix products alone would allow.
+//
+// For the bundled MLP 784-256-256-10 and the bundled CNN, at batch 128 on 2 OpenBLAS threads,
+// it measures samples per second of
+//
+//   fgsm-attack    advaug::fgsm(), epsilon 0.1 (model in eval mode)
+//   pgd10-attack   advaug::pgd(), 10 steps of 2.5 * 0.1 / 10 from a random start
+//   plain          one training step: trainer::compute_gradient() + sgd::step()
+//   seed-fgsm      the seed's recipe: FGSM without random start, epsilon 0.1, alpha 0.5
+//   fgsm-rs        FGSM with random start (Wong et al. 2020), alpha 1
+//   n-fgsm         N-FGSM (de Jorge et al. 2022), alpha 1
+//   pgd7           PGD-7 adversarial training, alpha 1
+//
+// on real Fashion-MNIST batches (8 batches cycled, already converted to float, as a data
+// loader would hand them over; --random-inputs uses uniform [0, 1] pixels instead). For each
+// it also prints the GEMM flops one step needs (counted from the layer shapes, below), the
+// achieved GFLOP/s, OpenBLAS's GFLOP/s on exactly those GEMM shapes (timed here), the bound
+// "samples/s if the step were nothing but its GEMMs at that rate", the percentage of it
+// reached, and the heap allocations of a step after the first (a replaced operator new).
+//
+// Timing: a plain steady_clock timer rather than Google Benchmark, because the PyTorch side
+// (benchmarks/pytorch_bench.py) must time in exactly the same way, and because each result
+// needs derived columns (GEMM bound, allocations) joined with PyTorch's in one table. Each
+// workload is warmed up (at least 3 steps and 0.3 s), then run in 7 repeats of at least
+// 0.25 s each; the figure is the median of the repeats' mean step times.
+//
+//   advaug_bench                       the table at batch 128, then the scaling tables
+//   advaug_bench --smoke               one step of everything (CI); non-zero exit on error
+//   advaug_bench --json out.jsonl      also writes one JSON object per result
+//   advaug_bench --only mlp/seed-fgsm --seconds 20     one workload for a profiler
+//   advaug_bench --full-run mlp:seed-fgsm --epochs 1   train on all 60,000 images (peak RSS)
+//
+// The GEMMs a step needs (F: forward of every layer; I: input gradient, first layer or the
+// rest; P: parameter gradient of every layer), counting only what the mathematics requires:
+//
+//   plain          F + I(rest) + P
+//   seed-fgsm      2F + I(first) + 2 I(rest) + 2P   (the clean forward and its backward serve
+//                                                   both the attack and the clean half)
+//   fgsm-rs/n-fgsm 2F + I(first) + 2 I(rest) + P
+//   pgd-k training (k+1)F + k I(first) + (k+1) I(rest) + P
+//   fgsm-attack    F + I;   pgd10-attack 10 (F + I)
+//
+// A convolution's GEMMs are timed both per image (as im2col per image does them) and as one
+// batch-wide GEMM; the bound takes the faster of the two.
+
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <advaug/attacks/fgsm.hpp>
+#include <advaug/attacks/pgd.hpp>
+#include <advaug/data/dataset.hpp>
+#include <advaug/data/idx.hpp>
+#include <advaug/detail/gemm.hpp>
+#include <advaug/detail/random.hpp>
+#include <advaug/models/cnn.hpp>
+#include <advaug/models/mlp.hpp>
+#include <advaug/optim/sgd.hpp>
+#include <advaug/training/trainer.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#ifndef ADVAUG_NO_BLAS
+// Declared here: <cblas.h> would clash with xtensor-blas's own CBLAS declarations.
+extern "C" void openblas_set_num_threads(int);
+extern "C" char* openblas_get_config(void);
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Heap allocations, counted by replacing every form of the global operator new
+// ---------------------------------------------------------------------------------------------
+
+// GCC flags the malloc/free pair behind operator new/delete once they are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace {
+std::atomic<std::size_t> allocation_count{0};
+
+void* counted_alloc(std::size_t n) {
+    allocation_count.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n == 0 ? 1 : n);
+}
+void* counted_aligned_alloc(std::size_t n, std::align_val_t al) {
+    allocation_count.fetch_add(1, std::memory_order_relaxed);
+    const auto a = static_cast<std::size_t>(al);
+    return std::aligned_alloc(a, (std::max<std::size_t>(n, 1) + a - 1) / a * a);
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+    if (void* p = counted_alloc(n)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+    if (void* p = counted_alloc(n)) return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
+void* operator new(std::size_t n, std::align_val_t al) {
+    if (void* p = counted_aligned_alloc(n, al)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, std::align_val_t al) {
+    if (void* p = counted_aligned_alloc(n, al)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using advaug::tensor;
+
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// A workload failed (a non-finite loss, a bad argument): reported, exit status 1.
+struct bench_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+constexpr double epsilon = 0.1;  // the issue's anchor: eps 0.1 in [0, 1] pixel units
+constexpr double learning_rate = 0.05;
+
+struct timing_config {
+    std::size_t warmup_steps = 3;
+    double warmup_seconds = 0.3;
+    std::size_t repeats = 7;
+    double repeat_seconds = 0.25;
+};
+
+struct settings {
+    bool smoke = false;
+    bool scaling = true;
+    bool cnn_scaling = true;
+    int threads = 2;
+    std::size_t batch = 128;
+    std::string data_dir = advaug::default_fashion_mnist_dir();
+    bool random_inputs = false;
+    std::string json_path;
+    std::string only;  // "model/workload": run just that one
+    double only_seconds = 0;
+    std::string full_run;  // "model:method": train on the whole training set instead
+    std::size_t epochs = 1;
+    timing_config timing;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Timing
+// ---------------------------------------------------------------------------------------------
+
+struct timing {
+    double median = 0;  // seconds per step
+    double min = 0, max = 0;
+    std::size_t steps_per_repeat = 0, repeats = 0;
+};
+
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Warm-up, then repeats of k steps (k chosen so a repeat lasts repeat_seconds); the median of
+// the repeats' per-step times.
+template <class Step>
+timing measure(Step&& step, const timing_config& c) {
+    const auto warm = clock_type::now();
+    for (std::size_t i = 0; i < c.warmup_steps || seconds_since(warm) < c.warmup_seconds; ++i) step();
+    const auto probe = clock_type::now();
+    step();
+    const double estimate = std::max(seconds_since(probe), 1e-7);
+    timing t;
+    t.steps_per_repeat = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(c.repeat_seconds / estimate)));
+    if (c.repeat_seconds <= 0) t.steps_per_repeat = 1;
+    std::vector<double> per_step;
+    for (std::size_t r = 0; r < std::max<std::size_t>(c.repeats, 1); ++r) {
+        const auto start = clock_type::now();
+        for (std::size_t i = 0; i < t.steps_per_repeat; ++i) step();
+        per_step.push_back(seconds_since(start) / static_cast<double>(t.steps_per_repeat));
+    }
+    t.repeats = per_step.size();
+    t.median = median_of(per_step);
+    t.min = *std::min_element(per_step.begin(), per_step.end());
+    t.max = *std::max_element(per_step.begin(), per_step.end());
+    return t;
+}
+
+// Heap allocations per step, over `steps` steps that follow at least one earlier step.
+template <class Step>
+double allocations_per_step(Step&& step, std::size_t steps) {
+    const std::size_t before = allocation_count.load();
+    for (std::size_t i = 0; i < steps; ++i) step();
+    return static_cast<double>(allocation_count.load() - before) / static_cast<double>(steps);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The GEMMs of a step, and OpenBLAS's speed on them
+// ---------------------------------------------------------------------------------------------
+
+// One GEMM shape, run `count` times per step; *_per_item: that operand differs between the
+// count runs (per-image im2col blocks), else it is shared (the weights).
+struct gemm_shape {
+    bool ta = false, tb = false;
+    std::size_t m = 0, n = 0, k = 0, count = 1;
+    bool a_per_item = false, b_per_item = false, c_per_item = false;
+    double beta = 0;
+    std::string form;  // "" for dense layers, "per-image" or "batch-wide" for convolutions
+
+    double flops() const { return 2.0 * double(m) * double(n) * double(k) * double(count); }
+    std::string key() const {
+        std::ostringstream s;
+        s << ta << tb << ' ' << m << 'x' << n << 'x' << k << '*' << count << a_per_item << b_per_item
+          << c_per_item << beta;
+        return s.str();
+    }
+};
+
+enum class gemm_kind { forward, input_grad, param_grad };
+
+// One GEMM of one layer, with the forms it may be computed in (all with the same flops).
+struct gemm_op {
+    std::string layer;
+    gemm_kind kind;
+    bool first_layer;
+    std::vector<gemm_shape> forms;
+};
+
+// How many times a step runs each kind of GEMM (see the header comment).
+struct gemm_mix {
+    double forward = 0, input_first = 0, input_rest = 0, param = 0;
+    double of(const gemm_op& op) const {
+        switch (op.kind) {
+            case gemm_kind::forward: return forward;
+            case gemm_kind::input_grad: return op.first_layer ? input_first : input_rest;
+            case gemm_kind::param_grad: return param;
+        }
+        return 0;
+    }
+};
+
+void add_dense(std::vector<gemm_op>& ops, std::size_t in, std::size_t out, std::size_t n, bool first) {
+    const std::string name = "dense " + std::to_string(in) + "->" + std::to_string(out);
+    // y[n, out] = x W^T; dx[n, in] = dy W; dW[out, in] += dy^T x
+    ops.push_back({name, gemm_kind::forward, first, {{false, true, n, out, in, 1, false, false, false, 1, ""}}});
+    ops.push_back({name, gemm_kind::input_grad, first, {{false, false, n, in, out, 1, false, false, false, 0, ""}}});
+    ops.push_back({name, gemm_kind::param_grad, first, {{true, false, out, in, n, 1, false, false, false, 1, ""}}});
+}
+
+void add_conv(std::vector<gemm_op>& ops, std::size_t cin, std::size_t cout, std::size_t kernel,
+              std::size_t pixels, std::size_t n, bool first) {
+    const std::string name = "conv " + std::to_string(cin) + "->" + std::to_string(cout) + " " +
+                             std::to_string(kernel) + "x" + std::to_string(kernel);
+    const std::size_t k = cin * kernel * kernel, p = pixels;
+    // y_i[cout, p] = W cols_i; dcols_i[k, p] = W^T dy_i; dW[cout, k] += dy_i cols_i^T
+    ops.push_back({name, gemm_kind::forward, first,
+                   {{false, false, cout, p, k, n, false, true, true, 0, "per-image"},
+                    {false, false, cout, n * p, k, 1, false, false, false, 0, "batch-wide"}}});
+    ops.push_back({name, gemm_kind::input_grad, first,
+                   {{true, false, k, p, cout, n, false, true, true, 0, "per-image"},
+                    {true, false, k, n * p, cout, 1, false, false, false, 0, "batch-wide"}}});
+    ops.push_back({name, gemm_kind::param_grad, first,
+                   {{false, true, cout, k, p, n, true, true, false, 1, "per-image"},
+                    {false, true, cout, k, n * p, 1, false, false, false, 1, "batch-wide"}}});
+}
+
+std::vector<gemm_op> mlp_gemms(const std::vector<std::size_t>& widths, std::size_t n) {
+    std::vector<gemm_op> ops;
+    for (std::size_t l = 0; l + 1 < widths.size(); ++l) add_dense(ops, widths[l], widths[l + 1], n, l == 0);
+    return ops;
+}
+
+std::vector<gemm_op> cnn_gemms(std::size_t n) {
+    std::vector<gemm_op> ops;
+    add_conv(ops, 1, 32, 3, 28 * 28, n, true);
+    add_conv(ops, 32, 64, 3, 14 * 14, n, false);
+    add_dense(ops, 64 * 7 * 7, 128, n, false);
+    add_dense(ops, 128, 10, n, false);
+    return ops;
+}
+
+// Times GEMM shapes with advaug::detail::gemm (OpenBLAS) on random operands; each distinct
+// shape once.
+class gemm_timer {
+public:
+    explicit gemm_timer(const timing_config& c) : config_(c) {}
+
+    double seconds(const gemm_shape& s) {
+        const std::string key = s.key();
+        if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+        const std::size_t a_size = s.m * s.k, b_size = s.k * s.n, c_size = s.m * s.n;
+        const std::size_t items = s.count;
+        std::vector<float> a(a_size * (s.a_per_item ? items : 1)), b(b_size * (s.b_per_item ? items : 1)),
+            c(c_size * (s.c_per_item ? items : 1));
+        advaug::detail::rng gen(a.size() + b.size());
+        for (auto* v : {&a, &b, &c}) {
+            for (auto& x : *v) x = static_cast<float>(gen.uniform(-1, 1));
+        }
+        const std::size_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
+        auto run = [&] {
+            for (std::size_t i = 0; i < items; ++i) {
+                advaug::detail::gemm<float>(s.ta, s.tb, s.m, s.n, s.k, 1.0f,
+                                            a.data() + (s.a_per_item ? i * a_size : 0), lda,
+                                            b.data() + (s.b_per_item ? i * b_size : 0), ldb,
+                                            static_cast<float>(s.beta),
+                                            c.data() + (s.c_per_item ? i * c_size : 0), s.n);
+            }
+        };
+        // Accumulating into C (beta 1) for many repeats would grow it; values stay finite
+        // within any run this short, and speed does not depend on them.
+        timing_config c2 = config_;
+        c2.repeat_seconds = std::min(config_.repeat_seconds, 0.05);
+        c2.warmup_seconds = std::min(config_.warmup_seconds, 0.05);
+        const double t = measure(run, c2).median;
+        cache_.emplace(key, t);
+        return t;
+    }
+
+    // The fastest form of op.
+    std::pair<double, const gemm_shape*> best(const gemm_op& op) {
+        double best_t = 0;
+        const gemm_shape* best_s = nullptr;
+        for (const auto& f : op.forms) {
+            const double t = seconds(f);
+            if (!best_s || t < best_t) best_t = t, best_s = &f;
+        }
+        return {best_t, best_s};
+    }
+
+private:
+    timing_config config_;
+    std::map<std::string, double> cache_;
+};
+
+struct gemm_summary {
+    double flops = 0;    // per step
+    double seconds = 0;  // per step, every GEMM at OpenBLAS's measured speed
+};
+
+gemm_summary summarize(const std::vector<gemm_op>& ops, const gemm_mix& mix, gemm_timer& timer) {
+    gemm_summary s;
+    for (const auto& op : ops) {
+        const double times = mix.of(op);
+        if (times == 0) continue;
+        s.flops += times * op.forms.front().flops();
+        s.seconds += times * timer.best(op).first;
+    }
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+// ---------------------------------------------------------------------------------------------
+
+template <std::size_t R>
+using batch_list = std::vector<std::pair<tensor<float, R>, advaug::label_vector>>;
+
+// `count` batches of `n` samples: Fashion-MNIST training images first .. count * n - 1, or
+// uniform random pixels with random labels.
+template <std::size_t R>
+batch_list<R> make_batches(const settings& s, const std::optional<advaug::fashion_mnist>& data,
+                           std::size_t n, std::size_t count) {
+    batch_list<R> out;
+    advaug::detail::rng gen(n * 7919 + count);
+    for (std::size_t b = 0; b < count; ++b) {
+        tensor<float, R> x;
+        advaug::label_vector y = advaug::label_vector::from_shape({n});
+        if constexpr (R == 2) {
+            x.resize({n, 784});
+        } else {
+            x.resize({n, 1, 28, 28});
+        }
+        if (data && !s.random_inputs) {
+            const std::size_t avail = data->train_images.shape(0);
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::size_t idx = (b * n + i) % avail;
+                const std::uint8_t* px = data->train_images.data() + idx * 784;
+                for (std::size_t j = 0; j < 784; ++j) x.data()[i * 784 + j] = static_cast<float>(px[j]) / 255.0f;
+                y(i) = data->train_labels(idx);
+            }
+        } else {
+            for (auto& v : x) v = static_cast<float>(gen.uniform());
+            for (auto& v : y) v = static_cast<std::int64_t>(gen.uniform() * 10) % 10;
+        }
+        out.emplace_back(std::move(x), std::move(y));
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workloads
+// ---------------------------------------------------------------------------------------------
+
+struct workload {
+    std::string name;
+    bool attack;
+    advaug::training_method method = advaug::training_method::plain;
+    gemm_mix mix;
+};
+
+std::vector<workload> workloads() {
+    using advaug::training_method;
+    return {
+        {"fgsm-attack", true, training_method::plain, {1, 1, 1, 0}},
+        {"pgd10-attack", true, training_method::plain, {10, 10, 10, 0}},
+        {"plain", false, training_method::plain, {1, 0, 1, 1}},
+        {"seed-fgsm", false, training_method::fgsm, {2, 1, 2, 2}},
+        {"fgsm-rs", false, training_method::fgsm_rs, {2, 1, 2, 1}},
+        {"n-fgsm", false, training_method::n_fgsm, {2, 1, 2, 1}},
+        {"pgd7", false, training_method::pgd, {8, 7, 8, 1}},
+    };
+}
+
+advaug::train_options options_for(advaug::training_method method, std::size_t batch) {
+    auto o = advaug::train_options{}
+                 .method(method)
+                 .learning_rate(advaug::lr_schedule::constant(learning_rate))
+                 .batch_size(batch)
+                 .log_every(0)
+                 .progress(advaug::progress_style::none)
+                 .seed(0);
+    if (method != advaug::training_method::plain) o.epsilon(epsilon);
+    if (method == advaug::training_method::fgsm) o.alpha(0.5);  // the seed's ALPHA
+    if (method == advaug::training_method::pgd) o.pgd_steps(7);
+    return o;
+}
+
+struct result {
+    std::string table;  // "main", "batch", "width"
+    std::string model, name;
+    std::size_t batch = 0, width = 0;
+    timing t;
+    double samples_per_s = 0;
+    gemm_summary gemm;
+    double allocations = 0;
+};
+
+// Runs one workload on a fresh model built by make(); the step cycles through `batches`.
+template <class M, class Make, std::size_t R>
+result run_workload(const settings& s, const workload& w, Make make, const batch_list<R>& batches,
+                    const std::vector<gemm_op>& ops, gemm_timer& timer, const timing_config& tc) {
+    M model = make();
+    advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
+    std::optional<advaug::trainer<M, advaug::sgd<float>>> trainer;
+    std::vector<advaug::parameter_view<float>> params;
+    const std::size_t n = batches.front().first.shape()[0];
+    std::size_t next = 0;
+    std::uint64_t seed = 0;
+    float sink = 0;
+    std::function<void()> step;
+    if (w.attack) {
+        model.set_mode(advaug::mode::eval);
+        const auto fgsm = advaug::fgsm_options{}.epsilon(epsilon);
+        auto pgd = advaug::pgd_options{}.epsilon(epsilon).steps(10);
+        if (w.name == "fgsm-attack") {
+            step = [&, fgsm] {
+                const auto& [x, y] = batches[next];
+                next = (next + 1) % batches.size();
+                sink += advaug::fgsm(model, x, y, fgsm).data()[0];
+            };
+        } else {
+            step = [&, pgd]() mutable {
+                const auto& [x, y] = batches[next];
+                next = (next + 1) % batches.size();
+                pgd.seed(++seed);
+                sink += advaug::pgd(model, x, y, pgd).data()[0];
+            };
+        }
+    } else {
+        model.set_mode(advaug::mode::train);  // as trainer::fit() does
+        trainer.emplace(model, optimizer, options_for(w.method, n));
+        params = model.parameters();
+        step = [&] {
+            const auto& [x, y] = batches[next];
+            next = (next + 1) % batches.size();
+            const auto losses = trainer->compute_gradient(x, y, epsilon, advaug::detail::mix_seed(7, ++seed));
+            if (!std::isfinite(losses.loss)) {
+                throw bench_error(w.name + ": the training loss is not finite");
+            }
+            optimizer.step(params, learning_rate);
+        };
+    }
+
+    result r;
+    r.name = w.name;
+    r.batch = n;
+    if (!s.only.empty() && s.only_seconds > 0) {
+        // For a profiler: just run for the given time.
+        const auto start = clock_type::now();
+        std::size_t steps = 0;
+        while (seconds_since(start) < s.only_seconds) step(), ++steps;
+        r.t.median = seconds_since(start) / static_cast<double>(steps);
+        r.t.repeats = 1;
+        r.t.steps_per_repeat = steps;
+    } else {
+        r.t = measure(step, tc);  // the first step of the warm-up allocates the buffers
+    }
+    r.allocations = allocations_per_step(step, tc.repeats <= 1 ? 1 : 3);
+    r.samples_per_s = static_cast<double>(n) / r.t.median;
+    r.gemm = summarize(ops, w.mix, timer);
+    if (!std::isfinite(sink)) throw bench_error(w.name + ": the attack produced a non-finite input");
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------------
+
+std::string fixed(double v, int digits) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+    return buf;
+}
+
+std::string json(const result& r) {
+    const double gflops = r.gemm.flops / r.t.median / 1e9;
+    const double gemm_gflops = r.gemm.seconds > 0 ? r.gemm.flops / r.gemm.seconds / 1e9 : 0;
+    const double bound = r.gemm.seconds > 0 ? static_cast<double>(r.batch) / r.gemm.seconds : 0;
+    std::ostringstream o;
+    o << "{\"side\":\"advaug\",\"table\":\"" << r.table << "\",\"model\":\"" << r.model
+      << "\",\"workload\":\"" << r.name << "\",\"batch\":" << r.batch << ",\"width\":" << r.width
+      << ",\"samples_per_s\":" << fixed(r.samples_per_s, 1) << ",\"step_ms\":" << fixed(1e3 * r.t.median, 4)
+      << ",\"step_ms_min\":" << fixed(1e3 * r.t.min, 4) << ",\"step_ms_max\":" << fixed(1e3 * r.t.max, 4)
+      << ",\"repeats\":" << r.t.repeats << ",\"steps_per_repeat\":" << r.t.steps_per_repeat
+      << ",\"gemm_mflop_per_step\":" << fixed(r.gemm.flops / 1e6, 3) << ",\"gflops\":" << fixed(gflops, 2)
+      << ",\"openblas_gflops\":" << fixed(gemm_gflops, 2) << ",\"gemm_bound_samples_per_s\":" << fixed(bound, 1)
+      << ",\"gemm_bound_pct\":" << fixed(bound > 0 ? 100 * r.samples_per_s / bound : 0, 1)
+      << ",\"allocations_per_step\":" << fixed(r.allocations, 2) << "}";
+    return o.str();
+}
+
+void print_header(const char* title) {
+    std::printf("\n%s\n", title);
+    std::printf("%-18s %6s %6s %12s %10s %10s %8s %9s %12s %7s %8s\n", "workload", "batch", "width",
+                "samples/s", "ms/step", "MFLOP/st", "GFLOP/s", "BLAS GF/s", "GEMM bound/s", "% bound",
+                "allocs");
+}
+
+void print_row(const result& r) {
+    const double gflops = r.gemm.flops / r.t.median / 1e9;
+    const double gemm_gflops = r.gemm.seconds > 0 ? r.gemm.flops / r.gemm.seconds / 1e9 : 0;
+    const double bound = r.gemm.seconds > 0 ? static_cast<double>(r.batch) / r.gemm.seconds : 0;
+    const std::string label = r.model + "/" + r.name;
+    std::printf("%-18s %6zu %6zu %12.0f %10.3f %10.1f %8.1f %9.1f %12.0f %7.1f %8.2f\n", label.c_str(), r.batch,
+                r.width, r.samples_per_s, 1e3 * r.t.median, r.gemm.flops / 1e6, gflops, gemm_gflops, bound,
+                bound > 0 ? 100 * r.samples_per_s / bound : 0, r.allocations);
+    std::fflush(stdout);
+}
+
+class reporter {
+public:
+    explicit reporter(const std::string& path) {
+        if (path.empty()) return;
+        out_.open(path, std::ios::out | std::ios::trunc);
+        if (!out_) throw bench_error("cannot write the JSON output '" + path + "'");
+    }
+    void add(const result& r) {
+        print_row(r);
+        if (out_.is_open()) {
+            out_ << json(r) << '\n';
+            out_.flush();
+        }
+    }
+    void raw(const std::string& line) {
+        if (out_.is_open()) out_ << line << '\n' << std::flush;
+    }
+
+private:
+    std::ofstream out_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The runs
+// ---------------------------------------------------------------------------------------------
+
+const std::vector<std::size_t> mlp_widths{784, 256, 256, 10};
+
+bool selected(const settings& s, const std::string& model, const std::string& name) {
+    return s.only.empty() || s.only == model + "/" + name;
+}
+
+void run_main_table(const settings& s, const std::optional<advaug::fashion_mnist>& data, reporter& rep,
+                    gemm_timer& timer) {
+    if (!s.only.empty()) {
+        bool known = false;
+        for (const auto& w : workloads()) known = known || s.only == "mlp/" + w.name || s.only == "cnn/" + w.name;
+        if (!known) throw bench_error("--only: unknown workload '" + s.only + "' (MODEL/WORKLOAD, e.g. mlp/seed-fgsm)");
+    }
+    print_header(("advaug at batch " + std::to_string(s.batch) + ", " + std::to_string(s.threads) + " threads").c_str());
+    const auto mlp_batches = make_batches<2>(s, data, s.batch, 8);
+    const auto mlp_ops = mlp_gemms(mlp_widths, s.batch);
+    auto make_mlp = [] { return advaug::mlp<float>(mlp_widths, 0, advaug::weight_init::pytorch_default); };
+    for (const auto& w : workloads()) {
+        if (!selected(s, "mlp", w.name)) continue;
+        result r = run_workload<advaug::mlp<float>>(s, w, make_mlp, mlp_batches, mlp_ops, timer, s.timing);
+        r.table = "main", r.model = "mlp", r.width = 256;
+        rep.add(r);
+    }
+    const auto cnn_batches = make_batches<4>(s, data, s.batch, 8);
+    const auto cnn_ops = cnn_gemms(s.batch);
+    auto make_cnn = [] { return advaug::cnn<float>(0, advaug::weight_init::pytorch_default); };
+    for (const auto& w : workloads()) {
+        if (!selected(s, "cnn", w.name)) continue;
+        result r = run_workload<advaug::cnn<float>>(s, w, make_cnn, cnn_batches, cnn_ops, timer, s.timing);
+        r.table = "main", r.model = "cnn";
+        rep.add(r);
+    }
+}
+
+void run_scaling(const settings& s, const std::optional<advaug::fashion_mnist>& data, reporter& rep,
+                 gemm_timer& timer) {
+    // Shorter measurements than the main table: the trend matters here, not the last percent.
+    timing_config tc = s.timing;
+    if (!s.smoke) tc.repeats = 5, tc.repeat_seconds = 0.15, tc.warmup_seconds = 0.15;
+    const std::vector<std::size_t> batches = s.smoke ? std::vector<std::size_t>{32}
+                                                     : std::vector<std::size_t>{32, 64, 128, 256, 512, 1024};
+    const std::vector<std::size_t> widths = s.smoke ? std::vector<std::size_t>{128}
+                                                    : std::vector<std::size_t>{128, 256, 512, 1024};
+    std::vector<workload> ws;
+    for (const auto& w : workloads()) {
+        if (w.name == "plain" || w.name == "fgsm-rs") ws.push_back(w);
+    }
+
+    print_header("Scaling over the batch size (MLP 784-256-256-10, then the CNN)");
+    for (std::size_t n : batches) {
+        const auto b = make_batches<2>(s, data, n, 4);
+        const auto ops = mlp_gemms(mlp_widths, n);
+        for (const auto& w : ws) {
+            result r = run_workload<advaug::mlp<float>>(
+                s, w, [] { return advaug::mlp<float>(mlp_widths, 0, advaug::weight_init::pytorch_default); }, b,
+                ops, timer, tc);
+            r.table = "batch", r.model = "mlp", r.width = 256;
+            rep.add(r);
+        }
+    }
+    if (s.cnn_scaling) {
+        for (std::size_t n : batches) {
+            const auto b = make_batches<4>(s, data, n, 2);
+            const auto ops = cnn_gemms(n);
+            timing_config ctc = tc;
+            if (!s.smoke) ctc.repeats = 3, ctc.warmup_steps = 1;
+            for (const auto& w : ws) {
+                result r = run_workload<advaug::cnn<float>>(
+                    s, w, [] { return advaug::cnn<float>(0, advaug::weight_init::pytorch_default); }, b, ops,
+                    timer, ctc);
+                r.table = "batch", r.model = "cnn";
+                rep.add(r);
+            }
+        }
+    }
+
+    print_header("Scaling over the MLP's hidden width (784-w-w-10, batch 128)");
+    const auto b = make_batches<2>(s, data, s.batch, 8);
+    for (std::size_t width : widths) {
+        const std::vector<std::size_t> shape{784, width, width, 10};
+        const auto ops = mlp_gemms(shape, s.batch);
+        for (const auto& w : ws) {
+            result r = run_workload<advaug::mlp<float>>(
+                s, w, [&] { return advaug::mlp<float>(shape, 0, advaug::weight_init::pytorch_default); }, b, ops,
+                timer, tc);
+            r.table = "width", r.model = "mlp", r.width = width;
+            rep.add(r);
+        }
+    }
+}
+
+// Trains a model on the whole training set with trainer::fit(), as a user would: the peak RSS
+// of this process is what the driver compares with PyTorch's.
+int full_run(const settings& s) {
+    const auto colon = s.full_run.find(':');
+    if (colon == std::string::npos) {
+        throw bench_error("--full-run expects MODEL:METHOD (mlp or cnn, a workload such as seed-fgsm), got '" +
+                          s.full_run + "'");
+    }
+    const std::string model = s.full_run.substr(0, colon), name = s.full_run.substr(colon + 1);
+    std::optional<workload> chosen;
+    for (const auto& w : workloads()) {
+        if (w.name == name && !w.attack) chosen = w;
+    }
+    if (!chosen || (model != "mlp" && model != "cnn")) {
+        throw bench_error("--full-run: unknown model or training workload in '" + s.full_run + "'");
+    }
+    const auto start = clock_type::now();
+    const advaug::fashion_mnist data = advaug::load_fashion_mnist(s.data_dir);
+    const auto train = advaug::dataset<std::uint8_t>::from_images(data.train_images, data.train_labels, 10,
+                                                                  model == "cnn");
+    auto options = options_for(chosen->method, s.batch).epochs(s.epochs);
+    advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
+    double loss = 0;
+    auto fit = [&](auto& net) {
+        advaug::trainer<std::decay_t<decltype(net)>, advaug::sgd<float>> trainer(net, optimizer, options);
+        const auto res = trainer.fit(train);
+        loss = res.epochs.back().loss;
+    };
+    if (model == "mlp") {
+        advaug::mlp<float> net(mlp_widths, 0, advaug::weight_init::pytorch_default);
+        fit(net);
+    } else {
+        advaug::cnn<float> net(0, advaug::weight_init::pytorch_default);
+        fit(net);
+    }
+    const double seconds = seconds_since(start);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    std::printf("{\"side\":\"advaug\",\"table\":\"full-run\",\"model\":\"%s\",\"workload\":\"%s\",\"epochs\":%zu,"
+                "\"samples\":%zu,\"seconds\":%.2f,\"final_loss\":%.4f,\"self_max_rss_kib\":%ld}\n",
+                model.c_str(), name.c_str(), s.epochs, train.size(), seconds, loss, usage.ru_maxrss);
+    return std::isfinite(loss) ? 0 : 1;
+}
+
+void declare_options(CLI::App& app, settings& s) {
+    app.add_flag("--smoke", s.smoke, "one step of every workload and a tiny scaling run (CI)");
+    app.add_option("--threads", s.threads, "OpenBLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+    app.add_option("--batch", s.batch, "batch size of the main table")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+    app.add_option("--data", s.data_dir, "Fashion-MNIST directory")->capture_default_str();
+    app.add_flag("--random-inputs", s.random_inputs, "uniform [0, 1] pixels and random labels instead of Fashion-MNIST");
+    app.add_option("--json", s.json_path, "also write one JSON object per result to PATH");
+    app.add_flag("!--no-scaling", s.scaling, "skip the scaling tables");
+    app.add_flag("!--no-cnn-scaling", s.cnn_scaling, "skip the CNN rows of the batch scaling table");
+    app.add_option("--only", s.only, "run only MODEL/WORKLOAD (e.g. mlp/seed-fgsm), no scaling");
+    app.add_option("--seconds", s.only_seconds, "with --only: run for this long instead of the timed repeats")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--full-run", s.full_run, "train MODEL:WORKLOAD (e.g. mlp:seed-fgsm) on all training images");
+    app.add_option("--epochs", s.epochs, "epochs of --full-run")->check(CLI::Range(1, 1000))->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    settings s;
+    CLI::App app("advaug_bench: samples/s of advaug's attacks and training steps, the GEMM bound, allocations");
+    declare_options(app, s);
+    CLI11_PARSE(app, argc, argv);
+    try {
+#ifndef ADVAUG_NO_BLAS
+        openblas_set_num_threads(s.threads);
+        const std::string blas = openblas_get_config();
+#else
+        const std::string blas = "advaug's built-in GEMM (ADVAUG_NO_BLAS)";
+#endif
+        if (!s.full_run.empty()) return full_run(s);
+        if (s.smoke) s.timing = timing_config{0, 0, 1, 0};
+
+        std::optional<advaug::fashion_mnist> data;
+        if (!s.random_inputs) {
+            try {
+                data = advaug::load_fashion_mnist(s.data_dir);
+            } catch (const advaug::io_error& e) {
+                if (!s.smoke) throw;
+                // CI machines without the data set still check that everything runs.
+                std::printf("Fashion-MNIST not available (%s); using uniform random inputs\n", e.what());
+            }
+        }
+        const std::string inputs = data ? "Fashion-MNIST training images" : "uniform random inputs in [0, 1]";
+        std::printf("advaug_bench: %d OpenBLAS threads, %s, %s%s\n", s.threads, blas.c_str(), inputs.c_str(),
+                    s.smoke ? " (smoke run: one timed step each)" : "");
+        reporter rep(s.json_path);
+        {
+            std::ostringstream o;
+            o << "{\"side\":\"advaug\",\"table\":\"meta\",\"openblas\":\"" << blas << "\",\"threads\":" << s.threads
+              << ",\"inputs\":\"" << inputs << "\",\"smoke\":" << (s.smoke ? "true" : "false") << "}";
+            rep.raw(o.str());
+        }
+        gemm_timer timer(s.timing);
+        run_main_table(s, data, rep, timer);
+        if (s.scaling && s.only.empty()) run_scaling(s, data, rep, timer);
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "advaug_bench: error: %s\n", e.what());
+        return 1;
+    }
+}
