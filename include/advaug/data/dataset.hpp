@@ -44,7 +44,7 @@ inline std::size_t batches_per_epoch(std::size_t n, std::size_t batch_size, bool
 
 /// N labelled samples of shape sample_shape, features stored as S.
 /// Invariants: size() >= 1; features hold size() * sample_size() values; every label is in
-/// [0, num_classes()); scale is finite and non-zero; offset is finite.
+/// [0, num_classes()); scale is finite and non-zero; offset is finite; every feature is finite.
 template <class S>
 class dataset {
     static_assert(std::is_arithmetic_v<S> && !std::is_same_v<S, bool>,
@@ -54,8 +54,8 @@ public:
     using storage_type = S;
 
     /// requires: labels.size() = N >= 1; sample_shape non-empty with every dimension >= 1;
-    ///           features.size() == N * prod(sample_shape); labels in [0, num_classes);
-    ///           scale finite and != 0; offset finite.
+    ///           features.size() == N * prod(sample_shape), all finite; labels in
+    ///           [0, num_classes); scale finite and != 0; offset finite.
     /// throws:   std::invalid_argument naming "dataset", the argument and the values.
     dataset(std::vector<S> features, std::vector<std::size_t> sample_shape, label_vector labels,
             std::size_t num_classes, double scale = 1.0, double offset = 0.0);
@@ -199,6 +199,16 @@ dataset<S>::dataset(const char* fn, std::vector<S> features, std::vector<std::si
                         sample_size_, " (", n, " labels, sample_shape ",
                         detail::shape_string(sample_shape_), ")");
     }
+    // A NaN or infinite feature would surface much later as a "non-finite logit" blamed on
+    // the model; refuse it here, once, where the sample can still be named.
+    if constexpr (std::is_floating_point_v<S>) {
+        for (std::size_t i = 0; i < features_.size(); ++i) {
+            if (!std::isfinite(features_[i])) {
+                detail::invalid(fn, "features[", i, "] (sample ", i / sample_size_, ", element ",
+                                i % sample_size_, ") must be finite, got ", features_[i]);
+            }
+        }
+    }
     if (num_classes_ == 0) detail::invalid(fn, "num_classes must be >= 1, got 0");
     detail::check_labels(fn, labels_, n, num_classes_);
     if (!std::isfinite(scale_) || scale_ == 0.0) {
@@ -255,14 +265,31 @@ void dataset<S>::fill(std::size_t count, IndexOf index_of, tensor<T, R>& x, labe
 
     const std::size_t d_size = sample_size_;
     const double scale = scale_, offset = offset_;
-    for (std::size_t i = 0; i < count; ++i) {
-        const std::size_t s = index_of(i);
-        const S* src = features_.data() + s * d_size;
-        T* dst = x.data() + i * d_size;
-        for (std::size_t d = 0; d < d_size; ++d) {
-            dst[d] = static_cast<T>(static_cast<double>(src[d]) * scale + offset);
+    if constexpr (std::is_integral_v<S> && sizeof(S) == 1) {
+        // A byte has 256 values: convert each once, then a batch is a table lookup per pixel,
+        // with exactly the values of the formula.
+        std::array<T, 256> table;
+        for (int v = 0; v < 256; ++v) {
+            const auto s = static_cast<S>(static_cast<std::uint8_t>(v));
+            table[static_cast<std::uint8_t>(s)] = static_cast<T>(static_cast<double>(s) * scale + offset);
         }
-        y(i) = labels_(s);
+        for (std::size_t i = 0; i < count; ++i) {
+            const std::size_t s = index_of(i);
+            const S* src = features_.data() + s * d_size;
+            T* dst = x.data() + i * d_size;
+            for (std::size_t d = 0; d < d_size; ++d) dst[d] = table[static_cast<std::uint8_t>(src[d])];
+            y(i) = labels_(s);
+        }
+    } else {
+        for (std::size_t i = 0; i < count; ++i) {
+            const std::size_t s = index_of(i);
+            const S* src = features_.data() + s * d_size;
+            T* dst = x.data() + i * d_size;
+            for (std::size_t d = 0; d < d_size; ++d) {
+                dst[d] = static_cast<T>(static_cast<double>(src[d]) * scale + offset);
+            }
+            y(i) = labels_(s);
+        }
     }
 }
 

@@ -45,11 +45,14 @@ inline void write_file_atomically(const std::string& path, std::span<const std::
     const std::string tmp_prefix = "." + target.filename().string() + ".tmp.";
     // A writer killed between mkstemp and rename leaves its temporary file; remove those of
     // this target (the target itself is intact either way).
+    // Best effort: the non-throwing increment, so that an unreadable directory surfaces as
+    // mkstemp's io_error below rather than as a std::filesystem_error from here.
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-        const std::string name = entry.path().filename().string();
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
         if (name.size() == tmp_prefix.size() + 6 && name.compare(0, tmp_prefix.size(), tmp_prefix) == 0) {
-            fs::remove(entry.path(), ec);
+            std::error_code ignored;
+            fs::remove(it->path(), ignored);
         }
     }
     std::string tmp_template = (dir / (tmp_prefix + "XXXXXX")).string();
@@ -68,8 +71,9 @@ inline void write_file_atomically(const std::string& path, std::span<const std::
         const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
         if (n < 0) {
             if (errno == EINTR) continue;
-            abandon("cannot write", errno);
+            abandon("cannot write", errno);  // ENOSPC, EDQUOT, EFBIG (RLIMIT_FSIZE), EIO
         }
+        if (n == 0) abandon("cannot write", EIO);  // would otherwise loop for ever
         done += static_cast<std::size_t>(n);
     }
     if (::fchmod(fd, 0644) != 0) abandon("cannot set permissions of", errno);
@@ -84,12 +88,17 @@ inline void write_file_atomically(const std::string& path, std::span<const std::
         ::unlink(tmp.c_str());
         detail_file::fail(fn, path, "cannot rename the temporary file onto", err);
     }
-    // Persist the rename itself.
+    // Persist the rename itself. The target already holds the new content, but until the
+    // directory is synced a crash may bring the old one back; say so rather than report a
+    // durable save. EINVAL: the file system cannot sync directories (nothing to be done).
     const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        ::fsync(dfd);
+    if (dfd < 0) detail_file::fail(fn, path, "wrote, but cannot open the directory to sync", errno);
+    if (::fsync(dfd) != 0 && errno != EINVAL) {
+        const int err = errno;
         ::close(dfd);
+        detail_file::fail(fn, path, "wrote, but cannot sync the directory of", err);
     }
+    ::close(dfd);
 }
 
 inline std::vector<std::uint8_t> read_file(const std::string& path) {

@@ -187,6 +187,7 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
     const char* fn = "trainer::compute_gradient";
     detail::check_nonempty_batch(fn, "inputs", x);
     detail::check_labels(fn, y, x.shape()[0], model_.num_classes());
+    detail::check_finite(fn, "inputs", x);  // the domain check lets inf through when unbounded
     if (!std::isfinite(epsilon) || epsilon < 0) {
         detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
     }
@@ -603,17 +604,34 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
         values[i].resize(p.value.size());
         r.read_array_into("parameter values", values[i].data(), values[i].size());
     }
-    optimizer_.load_state(r, params_);
-    const double best = r.read<double>("guard best accuracy");
-    const bool collapsed = r.read<std::uint8_t>("guard collapse flag") != 0;
-    const auto snapshots = r.read<std::uint64_t>("guard snapshot count");
-    if (snapshots != 0 && snapshots != params_.size()) r.fail("guard snapshot count", "does not match the model");
-    std::vector<std::vector<T>> best_weights(snapshots);
-    for (std::size_t i = 0; i < snapshots; ++i) {
-        best_weights[i] = r.read_vector<T>("guard snapshot");
-        if (best_weights[i].size() != params_[i].value.size()) r.fail("guard snapshot", "has the wrong size");
+    // The optimizer reads its part in place: keep its state, so that an error further on in
+    // the file puts it back (found by fuzz/fuzz_checkpoint.cpp).
+    io::binary_writer kept_state;
+    optimizer_.save_state(kept_state);
+    bool optimizer_loaded = false;
+    double best = 0;
+    bool collapsed = false;
+    std::vector<std::vector<T>> best_weights;
+    try {
+        optimizer_.load_state(r, params_);
+        optimizer_loaded = true;
+        best = r.read<double>("guard best accuracy");
+        collapsed = r.read<std::uint8_t>("guard collapse flag") != 0;
+        const auto snapshots = r.read<std::uint64_t>("guard snapshot count");
+        if (snapshots != 0 && snapshots != params_.size()) r.fail("guard snapshot count", "does not match the model");
+        best_weights.resize(snapshots);
+        for (std::size_t i = 0; i < snapshots; ++i) {
+            best_weights[i] = r.read_vector<T>("guard snapshot");
+            if (best_weights[i].size() != params_[i].value.size()) r.fail("guard snapshot", "has the wrong size");
+        }
+        if (r.remaining() != 0) r.fail("end of checkpoint", detail::concat("has ", r.remaining(), " unexpected bytes"));
+    } catch (...) {
+        if (optimizer_loaded) {
+            io::binary_reader previous(kept_state.bytes().data(), kept_state.bytes().size(), source);
+            optimizer_.load_state(previous, params_);
+        }
+        throw;
     }
-    if (r.remaining() != 0) r.fail("end of checkpoint", detail::concat("has ", r.remaining(), " unexpected bytes"));
 
     for (std::size_t i = 0; i < params_.size(); ++i) {
         std::copy(values[i].begin(), values[i].end(), params_[i].value.begin());
