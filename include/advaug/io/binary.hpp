@@ -85,7 +85,8 @@ public:
             fail(what, detail::concat("has ", n, " elements, expected ", expected));
         }
         need(n * sizeof(V), what);
-        std::memcpy(out, data_ + pos_, n * sizeof(V));
+        // memcpy's pointers must not be null even for 0 bytes (an empty vector's data())
+        if (n != 0) std::memcpy(out, data_ + pos_, n * sizeof(V));
         pos_ += n * sizeof(V);
     }
     template <class V>
@@ -95,7 +96,7 @@ public:
             fail(what, detail::concat("claims ", n, " elements, more than the data holds"));
         }
         std::vector<V> v(n);
-        std::memcpy(v.data(), data_ + pos_, n * sizeof(V));
+        if (n != 0) std::memcpy(v.data(), data_ + pos_, n * sizeof(V));  // data() is null if n == 0
         pos_ += n * sizeof(V);
         return v;
     }
