@@ -26,7 +26,8 @@
 // 0.25 s each; the figure is the median of the repeats' mean step times.
 //
 //   advaug_bench                       the table at batch 128, then the scaling tables
-//   advaug_bench --smoke               one step of everything (CI); non-zero exit on error
+//   advaug_bench --smoke               one step of everything at batch 32 (CI); non-zero exit
+//                                      on error
 //   advaug_bench --json out.jsonl      also writes one JSON object per result
 //   advaug_bench --only mlp/seed-fgsm --seconds 20     one workload for a profiler
 //   advaug_bench --full-run mlp:seed-fgsm --epochs 1   train on all 60,000 images (peak RSS)
@@ -172,6 +173,7 @@ struct settings {
     double only_seconds = 0;
     std::string full_run;  // "model:method": train on the whole training set instead
     std::size_t epochs = 1;
+    std::size_t train_samples = 0;  // --full-run: 0 is all
     timing_config timing;
 };
 
@@ -711,9 +713,16 @@ int full_run(const settings& s) {
         throw bench_error("--full-run: unknown model or training workload in '" + s.full_run + "'");
     }
     const auto start = clock_type::now();
-    const advaug::fashion_mnist data = advaug::load_fashion_mnist(s.data_dir);
-    const auto train = advaug::dataset<std::uint8_t>::from_images(data.train_images, data.train_labels, 10,
-                                                                  model == "cnn");
+    // The bytes of the training set, once; the loaded files are released before training.
+    auto train = [&] {
+        const advaug::fashion_mnist data = advaug::load_fashion_mnist(s.data_dir);
+        return advaug::dataset<std::uint8_t>::from_images(data.train_images, data.train_labels, 10, model == "cnn");
+    }();
+    if (s.train_samples > 0 && s.train_samples < train.size()) {
+        std::vector<std::size_t> first(s.train_samples);
+        for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
+        train = train.subset(first);
+    }
     auto options = options_for(chosen->method, s.batch).epochs(s.epochs);
     advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
     double loss = 0;
@@ -739,7 +748,7 @@ int full_run(const settings& s) {
 }
 
 void declare_options(CLI::App& app, settings& s) {
-    app.add_flag("--smoke", s.smoke, "one step of every workload and a tiny scaling run (CI)");
+    app.add_flag("--smoke", s.smoke, "one step of every workload at batch 32 (unless --batch) and a tiny scaling run (CI)");
     app.add_option("--threads", s.threads, "OpenBLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("--batch", s.batch, "batch size of the main table")->check(CLI::Range(1, 1 << 20))->capture_default_str();
     app.add_option("--data", s.data_dir, "Fashion-MNIST directory")->capture_default_str();
@@ -752,6 +761,8 @@ void declare_options(CLI::App& app, settings& s) {
         ->check(CLI::PositiveNumber);
     app.add_option("--full-run", s.full_run, "train MODEL:WORKLOAD (e.g. mlp:seed-fgsm) on all training images");
     app.add_option("--epochs", s.epochs, "epochs of --full-run")->check(CLI::Range(1, 1000))->capture_default_str();
+    app.add_option("--train-samples", s.train_samples, "--full-run on the first N training images (default: all)")
+        ->check(CLI::Range(1, 1 << 30));
 }
 
 }  // namespace
@@ -769,7 +780,11 @@ int main(int argc, char** argv) {
         const std::string blas = "advaug's built-in GEMM (ADVAUG_NO_BLAS)";
 #endif
         if (!s.full_run.empty()) return full_run(s);
-        if (s.smoke) s.timing = timing_config{0, 0, 1, 0};
+        if (s.smoke) {
+            s.timing = timing_config{0, 0, 1, 0};
+            // Batch 32 unless asked otherwise: the smoke run checks that everything runs, fast.
+            if (app.count("--batch") == 0) s.batch = 32;
+        }
 
         std::optional<advaug::fashion_mnist> data;
         if (!s.random_inputs) {

@@ -289,12 +289,14 @@ def run(name, variant, arch, batches, timing, width=256):
 # The full training run (peak RSS)
 # ------------------------------------------------------------------------------------------
 
-def full_run(spec, epochs, batch):
+def full_run(spec, epochs, batch, samples):
     arch, _, name = spec.partition(":")
     if arch not in ("mlp", "cnn") or name not in ("plain", "seed-fgsm", "fgsm-rs", "n-fgsm", "pgd7"):
         sys.exit(f"pytorch_bench.py: --full-run expects MODEL:WORKLOAD such as mlp:seed-fgsm, got '{spec}'")
     start = time.time()
     images, labels = load_train()
+    if samples:
+        images, labels = images[:samples], labels[:samples]
     torch.manual_seed(0)
     net = make_model(arch)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
@@ -322,7 +324,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--smoke", action="store_true", help="one timed step of everything")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=None, help="batch size of the main table (128; 32 with --smoke)")
     p.add_argument("--json", help="write the JSON lines to PATH instead of stdout")
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument("--no-cnn-scaling", action="store_true")
@@ -330,10 +332,13 @@ def main():
     p.add_argument("--only", help="MODEL/WORKLOAD, e.g. mlp/seed-fgsm")
     p.add_argument("--full-run", help="MODEL:WORKLOAD: train on all 60,000 images")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-samples", type=int, default=0, help="--full-run on the first N images (default: all)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.batch is None:
+        a.batch = 32 if a.smoke and not a.full_run else 128
     if a.full_run:
-        return full_run(a.full_run, a.epochs, a.batch)
+        return full_run(a.full_run, a.epochs, a.batch, a.train_samples)
 
     out = open(a.json, "w") if a.json else sys.stdout
 
