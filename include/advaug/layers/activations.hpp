@@ -21,13 +21,19 @@ namespace detail {
 /// y = x for x > 0, slope * x otherwise; in place when x and y are the same buffer.
 template <class T>
 void leaky_relu_forward(const T* x, T* y, std::size_t n, T slope) {
-    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : slope * x[i];
+    for (std::size_t i = 0; i < n; ++i) {
+        const T v = x[i];  // one unconditional load: a vector blend, not a branch
+        y[i] = v > T(0) ? v : slope * v;
+    }
 }
 /// dx = dy where the output y > 0, slope * dy elsewhere (for slope >= 0, y > 0 exactly when
 /// x > 0; the derivative at 0 is slope, as in PyTorch).
 template <class T>
 void leaky_relu_backward(const T* y, const T* dy, T* dx, std::size_t n, T slope) {
-    for (std::size_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : slope * dy[i];
+    for (std::size_t i = 0; i < n; ++i) {
+        const T g = dy[i];
+        dx[i] = y[i] > T(0) ? g : slope * g;
+    }
 }
 /// y = tanh(x); in place when x and y are the same buffer.
 template <class T>
