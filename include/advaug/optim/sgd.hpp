@@ -114,6 +114,42 @@ private:
 
 // --- implementation -----------------------------------------------------------------------
 
+namespace detail {
+
+/// The update of one parameter for one configuration (see the top of this file). The
+/// arrays never overlap; __restrict lets the compiler vectorize without run-time checks.
+template <class T, bool Decay, bool Momentum, bool Nesterov, bool First>
+void sgd_update(T* __restrict w, const T* __restrict grad, T* __restrict buf, std::size_t n,
+                T wd, T mu, T neg_lr) {
+    for (std::size_t i = 0; i < n; ++i) {
+        T g = grad[i];
+        if constexpr (Decay) g += wd * w[i];
+        if constexpr (Momentum) {
+            const T b = First ? g : mu * buf[i] + g;
+            buf[i] = b;
+            g = Nesterov ? g + mu * b : b;
+        }
+        w[i] += neg_lr * g;
+    }
+}
+
+/// One branch-free loop per configuration, so that each one vectorizes.
+template <class T, bool Decay>
+void sgd_dispatch(bool momentum, bool nesterov, bool first, T* w, const T* grad, T* buf,
+                  std::size_t n, T wd, T mu, T neg_lr) {
+    if (!momentum) {
+        sgd_update<T, Decay, false, false, false>(w, grad, buf, n, wd, mu, neg_lr);
+    } else if (nesterov) {
+        first ? sgd_update<T, Decay, true, true, true>(w, grad, buf, n, wd, mu, neg_lr)
+              : sgd_update<T, Decay, true, true, false>(w, grad, buf, n, wd, mu, neg_lr);
+    } else {
+        first ? sgd_update<T, Decay, true, false, true>(w, grad, buf, n, wd, mu, neg_lr)
+              : sgd_update<T, Decay, true, false, false>(w, grad, buf, n, wd, mu, neg_lr);
+    }
+}
+
+}  // namespace detail
+
 template <class T>
 void sgd<T>::step(std::vector<parameter_view<T>>& params, double lr) {
     detail::check_lr("sgd::step", lr);
@@ -136,14 +172,11 @@ void sgd<T>::step(std::vector<parameter_view<T>>& params, double lr) {
         T* w = params[p].value.data();
         const T* grad = params[p].grad.data();
         T* buf = has_buffers() ? momentum_.data() + layout_.offset(p) : nullptr;
-        for (std::size_t i = 0, n = params[p].value.size(); i < n; ++i) {
-            T g = grad[i];
-            if (decay) g += wd * w[i];
-            if (buf) {
-                buf[i] = first ? g : mu * buf[i] + g;
-                g = nesterov ? g + mu * buf[i] : buf[i];
-            }
-            w[i] += neg_lr * g;
+        const std::size_t n = params[p].value.size();
+        if (decay) {
+            detail::sgd_dispatch<T, true>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu, neg_lr);
+        } else {
+            detail::sgd_dispatch<T, false>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu, neg_lr);
         }
     }
     ++steps_;
