@@ -130,6 +130,28 @@ TEST_CASE_TEMPLATE("dataset: tabular features with scale and offset", T, float, 
     CHECK(y == labels_of({0, 1}));
 }
 
+TEST_CASE_TEMPLATE("dataset: byte features convert to exactly s * scale + offset for every value", S,
+                   std::uint8_t, std::int8_t) {
+    // Bytes go through a 256-entry table; it must hold the formula's values, signed bytes too.
+    std::vector<S> f(256);
+    for (int v = 0; v < 256; ++v) f[static_cast<std::size_t>(v)] = static_cast<S>(static_cast<std::uint8_t>(v));
+    label_vector labels = label_vector::from_shape({256});
+    labels.fill(0);
+    const dataset<S> data(f, {1}, labels, 1, 0.37, -3.1);
+    std::vector<std::size_t> all(256);
+    std::iota(all.begin(), all.end(), std::size_t{0});
+    tensor<float, 2> xf;
+    tensor<double, 2> xd;
+    label_vector y;
+    data.batch(std::span<const std::size_t>(all), xf, y);
+    data.batch(std::span<const std::size_t>(all), xd, y);
+    for (std::size_t i = 0; i < 256; ++i) {
+        const double want = static_cast<double>(f[i]) * 0.37 - 3.1;
+        CHECK(xd(i, 0) == want);
+        CHECK(xf(i, 0) == static_cast<float>(want));
+    }
+}
+
 TEST_CASE("dataset: rank-2 and rank-4 batches of the same features") {
     std::vector<std::uint8_t> f(3 * 6);
     std::iota(f.begin(), f.end(), std::uint8_t{0});
