@@ -1,0 +1,161 @@
+// The CUDA runtime as advaug uses it: errors, the device check, RAII streams and the context.
+//
+// Every failed CUDA, cuBLAS or cuRAND call throws advaug::cuda::cuda_error naming the advaug
+// function, the library call and the library's own error string:
+//   cuda::device_buffer(): cudaMallocAsync(&p, bytes, stream) failed: out of memory
+//   (cudaErrorMemoryAllocation)
+// Without a usable device, the first call that needs one throws cuda_error
+// "<function>(): no CUDA device (...)"; nothing crashes and nothing is silently run on the CPU.
+//
+// Threading: one process-wide context (one stream, one cuBLAS handle) orders all of advaug's
+// device work. Device objects may be used from one host thread at a time.
+#pragma once
+
+#ifndef __CUDACC__
+#error "advaug/cuda/ headers contain CUDA kernels: compile the including file with nvcc (.cu)"
+#endif
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <curand.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "advaug/detail/error.hpp"
+
+namespace advaug::cuda {
+
+/// A failed CUDA runtime or library call, or no device to run on.
+class cuda_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+
+[[noreturn]] inline void fail(const char* fn, const char* call, const char* what,
+                              const char* name) {
+    throw cuda_error(advaug::detail::concat(fn, "(): ", call, " failed: ", what, " (", name, ")"));
+}
+
+inline void check(cudaError_t e, const char* fn, const char* call) {
+    if (e != cudaSuccess) {
+        // Clear a non-sticky error so the next call does not report it again.
+        cudaGetLastError();
+        fail(fn, call, cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+}
+
+inline void check(cublasStatus_t s, const char* fn, const char* call) {
+    if (s != CUBLAS_STATUS_SUCCESS) fail(fn, call, cublasGetStatusString(s), cublasGetStatusName(s));
+}
+
+inline const char* curand_name(curandStatus_t s) {
+    switch (s) {
+        case CURAND_STATUS_ALLOCATION_FAILED: return "CURAND_STATUS_ALLOCATION_FAILED";
+        case CURAND_STATUS_INITIALIZATION_FAILED: return "CURAND_STATUS_INITIALIZATION_FAILED";
+        case CURAND_STATUS_LENGTH_NOT_MULTIPLE: return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
+        case CURAND_STATUS_LAUNCH_FAILURE: return "CURAND_STATUS_LAUNCH_FAILURE";
+        case CURAND_STATUS_ARCH_MISMATCH: return "CURAND_STATUS_ARCH_MISMATCH";
+        case CURAND_STATUS_TYPE_ERROR: return "CURAND_STATUS_TYPE_ERROR";
+        default: return "CURAND_STATUS_INTERNAL_ERROR";
+    }
+}
+
+inline void check(curandStatus_t s, const char* fn, const char* call) {
+    if (s != CURAND_STATUS_SUCCESS) fail(fn, call, "cuRAND error", curand_name(s));
+}
+
+}  // namespace detail
+
+/// Checks a CUDA/cuBLAS/cuRAND call and throws cuda_error naming `fn` and the call's text.
+#define ADVAUG_CUDA_CHECK(fn, call) ::advaug::cuda::detail::check((call), (fn), #call)
+
+/// Kernel launches report configuration errors only through cudaGetLastError().
+#define ADVAUG_CUDA_CHECK_LAUNCH(fn, kernel) \
+    ::advaug::cuda::detail::check(cudaGetLastError(), (fn), "launch of " kernel)
+
+/// Number of usable CUDA devices; 0 when there is none or no driver.
+inline int device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+/// True when a CUDA device can be used.
+inline bool device_available() { return device_count() > 0; }
+
+/// Throws cuda_error "<fn>(): no CUDA device (<why>)" when there is no usable device.
+inline void require_device(const char* fn) {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        throw cuda_error(advaug::detail::concat(fn, "(): no CUDA device (cudaGetDeviceCount: ",
+                                                cudaGetErrorString(e), ")"));
+    }
+    if (n == 0) throw cuda_error(advaug::detail::concat(fn, "(): no CUDA device"));
+}
+
+/// An owned CUDA stream (non-blocking with respect to the legacy default stream).
+class stream {
+public:
+    explicit stream(const char* fn = "cuda::stream") {
+        require_device(fn);
+        ADVAUG_CUDA_CHECK(fn, cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking));
+    }
+    ~stream() {
+        if (s_) cudaStreamDestroy(s_);
+    }
+    stream(const stream&) = delete;
+    stream& operator=(const stream&) = delete;
+
+    cudaStream_t get() const { return s_; }
+
+    /// Waits for all work queued on the stream; throws what the work raised.
+    void synchronize(const char* fn) const { ADVAUG_CUDA_CHECK(fn, cudaStreamSynchronize(s_)); }
+
+private:
+    cudaStream_t s_ = nullptr;
+};
+
+/// The stream and library handles all device work is queued on.
+class context {
+public:
+    explicit context(const char* fn) : stream_(fn) {
+        ADVAUG_CUDA_CHECK(fn, cublasCreate(&blas_));
+        const cublasStatus_t s = cublasSetStream(blas_, stream_.get());
+        if (s != CUBLAS_STATUS_SUCCESS) {
+            cublasDestroy(blas_);
+            detail::check(s, fn, "cublasSetStream(blas_, stream)");
+        }
+    }
+    ~context() {
+        if (blas_) cublasDestroy(blas_);
+    }
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+
+    cudaStream_t stream() const { return stream_.get(); }
+    cublasHandle_t blas() const { return blas_; }
+    void synchronize(const char* fn) const { stream_.synchronize(fn); }
+
+    /// The process-wide context, created on first use. throws: cuda_error without a device
+    /// (and again on every later call, so that a missing device is never cached as success).
+    static context& get(const char* fn) {
+        static std::unique_ptr<context> instance;
+        if (!instance) instance = std::make_unique<context>(fn);
+        return *instance;
+    }
+
+private:
+    cuda::stream stream_;
+    cublasHandle_t blas_ = nullptr;
+};
+
+}  // namespace advaug::cuda

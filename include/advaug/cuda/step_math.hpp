@@ -1,0 +1,96 @@
+// The per-element arithmetic of the device attack kernels, as __host__ __device__ functions.
+//
+// The kernels in cuda/attack_ops.hpp are thin loops around these; being host functions too,
+// they are checked on any machine (tests/cuda/test_cuda_host.cu) against the host steps of
+// detail/tensor_ops.hpp, expression by expression, so the two backends compute the same
+// numbers. This header needs no CUDA toolkit: a plain C++ compiler sees ordinary functions.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#if defined(__CUDACC__)
+#define ADVAUG_HOST_DEVICE __host__ __device__
+#else
+#define ADVAUG_HOST_DEVICE
+#endif
+
+namespace advaug::cuda::step_math {
+
+/// std::clamp's result: lo if v < lo, hi if hi < v, else v (NaN stays NaN).
+template <class T>
+ADVAUG_HOST_DEVICE inline T clamp(T v, T lo, T hi) {
+    return v < lo ? lo : (hi < v ? hi : v);
+}
+
+/// sign(0) = 0, as in detail::sign.
+template <class T>
+ADVAUG_HOST_DEVICE inline T sign(T v) {
+    return static_cast<T>((T(0) < v) - (v < T(0)));
+}
+
+/// One L-infinity step of one element, in model units (detail::linf_step):
+/// x' = clip_domain(clip_ball(x + direction * step * sign(g))), with the raw-unit step and
+/// eps scaled by model_per_raw.
+template <class T>
+ADVAUG_HOST_DEVICE inline T linf_element(T x, T x0, T g, T lo, T hi, T model_per_raw, T step,
+                                         T eps, T direction) {
+    const T e = eps * model_per_raw;
+    T v = x + direction * step * model_per_raw * sign(g);
+    v = clamp(v, x0 - e, x0 + e);
+    return clamp(v, lo, hi);
+}
+
+/// The raw-unit gradient of one element, as a double (for the per-sample L2 norm).
+template <class T>
+ADVAUG_HOST_DEVICE inline double raw_gradient(T g, T model_per_raw) {
+    return static_cast<double>(g) * model_per_raw;
+}
+
+/// The factor turning the raw gradient into the step: direction * step / ||g_raw||, 0 for a
+/// zero gradient.
+template <class T>
+ADVAUG_HOST_DEVICE inline double l2_gradient_scale(double gnorm2, T step, T direction) {
+    return gnorm2 > 0 ? static_cast<double>(direction * step) / sqrt(gnorm2) : 0.0;
+}
+
+/// The raw-unit perturbation of one element after the step, before the projection.
+template <class T>
+ADVAUG_HOST_DEVICE inline double l2_delta_raw(T x, T x0, T g, T raw_per_model, T model_per_raw,
+                                              double gscale) {
+    return static_cast<double>(x - x0) * raw_per_model + gscale * raw_gradient(g, model_per_raw);
+}
+
+/// The projection onto the raw-unit L2 ball: the factor applied to every delta.
+template <class T>
+ADVAUG_HOST_DEVICE inline double l2_shrink(double dnorm2, T eps) {
+    const double e = static_cast<double>(eps);
+    return dnorm2 > e * e ? e / sqrt(dnorm2) : 1.0;
+}
+
+/// The element after the projected L2 step, clipped into the domain.
+template <class T>
+ADVAUG_HOST_DEVICE inline T l2_element(T x0, double delta_raw, double shrink, T model_per_raw,
+                                       T lo, T hi) {
+    const T v = x0 + static_cast<T>(shrink * delta_raw * model_per_raw);
+    return clamp(v, lo, hi);
+}
+
+/// The random start of one element from a uniform u in [0, 1): x0 + U(-eps, eps), clipped.
+template <class T>
+ADVAUG_HOST_DEVICE inline T linf_start_element(T x0, double u, double eps, T model_per_raw, T lo,
+                                               T hi) {
+    const double delta = -eps + (eps - -eps) * u;
+    return clamp(x0 + static_cast<T>(delta * model_per_raw), lo, hi);
+}
+
+/// The random start of one element from its Gaussian coordinate and the per-sample scale
+/// radius / ||gaussian||.
+template <class T>
+ADVAUG_HOST_DEVICE inline T l2_start_element(T x0, double gaussian, double scale,
+                                             T model_per_raw, T lo, T hi) {
+    const double delta = scale * gaussian;
+    return clamp(x0 + static_cast<T>(delta * model_per_raw), lo, hi);
+}
+
+}  // namespace advaug::cuda::step_math

@@ -1,0 +1,291 @@
+// CPU versus GPU on identical weights and inputs (issue: the optional CUDA backend):
+//   - logits within 1e-4, input and parameter gradients within rounding;
+//   - the same FGSM examples, except where the gradient is within rounding of zero;
+//   - the same PGD accuracy within 0.5 points;
+//   - an FGSM-with-random-start training run on the GPU reaches the CPU run's accuracy.
+// Without a CUDA device the program prints "no CUDA device" and exits with 77, which CTest
+// counts as skipped (SKIP_RETURN_CODE), never as passed.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <advaug/attacks/fgsm.hpp>
+#include <advaug/attacks/pgd.hpp>
+#include <advaug/cuda/cuda.hpp>
+#include <advaug/loss/cross_entropy.hpp>
+#include <advaug/models/cnn.hpp>
+#include <advaug/models/mlp.hpp>
+#include <advaug/optim/sgd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+using namespace advaug;
+
+namespace {
+
+/// A learnable 10-class problem in [0, 1]^d: each class brightens its own random half of the
+/// pixels. Real data would tie the test to a data set the GPU machine may not have.
+template <class T>
+std::pair<tensor<T, 2>, label_vector> synthetic(std::size_t n, std::size_t d, std::uint64_t seed) {
+    detail::rng pattern_gen(1234);  // the same classes for every split
+    std::vector<std::vector<bool>> patterns(10, std::vector<bool>(d));
+    for (auto& p : patterns)
+        for (std::size_t j = 0; j < d; ++j) p[j] = pattern_gen.uniform() < 0.5;
+    detail::rng gen(seed);
+    auto x = tensor<T, 2>::from_shape({n, d});
+    auto y = label_vector::from_shape({n});
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t c = i % 10;
+        y(i) = static_cast<std::int64_t>(c);
+        for (std::size_t j = 0; j < d; ++j) {
+            const double v = (patterns[c][j] ? 0.55 : 0.35) + 0.35 * (gen.uniform() - 0.5);
+            x(i, j) = static_cast<T>(std::clamp(v, 0.0, 1.0));
+        }
+    }
+    return {x, y};
+}
+
+template <class T>
+tensor<T, 4> as_images(const tensor<T, 2>& x) {
+    tensor<T, 4> out = tensor<T, 4>::from_shape({x.shape()[0], 1, 28, 28});
+    std::copy(x.data(), x.data() + x.size(), out.data());
+    return out;
+}
+
+template <class T, std::size_t N>
+double max_abs_diff(const tensor<T, N>& a, const tensor<T, N>& b) {
+    REQUIRE(a.shape() == b.shape());
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        m = std::max(m, std::abs(double(a.data()[i]) - double(b.data()[i])));
+    }
+    return m;
+}
+
+template <class T, std::size_t N>
+double max_abs(const tensor<T, N>& a) {
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a.data()[i])));
+    return m;
+}
+
+/// Logits, the input gradient of the mean cross-entropy and the parameter gradients, on the
+/// host, for any model and tensor kind.
+template <class M, class X, class Y>
+auto gradients(M& model, const X& x, const Y& y) {
+    typename M::cache_type cache;
+    detail::model_logits_t<M> logits, dlogits;
+    X dx;
+    model.forward(x, cache, logits);
+    cross_entropy_gradient(logits, y, dlogits);
+    model.input_gradient(cache, dlogits, dx);
+    model.zero_grad();
+    model.parameter_gradient(cache, dlogits);
+    return std::pair{logits, dx};
+}
+
+template <class T, std::size_t N>
+tensor<T, N> host_of(const tensor<T, N>& t) { return t; }
+template <class T, std::size_t N>
+tensor<T, N> host_of(const cuda::device_tensor<T, N>& t) { return cuda::to_host(t); }
+
+std::vector<std::vector<float>> grads_of(std::vector<parameter_view<float>> views, bool device) {
+    std::vector<std::vector<float>> out;
+    for (auto& p : views) {
+        std::vector<float> g(p.grad.size());
+        if (device) {
+            REQUIRE(cudaMemcpy(g.data(), p.grad.data(), g.size() * sizeof(float),
+                               cudaMemcpyDeviceToHost) == cudaSuccess);
+        } else {
+            std::copy(p.grad.begin(), p.grad.end(), g.begin());
+        }
+        out.push_back(std::move(g));
+    }
+    return out;
+}
+
+template <class HostModel, class DeviceModel, class HX>
+void check_same_function(HostModel& host, DeviceModel& gpu, const HX& x, const label_vector& y) {
+    const auto [hl, hdx] = gradients(host, x, y);
+    const auto dx_dev = cuda::to_device(x);
+    const auto y_dev = cuda::to_device(y);
+    const auto [dl, ddx] = gradients(gpu, dx_dev, y_dev);
+    CHECK(max_abs_diff(hl, host_of(dl)) <= 1e-4);
+    CHECK(max_abs_diff(hdx, host_of(ddx)) <= 1e-4 * std::max(1.0, max_abs(hdx)));
+    const auto hg = grads_of(host.parameters(), false), dg = grads_of(gpu.parameters(), true);
+    REQUIRE(hg.size() == dg.size());
+    for (std::size_t p = 0; p < hg.size(); ++p) {
+        double diff = 0, scale = 0;
+        for (std::size_t i = 0; i < hg[p].size(); ++i) {
+            diff = std::max(diff, double(std::abs(hg[p][i] - dg[p][i])));
+            scale = std::max(scale, double(std::abs(hg[p][i])));
+        }
+        CAPTURE(p);
+        CHECK(diff <= 1e-4 * std::max(1.0, scale));
+    }
+}
+
+/// FGSM on both: equal except where the host's gradient is within rounding of zero (there the
+/// sign of a float sum of terms of both signs is decided by the order of additions).
+template <class HostModel, class DeviceModel, class HX>
+void check_same_fgsm(HostModel& host, DeviceModel& gpu, const HX& x, const label_vector& y) {
+    const auto opts = fgsm_options{}.epsilon(0.1);
+    const HX h = fgsm(host, x, y, opts);
+    const HX d = host_of(fgsm(gpu, cuda::to_device(x), cuda::to_device(y), opts));
+    const auto [logits, g] = gradients(host, x, y);
+    const std::size_t n = x.shape()[0], per = x.size() / n;
+    std::size_t differ = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+        double gmax = 0;
+        for (std::size_t k = 0; k < per; ++k) gmax = std::max(gmax, double(std::abs(g.data()[s * per + k])));
+        for (std::size_t k = 0; k < per; ++k) {
+            const std::size_t i = s * per + k;
+            if (h.data()[i] == d.data()[i]) continue;
+            ++differ;
+            CAPTURE(i);
+            CHECK(std::abs(double(g.data()[i])) <= 1e-4 * gmax);
+        }
+    }
+    MESSAGE("FGSM elements that differ (gradient within rounding of zero): ", differ, " of ", h.size());
+}
+
+}  // namespace
+
+TEST_CASE("MLP: logits, input and parameter gradients and FGSM agree with the CPU") {
+    mlp<float> host({784, 256, 256, 10}, 3);
+    cuda::mlp<float> gpu(host);
+    const auto [x, y] = synthetic<float>(64, 784, 5);
+    check_same_function(host, gpu, x, y);
+    check_same_fgsm(host, gpu, x, y);
+    mlp<float> back({784, 256, 256, 10}, 99);
+    gpu.copy_to(back);
+    CHECK(max_abs_diff(host.dense_layer(1).weight(), back.dense_layer(1).weight()) == 0);
+}
+
+TEST_CASE("CNN: logits, input and parameter gradients and FGSM agree with the CPU") {
+    cnn<float> host(4);
+    cuda::cnn<float> gpu(host);
+    const auto [x2, y] = synthetic<float>(16, 784, 6);
+    const auto x = as_images(x2);
+    check_same_function(host, gpu, x, y);
+    check_same_fgsm(host, gpu, x, y);
+}
+
+TEST_CASE("double models agree to double precision") {
+    mlp<double> host({784, 64, 10}, 8);
+    cuda::mlp<double> gpu(host);
+    const auto [x, y] = synthetic<double>(32, 784, 9);
+    const auto [hl, hdx] = gradients(host, x, y);
+    const auto [dl, ddx] = gradients(gpu, cuda::to_device(x), cuda::to_device(y));
+    CHECK(max_abs_diff(hl, host_of(dl)) <= 1e-10);
+    CHECK(max_abs_diff(hdx, host_of(ddx)) <= 1e-12);
+}
+
+namespace {
+
+template <class M, class X, class Y>
+double accuracy(const M& model, const X& x, const Y& y_host) {
+    typename M::cache_type cache;
+    detail::model_logits_t<M> logits;
+    model.forward(x, cache, logits);
+    const auto l = host_of(logits);
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < l.shape()[0]; ++i) {
+        std::size_t best = 0;
+        for (std::size_t c = 1; c < l.shape()[1]; ++c) best = l(i, c) > l(i, best) ? c : best;
+        right += static_cast<std::int64_t>(best) == y_host(i);
+    }
+    return 100.0 * double(right) / double(l.shape()[0]);
+}
+
+/// FGSM with random start (one PGD step of 1.25 eps from a random point), mixed 50/50 with
+/// the clean loss, plain SGD with momentum: written once for host and device models.
+template <class M, class Opt, class Upload>
+void train(M& model, Opt& opt, const tensor<float, 2>& x, const label_vector& y,
+           std::size_t epochs, Upload upload) {
+    const std::size_t batch = 128, n = x.shape()[0];
+    auto params = model.parameters();
+    typename M::cache_type clean, adv;
+    detail::model_logits_t<M> logits, dlogits;
+    for (std::size_t e = 0; e < epochs; ++e) {
+        for (std::size_t first = 0; first + batch <= n; first += batch) {
+            // The batch is formed on the host and crosses to the device once.
+            const tensor<float, 2> xb = xt::view(x, xt::range(first, first + batch), xt::all());
+            const label_vector yb = xt::view(y, xt::range(first, first + batch));
+            const auto bx = upload(xb);
+            const auto by = upload(yb);
+            const auto xa = pgd(model, bx, by,
+                                pgd_options{}.epsilon(0.1).steps(1).step_size(0.125).seed(first + e));
+            model.zero_grad();
+            model.forward(bx, clean, logits);
+            cross_entropy_gradient(logits, by, dlogits, 0.5f);
+            model.parameter_gradient(clean, dlogits);
+            model.forward(xa, adv, logits);
+            cross_entropy_gradient(logits, by, dlogits, 0.5f);
+            model.parameter_gradient(adv, dlogits);
+            opt.step(params, 0.05);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("PGD accuracy agrees within 0.5 points, and GPU training reaches the CPU's accuracy") {
+    const auto [x, y] = synthetic<float>(6400, 784, 11);
+    const auto [xt_, yt] = synthetic<float>(2000, 784, 12);
+    const auto opts = sgd_options{}.momentum(0.9);
+
+    mlp<float> host({784, 256, 256, 10}, 13);
+    cuda::mlp<float> gpu(host);
+    sgd<float> host_opt(opts);
+    cuda::sgd<float> gpu_opt(opts);
+    train(host, host_opt, x, y, 2, [](const auto& t) { return t; });
+    train(gpu, gpu_opt, x, y, 2, [](const auto& t) { return cuda::to_device(t); });
+
+    const auto xt_dev = cuda::to_device(xt_);
+    const auto yt_dev = cuda::to_device(yt);
+    const double cpu_clean = accuracy(host, xt_, yt), gpu_clean = accuracy(gpu, xt_dev, yt);
+    MESSAGE("clean accuracy after FGSM-RS training: CPU ", cpu_clean, "%, GPU ", gpu_clean, "%");
+    CHECK(cpu_clean > 50);  // the task is learnable: the comparison means something
+    // Independent runs (other random starts, other summation order): within one point.
+    CHECK(gpu_clean >= cpu_clean - 1.0);
+
+    // PGD on identical weights: the GPU model's, copied to the host.
+    gpu.copy_to(host);
+    const auto attack = pgd_options{}.epsilon(0.1).steps(10).seed(7);
+    const double cpu_pgd = accuracy(host, pgd(host, xt_, yt, attack), yt);
+    const double gpu_pgd = accuracy(gpu, pgd(gpu, xt_dev, yt_dev, attack), yt);
+    MESSAGE("PGD-10 accuracy at eps 0.1 on identical weights: CPU ", cpu_pgd, "%, GPU ", gpu_pgd, "%");
+    CHECK(std::abs(cpu_pgd - gpu_pgd) <= 0.5);
+}
+
+TEST_CASE("device argument errors match the host's messages") {
+    mlp<float> host({784, 16, 10}, 1);
+    cuda::mlp<float> gpu(host);
+    auto [x, y] = synthetic<float>(4, 784, 2);
+    y(2) = 10;
+    const auto opts = fgsm_options{}.epsilon(0.1);
+    CHECK_THROWS_WITH_AS(fgsm(gpu, cuda::to_device(x), cuda::to_device(y), opts),
+                         "fgsm(): labels[2] = 10 is outside [0, 10)", std::invalid_argument);
+    y(2) = 1;
+    x(1, 5) = 2.0f;
+    CHECK_THROWS_WITH_AS(fgsm(gpu, cuda::to_device(x), cuda::to_device(y), opts),
+                         doctest::Contains("fgsm(): inputs[1] element 5 = 2 lies outside"),
+                         std::invalid_argument);
+    const tensor<float, 2> wrong = xt::zeros<float>({4, 10});
+    CHECK_THROWS_WITH_AS(fgsm(gpu, cuda::to_device(wrong), cuda::to_device(y), opts),
+                         doctest::Contains("fgsm(): cuda::mlp::forward(): inputs have shape [4, 10]"),
+                         std::invalid_argument);
+}
+
+int main(int argc, char** argv) {
+    if (!cuda::device_available()) {
+        std::puts("no CUDA device: the CPU-versus-GPU tests are skipped");
+        return 77;
+    }
+    doctest::Context context(argc, argv);
+    return context.run();
+}
