@@ -136,6 +136,8 @@ public:
 
     /// Writes the whole training state atomically: weights, optimizer state, position,
     /// seed, the epoch's running losses and the collapse guard's state.
+    /// throws: numeric_error, leaving `path` as it was, when a weight is NaN or infinite;
+    ///         io_error naming `path` when it cannot be written (the old file stays).
     void save_checkpoint(const std::string& path) const;
 
     /// Loads a checkpoint written by a trainer with the same model architecture, method,
@@ -411,6 +413,15 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
                    ? std::string("; training stopped")
                    : "; training stopped; the last checkpoint '" + options_.checkpoint_path() + "' is unchanged";
     };
+    // save_checkpoint() refuses non-finite weights; say where training was when they appeared.
+    auto checkpoint = [&](std::size_t epoch, std::size_t b) {
+        try {
+            save_checkpoint(options_.checkpoint_path());
+        } catch (const numeric_error& e) {
+            throw numeric_error(detail::concat(fn, "(): after epoch ", epoch + 1, ", batch ", b + 1, ": ",
+                                               e.what(), "; training stopped"));
+        }
+    };
     std::vector<std::size_t> order;
     for (; next_epoch_ < options_.epochs(); ++next_epoch_) {
         const std::size_t epoch = next_epoch_;
@@ -466,7 +477,7 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             if (!options_.checkpoint_path().empty() && options_.checkpoint_every() > 0 &&
                 (b + 1) % options_.checkpoint_every() == 0 && b + 1 < batches) {
                 ++next_batch_;  // the position saved is the next batch to run
-                save_checkpoint(options_.checkpoint_path());
+                checkpoint(epoch, b);
                 --next_batch_;
             }
         }
@@ -502,7 +513,7 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
         }
         if (!options_.checkpoint_path().empty()) {
             ++next_epoch_;
-            save_checkpoint(options_.checkpoint_path());
+            checkpoint(epoch, batches - 1);
             --next_epoch_;
         }
     }
@@ -511,6 +522,16 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
 
 template <class M, class Optimizer>
 void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
+    // A diverged model must not replace the last good checkpoint.
+    for (const auto& p : params_) {
+        for (std::size_t i = 0; i < p.value.size(); ++i) {
+            if (!std::isfinite(p.value[i])) {
+                throw numeric_error(detail::concat("trainer::save_checkpoint(): parameter '", p.name, "' element ", i,
+                                                   " is ", p.value[i], "; the model diverged, and '", path,
+                                                   "' keeps its last good checkpoint"));
+            }
+        }
+    }
     io::binary_writer w;
     for (char c : detail::checkpoint_magic) w.write(c);
     w.write(detail::checkpoint_version);
