@@ -163,6 +163,15 @@ TEST_CASE("MLP: logits, input and parameter gradients and FGSM agree with the CP
     mlp<float> back({784, 256, 256, 10}, 99);
     gpu.copy_to(back);
     CHECK(max_abs_diff(host.dense_layer(1).weight(), back.dense_layer(1).weight()) == 0);
+    // The parameter-copy customization points pick the device versions for a device model.
+    auto views = gpu.parameters();
+    std::vector<float> w(views[2].value.size());
+    read_parameter(gpu, views[2], std::span<float>(w));
+    CHECK(std::equal(w.begin(), w.end(), host.dense_layer(1).weight().data()));
+    std::fill(w.begin(), w.end(), 0.25f);
+    write_parameter(gpu, views[2], std::span<const float>(w));
+    gpu.copy_to(back);
+    CHECK(back.dense_layer(1).weight()(3, 7) == 0.25f);
 }
 
 TEST_CASE("CNN: logits, input and parameter gradients and FGSM agree with the CPU") {

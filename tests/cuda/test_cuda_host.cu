@@ -214,6 +214,25 @@ TEST_CASE("clamp and sign follow std::clamp and detail::sign, NaN included") {
     CHECK(sm::sign(1e-30) == detail::sign(1e-30));
 }
 
+TEST_CASE("host versions of the trainer's customization points are plain copies") {
+    tensor<float, 2> t = {{1.0f, -2.0f}, {0.5f, 4.0f}};
+    detail::scale_in_place(t, 0.5f);
+    CHECK(t == tensor<float, 2>{{0.5f, -1.0f}, {0.25f, 2.0f}});
+    tensor<float, 2> dst;
+    detail::from_host(dst, t);
+    CHECK(dst == t);
+    CHECK(&detail::host_copy(t) == &t);  // no copy on the host
+
+    mlp<float> net({3, 2}, 1);
+    auto params = net.parameters();
+    std::vector<float> saved(params[0].value.size());
+    detail::read_parameter(net, params[0], std::span<float>(saved));
+    CHECK(std::equal(saved.begin(), saved.end(), params[0].value.begin()));
+    std::vector<float> ones(saved.size(), 1.0f);
+    detail::write_parameter(net, params[0], std::span<const float>(ones));
+    CHECK(net.dense_layer(0).weight()(1, 2) == 1.0f);
+}
+
 // --- without a device ---------------------------------------------------------------------------
 
 namespace {

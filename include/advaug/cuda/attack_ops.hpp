@@ -305,6 +305,30 @@ void resize_like(device_tensor<T, R>& dst, const device_tensor<T, R>& src) {
     dst.resize(src.shape());
 }
 
+template <class T>
+__global__ void scale_kernel(T* p, std::size_t n, T factor) {
+    ADVAUG_GRID_STRIDE(i, n) p[i] *= factor;
+}
+
+template <class T, std::size_t R>
+void scale_in_place(device_tensor<T, R>& t, T factor) {
+    if (t.size() == 0) return;
+    const char* fn = "cuda::scale_in_place";
+    scale_kernel<<<detail::grid_for(t.size()), detail::block_size, 0, context::get(fn).stream()>>>(
+        t.data(), t.size(), factor);
+    ADVAUG_CUDA_CHECK_LAUNCH(fn, "scale_kernel");
+}
+
+template <class T, std::size_t R>
+void from_host(device_tensor<T, R>& dst, const tensor<T, R>& src) {
+    copy_to_device(src, dst);
+}
+
+template <class T, std::size_t R>
+tensor<T, R> host_copy(const device_tensor<T, R>& t) {
+    return to_host(t);
+}
+
 template <class T, std::size_t R>
 philox attack_rng(const device_tensor<T, R>&, std::uint64_t seed) {
     return philox(seed, "cuda::attack_rng");

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -218,5 +219,16 @@ private:
     detail::parameter_store<T> params_;
     advaug::mode mode_ = advaug::mode::train;
 };
+
+/// The customization points for copying parameter values (detail/tensor_ops.hpp): this
+/// model's parameter views point to device memory.
+template <class T>
+void read_parameter(const cnn<T>&, const parameter_view<T>& p, std::span<T> out) {
+    detail::read_device_parameter(p, out);
+}
+template <class T>
+void write_parameter(cnn<T>&, const parameter_view<T>& p, std::span<const T> in) {
+    detail::write_device_parameter(p, in);
+}
 
 }  // namespace advaug::cuda

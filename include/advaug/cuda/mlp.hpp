@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -167,5 +168,16 @@ private:
     detail::parameter_store<T> params_;
     advaug::mode mode_ = advaug::mode::train;
 };
+
+/// The customization points for copying parameter values (detail/tensor_ops.hpp): this
+/// model's parameter views point to device memory.
+template <class T>
+void read_parameter(const mlp<T>&, const parameter_view<T>& p, std::span<T> out) {
+    detail::read_device_parameter(p, out);
+}
+template <class T>
+void write_parameter(mlp<T>&, const parameter_view<T>& p, std::span<const T> in) {
+    detail::write_device_parameter(p, in);
+}
 
 }  // namespace advaug::cuda

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -123,5 +124,27 @@ private:
     std::vector<entry> entries_;
     device_buffer<T> values_, grads_;
 };
+
+/// read_parameter / write_parameter (detail/tensor_ops.hpp) for a device model's views.
+template <class T>
+void read_device_parameter(const parameter_view<T>& p, std::span<T> out) {
+    const char* fn = "cuda::read_parameter";
+    if (out.size() != p.value.size()) {
+        advaug::detail::invalid(fn, "out has ", out.size(), " elements, parameter '", p.name,
+                                "' has ", p.value.size());
+    }
+    download(fn, p.value.data(), out.data(), out.size());
+}
+
+template <class T>
+void write_device_parameter(const parameter_view<T>& p, std::span<const T> in) {
+    const char* fn = "cuda::write_parameter";
+    if (in.size() != p.value.size()) {
+        advaug::detail::invalid(fn, "in has ", in.size(), " elements, parameter '", p.name,
+                                "' has ", p.value.size());
+    }
+    upload(fn, in.data(), p.value.data(), in.size());
+    context::get(fn).synchronize(fn);  // the caller's buffer may go away
+}
 
 }  // namespace advaug::cuda::detail

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 #include "advaug/detail/check.hpp"
@@ -25,6 +26,7 @@
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/loss/cross_entropy.hpp"
 #include "advaug/model/classifier.hpp"
+#include "advaug/model/parameter.hpp"
 
 namespace advaug {
 
@@ -136,6 +138,39 @@ void copy_tensor(tensor<T, R>& dst, const tensor<T, R>& src) {
 template <class T, std::size_t R>
 void resize_like(tensor<T, R>& dst, const tensor<T, R>& src) {
     if (dst.shape() != src.shape()) dst.resize(src.shape());
+}
+
+/// t *= factor, in place (a trainer weights one dlogits by 1 - alpha).
+template <class T, std::size_t R>
+void scale_in_place(tensor<T, R>& t, T factor) {
+    T* p = t.data();
+    for (std::size_t i = 0, n = t.size(); i < n; ++i) p[i] *= factor;
+}
+
+/// dst holds the host batch src: a copy here; a device backend uploads (batches cross to the
+/// device once each, where the trainer forms them).
+template <class T, std::size_t R>
+void from_host(tensor<T, R>& dst, const tensor<T, R>& src) {
+    if (dst.shape() != src.shape()) dst.resize(src.shape());
+    std::copy(src.data(), src.data() + src.size(), dst.data());
+}
+
+/// The values of t on the host: t itself here; a device backend downloads (and waits).
+template <class T, std::size_t R>
+const tensor<T, R>& host_copy(const tensor<T, R>& t) {
+    return t;
+}
+
+/// A parameter's values, copied out of (read_parameter) or into (write_parameter) a model's
+/// storage, for snapshots and checkpoints. For a host model the views are host memory; a
+/// device model overloads both for its own type, since its views point to device memory.
+template <class M, class T>
+void read_parameter(const M&, const parameter_view<T>& p, std::span<T> out) {
+    std::copy(p.value.begin(), p.value.end(), out.begin());
+}
+template <class M, class T>
+void write_parameter(M&, const parameter_view<T>& p, std::span<const T> in) {
+    std::copy(in.begin(), in.end(), p.value.begin());
 }
 
 /// The generator of an attack's random start for tensors of x's kind, seeded.
