@@ -539,7 +539,8 @@ TEST_CASE("malformed .npy members are refused with a precise message") {
                     two)) == at + "header has a 'shape' with a dimension that overflows");
     CHECK(refusal("a.npy",
                   npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296)}",
-                      two)) == at + "has shape [4294967296, 4294967296], whose size overflows");
+                      two)) == at + "has shape [4294967296, 4294967296] of 4-byte items is too big: its "
+                                    "non-zero dimensions hold more than 2^63 - 1 bytes");
     CHECK(
         refusal("a.npy",
                 npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,)}", two)) ==
@@ -555,6 +556,42 @@ TEST_CASE("malformed .npy members are refused with a precise message") {
               "npz_archive::load(): 'm.npz' is not a valid zip archive: "));
     CHECK(has(io_error_of([] { npz_archive::load("/nonexistent/advaug/m.npz"); }),
               "'/nonexistent/advaug/m.npz'"));
+}
+
+TEST_CASE("a shape with a zero dimension is still refused when its other dimensions are too big") {
+    // Found by fuzz/fuzz_npz.cpp: the shape holds 0 bytes, so its size did not overflow, but
+    // xtensor computes the strides of the non-zero dimensions in signed arithmetic, which
+    // overflowed (UBSan) when the array was written or fetched as a tensor. numpy refuses such
+    // a shape ("array is too big"); so does advaug now, when reading and when adding.
+    const std::string crash(
+        "\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': "
+        "(1,2,0,05,2,2,0,6112101,2,0,116162411213001,2,7,116241,1, 1), }    \n",
+        128);
+    const bytes zip = make_zip({{"a.npy", crash}});
+    CHECK(io_error_of([&] { npz_archive::from_bytes(zip, "m.npz"); }) ==
+          "npz_archive::load(): 'm.npz' member 'a.npy' has shape [1, 2, 0, 5, 2, 2, 0, 6112101, "
+          "2, 0, 116162411213001, 2, 7, 116241, 1, 1] of 8-byte items is too big: its non-zero "
+          "dimensions hold more than 2^63 - 1 bytes");
+
+    npz_archive a;
+    const std::vector<std::size_t> huge = {0, std::size_t(1) << 62, 4};
+    CHECK_THROWS_WITH_AS(a.add<float>("x", std::vector<float>{}, huge),
+                         "npz_archive::add(): array 'x' has shape [0, 4611686018427387904, 4] of "
+                         "4-byte items is too big: its non-zero dimensions hold more than 2^63 - "
+                         "1 bytes",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(a.add(io::npz_array{"y", "|u1", huge, {}}),
+                         "npz_archive::add(): array 'y' has shape [0, 4611686018427387904, 4] of "
+                         "1-byte items is too big: its non-zero dimensions hold more than 2^63 - "
+                         "1 bytes",
+                         std::invalid_argument);
+
+    // Empty arrays whose other dimensions fit are fine, also as tensors and through a file.
+    a.add<float>("e", std::vector<float>{}, {0, std::size_t(1) << 40});
+    const npz_archive back = npz_archive::from_bytes(a.to_bytes());
+    const auto e = back.get_tensor<float, 2>("e");
+    CHECK(e.shape(0) == 0);
+    CHECK(e.shape(1) == (std::size_t(1) << 40));
 }
 
 TEST_CASE("truncated .npz files are refused at every length") {

@@ -242,16 +242,31 @@ inline const char* parse_dtype(std::string_view descr, std::string& normalized,
     return nullptr;
 }
 
-/// product(shape) * item_size, or false on overflow.
+/// product(shape) * item_size, or false if the shape is too big: as numpy ("array is too
+/// big"), the non-zero dimensions times the item size must fit in a signed 64-bit integer,
+/// also when another dimension is 0, since xtensor computes strides from them in signed
+/// arithmetic (fuzz_npz found the overflow).
 inline bool byte_count(const std::vector<std::size_t>& shape, std::size_t item_size,
                        std::size_t& bytes) {
+    constexpr auto limit = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
     std::size_t count = item_size;
+    bool empty = false;
     for (std::size_t d : shape) {
-        if (d != 0 && count > std::numeric_limits<std::size_t>::max() / d) return false;
-        count *= d;
+        if (d == 0) {
+            empty = true;
+        } else {
+            if (count > limit / d) return false;
+            count *= d;
+        }
     }
-    bytes = count;
+    bytes = empty ? 0 : count;
     return true;
+}
+
+/// The message part for a shape byte_count() refuses.
+inline std::string too_big(const std::vector<std::size_t>& shape, std::size_t item_size) {
+    return concat("shape ", shape_string(shape), " of ", item_size,
+                  "-byte items is too big: its non-zero dimensions hold more than 2^63 - 1 bytes");
 }
 
 inline std::size_t element_count(const std::vector<std::size_t>& shape) {
@@ -439,7 +454,7 @@ npy_header parse_npy(const std::uint8_t* bytes, std::size_t size, const Fail& fa
     header.data_offset = start + header_length;
     std::size_t bytes_needed = 0;
     if (!byte_count(header.shape, header.item_size, bytes_needed)) {
-        fail(concat("has shape ", shape_string(header.shape), ", whose size overflows"));
+        fail(concat("has ", too_big(header.shape, header.item_size)));
     }
     const std::size_t present = size - header.data_offset;
     if (bytes_needed != present) {
@@ -571,7 +586,10 @@ void npz_archive::add(std::string name, std::span<const T> values, std::vector<s
     const char* fn = "npz_archive::add";
     check_new_name(fn, name);
     std::size_t bytes = 0;
-    if (!detail_npz::byte_count(shape, sizeof(T), bytes) || bytes != values.size_bytes()) {
+    if (!detail_npz::byte_count(shape, sizeof(T), bytes)) {
+        advaug::detail::invalid(fn, "array '", name, "' has ", detail_npz::too_big(shape, sizeof(T)));
+    }
+    if (bytes != values.size_bytes()) {
         advaug::detail::invalid(fn, "array '", name, "' has ", values.size(), " values, shape ",
                                 advaug::detail::shape_string(shape), " needs ",
                                 detail_npz::element_count(shape));
@@ -597,7 +615,11 @@ inline void npz_archive::add(npz_array array) {
                                 "' (", why, ")");
     }
     std::size_t bytes = 0;
-    if (!detail_npz::byte_count(array.shape, item_size, bytes) || bytes != array.data.size()) {
+    if (!detail_npz::byte_count(array.shape, item_size, bytes)) {
+        advaug::detail::invalid(fn, "array '", array.name, "' has ",
+                                detail_npz::too_big(array.shape, item_size));
+    }
+    if (bytes != array.data.size()) {
         advaug::detail::invalid(fn, "array '", array.name, "' has ", array.data.size(),
                                 " data bytes, shape ", advaug::detail::shape_string(array.shape),
                                 " of dtype '", array.dtype, "' needs ", bytes);
