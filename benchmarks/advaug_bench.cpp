@@ -550,7 +550,8 @@ result run_workload(const settings& s, const workload& w, Make make, const batch
     }
     r.allocations = allocations_per_step(step, tc.repeats <= 1 ? 1 : 3);
     r.samples_per_s = static_cast<double>(n) / r.t.median;
-    r.gemm = summarize(ops, w.mix, timer);
+    // A profile of --seconds should show the step alone, not the GEMM timer.
+    if (s.only_seconds == 0) r.gemm = summarize(ops, w.mix, timer);
     if (!std::isfinite(sink)) throw bench_error(w.name + ": the attack produced a non-finite input");
     return r;
 }
@@ -779,7 +780,8 @@ void declare_options(CLI::App& app, settings& s) {
     app.add_flag("!--no-cnn-scaling", s.cnn_scaling, "skip the CNN rows of the batch scaling table");
     app.add_flag("--gemms", s.gemms, "also list OpenBLAS's speed on every GEMM of both models");
     app.add_option("--only", s.only, "run only MODEL/WORKLOAD (e.g. mlp/seed-fgsm), no scaling");
-    app.add_option("--seconds", s.only_seconds, "with --only: run for this long instead of the timed repeats")
+    app.add_option("--seconds", s.only_seconds,
+                   "with --only: run for this long instead of the timed repeats, without the GEMM bound (for a profiler)")
         ->check(CLI::PositiveNumber);
     app.add_option("--full-run", s.full_run, "train MODEL:WORKLOAD (e.g. mlp:seed-fgsm) on all training images");
     app.add_option("--epochs", s.epochs, "epochs of --full-run")->check(CLI::Range(1, 1000))->capture_default_str();

@@ -62,7 +62,7 @@ def verdict(ok):
     return "PASS" if ok else "FAIL"
 
 
-def machine(meta_a, meta_p):
+def machine(meta_a, meta_p, load_start, version):
     def sh(cmd):
         try:
             return subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -81,7 +81,9 @@ def machine(meta_a, meta_p):
                     f"GOMP_SPINCOUNT={meta_p.get('gomp_spincount')}, torch threads {meta_p.get('threads')}"),
         ("compiler", sh("c++ --version | head -1")),
         ("inputs", meta_a.get("inputs", "?")),
-        ("load average", sh("cut -d' ' -f1-3 /proc/loadavg") + " (1, 5, 15 min, at the end of the run)"),
+        ("load average", f"{load_start or '?'} at the start, " + sh("cut -d' ' -f1-3 /proc/loadavg")
+         + " at the end (1, 5, 15 min; 2 or more means other work shared the cores)"),
+        ("advaug", version or "?"),
         ("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
     ]
 
@@ -101,7 +103,10 @@ def report(folder):
     w("")
     w("| machine | |")
     w("| --- | --- |")
-    for k, v in machine(meta_a, meta_p):
+    def text(name):
+        path = os.path.join(folder, name)
+        return open(path).read().strip() if os.path.exists(path) else ""
+    for k, v in machine(meta_a, meta_p, text("load_start"), text("version")):
         w(f"| {k} | {v} |")
     w("")
 

@@ -45,6 +45,14 @@ if [[ -z "$out" ]]; then
 fi
 mkdir -p "$out"
 rm -f "$out"/advaug.jsonl "$out"/pytorch.jsonl "$out"/rss.jsonl
+cut -d' ' -f1-3 /proc/loadavg >"$out/load_start"
+# The headers measured: the commit, and whether include/ differs from it.
+{
+    git log -1 --format='%h %s' 2>/dev/null | cut -c1-72 | tr -d '\n'
+    if [[ -n "$(git status --porcelain --untracked-files=no include 2>/dev/null)" ]]; then
+        echo -n " (with uncommitted changes in include/)"
+    fi
+} >"$out/version"
 
 # Both sides on the same two threads; GOMP_SPINCOUNT=0 keeps PyTorch's idle OpenMP threads
 # from spinning against OpenBLAS's (the MLP step runs 3.3 times slower without it).
