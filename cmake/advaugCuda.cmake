@@ -1,9 +1,9 @@
 # The optional CUDA backend (include/advaug/cuda/, docs/cuda.md).
 #
-# ADVAUG_ENABLE_CUDA = AUTO (default): use CUDA when a toolkit with cuBLAS and cuRAND is found;
+# ADVAUG_ENABLE_CUDA = AUTO (default): use CUDA when a toolkit with cuBLAS is found;
 #                      ON: require it; OFF: never look.
 # With CUDA, this defines the INTERFACE target advaug::cuda (advaug::advaug plus the CUDA
-# runtime, cuBLAS and cuRAND) and builds tests/cuda and examples/cuda_fashion_mnist.cu for
+# runtime and cuBLAS; cuRAND's device API is header-only) and builds tests/cuda and examples/cuda_fashion_mnist.cu for
 # CMAKE_CUDA_ARCHITECTURES (default 80 and 90: A100 and H100/H200). Without it, one status
 # line says so and nothing else changes. Sets ADVAUG_CUDA_ENABLED for the caller.
 
@@ -49,8 +49,8 @@ if(NOT _advaug_cuda_mode STREQUAL "OFF")
         endif()
         enable_language(CUDA)
         find_package(CUDAToolkit)
-        set(_advaug_cuda_why "the CUDA toolkit lacks cuBLAS or cuRAND")
-        if(CUDAToolkit_FOUND AND TARGET CUDA::cublas AND TARGET CUDA::curand)
+        set(_advaug_cuda_why "the CUDA toolkit lacks cuBLAS")
+        if(CUDAToolkit_FOUND AND TARGET CUDA::cublas)
             set(ADVAUG_CUDA_ENABLED TRUE)
         endif()
     endif()
@@ -62,7 +62,7 @@ endif()
 if(ADVAUG_CUDA_ENABLED)
     add_library(advaug_cuda INTERFACE)
     add_library(advaug::cuda ALIAS advaug_cuda)
-    target_link_libraries(advaug_cuda INTERFACE advaug CUDA::cudart CUDA::cublas CUDA::curand)
+    target_link_libraries(advaug_cuda INTERFACE advaug CUDA::cudart CUDA::cublas)
     # CMake 3.25 does not know nvcc 13's standards (cuda_std_20 fails), so the flag is given
     # directly; advaug's headers need C++20 in host and device code alike.
     target_compile_options(advaug_cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>)

@@ -11,14 +11,17 @@
 // is recorded by the step kernels (which then leave that element, or that sample for L2,
 // unchanged) and reported when the attack has taken its steps, so PGD does not wait for the
 // device after every step; the error is the host's numeric_error with the same message.
-// Random starts draw from cuRAND's Philox generator seeded with the options' seed: the same
-// seed gives the same start on every run on a GPU, but not the host's numbers.
+// Random starts draw from cuRAND's Philox4x32-10 (device API, inside the start kernels),
+// seeded with the options' seed: the same seed gives the same start on every run on a GPU,
+// but not the host's numbers.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <utility>
+
+#include <curand_kernel.h>
 
 #include "advaug/cuda/kernels.hpp"
 #include "advaug/cuda/loss.hpp"
@@ -41,39 +44,24 @@ struct device_domain {
     device_buffer<unsigned long long> first_bad_gradient;
 };
 
-/// Seeded cuRAND Philox4x32-10 generator on the context's stream. Move-only.
+/// A seeded stream of cuRAND Philox4x32-10 numbers, drawn inside the kernels with cuRAND's
+/// device API: Philox is counter-based, so a thread starts its own subsequence (its element)
+/// at an offset with no generator object, no state in device memory and no buffer of numbers.
+/// Each draw moves the offset on, so the restarts of one attack get new numbers.
 class philox {
 public:
-    philox(std::uint64_t seed, const char* fn = "cuda::philox") {
-        const context& ctx = context::get(fn);
-        ADVAUG_CUDA_CHECK(fn, curandCreateGenerator(&gen_, CURAND_RNG_PSEUDO_PHILOX4_32_10));
-        try {
-            ADVAUG_CUDA_CHECK(fn, curandSetPseudoRandomGeneratorSeed(gen_, seed));
-            ADVAUG_CUDA_CHECK(fn, curandSetStream(gen_, ctx.stream()));
-        } catch (...) {
-            curandDestroyGenerator(gen_);
-            throw;
-        }
-    }
-    ~philox() {
-        if (gen_) curandDestroyGenerator(gen_);
-    }
-    philox(philox&& o) noexcept : gen_(std::exchange(o.gen_, nullptr)) {}
-    philox& operator=(philox&&) = delete;
-    philox(const philox&) = delete;
-    philox& operator=(const philox&) = delete;
-
-    /// n uniforms in (0, 1].
-    void uniform(double* out, std::size_t n, const char* fn) {
-        ADVAUG_CUDA_CHECK(fn, curandGenerateUniformDouble(gen_, out, n));
-    }
-    /// n standard normals; n must be even (cuRAND draws pairs).
-    void normal(double* out, std::size_t n, const char* fn) {
-        ADVAUG_CUDA_CHECK(fn, curandGenerateNormalDouble(gen_, out, n, 0.0, 1.0));
+    explicit philox(std::uint64_t seed) : seed_(seed) {}
+    std::uint64_t seed() const { return seed_; }
+    /// The offset for the next draw, reserving `values` 32-bit numbers per subsequence.
+    std::uint64_t advance(std::uint64_t values) {
+        const std::uint64_t o = offset_;
+        offset_ += values;
+        return o;
     }
 
 private:
-    curandGenerator_t gen_ = nullptr;
+    std::uint64_t seed_;
+    std::uint64_t offset_ = 0;
 };
 
 namespace detail {
@@ -177,34 +165,48 @@ __global__ void l2_step_kernel(T* x, const T* x0, const T* g, std::size_t d_size
     }
 }
 
+/// 32-bit numbers one draw reserves per subsequence (a double takes two, a Gaussian four).
+inline constexpr std::uint64_t draw_values = 8;
+
 template <class T>
-__global__ void linf_start_kernel(T* x, const T* x0, const double* u, std::size_t total,
-                                  std::size_t d_size, const T* lo, const T* hi,
-                                  const T* model_per_raw, double eps) {
+__global__ void linf_start_kernel(T* x, const T* x0, std::size_t total, std::size_t d_size,
+                                  const T* lo, const T* hi, const T* model_per_raw, double eps,
+                                  unsigned long long seed, unsigned long long offset) {
     ADVAUG_GRID_STRIDE(i, total) {
-        const std::size_t d = i % d_size;
+        curandStatePhilox4_32_10_t state;
+        curand_init(seed, i, offset, &state);
         // cuRAND's uniforms lie in (0, 1]; 1 - u lies in [0, 1) like the host's.
-        x[i] = step_math::linf_start_element(x0[i], 1.0 - u[i], eps, model_per_raw[d], lo[d], hi[d]);
+        const double u = 1.0 - curand_uniform_double(&state);
+        const std::size_t d = i % d_size;
+        x[i] = step_math::linf_start_element(x0[i], u, eps, model_per_raw[d], lo[d], hi[d]);
     }
 }
 
-/// One block per sample: a Gaussian direction scaled to radius eps * U^(1/d).
+/// One block per sample: a Gaussian direction scaled to radius eps * U^(1/d). Element j of
+/// the batch draws from subsequence j, the radius of sample s from subsequence total + s.
 template <class T>
-__global__ void l2_start_kernel(T* x, const T* x0, const double* gauss, const double* u,
-                                std::size_t d_size, const T* lo, const T* hi,
-                                const T* model_per_raw, double eps) {
+__global__ void l2_start_kernel(T* x, const T* x0, std::size_t total, std::size_t d_size,
+                                const T* lo, const T* hi, const T* model_per_raw, double eps,
+                                unsigned long long seed, unsigned long long offset) {
     __shared__ double shared[block_size];
     const std::size_t base = blockIdx.x * d_size;
     double norm2 = 0;
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        norm2 += gauss[base + d] * gauss[base + d];
+        curandStatePhilox4_32_10_t state;
+        curand_init(seed, base + d, offset, &state);
+        const double g = curand_normal_double(&state);
+        x[base + d] = static_cast<T>(g);  // kept here until the norm is known, as on the host
+        norm2 += g * g;
     }
     norm2 = block_sum(norm2, shared);
-    const double radius = eps * pow(1.0 - u[blockIdx.x], 1.0 / static_cast<double>(d_size));
+    curandStatePhilox4_32_10_t state;
+    curand_init(seed, total + blockIdx.x, offset, &state);
+    const double u = 1.0 - curand_uniform_double(&state);
+    const double radius = eps * pow(u, 1.0 / static_cast<double>(d_size));
     const double scale = norm2 > 0 ? radius / sqrt(norm2) : 0.0;
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        x[base + d] = step_math::l2_start_element(x0[base + d], gauss[base + d], scale,
-                                                  model_per_raw[d], lo[d], hi[d]);
+        x[base + d] = step_math::l2_start_element(x0[base + d], static_cast<double>(x[base + d]),
+                                                  scale, model_per_raw[d], lo[d], hi[d]);
     }
 }
 
@@ -331,7 +333,7 @@ tensor<T, R> host_copy(const device_tensor<T, R>& t) {
 
 template <class T, std::size_t R>
 philox attack_rng(const device_tensor<T, R>&, std::uint64_t seed) {
-    return philox(seed, "cuda::attack_rng");
+    return philox(seed);
 }
 
 template <class T>
@@ -410,21 +412,17 @@ void random_start(device_tensor<T, R>& x, const device_tensor<T, R>& x0,
     const context& ctx = context::get(fn);
     const std::size_t total = x0.size(), samples = x0.shape()[0];
     x.resize(x0.shape());
+    const unsigned long long seed = gen.seed(), offset = gen.advance(detail::draw_values);
     if (n == advaug::norm::linf) {
-        device_buffer<double> u(total, fn);
-        gen.uniform(u.data(), total, fn);
         detail::linf_start_kernel<<<detail::grid_for(total), detail::block_size, 0, ctx.stream()>>>(
-            x.data(), x0.data(), u.data(), total, dom.sample_size, dom.lo.data(), dom.hi.data(),
-            dom.model_per_raw.data(), eps);
+            x.data(), x0.data(), total, dom.sample_size, dom.lo.data(), dom.hi.data(),
+            dom.model_per_raw.data(), eps, seed, offset);
         ADVAUG_CUDA_CHECK_LAUNCH(fn, "linf_start_kernel");
     } else {
-        device_buffer<double> gauss(total + total % 2, fn), u(samples, fn);
-        gen.normal(gauss.data(), gauss.size(), fn);
-        gen.uniform(u.data(), samples, fn);
         detail::l2_start_kernel<<<static_cast<unsigned>(samples), detail::block_size, 0,
-                                  ctx.stream()>>>(x.data(), x0.data(), gauss.data(), u.data(),
-                                                  dom.sample_size, dom.lo.data(), dom.hi.data(),
-                                                  dom.model_per_raw.data(), eps);
+                                  ctx.stream()>>>(x.data(), x0.data(), total, dom.sample_size,
+                                                  dom.lo.data(), dom.hi.data(),
+                                                  dom.model_per_raw.data(), eps, seed, offset);
         ADVAUG_CUDA_CHECK_LAUNCH(fn, "l2_start_kernel");
     }
 }

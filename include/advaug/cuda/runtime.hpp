@@ -1,6 +1,6 @@
 // The CUDA runtime as advaug uses it: errors, the device check, RAII streams and the context.
 //
-// Every failed CUDA, cuBLAS or cuRAND call throws advaug::cuda::cuda_error naming the advaug
+// Every failed CUDA or cuBLAS call throws advaug::cuda::cuda_error naming the advaug
 // function, the library call and the library's own error string:
 //   cuda::device_buffer(): cudaMallocAsync(&p, bytes, stream) failed: out of memory
 //   (cudaErrorMemoryAllocation)
@@ -17,7 +17,6 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <curand.h>
 
 #include <memory>
 #include <stdexcept>
@@ -52,25 +51,9 @@ inline void check(cublasStatus_t s, const char* fn, const char* call) {
     if (s != CUBLAS_STATUS_SUCCESS) fail(fn, call, cublasGetStatusString(s), cublasGetStatusName(s));
 }
 
-inline const char* curand_name(curandStatus_t s) {
-    switch (s) {
-        case CURAND_STATUS_ALLOCATION_FAILED: return "CURAND_STATUS_ALLOCATION_FAILED";
-        case CURAND_STATUS_INITIALIZATION_FAILED: return "CURAND_STATUS_INITIALIZATION_FAILED";
-        case CURAND_STATUS_LENGTH_NOT_MULTIPLE: return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
-        case CURAND_STATUS_LAUNCH_FAILURE: return "CURAND_STATUS_LAUNCH_FAILURE";
-        case CURAND_STATUS_ARCH_MISMATCH: return "CURAND_STATUS_ARCH_MISMATCH";
-        case CURAND_STATUS_TYPE_ERROR: return "CURAND_STATUS_TYPE_ERROR";
-        default: return "CURAND_STATUS_INTERNAL_ERROR";
-    }
-}
-
-inline void check(curandStatus_t s, const char* fn, const char* call) {
-    if (s != CURAND_STATUS_SUCCESS) fail(fn, call, "cuRAND error", curand_name(s));
-}
-
 }  // namespace detail
 
-/// Checks a CUDA/cuBLAS/cuRAND call and throws cuda_error naming `fn` and the call's text.
+/// Checks a CUDA or cuBLAS call and throws cuda_error naming `fn` and the call's text.
 #define ADVAUG_CUDA_CHECK(fn, call) ::advaug::cuda::detail::check((call), (fn), #call)
 
 /// Kernel launches report configuration errors only through cudaGetLastError().
