@@ -26,7 +26,6 @@
 #include <advaug/data/idx.hpp>
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -54,8 +53,10 @@ advaug::tensor<float, R> pixels(const advaug::tensor<std::uint8_t, 3>& images,
                                 const std::vector<std::size_t>& index, std::size_t first,
                                 std::size_t count) {
     std::array<std::size_t, R> shape{};
-    if constexpr (R == 2) shape = {count, 784};
-    else shape = {count, 1, 28, 28};
+    if constexpr (R == 2)
+        shape = {count, 784};
+    else
+        shape = {count, 1, 28, 28};
     auto x = advaug::tensor<float, R>::from_shape(shape);
     for (std::size_t i = 0; i < count; ++i) {
         const std::uint8_t* src = images.data() + index[first + i] * 784;
@@ -122,7 +123,8 @@ void train(Model& model, const advaug::fashion_mnist& data, const settings& s, b
             ++batches;
             seen += s.batch;
         }
-        std::printf("  epoch %zu: mean training loss %.4f\n", epoch + 1, loss_sum / double(batches));
+        std::printf("  epoch %zu: mean training loss %.4f\n", epoch + 1,
+                    loss_sum / double(batches));
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -176,13 +178,16 @@ std::vector<double> evaluate(const Model& model, const advaug::fashion_mnist& da
         };
     };
     return {
-        accuracy(model, data, s, [](const auto& x, const auto&, std::size_t) { return cuda::to_device(x); }),
-        accuracy(model, data, s, [&](const auto& x, const cuda::device_labels& y, std::size_t) {
-            return advaug::fgsm(model, cuda::to_device(x), y, fgsm);
-        }),
-        accuracy(model, data, s, [&](const auto& x, const cuda::device_labels& y, std::size_t) {
-            return advaug::pgd(model, cuda::to_device(x), y, pgd);
-        }),
+        accuracy(model, data, s,
+                 [](const auto& x, const auto&, std::size_t) { return cuda::to_device(x); }),
+        accuracy(model, data, s,
+                 [&](const auto& x, const cuda::device_labels& y, std::size_t) {
+                     return advaug::fgsm(model, cuda::to_device(x), y, fgsm);
+                 }),
+        accuracy(model, data, s,
+                 [&](const auto& x, const cuda::device_labels& y, std::size_t) {
+                     return advaug::pgd(model, cuda::to_device(x), y, pgd);
+                 }),
         accuracy(model, data, s, shifted(0.1, 0.0)),
         accuracy(model, data, s, shifted(0.0, 0.2)),
     };
@@ -222,7 +227,8 @@ int main(int argc, char** argv) {
         } else if (a == "--data" && i + 1 < argc) {
             s.data_dir = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--model mlp|cnn] [--epochs N] [--quick] [--data DIR]\n",
+            std::fprintf(stderr,
+                         "usage: %s [--model mlp|cnn] [--epochs N] [--quick] [--data DIR]\n",
                          argv[0]);
             return 2;
         }

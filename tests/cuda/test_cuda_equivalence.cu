@@ -8,14 +8,15 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <advaug/attacks/fgm.hpp>
 #include <advaug/attacks/fgsm.hpp>
 #include <advaug/attacks/pgd.hpp>
 #include <advaug/cuda/cuda.hpp>
+#include <advaug/io/binary.hpp>
 #include <advaug/loss/cross_entropy.hpp>
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
 #include <advaug/optim/sgd.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -88,9 +89,13 @@ auto gradients(M& model, const X& x, const Y& y) {
 }
 
 template <class T, std::size_t N>
-tensor<T, N> host_of(const tensor<T, N>& t) { return t; }
+tensor<T, N> host_of(const tensor<T, N>& t) {
+    return t;
+}
 template <class T, std::size_t N>
-tensor<T, N> host_of(const cuda::device_tensor<T, N>& t) { return cuda::to_host(t); }
+tensor<T, N> host_of(const cuda::device_tensor<T, N>& t) {
+    return cuda::to_host(t);
+}
 
 std::vector<std::vector<float>> grads_of(std::vector<parameter_view<float>> views, bool device) {
     std::vector<std::vector<float>> out;
@@ -140,7 +145,8 @@ void check_same_fgsm(HostModel& host, DeviceModel& gpu, const HX& x, const label
     std::size_t differ = 0;
     for (std::size_t s = 0; s < n; ++s) {
         double gmax = 0;
-        for (std::size_t k = 0; k < per; ++k) gmax = std::max(gmax, double(std::abs(g.data()[s * per + k])));
+        for (std::size_t k = 0; k < per; ++k)
+            gmax = std::max(gmax, double(std::abs(g.data()[s * per + k])));
         for (std::size_t k = 0; k < per; ++k) {
             const std::size_t i = s * per + k;
             if (h.data()[i] == d.data()[i]) continue;
@@ -149,7 +155,8 @@ void check_same_fgsm(HostModel& host, DeviceModel& gpu, const HX& x, const label
             CHECK(std::abs(double(g.data()[i])) <= 1e-4 * gmax);
         }
     }
-    MESSAGE("FGSM elements that differ (gradient within rounding of zero): ", differ, " of ", h.size());
+    MESSAGE("FGSM elements that differ (gradient within rounding of zero): ", differ, " of ",
+            h.size());
 }
 
 }  // namespace
@@ -213,8 +220,8 @@ double accuracy(const M& model, const X& x, const Y& y_host) {
 /// FGSM with random start (one PGD step of 1.25 eps from a random point), mixed 50/50 with
 /// the clean loss, plain SGD with momentum: written once for host and device models.
 template <class M, class Opt, class Upload>
-void train(M& model, Opt& opt, const tensor<float, 2>& x, const label_vector& y,
-           std::size_t epochs, Upload upload) {
+void train(M& model, Opt& opt, const tensor<float, 2>& x, const label_vector& y, std::size_t epochs,
+           Upload upload) {
     const std::size_t batch = 128, n = x.shape()[0];
     auto params = model.parameters();
     typename M::cache_type clean, adv;
@@ -226,8 +233,9 @@ void train(M& model, Opt& opt, const tensor<float, 2>& x, const label_vector& y,
             const label_vector yb = xt::view(y, xt::range(first, first + batch));
             const auto bx = upload(xb);
             const auto by = upload(yb);
-            const auto xa = pgd(model, bx, by,
-                                pgd_options{}.epsilon(0.1).steps(1).step_size(0.125).seed(first + e));
+            const auto xa =
+                pgd(model, bx, by,
+                    pgd_options{}.epsilon(0.1).steps(1).step_size(0.125).seed(first + e));
             model.zero_grad();
             model.forward(bx, clean, logits);
             cross_entropy_gradient(logits, by, dlogits, 0.5f);
@@ -267,8 +275,71 @@ TEST_CASE("PGD accuracy agrees within 0.5 points, and GPU training reaches the C
     const auto attack = pgd_options{}.epsilon(0.1).steps(10).seed(7);
     const double cpu_pgd = accuracy(host, pgd(host, xt_, yt, attack), yt);
     const double gpu_pgd = accuracy(gpu, pgd(gpu, xt_dev, yt_dev, attack), yt);
-    MESSAGE("PGD-10 accuracy at eps 0.1 on identical weights: CPU ", cpu_pgd, "%, GPU ", gpu_pgd, "%");
+    MESSAGE("PGD-10 accuracy at eps 0.1 on identical weights: CPU ", cpu_pgd, "%, GPU ", gpu_pgd,
+            "%");
     CHECK(std::abs(cpu_pgd - gpu_pgd) <= 0.5);
+}
+
+TEST_CASE("L2 PGD with restarts, BIM and FGM stay in the ball and the domain on the device") {
+    mlp<float> host({784, 64, 10}, 21);
+    cuda::mlp<float> gpu(host);
+    const auto [x, y] = synthetic<float>(32, 784, 22);
+    const auto dx = cuda::to_device(x);
+    const auto dy = cuda::to_device(y);
+    const double eps = 1.0;
+    const auto l2 = pgd_options{}.norm(norm::l2).epsilon(eps).steps(5).restarts(3).seed(1);
+    const auto a = host_of(pgd(gpu, dx, dy, l2));
+    CHECK(host_of(pgd(gpu, dx, dy, l2)) == a);  // seeded: the same start on every run
+    for (std::size_t s = 0; s < 32; ++s) {
+        double r2 = 0;
+        for (std::size_t d = 0; d < 784; ++d) r2 += std::pow(double(a(s, d)) - double(x(s, d)), 2);
+        CHECK(std::sqrt(r2) <= eps * (1 + 1e-5));
+    }
+    CHECK(xt::amin(a)() >= 0.0f);
+    CHECK(xt::amax(a)() <= 1.0f);
+    // Without a random start, L2 PGD is deterministic: host and device take the same path
+    // up to rounding of the gradient.
+    const auto bim_opts = pgd_options{}.norm(norm::l2).epsilon(eps).steps(3).step_size(0.3);
+    const auto hb = bim(host, x, y, bim_opts);
+    const auto db = host_of(bim(gpu, dx, dy, bim_opts));
+    CHECK(max_abs_diff(hb, db) <= 1e-3);
+    const auto fgm_opts = fgm_options{}.epsilon(eps);
+    CHECK(max_abs_diff(fgm(host, x, y, fgm_opts), host_of(fgm(gpu, dx, dy, fgm_opts))) <= 1e-4);
+}
+
+TEST_CASE("cuda::sgd takes advaug::sgd's steps and saves its state format") {
+    mlp<float> host({784, 32, 10}, 23);
+    cuda::mlp<float> gpu(host);
+    const auto [x, y] = synthetic<float>(16, 784, 24);
+    const auto opts = sgd_options{}.momentum(0.9).nesterov(true).weight_decay(1e-3);
+    sgd<float> host_opt(opts);
+    cuda::sgd<float> gpu_opt(opts);
+    auto hp = host.parameters();
+    auto dp = gpu.parameters();
+    const auto dx = cuda::to_device(x);
+    const auto dy = cuda::to_device(y);
+    for (int step = 0; step < 3; ++step) {
+        gradients(host, x, y);
+        gradients(gpu, dx, dy);
+        host_opt.step(hp, 0.1);
+        gpu_opt.step(dp, 0.1);
+    }
+    mlp<float> back({784, 32, 10}, 0);
+    gpu.copy_to(back);
+    CHECK(max_abs_diff(host.dense_layer(0).weight(), back.dense_layer(0).weight()) <= 1e-5);
+    io::binary_writer hw, dw;
+    host_opt.save_state(hw);
+    gpu_opt.save_state(dw);
+    REQUIRE(hw.bytes().size() == dw.bytes().size());
+    // A device state loads into a host optimizer (and the other way round).
+    sgd<float> restored(opts);
+    io::binary_reader r(dw.bytes().data(), dw.bytes().size(), "device state");
+    restored.load_state(r, hp);
+    CHECK(restored.step_count() == 3);
+    cuda::sgd<float> gpu_restored(opts);
+    io::binary_reader hr(hw.bytes().data(), hw.bytes().size(), "host state");
+    gpu_restored.load_state(hr, dp);
+    CHECK(gpu_restored.step_count() == 3);
 }
 
 TEST_CASE("device argument errors match the host's messages") {
@@ -285,9 +356,10 @@ TEST_CASE("device argument errors match the host's messages") {
                          doctest::Contains("fgsm(): inputs[1] element 5 = 2 lies outside"),
                          std::invalid_argument);
     const tensor<float, 2> wrong = xt::zeros<float>({4, 10});
-    CHECK_THROWS_WITH_AS(fgsm(gpu, cuda::to_device(wrong), cuda::to_device(y), opts),
-                         doctest::Contains("fgsm(): cuda::mlp::forward(): inputs have shape [4, 10]"),
-                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        fgsm(gpu, cuda::to_device(wrong), cuda::to_device(y), opts),
+        doctest::Contains("fgsm(): cuda::mlp::forward(): inputs have shape [4, 10]"),
+        std::invalid_argument);
 }
 
 int main(int argc, char** argv) {

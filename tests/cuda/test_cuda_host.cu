@@ -10,7 +10,6 @@
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
 #include <advaug/optim/optimizer.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -27,8 +26,10 @@ static_assert(detail::typed_trainable_classifier<cuda::mlp<float>>);
 static_assert(detail::typed_trainable_classifier<cuda::mlp<double>>);
 static_assert(detail::typed_trainable_classifier<cuda::cnn<float>>);
 static_assert(detail::typed_trainable_classifier<cuda::cnn<double>>);
-static_assert(std::is_same_v<detail::model_input_t<cuda::cnn<float>>, cuda::device_tensor<float, 4>>);
-static_assert(std::is_same_v<detail::model_logits_t<cuda::cnn<float>>, cuda::device_tensor<float, 2>>);
+static_assert(
+    std::is_same_v<detail::model_input_t<cuda::cnn<float>>, cuda::device_tensor<float, 4>>);
+static_assert(
+    std::is_same_v<detail::model_logits_t<cuda::cnn<float>>, cuda::device_tensor<float, 2>>);
 // Host models keep the contract's host tensors.
 static_assert(std::is_same_v<detail::model_input_t<mlp<float>>, tensor<float, 2>>);
 static_assert(optimizer<cuda::sgd<float>, float> && optimizer<cuda::sgd<double>, double>);
@@ -105,7 +106,8 @@ tensor<T, 2> l2_by_kernel_math(tensor<T, 2> x, const tensor<T, 2>& x0, const ten
         for (std::size_t d = 0; d < d_size; ++d) {
             const double delta = sm::l2_delta_raw(xs[d], x0s[d], gs[d], dom.raw_per_model[d],
                                                   dom.model_per_raw[d], gscale);
-            xs[d] = sm::l2_element(x0s[d], delta, shrink, dom.model_per_raw[d], dom.lo[d], dom.hi[d]);
+            xs[d] =
+                sm::l2_element(x0s[d], delta, shrink, dom.model_per_raw[d], dom.lo[d], dom.hi[d]);
         }
     }
     return x;
@@ -113,22 +115,23 @@ tensor<T, 2> l2_by_kernel_math(tensor<T, 2> x, const tensor<T, 2>& x0, const ten
 
 template <class T>
 std::vector<input_domain> domains() {
-    return {input_domain{},
-            input_domain{}.normalization(0.3, 0.2),
-            input_domain{}.bounds({0.0, -1.0, 0.0, 0.2, 0.0, 0.0}, {1.0, 1.0, 2.0, 0.8, 1.0, 1.0})
+    return {input_domain{}, input_domain{}.normalization(0.3, 0.2),
+            input_domain{}
+                .bounds({0.0, -1.0, 0.0, 0.2, 0.0, 0.0}, {1.0, 1.0, 2.0, 0.8, 1.0, 1.0})
                 .normalization({0.5, 0.0, 1.0, 0.5, 0.1, 0.0}, {0.25, 0.5, 2.0, 0.1, 1.0, 0.3})};
 }
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("the device L-inf step math is the host linf_step, bit for bit", T, float, double) {
+TEST_CASE_TEMPLATE("the device L-inf step math is the host linf_step, bit for bit", T, float,
+                   double) {
     for (const auto& domain : domains<T>()) {
         const auto x0 = domain.normalize(uniform<T>(9, 6, 1, 0.2, 0.8));
         const auto dom = detail::resolve<T>("test", domain, x0.shape());
         // A point inside the ball, as in the middle of PGD.
         const tensor<T, 2> zero = xt::zeros<T>({9, 6});
-        tensor<T, 2> x = x0 + domain.normalize(uniform<T>(9, 6, 2, -0.01, 0.01)) -
-                         domain.normalize(zero);
+        tensor<T, 2> x =
+            x0 + domain.normalize(uniform<T>(9, 6, 2, -0.01, 0.01)) - domain.normalize(zero);
         const auto g = gradient<T>(9, 6, 3);
         for (T dir : {T(1), T(-1)}) {
             for (T step : {T(0.003), T(0.05), T(0)}) {
@@ -149,8 +152,8 @@ TEST_CASE_TEMPLATE("the device L2 step math is the host l2_step", T, float, doub
         const auto x0 = domain.normalize(uniform<T>(9, 6, 4, 0.2, 0.8));
         const auto dom = detail::resolve<T>("test", domain, x0.shape());
         const tensor<T, 2> zero = xt::zeros<T>({9, 6});
-        tensor<T, 2> x = x0 + domain.normalize(uniform<T>(9, 6, 5, -0.02, 0.02)) -
-                         domain.normalize(zero);
+        tensor<T, 2> x =
+            x0 + domain.normalize(uniform<T>(9, 6, 5, -0.02, 0.02)) - domain.normalize(zero);
         auto g = gradient<T>(9, 6, 6);
         for (std::size_t d = 0; d < 6; ++d) g(2, d) = T(0);  // a sample with a zero gradient
         for (T dir : {T(1), T(-1)}) {
@@ -177,7 +180,8 @@ TEST_CASE_TEMPLATE("the device random-start math is the host random_start's", T,
         for (std::size_t i = 0; i < host.size(); ++i) {
             const std::size_t d = i % 6;
             CHECK(host.data()[i] == sm::linf_start_element(x0.data()[i], same.uniform(), eps,
-                                                           dom.model_per_raw[d], dom.lo[d], dom.hi[d]));
+                                                           dom.model_per_raw[d], dom.lo[d],
+                                                           dom.hi[d]));
         }
     }
     {
@@ -197,7 +201,8 @@ TEST_CASE_TEMPLATE("the device random-start math is the host random_start's", T,
             const double scale = radius / std::sqrt(norm2);
             for (std::size_t d = 0; d < 6; ++d) {
                 CHECK(host(s, d) == sm::l2_start_element(x0(s, d), gauss[d], scale,
-                                                         dom.model_per_raw[d], dom.lo[d], dom.hi[d]));
+                                                         dom.model_per_raw[d], dom.lo[d],
+                                                         dom.hi[d]));
             }
         }
     }

@@ -16,12 +16,12 @@
 // but not the host's numbers.
 #pragma once
 
+#include <curand_kernel.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <utility>
-
-#include <curand_kernel.h>
 
 #include "advaug/cuda/kernels.hpp"
 #include "advaug/cuda/loss.hpp"
@@ -74,9 +74,9 @@ struct input_status {
 };
 
 template <class T>
-__global__ void check_inputs_kernel(const T* x, std::size_t total, std::size_t d_size,
-                                    const T* lo, const T* hi, const std::int64_t* y,
-                                    std::size_t n, std::size_t classes, input_status* status) {
+__global__ void check_inputs_kernel(const T* x, std::size_t total, std::size_t d_size, const T* lo,
+                                    const T* hi, const std::int64_t* y, std::size_t n,
+                                    std::size_t classes, input_status* status) {
     ADVAUG_GRID_STRIDE(i, total) {
         const T v = x[i];
         if (!isfinite(v)) atomicMin(&status->non_finite, static_cast<unsigned long long>(i));
@@ -108,8 +108,8 @@ __global__ void linf_step_kernel(T* x, const T* x0, const T* g, std::size_t tota
             record_bad_gradient(first_bad, i, gi);
             continue;
         }
-        x[i] = step_math::linf_element(x[i], x0[i], gi, lo[d], hi[d], scale[d], step, eps,
-                                       direction);
+        x[i] =
+            step_math::linf_element(x[i], x0[i], gi, lo[d], hi[d], scale[d], step, eps, direction);
     }
 }
 
@@ -267,7 +267,8 @@ device_domain<T> check_attack_inputs(const char* fn, const M& model, const devic
                                     detail::no_bad_index};
     device_buffer<detail::input_status> status(1, fn);
     detail::upload(fn, &none, status.data(), 1);
-    detail::check_inputs_kernel<<<detail::grid_for(x.size()), detail::block_size, 0, ctx.stream()>>>(
+    const unsigned blocks = detail::grid_for(x.size());
+    detail::check_inputs_kernel<<<blocks, detail::block_size, 0, ctx.stream()>>>(
         x.data(), x.size(), r.sample_size, out.lo.data(), out.hi.data(), y.data(), y.size(),
         model.num_classes(), status.data());
     ADVAUG_CUDA_CHECK_LAUNCH(fn, "check_inputs_kernel");
@@ -337,8 +338,8 @@ philox attack_rng(const device_tensor<T, R>&, std::uint64_t seed) {
 }
 
 template <class T>
-void attack_loss_gradient(const char* fn, const device_tensor<T, 2>& logits,
-                          const device_labels& y, device_tensor<T, 2>& dlogits) {
+void attack_loss_gradient(const char* fn, const device_tensor<T, 2>& logits, const device_labels& y,
+                          device_tensor<T, 2>& dlogits) {
     dlogits.resize(logits.shape());
     detail::cross_entropy_async<T>(fn, logits, y, dlogits.data(), nullptr, T(1));
 }

@@ -50,8 +50,9 @@ public:
     explicit cnn(const advaug::cnn<T>& host) {
         const char* fn = "cuda::cnn";
         if (host.has_batch_norm()) {
-            advaug::detail::invalid(fn, "the batch-norm variant of advaug::cnn has no device "
-                                        "version; got a host model with batch norm");
+            advaug::detail::invalid(fn,
+                                    "the batch-norm variant of advaug::cnn has no device "
+                                    "version; got a host model with batch norm");
         }
         params_ = detail::parameter_store<T>({{"0.weight", {32, 1, 3, 3}},
                                               {"0.bias", {32}},
@@ -142,7 +143,8 @@ public:
     void set_mode(advaug::mode m) { mode_ = m; }
 
 private:
-    std::size_t checked_rows(const char* fn, const cache_type& c, const logits_type& dlogits) const {
+    std::size_t checked_rows(const char* fn, const cache_type& c,
+                             const logits_type& dlogits) const {
         if (!c.x) advaug::detail::invalid(fn, "the cache was not filled by forward()");
         const std::size_t n = c.x->shape()[0];
         if (dlogits.shape()[0] != n || dlogits.shape()[1] != 10) {
@@ -174,8 +176,8 @@ private:
 
         // dense 3136 -> 128 (its input is the flattened second pooling output)
         if (grads) {
-            detail::gemm<T>(ctx, true, false, 128, 3136, n, T(1), dz3, 128, c.p2.data(), 3136,
-                            T(1), grads->grad(4), 3136);
+            detail::gemm<T>(ctx, true, false, 128, 3136, n, T(1), dz3, 128, c.p2.data(), 3136, T(1),
+                            grads->grad(4), 3136);
             detail::add_column_sums(ctx, dz3, n, 128, grads->grad(5));
         }
         T* dp2 = detail::reserve(c.dp2, n * 3136, fn);

@@ -21,9 +21,9 @@ inline unsigned grid_for(std::size_t n) {
     return static_cast<unsigned>(blocks < 8192 ? (blocks ? blocks : 1) : 8192);
 }
 
-#define ADVAUG_GRID_STRIDE(i, n)                                                   \
-    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; \
-         i < (n); i += static_cast<std::size_t>(blockDim.x) * gridDim.x)
+#define ADVAUG_GRID_STRIDE(i, n)                                                                   \
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < (n); \
+         i += static_cast<std::size_t>(blockDim.x) * gridDim.x)
 
 /// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major, with the arguments of
 /// advaug::detail::gemm. cuBLAS is column-major: a row-major matrix is its transpose in
@@ -36,11 +36,13 @@ void gemm(const context& ctx, bool trans_a, bool trans_b, std::size_t m, std::si
     const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const auto i = [](std::size_t v) { return static_cast<int>(v); };
     if constexpr (std::is_same_v<T, float>) {
-        ADVAUG_CUDA_CHECK("cuda::gemm", cublasSgemm(ctx.blas(), op_b, op_a, i(n), i(m), i(k), &alpha,
-                                                    b, i(ldb), a, i(lda), &beta, c, i(ldc)));
+        ADVAUG_CUDA_CHECK("cuda::gemm",
+                          cublasSgemm(ctx.blas(), op_b, op_a, i(n), i(m), i(k), &alpha, b, i(ldb),
+                                      a, i(lda), &beta, c, i(ldc)));
     } else {
-        ADVAUG_CUDA_CHECK("cuda::gemm", cublasDgemm(ctx.blas(), op_b, op_a, i(n), i(m), i(k), &alpha,
-                                                    b, i(ldb), a, i(lda), &beta, c, i(ldc)));
+        ADVAUG_CUDA_CHECK("cuda::gemm",
+                          cublasDgemm(ctx.blas(), op_b, op_a, i(n), i(m), i(k), &alpha, b, i(ldb),
+                                      a, i(lda), &beta, c, i(ldc)));
     }
 }
 
@@ -125,8 +127,8 @@ void relu_back(const context& ctx, const T* da, const T* a, T* dz, std::size_t n
 
 /// out[r] += sum_k a[r * outer_stride + k * inner_stride], k < count: one block per r.
 template <class T>
-__global__ void strided_sums_kernel(const T* a, T* out, std::size_t count,
-                                    std::size_t outer_stride, std::size_t inner_stride) {
+__global__ void strided_sums_kernel(const T* a, T* out, std::size_t count, std::size_t outer_stride,
+                                    std::size_t inner_stride) {
     __shared__ T part[block_size];
     const std::size_t r = blockIdx.x;
     T sum = 0;
@@ -145,8 +147,8 @@ __global__ void strided_sums_kernel(const T* a, T* out, std::size_t count,
 /// out[j] += sum_r a[r, j] for a [rows, cols] matrix (the bias gradient of a dense layer).
 template <class T>
 void add_column_sums(const context& ctx, const T* a, std::size_t rows, std::size_t cols, T* out) {
-    strided_sums_kernel<<<static_cast<unsigned>(cols), block_size, 0, ctx.stream()>>>(a, out, rows, 1,
-                                                                                     cols);
+    strided_sums_kernel<<<static_cast<unsigned>(cols), block_size, 0, ctx.stream()>>>(a, out, rows,
+                                                                                      1, cols);
     ADVAUG_CUDA_CHECK_LAUNCH("cuda::add_column_sums", "strided_sums_kernel");
 }
 
@@ -154,7 +156,7 @@ void add_column_sums(const context& ctx, const T* a, std::size_t rows, std::size
 template <class T>
 void add_row_sums(const context& ctx, const T* a, std::size_t rows, std::size_t cols, T* out) {
     strided_sums_kernel<<<static_cast<unsigned>(rows), block_size, 0, ctx.stream()>>>(a, out, cols,
-                                                                                     cols, 1);
+                                                                                      cols, 1);
     ADVAUG_CUDA_CHECK_LAUNCH("cuda::add_row_sums", "strided_sums_kernel");
 }
 
@@ -180,8 +182,10 @@ __global__ void im2col_kernel(const T* x, T* cols, conv_shape g) {
         const std::size_t col = i % np, row = i / np;
         const std::size_t s = col / p, pix = col % p, oy = pix / ow, ox = pix % ow;
         const std::size_t kx = row % g.kw, ky = (row / g.kw) % g.kh, c = row / (g.kw * g.kh);
-        const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oy + ky) - static_cast<std::ptrdiff_t>(g.pad);
-        const std::ptrdiff_t ix = static_cast<std::ptrdiff_t>(ox + kx) - static_cast<std::ptrdiff_t>(g.pad);
+        const std::ptrdiff_t iy =
+            static_cast<std::ptrdiff_t>(oy + ky) - static_cast<std::ptrdiff_t>(g.pad);
+        const std::ptrdiff_t ix =
+            static_cast<std::ptrdiff_t>(ox + kx) - static_cast<std::ptrdiff_t>(g.pad);
         const bool inside = iy >= 0 && ix >= 0 && iy < static_cast<std::ptrdiff_t>(g.h) &&
                             ix < static_cast<std::ptrdiff_t>(g.w);
         cols[i] = inside ? x[((s * g.c + c) * g.h + iy) * g.w + ix] : T(0);
@@ -190,7 +194,8 @@ __global__ void im2col_kernel(const T* x, T* cols, conv_shape g) {
 
 template <class T>
 void im2col(const context& ctx, const T* x, T* cols, const conv_shape& g) {
-    im2col_kernel<<<grid_for(g.patch() * g.n * g.pixels()), block_size, 0, ctx.stream()>>>(x, cols, g);
+    im2col_kernel<<<grid_for(g.patch() * g.n * g.pixels()), block_size, 0, ctx.stream()>>>(x, cols,
+                                                                                           g);
     ADVAUG_CUDA_CHECK_LAUNCH("cuda::im2col", "im2col_kernel");
 }
 
@@ -205,13 +210,16 @@ __global__ void col2im_kernel(const T* cols, T* dx, conv_shape g) {
                           s = i / (g.w * g.h * g.c);
         T sum = 0;
         for (std::size_t ky = 0; ky < g.kh; ++ky) {
-            const std::ptrdiff_t oy = static_cast<std::ptrdiff_t>(iy + g.pad) - static_cast<std::ptrdiff_t>(ky);
+            const std::ptrdiff_t oy =
+                static_cast<std::ptrdiff_t>(iy + g.pad) - static_cast<std::ptrdiff_t>(ky);
             if (oy < 0 || oy >= static_cast<std::ptrdiff_t>(oh)) continue;
             for (std::size_t kx = 0; kx < g.kw; ++kx) {
-                const std::ptrdiff_t ox = static_cast<std::ptrdiff_t>(ix + g.pad) - static_cast<std::ptrdiff_t>(kx);
+                const std::ptrdiff_t ox =
+                    static_cast<std::ptrdiff_t>(ix + g.pad) - static_cast<std::ptrdiff_t>(kx);
                 if (ox < 0 || ox >= static_cast<std::ptrdiff_t>(ow)) continue;
                 const std::size_t row = (c * g.kh + ky) * g.kw + kx;
-                sum += cols[row * np + s * p + static_cast<std::size_t>(oy) * ow + static_cast<std::size_t>(ox)];
+                sum += cols[row * np + s * p + static_cast<std::size_t>(oy) * ow +
+                            static_cast<std::size_t>(ox)];
             }
         }
         dx[i] = sum;
@@ -280,8 +288,8 @@ __global__ void max_pool_back_kernel(const T* dy, const std::int64_t* argmax, T*
 template <class T>
 void max_pool_back(const context& ctx, const T* dy, const std::int64_t* argmax, T* dx,
                    std::size_t planes, std::size_t h, std::size_t w, std::size_t k) {
-    max_pool_back_kernel<<<grid_for(planes * h * w), block_size, 0, ctx.stream()>>>(dy, argmax, dx,
-                                                                                    planes, h, w, k);
+    max_pool_back_kernel<<<grid_for(planes * h * w), block_size, 0, ctx.stream()>>>(
+        dy, argmax, dx, planes, h, w, k);
     ADVAUG_CUDA_CHECK_LAUNCH("cuda::max_pool_back", "max_pool_back_kernel");
 }
 

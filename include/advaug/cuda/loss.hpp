@@ -113,8 +113,8 @@ T cross_entropy_sync(const char* fn, const device_tensor<T, 2>& logits, const de
     const context& ctx = context::get(fn);
     const std::size_t n = logits.shape()[0], c = logits.shape()[1];
     device_buffer<loss_status> status(1, fn);
-    cross_entropy_kernel<T><<<1, block_size, 0, ctx.stream()>>>(logits.data(), y.data(), n, c,
-                                                             dlogits, nullptr, scale, status.data());
+    cross_entropy_kernel<T><<<1, block_size, 0, ctx.stream()>>>(
+        logits.data(), y.data(), n, c, dlogits, nullptr, scale, status.data());
     ADVAUG_CUDA_CHECK_LAUNCH(fn, "cross_entropy_kernel");
     loss_status host{};
     download(fn, status.data(), &host, 1);

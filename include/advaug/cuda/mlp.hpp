@@ -80,8 +80,9 @@ public:
         const char* fn = "cuda::mlp::forward";
         const std::size_t n = x.shape()[0], layers = widths_.size() - 1;
         if (n == 0 || x.shape()[1] != widths_[0]) {
-            advaug::detail::invalid(fn, "inputs have shape ", advaug::detail::shape_string(x.shape()),
-                                    ", expected [N, ", widths_[0], "] with N > 0");
+            advaug::detail::invalid(fn, "inputs have shape ",
+                                    advaug::detail::shape_string(x.shape()), ", expected [N, ",
+                                    widths_[0], "] with N > 0");
         }
         const context& ctx = context::get(fn);
         cache.x = &x;

@@ -82,7 +82,9 @@ public:
     std::vector<parameter_view<T>> views() {
         std::vector<parameter_view<T>> out;
         for (const auto& e : entries_) {
-            out.push_back({e.name, e.shape, {values_.data() + e.offset, e.size},
+            out.push_back({e.name,
+                           e.shape,
+                           {values_.data() + e.offset, e.size},
                            {grads_.data() + e.offset, e.size}});
         }
         return out;

@@ -48,7 +48,8 @@ inline void check(cudaError_t e, const char* fn, const char* call) {
 }
 
 inline void check(cublasStatus_t s, const char* fn, const char* call) {
-    if (s != CUBLAS_STATUS_SUCCESS) fail(fn, call, cublasGetStatusString(s), cublasGetStatusName(s));
+    if (s != CUBLAS_STATUS_SUCCESS)
+        fail(fn, call, cublasGetStatusString(s), cublasGetStatusName(s));
 }
 
 }  // namespace detail
@@ -79,8 +80,8 @@ inline void require_device(const char* fn) {
     const cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        throw cuda_error(advaug::detail::concat(fn, "(): no CUDA device (cudaGetDeviceCount: ",
-                                                cudaGetErrorString(e), ")"));
+        throw cuda_error(advaug::detail::concat(
+            fn, "(): no CUDA device (cudaGetDeviceCount: ", cudaGetErrorString(e), ")"));
     }
     if (n == 0) throw cuda_error(advaug::detail::concat(fn, "(): no CUDA device"));
 }

@@ -112,11 +112,9 @@ public:
         advaug::detail::read_state_header<T>(in, fn, "sgd");
         advaug::detail::check_saved_option(fn, "momentum", in.read<double>("sgd momentum"),
                                            options_.momentum());
-        advaug::detail::check_saved_option(fn, "nesterov",
-                                           in.read<std::uint8_t>("sgd nesterov") != 0,
-                                           options_.nesterov());
-        advaug::detail::check_saved_option(fn, "weight_decay",
-                                           in.read<double>("sgd weight_decay"),
+        advaug::detail::check_saved_option(
+            fn, "nesterov", in.read<std::uint8_t>("sgd nesterov") != 0, options_.nesterov());
+        advaug::detail::check_saved_option(fn, "weight_decay", in.read<double>("sgd weight_decay"),
                                            options_.weight_decay());
         const auto steps = in.read<std::uint64_t>("step count");
         auto layout = advaug::detail::optimizer_layout::read(in, fn, params, steps);

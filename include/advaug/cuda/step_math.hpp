@@ -33,8 +33,8 @@ ADVAUG_HOST_DEVICE inline T sign(T v) {
 /// x' = clip_domain(clip_ball(x + direction * step * sign(g))), with the raw-unit step and
 /// eps scaled by model_per_raw.
 template <class T>
-ADVAUG_HOST_DEVICE inline T linf_element(T x, T x0, T g, T lo, T hi, T model_per_raw, T step,
-                                         T eps, T direction) {
+ADVAUG_HOST_DEVICE inline T linf_element(T x, T x0, T g, T lo, T hi, T model_per_raw, T step, T eps,
+                                         T direction) {
     const T e = eps * model_per_raw;
     T v = x + direction * step * model_per_raw * sign(g);
     v = clamp(v, x0 - e, x0 + e);
@@ -70,8 +70,8 @@ ADVAUG_HOST_DEVICE inline double l2_shrink(double dnorm2, T eps) {
 
 /// The element after the projected L2 step, clipped into the domain.
 template <class T>
-ADVAUG_HOST_DEVICE inline T l2_element(T x0, double delta_raw, double shrink, T model_per_raw,
-                                       T lo, T hi) {
+ADVAUG_HOST_DEVICE inline T l2_element(T x0, double delta_raw, double shrink, T model_per_raw, T lo,
+                                       T hi) {
     const T v = x0 + static_cast<T>(shrink * delta_raw * model_per_raw);
     return clamp(v, lo, hi);
 }
@@ -87,8 +87,8 @@ ADVAUG_HOST_DEVICE inline T linf_start_element(T x0, double u, double eps, T mod
 /// The random start of one element from its Gaussian coordinate and the per-sample scale
 /// radius / ||gaussian||.
 template <class T>
-ADVAUG_HOST_DEVICE inline T l2_start_element(T x0, double gaussian, double scale,
-                                             T model_per_raw, T lo, T hi) {
+ADVAUG_HOST_DEVICE inline T l2_start_element(T x0, double gaussian, double scale, T model_per_raw,
+                                             T lo, T hi) {
     const double delta = scale * gaussian;
     return clamp(x0 + static_cast<T>(delta * model_per_raw), lo, hi);
 }

@@ -27,7 +27,9 @@ class device_buffer {
 public:
     device_buffer() = default;
     /// throws: cuda_error without a device or when the allocation fails.
-    explicit device_buffer(std::size_t n, const char* fn = "cuda::device_buffer") { allocate(n, fn); }
+    explicit device_buffer(std::size_t n, const char* fn = "cuda::device_buffer") {
+        allocate(n, fn);
+    }
     ~device_buffer() { release(); }
     device_buffer(device_buffer&& o) noexcept
         : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), s_(o.s_) {}
@@ -116,8 +118,7 @@ private:
         if (size_ == 0) return;
         const char* fn = "cuda::device_tensor";
         ADVAUG_CUDA_CHECK(fn, cudaMemcpyAsync(buf_.data(), o.data(), size_ * sizeof(T),
-                                              cudaMemcpyDeviceToDevice,
-                                              context::get(fn).stream()));
+                                              cudaMemcpyDeviceToDevice, context::get(fn).stream()));
     }
 
     device_buffer<T> buf_;
@@ -172,8 +173,8 @@ namespace detail {
 template <class T>
 void download(const char* fn, const T* device, T* host, std::size_t n) {
     const context& ctx = context::get(fn);
-    ADVAUG_CUDA_CHECK(fn, cudaMemcpyAsync(host, device, n * sizeof(T), cudaMemcpyDeviceToHost,
-                                          ctx.stream()));
+    ADVAUG_CUDA_CHECK(
+        fn, cudaMemcpyAsync(host, device, n * sizeof(T), cudaMemcpyDeviceToHost, ctx.stream()));
     ctx.synchronize(fn);
 }
 
