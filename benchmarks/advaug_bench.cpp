@@ -47,9 +47,9 @@
 // A convolution's GEMMs are timed both per image (as im2col per image does them) and as one
 // batch-wide GEMM; the bound takes the faster of the two.
 
-#include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <advaug/attacks/fgsm.hpp>
 #include <advaug/attacks/pgd.hpp>
 #include <advaug/data/dataset.hpp>
@@ -201,12 +201,14 @@ double median_of(std::vector<double> v) {
 template <class Step>
 timing measure(Step&& step, const timing_config& c) {
     const auto warm = clock_type::now();
-    for (std::size_t i = 0; i < c.warmup_steps || seconds_since(warm) < c.warmup_seconds; ++i) step();
+    for (std::size_t i = 0; i < c.warmup_steps || seconds_since(warm) < c.warmup_seconds; ++i)
+        step();
     const auto probe = clock_type::now();
     step();
     const double estimate = std::max(seconds_since(probe), 1e-7);
     timing t;
-    t.steps_per_repeat = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(c.repeat_seconds / estimate)));
+    t.steps_per_repeat =
+        std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(c.repeat_seconds / estimate)));
     if (c.repeat_seconds <= 0) t.steps_per_repeat = 1;
     std::vector<double> per_step;
     for (std::size_t r = 0; r < std::max<std::size_t>(c.repeats, 1); ++r) {
@@ -245,8 +247,8 @@ struct gemm_shape {
     double flops() const { return 2.0 * double(m) * double(n) * double(k) * double(count); }
     std::string key() const {
         std::ostringstream s;
-        s << ta << tb << ' ' << m << 'x' << n << 'x' << k << '*' << count << a_per_item << b_per_item
-          << c_per_item << beta;
+        s << ta << tb << ' ' << m << 'x' << n << 'x' << k << '*' << count << a_per_item
+          << b_per_item << c_per_item << beta;
         return s.str();
     }
 };
@@ -266,20 +268,33 @@ struct gemm_mix {
     double forward = 0, input_first = 0, input_rest = 0, param = 0;
     double of(const gemm_op& op) const {
         switch (op.kind) {
-            case gemm_kind::forward: return forward;
-            case gemm_kind::input_grad: return op.first_layer ? input_first : input_rest;
-            case gemm_kind::param_grad: return param;
+            case gemm_kind::forward:
+                return forward;
+            case gemm_kind::input_grad:
+                return op.first_layer ? input_first : input_rest;
+            case gemm_kind::param_grad:
+                return param;
         }
         return 0;
     }
 };
 
-void add_dense(std::vector<gemm_op>& ops, std::size_t in, std::size_t out, std::size_t n, bool first) {
+void add_dense(std::vector<gemm_op>& ops, std::size_t in, std::size_t out, std::size_t n,
+               bool first) {
     const std::string name = "dense " + std::to_string(in) + "->" + std::to_string(out);
     // y[n, out] = x W^T; dx[n, in] = dy W; dW[out, in] += dy^T x
-    ops.push_back({name, gemm_kind::forward, first, {{false, true, n, out, in, 1, false, false, false, 1, ""}}});
-    ops.push_back({name, gemm_kind::input_grad, first, {{false, false, n, in, out, 1, false, false, false, 0, ""}}});
-    ops.push_back({name, gemm_kind::param_grad, first, {{true, false, out, in, n, 1, false, false, false, 1, ""}}});
+    ops.push_back({name,
+                   gemm_kind::forward,
+                   first,
+                   {{false, true, n, out, in, 1, false, false, false, 1, ""}}});
+    ops.push_back({name,
+                   gemm_kind::input_grad,
+                   first,
+                   {{false, false, n, in, out, 1, false, false, false, 0, ""}}});
+    ops.push_back({name,
+                   gemm_kind::param_grad,
+                   first,
+                   {{true, false, out, in, n, 1, false, false, false, 1, ""}}});
 }
 
 void add_conv(std::vector<gemm_op>& ops, std::size_t cin, std::size_t cout, std::size_t kernel,
@@ -288,20 +303,27 @@ void add_conv(std::vector<gemm_op>& ops, std::size_t cin, std::size_t cout, std:
                              std::to_string(kernel) + "x" + std::to_string(kernel);
     const std::size_t k = cin * kernel * kernel, p = pixels;
     // y_i[cout, p] = W cols_i; dcols_i[k, p] = W^T dy_i; dW[cout, k] += dy_i cols_i^T
-    ops.push_back({name, gemm_kind::forward, first,
+    ops.push_back({name,
+                   gemm_kind::forward,
+                   first,
                    {{false, false, cout, p, k, n, false, true, true, 0, "per-image"},
                     {false, false, cout, n * p, k, 1, false, false, false, 0, "batch-wide"}}});
-    ops.push_back({name, gemm_kind::input_grad, first,
+    ops.push_back({name,
+                   gemm_kind::input_grad,
+                   first,
                    {{true, false, k, p, cout, n, false, true, true, 0, "per-image"},
                     {true, false, k, n * p, cout, 1, false, false, false, 0, "batch-wide"}}});
-    ops.push_back({name, gemm_kind::param_grad, first,
+    ops.push_back({name,
+                   gemm_kind::param_grad,
+                   first,
                    {{false, true, cout, k, p, n, true, true, false, 1, "per-image"},
                     {false, true, cout, k, n * p, 1, false, false, false, 1, "batch-wide"}}});
 }
 
 std::vector<gemm_op> mlp_gemms(const std::vector<std::size_t>& widths, std::size_t n) {
     std::vector<gemm_op> ops;
-    for (std::size_t l = 0; l + 1 < widths.size(); ++l) add_dense(ops, widths[l], widths[l + 1], n, l == 0);
+    for (std::size_t l = 0; l + 1 < widths.size(); ++l)
+        add_dense(ops, widths[l], widths[l + 1], n, l == 0);
     return ops;
 }
 
@@ -327,8 +349,8 @@ public:
         if (auto it = cache_.find(key); it != cache_.end()) return it->second;
         const std::size_t a_size = s.m * s.k, b_size = s.k * s.n, c_size = s.m * s.n;
         const std::size_t items = std::min<std::size_t>(s.count, 32);
-        std::vector<float> a(a_size * (s.a_per_item ? items : 1)), b(b_size * (s.b_per_item ? items : 1)),
-            c(c_size * (s.c_per_item ? items : 1));
+        std::vector<float> a(a_size * (s.a_per_item ? items : 1)),
+            b(b_size * (s.b_per_item ? items : 1)), c(c_size * (s.c_per_item ? items : 1));
         advaug::detail::rng gen(a.size() + b.size());
         for (auto* v : {&a, &b, &c}) {
             for (auto& x : *v) x = static_cast<float>(gen.uniform(-1, 1));
@@ -336,17 +358,18 @@ public:
         const std::size_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
         auto run = [&] {
             for (std::size_t i = 0; i < items; ++i) {
-                advaug::detail::gemm<float>(s.ta, s.tb, s.m, s.n, s.k, 1.0f,
-                                            a.data() + (s.a_per_item ? i * a_size : 0), lda,
-                                            b.data() + (s.b_per_item ? i * b_size : 0), ldb,
-                                            static_cast<float>(s.beta),
-                                            c.data() + (s.c_per_item ? i * c_size : 0), s.n);
+                advaug::detail::gemm<float>(
+                    s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data() + (s.a_per_item ? i * a_size : 0),
+                    lda, b.data() + (s.b_per_item ? i * b_size : 0), ldb,
+                    static_cast<float>(s.beta), c.data() + (s.c_per_item ? i * c_size : 0), s.n);
             }
         };
         // Accumulating into C (beta 1) grows it a little per run; it stays finite for runs this
         // short, and the speed does not depend on the values.
-        const timing_config c2 = quick_ ? timing_config{0, 0, 1, 0} : timing_config{2, 0.01, 9, 0.02};
-        const double t = measure(run, c2).min * static_cast<double>(s.count) / static_cast<double>(items);
+        const timing_config c2 =
+            quick_ ? timing_config{0, 0, 1, 0} : timing_config{2, 0.01, 9, 0.02};
+        const double t =
+            measure(run, c2).min * static_cast<double>(s.count) / static_cast<double>(items);
         cache_.emplace(key, t);
         return t;
     }
@@ -387,16 +410,17 @@ gemm_summary summarize(const std::vector<gemm_op>& ops, const gemm_mix& mix, gem
 void print_gemms(const std::string& model, const std::vector<gemm_op>& ops, gemm_timer& timer) {
     static const char* kinds[] = {"forward", "input grad", "param grad"};
     std::printf("\nOpenBLAS on the GEMMs of the %s (fastest of 9 repeats)\n", model.c_str());
-    std::printf("%-18s %-11s %-11s %-5s %22s %6s %10s %8s\n", "layer", "gemm", "form", "trans", "m x n x k",
-                "count", "us", "GFLOP/s");
+    std::printf("%-18s %-11s %-11s %-5s %22s %6s %10s %8s\n", "layer", "gemm", "form", "trans",
+                "m x n x k", "count", "us", "GFLOP/s");
     for (const auto& op : ops) {
         for (const auto& f : op.forms) {
             const double t = timer.seconds(f);
-            const std::string shape = std::to_string(f.m) + " x " + std::to_string(f.n) + " x " + std::to_string(f.k);
+            const std::string shape =
+                std::to_string(f.m) + " x " + std::to_string(f.n) + " x " + std::to_string(f.k);
             const std::string trans = std::string(f.ta ? "T" : "N") + (f.tb ? "T" : "N");
             std::printf("%-18s %-11s %-11s %-5s %22s %6zu %10.1f %8.1f\n", op.layer.c_str(),
-                        kinds[static_cast<int>(op.kind)], f.form.empty() ? "-" : f.form.c_str(), trans.c_str(),
-                        shape.c_str(), f.count, 1e6 * t, f.flops() / t / 1e9);
+                        kinds[static_cast<int>(op.kind)], f.form.empty() ? "-" : f.form.c_str(),
+                        trans.c_str(), shape.c_str(), f.count, 1e6 * t, f.flops() / t / 1e9);
         }
     }
 }
@@ -428,7 +452,8 @@ batch_list<R> make_batches(const settings& s, const std::optional<advaug::fashio
             for (std::size_t i = 0; i < n; ++i) {
                 const std::size_t idx = (b * n + i) % avail;
                 const std::uint8_t* px = data->train_images.data() + idx * 784;
-                for (std::size_t j = 0; j < 784; ++j) x.data()[i * 784 + j] = static_cast<float>(px[j]) / 255.0f;
+                for (std::size_t j = 0; j < 784; ++j)
+                    x.data()[i * 784 + j] = static_cast<float>(px[j]) / 255.0f;
                 y(i) = data->train_labels(idx);
             }
         } else {
@@ -526,7 +551,8 @@ result run_workload(const settings& s, const workload& w, Make make, const batch
         step = [&] {
             const auto& [x, y] = batches[next];
             next = (next + 1) % batches.size();
-            const auto losses = trainer->compute_gradient(x, y, epsilon, advaug::detail::mix_seed(7, ++seed));
+            const auto losses =
+                trainer->compute_gradient(x, y, epsilon, advaug::detail::mix_seed(7, ++seed));
             if (!std::isfinite(losses.loss)) {
                 throw bench_error(w.name + ": the training loss is not finite");
             }
@@ -552,7 +578,8 @@ result run_workload(const settings& s, const workload& w, Make make, const batch
     r.samples_per_s = static_cast<double>(n) / r.t.median;
     // A profile of --seconds should show the step alone, not the GEMM timer.
     if (s.only_seconds == 0) r.gemm = summarize(ops, w.mix, timer);
-    if (!std::isfinite(sink)) throw bench_error(w.name + ": the attack produced a non-finite input");
+    if (!std::isfinite(sink))
+        throw bench_error(w.name + ": the attack produced a non-finite input");
     return r;
 }
 
@@ -573,11 +600,14 @@ std::string json(const result& r) {
     std::ostringstream o;
     o << "{\"side\":\"advaug\",\"table\":\"" << r.table << "\",\"model\":\"" << r.model
       << "\",\"workload\":\"" << r.name << "\",\"batch\":" << r.batch << ",\"width\":" << r.width
-      << ",\"samples_per_s\":" << fixed(r.samples_per_s, 1) << ",\"step_ms\":" << fixed(1e3 * r.t.median, 4)
-      << ",\"step_ms_min\":" << fixed(1e3 * r.t.min, 4) << ",\"step_ms_max\":" << fixed(1e3 * r.t.max, 4)
-      << ",\"repeats\":" << r.t.repeats << ",\"steps_per_repeat\":" << r.t.steps_per_repeat
-      << ",\"gemm_mflop_per_step\":" << fixed(r.gemm.flops / 1e6, 3) << ",\"gflops\":" << fixed(gflops, 2)
-      << ",\"openblas_gflops\":" << fixed(gemm_gflops, 2) << ",\"gemm_bound_samples_per_s\":" << fixed(bound, 1)
+      << ",\"samples_per_s\":" << fixed(r.samples_per_s, 1)
+      << ",\"step_ms\":" << fixed(1e3 * r.t.median, 4)
+      << ",\"step_ms_min\":" << fixed(1e3 * r.t.min, 4)
+      << ",\"step_ms_max\":" << fixed(1e3 * r.t.max, 4) << ",\"repeats\":" << r.t.repeats
+      << ",\"steps_per_repeat\":" << r.t.steps_per_repeat
+      << ",\"gemm_mflop_per_step\":" << fixed(r.gemm.flops / 1e6, 3)
+      << ",\"gflops\":" << fixed(gflops, 2) << ",\"openblas_gflops\":" << fixed(gemm_gflops, 2)
+      << ",\"gemm_bound_samples_per_s\":" << fixed(bound, 1)
       << ",\"gemm_bound_pct\":" << fixed(bound > 0 ? 100 * r.samples_per_s / bound : 0, 1)
       << ",\"allocations_per_step\":" << fixed(r.allocations, 2) << "}";
     return o.str();
@@ -586,8 +616,8 @@ std::string json(const result& r) {
 void print_header(const char* title) {
     std::printf("\n%s\n", title);
     std::printf("%-18s %6s %6s %12s %10s %10s %8s %9s %12s %7s %8s\n", "workload", "batch", "width",
-                "samples/s", "ms/step", "MFLOP/st", "GFLOP/s", "BLAS GF/s", "GEMM bound/s", "% bound",
-                "allocs");
+                "samples/s", "ms/step", "MFLOP/st", "GFLOP/s", "BLAS GF/s", "GEMM bound/s",
+                "% bound", "allocs");
 }
 
 void print_row(const result& r) {
@@ -595,8 +625,9 @@ void print_row(const result& r) {
     const double gemm_gflops = r.gemm.seconds > 0 ? r.gemm.flops / r.gemm.seconds / 1e9 : 0;
     const double bound = r.gemm.seconds > 0 ? static_cast<double>(r.batch) / r.gemm.seconds : 0;
     const std::string label = r.model + "/" + r.name;
-    std::printf("%-18s %6zu %6zu %12.0f %10.3f %10.1f %8.1f %9.1f %12.0f %7.1f %8.2f\n", label.c_str(), r.batch,
-                r.width, r.samples_per_s, 1e3 * r.t.median, r.gemm.flops / 1e6, gflops, gemm_gflops, bound,
+    std::printf("%-18s %6zu %6zu %12.0f %10.3f %10.1f %8.1f %9.1f %12.0f %7.1f %8.2f\n",
+                label.c_str(), r.batch, r.width, r.samples_per_s, 1e3 * r.t.median,
+                r.gemm.flops / 1e6, gflops, gemm_gflops, bound,
                 bound > 0 ? 100 * r.samples_per_s / bound : 0, r.allocations);
     std::fflush(stdout);
 }
@@ -633,20 +664,28 @@ bool selected(const settings& s, const std::string& model, const std::string& na
     return s.only.empty() || s.only == model + "/" + name;
 }
 
-void run_main_table(const settings& s, const std::optional<advaug::fashion_mnist>& data, reporter& rep,
-                    gemm_timer& timer) {
+void run_main_table(const settings& s, const std::optional<advaug::fashion_mnist>& data,
+                    reporter& rep, gemm_timer& timer) {
     if (!s.only.empty()) {
         bool known = false;
-        for (const auto& w : workloads()) known = known || s.only == "mlp/" + w.name || s.only == "cnn/" + w.name;
-        if (!known) throw bench_error("--only: unknown workload '" + s.only + "' (MODEL/WORKLOAD, e.g. mlp/seed-fgsm)");
+        for (const auto& w : workloads())
+            known = known || s.only == "mlp/" + w.name || s.only == "cnn/" + w.name;
+        if (!known)
+            throw bench_error("--only: unknown workload '" + s.only +
+                              "' (MODEL/WORKLOAD, e.g. mlp/seed-fgsm)");
     }
-    print_header(("advaug at batch " + std::to_string(s.batch) + ", " + std::to_string(s.threads) + " threads").c_str());
+    print_header(("advaug at batch " + std::to_string(s.batch) + ", " + std::to_string(s.threads) +
+                  " threads")
+                     .c_str());
     const auto mlp_batches = make_batches<2>(s, data, s.batch, 8);
     const auto mlp_ops = mlp_gemms(mlp_widths, s.batch);
-    auto make_mlp = [] { return advaug::mlp<float>(mlp_widths, 0, advaug::weight_init::pytorch_default); };
+    auto make_mlp = [] {
+        return advaug::mlp<float>(mlp_widths, 0, advaug::weight_init::pytorch_default);
+    };
     for (const auto& w : workloads()) {
         if (!selected(s, "mlp", w.name)) continue;
-        result r = run_workload<advaug::mlp<float>>(s, w, make_mlp, mlp_batches, mlp_ops, timer, s.timing);
+        result r =
+            run_workload<advaug::mlp<float>>(s, w, make_mlp, mlp_batches, mlp_ops, timer, s.timing);
         r.table = "main", r.model = "mlp", r.width = 256;
         rep.add(r);
     }
@@ -655,7 +694,8 @@ void run_main_table(const settings& s, const std::optional<advaug::fashion_mnist
     auto make_cnn = [] { return advaug::cnn<float>(0, advaug::weight_init::pytorch_default); };
     for (const auto& w : workloads()) {
         if (!selected(s, "cnn", w.name)) continue;
-        result r = run_workload<advaug::cnn<float>>(s, w, make_cnn, cnn_batches, cnn_ops, timer, s.timing);
+        result r =
+            run_workload<advaug::cnn<float>>(s, w, make_cnn, cnn_batches, cnn_ops, timer, s.timing);
         r.table = "main", r.model = "cnn";
         rep.add(r);
     }
@@ -666,10 +706,11 @@ void run_scaling(const settings& s, const std::optional<advaug::fashion_mnist>& 
     // Shorter measurements than the main table: the trend matters here, not the last percent.
     timing_config tc = s.timing;
     if (!s.smoke) tc.repeats = 5, tc.repeat_seconds = 0.15, tc.warmup_seconds = 0.15;
-    const std::vector<std::size_t> batches = s.smoke ? std::vector<std::size_t>{32}
-                                                     : std::vector<std::size_t>{32, 64, 128, 256, 512, 1024};
-    const std::vector<std::size_t> widths = s.smoke ? std::vector<std::size_t>{128}
-                                                    : std::vector<std::size_t>{128, 256, 512, 1024};
+    const std::vector<std::size_t> batches =
+        s.smoke ? std::vector<std::size_t>{32}
+                : std::vector<std::size_t>{32, 64, 128, 256, 512, 1024};
+    const std::vector<std::size_t> widths =
+        s.smoke ? std::vector<std::size_t>{128} : std::vector<std::size_t>{128, 256, 512, 1024};
     std::vector<workload> ws;
     for (const auto& w : workloads()) {
         if (w.name == "plain" || w.name == "fgsm-rs") ws.push_back(w);
@@ -681,8 +722,11 @@ void run_scaling(const settings& s, const std::optional<advaug::fashion_mnist>& 
         const auto ops = mlp_gemms(mlp_widths, n);
         for (const auto& w : ws) {
             result r = run_workload<advaug::mlp<float>>(
-                s, w, [] { return advaug::mlp<float>(mlp_widths, 0, advaug::weight_init::pytorch_default); }, b,
-                ops, timer, tc);
+                s, w,
+                [] {
+                    return advaug::mlp<float>(mlp_widths, 0, advaug::weight_init::pytorch_default);
+                },
+                b, ops, timer, tc);
             r.table = "batch", r.model = "mlp", r.width = 256;
             rep.add(r);
         }
@@ -695,8 +739,9 @@ void run_scaling(const settings& s, const std::optional<advaug::fashion_mnist>& 
             if (!s.smoke) ctc.repeats = 3, ctc.warmup_steps = 1;
             for (const auto& w : ws) {
                 result r = run_workload<advaug::cnn<float>>(
-                    s, w, [] { return advaug::cnn<float>(0, advaug::weight_init::pytorch_default); }, b, ops,
-                    timer, ctc);
+                    s, w,
+                    [] { return advaug::cnn<float>(0, advaug::weight_init::pytorch_default); }, b,
+                    ops, timer, ctc);
                 r.table = "batch", r.model = "cnn";
                 rep.add(r);
             }
@@ -710,8 +755,9 @@ void run_scaling(const settings& s, const std::optional<advaug::fashion_mnist>& 
         const auto ops = mlp_gemms(shape, s.batch);
         for (const auto& w : ws) {
             result r = run_workload<advaug::mlp<float>>(
-                s, w, [&] { return advaug::mlp<float>(shape, 0, advaug::weight_init::pytorch_default); }, b, ops,
-                timer, tc);
+                s, w,
+                [&] { return advaug::mlp<float>(shape, 0, advaug::weight_init::pytorch_default); },
+                b, ops, timer, tc);
             r.table = "width", r.model = "mlp", r.width = width;
             rep.add(r);
         }
@@ -723,8 +769,9 @@ void run_scaling(const settings& s, const std::optional<advaug::fashion_mnist>& 
 int full_run(const settings& s) {
     const auto colon = s.full_run.find(':');
     if (colon == std::string::npos) {
-        throw bench_error("--full-run expects MODEL:METHOD (mlp or cnn, a workload such as seed-fgsm), got '" +
-                          s.full_run + "'");
+        throw bench_error(
+            "--full-run expects MODEL:METHOD (mlp or cnn, a workload such as seed-fgsm), got '" +
+            s.full_run + "'");
     }
     const std::string model = s.full_run.substr(0, colon), name = s.full_run.substr(colon + 1);
     std::optional<workload> chosen;
@@ -738,7 +785,8 @@ int full_run(const settings& s) {
     // The bytes of the training set, once; the loaded files are released before training.
     auto train = [&] {
         const advaug::fashion_mnist data = advaug::load_fashion_mnist(s.data_dir);
-        return advaug::dataset<std::uint8_t>::from_images(data.train_images, data.train_labels, 10, model == "cnn");
+        return advaug::dataset<std::uint8_t>::from_images(data.train_images, data.train_labels, 10,
+                                                          model == "cnn");
     }();
     if (s.train_samples > 0 && s.train_samples < train.size()) {
         std::vector<std::size_t> first(s.train_samples);
@@ -749,7 +797,8 @@ int full_run(const settings& s) {
     advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
     double loss = 0;
     auto fit = [&](auto& net) {
-        advaug::trainer<std::decay_t<decltype(net)>, advaug::sgd<float>> trainer(net, optimizer, options);
+        advaug::trainer<std::decay_t<decltype(net)>, advaug::sgd<float>> trainer(net, optimizer,
+                                                                                 options);
         const auto res = trainer.fit(train);
         loss = res.epochs.back().loss;
     };
@@ -763,29 +812,44 @@ int full_run(const settings& s) {
     const double seconds = seconds_since(start);
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
-    std::printf("{\"side\":\"advaug\",\"table\":\"full-run\",\"model\":\"%s\",\"workload\":\"%s\",\"epochs\":%zu,"
-                "\"samples\":%zu,\"seconds\":%.2f,\"final_loss\":%.4f,\"self_max_rss_kib\":%ld}\n",
-                model.c_str(), name.c_str(), s.epochs, train.size(), seconds, loss, usage.ru_maxrss);
+    std::printf(
+        "{\"side\":\"advaug\",\"table\":\"full-run\",\"model\":\"%s\",\"workload\":\"%s\","
+        "\"epochs\":%zu,"
+        "\"samples\":%zu,\"seconds\":%.2f,\"final_loss\":%.4f,\"self_max_rss_kib\":%ld}\n",
+        model.c_str(), name.c_str(), s.epochs, train.size(), seconds, loss, usage.ru_maxrss);
     return std::isfinite(loss) ? 0 : 1;
 }
 
 void declare_options(CLI::App& app, settings& s) {
-    app.add_flag("--smoke", s.smoke, "one step of every workload at batch 32 (unless --batch) and a tiny scaling run (CI)");
-    app.add_option("--threads", s.threads, "OpenBLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
-    app.add_option("--batch", s.batch, "batch size of the main table")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+    app.add_flag(
+        "--smoke", s.smoke,
+        "one step of every workload at batch 32 (unless --batch) and a tiny scaling run (CI)");
+    app.add_option("--threads", s.threads, "OpenBLAS threads")
+        ->check(CLI::Range(1, 256))
+        ->capture_default_str();
+    app.add_option("--batch", s.batch, "batch size of the main table")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
     app.add_option("--data", s.data_dir, "Fashion-MNIST directory")->capture_default_str();
-    app.add_flag("--random-inputs", s.random_inputs, "uniform [0, 1] pixels and random labels instead of Fashion-MNIST");
+    app.add_flag("--random-inputs", s.random_inputs,
+                 "uniform [0, 1] pixels and random labels instead of Fashion-MNIST");
     app.add_option("--json", s.json_path, "also write one JSON object per result to PATH");
     app.add_flag("!--no-scaling", s.scaling, "skip the scaling tables");
-    app.add_flag("!--no-cnn-scaling", s.cnn_scaling, "skip the CNN rows of the batch scaling table");
+    app.add_flag("!--no-cnn-scaling", s.cnn_scaling,
+                 "skip the CNN rows of the batch scaling table");
     app.add_flag("--gemms", s.gemms, "also list OpenBLAS's speed on every GEMM of both models");
     app.add_option("--only", s.only, "run only MODEL/WORKLOAD (e.g. mlp/seed-fgsm), no scaling");
     app.add_option("--seconds", s.only_seconds,
-                   "with --only: run for this long instead of the timed repeats, without the GEMM bound (for a profiler)")
+                   "with --only: run for this long instead of the timed repeats, without the GEMM "
+                   "bound (for a profiler)")
         ->check(CLI::PositiveNumber);
-    app.add_option("--full-run", s.full_run, "train MODEL:WORKLOAD (e.g. mlp:seed-fgsm) on all training images");
-    app.add_option("--epochs", s.epochs, "epochs of --full-run")->check(CLI::Range(1, 1000))->capture_default_str();
-    app.add_option("--train-samples", s.train_samples, "--full-run on the first N training images (default: all)")
+    app.add_option("--full-run", s.full_run,
+                   "train MODEL:WORKLOAD (e.g. mlp:seed-fgsm) on all training images");
+    app.add_option("--epochs", s.epochs, "epochs of --full-run")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    app.add_option("--train-samples", s.train_samples,
+                   "--full-run on the first N training images (default: all)")
         ->check(CLI::Range(1, 1 << 30));
 }
 
@@ -793,7 +857,9 @@ void declare_options(CLI::App& app, settings& s) {
 
 int main(int argc, char** argv) {
     settings s;
-    CLI::App app("advaug_bench: samples/s of advaug's attacks and training steps, the GEMM bound, allocations");
+    CLI::App app(
+        "advaug_bench: samples/s of advaug's attacks and training steps, the GEMM bound, "
+        "allocations");
     declare_options(app, s);
     CLI11_PARSE(app, argc, argv);
     try {
@@ -817,22 +883,26 @@ int main(int argc, char** argv) {
             } catch (const advaug::io_error& e) {
                 if (!s.smoke) throw;
                 // CI machines without the data set still check that everything runs.
-                std::printf("Fashion-MNIST not available (%s); using uniform random inputs\n", e.what());
+                std::printf("Fashion-MNIST not available (%s); using uniform random inputs\n",
+                            e.what());
             }
         }
-        const std::string inputs = data ? "Fashion-MNIST training images" : "uniform random inputs in [0, 1]";
-        std::printf("advaug_bench: %d OpenBLAS threads, %s, %s%s\n", s.threads, blas.c_str(), inputs.c_str(),
-                    s.smoke ? " (smoke run: one timed step each)" : "");
+        const std::string inputs =
+            data ? "Fashion-MNIST training images" : "uniform random inputs in [0, 1]";
+        std::printf("advaug_bench: %d OpenBLAS threads, %s, %s%s\n", s.threads, blas.c_str(),
+                    inputs.c_str(), s.smoke ? " (smoke run: one timed step each)" : "");
         reporter rep(s.json_path);
         {
             std::ostringstream o;
-            o << "{\"side\":\"advaug\",\"table\":\"meta\",\"openblas\":\"" << blas << "\",\"threads\":" << s.threads
-              << ",\"inputs\":\"" << inputs << "\",\"smoke\":" << (s.smoke ? "true" : "false") << "}";
+            o << "{\"side\":\"advaug\",\"table\":\"meta\",\"openblas\":\"" << blas
+              << "\",\"threads\":" << s.threads << ",\"inputs\":\"" << inputs
+              << "\",\"smoke\":" << (s.smoke ? "true" : "false") << "}";
             rep.raw(o.str());
         }
         gemm_timer timer(s.smoke);
         if (s.gemms) {
-            print_gemms("MLP 784-256-256-10, batch " + std::to_string(s.batch), mlp_gemms(mlp_widths, s.batch), timer);
+            print_gemms("MLP 784-256-256-10, batch " + std::to_string(s.batch),
+                        mlp_gemms(mlp_widths, s.batch), timer);
             print_gemms("CNN, batch " + std::to_string(s.batch), cnn_gemms(s.batch), timer);
         }
         run_main_table(s, data, rep, timer);

@@ -11,6 +11,9 @@
 #   bash scripts/bench.sh --smoke         one step of everything, a short training run (CI)
 #   bash scripts/bench.sh --no-scaling    skip the scaling tables
 #   bash scripts/bench.sh --rss-cnn       also the peak RSS of a CNN training epoch (slow)
+#   bash scripts/bench.sh --rounds 3      measure the batch-128 table 3 times, the two sides
+#                                         alternating, and report the median round (for a
+#                                         machine shared with other work)
 #   bash scripts/bench.sh --out DIR       keep the JSON lines in DIR (default: a temporary one)
 #
 # Exits non-zero when a benchmark fails to build or run; targets not met are reported, not
@@ -21,14 +24,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 smoke=0
 scaling=1
 rss_cnn=0
+rounds=1
 out=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --smoke) smoke=1 ;;
         --no-scaling) scaling=0 ;;
         --rss-cnn) rss_cnn=1 ;;
+        --rounds)
+            rounds="${2:?--rounds needs a number}"
+            [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds must be a whole number >= 1, got '$rounds'" >&2; exit 2; }
+            shift ;;
         --out) out="${2:?--out needs a folder}"; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -44,7 +52,7 @@ if [[ -z "$out" ]]; then
     trap 'rm -rf "$out"' EXIT
 fi
 mkdir -p "$out"
-rm -f "$out"/advaug.jsonl "$out"/pytorch.jsonl "$out"/rss.jsonl
+rm -f "$out"/advaug*.jsonl "$out"/pytorch*.jsonl "$out"/rss.jsonl
 cut -d' ' -f1-3 /proc/loadavg >"$out/load_start"
 # The headers measured: the commit, and whether include/ differs from it.
 {
@@ -68,10 +76,17 @@ args=()
 [[ $smoke == 1 ]] && args+=(--smoke)
 [[ $scaling == 0 ]] && args+=(--no-scaling)
 
-echo "bench.sh: advaug workloads (progress on stderr; the report follows)" >&2
-"$bench" "${args[@]}" --json "$out/advaug.jsonl" >&2
-echo "bench.sh: PyTorch workloads" >&2
-"$python" benchmarks/pytorch_bench.py "${args[@]}" --json "$out/pytorch.jsonl"
+# Round 1 also runs the scaling tables; later rounds only the batch-128 table. Each program
+# appends to its JSON lines through a per-round file.
+for ((round = 1; round <= rounds; ++round)); do
+    [[ $round == 2 && $scaling == 1 ]] && args+=(--no-scaling)
+    echo "bench.sh: round $round of $rounds: advaug workloads (progress on stderr; the report follows)" >&2
+    "$bench" "${args[@]}" --json "$out/advaug.$round.jsonl" >&2
+    echo "bench.sh: round $round of $rounds: PyTorch workloads" >&2
+    "$python" benchmarks/pytorch_bench.py "${args[@]}" --json "$out/pytorch.$round.jsonl"
+    cat "$out/advaug.$round.jsonl" >>"$out/advaug.jsonl"
+    cat "$out/pytorch.$round.jsonl" >>"$out/pytorch.jsonl"
+done
 
 # Peak RSS of whole training runs, each side a child process of its own.
 full=(--epochs 1)
