@@ -88,6 +88,42 @@ TEST_CASE("max_pool2d: among equal values the first in row-major order wins") {
     CHECK(values(dx) == std::vector<double>{1, 1, 0, 1, 1, 0, 0, 0, 0});
 }
 
+TEST_CASE("max_pool2d: the unrolled 2x2 window and the tiled backward follow the general rule") {
+    // Values from {0, 1, 2}: many ties, so the first-in-row-major rule is exercised everywhere.
+    for (const auto& [kernel, h, w] : {std::array<std::size_t, 3>{2, 6, 8}, {2, 7, 5}, {3, 6, 9}, {3, 7, 6}}) {
+        CAPTURE(kernel);
+        CAPTURE(h);
+        CAPTURE(w);
+        auto x = tensor<float, 4>::from_shape({2, 3, h, w});
+        for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>((i * 7 + i / 5) % 3);
+        max_pool2d<float> mp(kernel);
+        max_pool2d<float>::cache_type c;
+        tensor<float, 4> y, dx;
+        mp.forward(x, c, y);
+        auto dy = tensor<float, 4>::from_shape(y.shape());
+        for (std::size_t i = 0; i < dy.size(); ++i) dy.data()[i] = static_cast<float>(i + 1);
+        dx.resize(x.shape());
+        dx.fill(123.0f);  // stale content must be overwritten
+        mp.backward_input(c, dy, dx);
+        std::vector<double> want_dx(x.size(), 0.0);
+        for (std::size_t p = 0; p < 6; ++p)
+            for (std::size_t oy = 0; oy < y.shape()[2]; ++oy)
+                for (std::size_t ox = 0; ox < y.shape()[3]; ++ox) {
+                    std::size_t best = p * h * w + oy * kernel * w + ox * kernel;
+                    for (std::size_t ky = 0; ky < kernel; ++ky)
+                        for (std::size_t kx = 0; kx < kernel; ++kx) {
+                            const std::size_t at = p * h * w + (oy * kernel + ky) * w + ox * kernel + kx;
+                            if (x.data()[at] > x.data()[best]) best = at;
+                        }
+                    const std::size_t j = (p * y.shape()[2] + oy) * y.shape()[3] + ox;
+                    CHECK(y.data()[j] == x.data()[best]);
+                    CHECK(c.argmax[j] == best);
+                    want_dx[best] += dy.data()[j];
+                }
+        CHECK(values(dx) == want_dx);
+    }
+}
+
 TEST_CASE_TEMPLATE("pooling input gradients pass the finite-difference check", T, float, double) {
     const bool is_double = std::is_same_v<T, double>;
     const gradient_check_options opts{.step = is_double ? 1e-6 : 1e-3};

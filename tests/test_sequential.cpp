@@ -105,3 +105,58 @@ TEST_CASE("copies are deep and modes reach every layer") {
     CHECK(a.mode() == mode::eval);
     CHECK(a.describe() == "sequential [4] -> dense(4->6) -> relu -> dense(6->3)");
 }
+
+TEST_CASE("input_and_parameter_gradient is input_gradient plus scale times parameter_gradient") {
+    // The user's scale_layer has no scaled accumulate_gradient: sequential scales dy for it.
+    detail::rng gen(4);
+    auto net = sequential<double, 4>({1, 6, 6})
+                   .add(conv2d<double>(1, 3, 3, gen, conv2d_options{}.padding(1)))
+                   .add(relu<double, 4>{})
+                   .add(max_pool2d<double>(2))
+                   .add(flatten<double>{})
+                   .add(dense<double>(27, 5, gen))
+                   .add(relu<double, 2>{})
+                   .add(scale_layer<double>{})
+                   .add(dense<double>(5, 3, gen));
+    tensor<double, 4> x = tensor<double, 4>::from_shape({4, 1, 6, 6});
+    for (auto& v : x) v = gen.uniform(0.1, 0.9);
+    const auto y = testing::cyclic_labels(4, 3);
+    sequential<double, 4>::cache_type cache;
+    tensor<double, 2> logits, dlogits;
+    tensor<double, 4> dx_separate, dx_combined;
+    net.forward(x, cache, logits);
+    cross_entropy_gradient(logits, y, dlogits);
+
+    net.zero_grad();
+    net.input_gradient(cache, dlogits, dx_separate);
+    net.parameter_gradient(cache, dlogits);
+    std::vector<double> separate;
+    for (auto& p : net.parameters()) separate.insert(separate.end(), p.grad.begin(), p.grad.end());
+
+    const double scale = 0.3;
+    net.zero_grad();
+    net.input_and_parameter_gradient(cache, dlogits, dx_combined, scale);
+    CHECK(testing::max_abs_diff(dx_separate, dx_combined) == 0.0);  // the same products
+    std::size_t i = 0, nonzero = 0;
+    for (auto& p : net.parameters()) {
+        for (double g : p.grad) {
+            CHECK(g == doctest::Approx(scale * separate[i]).epsilon(1e-12));
+            nonzero += separate[i] != 0.0;
+            ++i;
+        }
+    }
+    CHECK(nonzero > i / 2);  // not a comparison of zeros
+}
+
+TEST_CASE("a model is mode-independent when every layer says so") {
+    CHECK(cnn<float>(1).is_mode_independent());
+    CHECK_FALSE(cnn<float>(1, weight_init::he_normal, true).is_mode_independent());  // batch norm
+    detail::rng gen(1);
+    auto with_dropout = sequential<float, 2>({4}).add(dense<float>(4, 4, gen)).add(dropout<float, 2>(0.5, 1))
+                            .add(dense<float>(4, 2, gen));
+    CHECK_FALSE(with_dropout.is_mode_independent());
+    // a user's layer that does not declare it is assumed to depend on the mode
+    auto with_user_layer = sequential<float, 2>({4}).add(scale_layer<float>{}).add(dense<float>(4, 2, gen));
+    CHECK_FALSE(with_user_layer.is_mode_independent());
+    CHECK(sequential<float, 2>({4}).add(dense<float>(4, 2, gen)).is_mode_independent());
+}

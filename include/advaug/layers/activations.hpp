@@ -64,6 +64,7 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
+    static constexpr bool mode_independent = true;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -104,7 +105,7 @@ public:
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
         detail::leaky_relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size(), slope_);
     }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
+    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
     void zero_grad() {}
     void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
     std::vector<parameter_view<T>> parameters() { return {}; }
@@ -123,6 +124,7 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
+    static constexpr bool mode_independent = true;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -148,7 +150,7 @@ public:
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
         detail::tanh_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
     }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
+    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
     void zero_grad() {}
     void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
     std::vector<parameter_view<T>> parameters() { return {}; }

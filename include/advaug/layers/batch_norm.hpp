@@ -84,6 +84,9 @@ public:
         std::size_t count = 0;            // M, values per feature; 0 before forward()
         bool train = false;               // the forward pass used batch statistics
         bool statistics_pending = false;  // batch statistics not yet applied to the running ones
+        // Per-feature scratch in double, kept so that a step after the first allocates nothing.
+        std::vector<double> mean, inv, sq;
+        mutable std::vector<double> sum_a, sum_b;
     };
 
     /// requires: features >= 1.
@@ -139,12 +142,16 @@ public:
         if (y.shape() != x.shape()) y.resize(x.shape());
         if (cache.x_hat.shape() != x.shape()) cache.x_hat.resize(x.shape());
         resize(cache.inv_std, c);
-        std::vector<double> mean(c), inv(c);
+        std::vector<double>& mean = cache.mean;
+        std::vector<double>& inv = cache.inv;
+        mean.assign(c, 0.0);
+        inv.assign(c, 0.0);
         if (train) {
             resize(cache.batch_mean, c);
             resize(cache.batch_var, c);
             // Two passes in double: the mean, then the squared deviations from it.
-            std::vector<double> sq(c, 0.0);
+            std::vector<double>& sq = cache.sq;
+            sq.assign(c, 0.0);
             channel_sums(x.data(), n, s, mean.data());
             for (auto& v : mean) v /= static_cast<double>(m);
             for (std::size_t i = 0; i < n; ++i) {
@@ -199,7 +206,10 @@ public:
         check_backward("batch_norm::backward_input", cache, dy);
         const std::size_t n = dy.shape()[0], c = features(), s = spatial(dy.shape());
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
-        std::vector<double> mean_dy(c, 0.0), mean_dyh(c, 0.0);
+        std::vector<double>& mean_dy = cache.sum_a;
+        std::vector<double>& mean_dyh = cache.sum_b;
+        mean_dy.assign(c, 0.0);
+        mean_dyh.assign(c, 0.0);
         if (cache.train) {
             gradient_sums(cache, dy, mean_dy.data(), mean_dyh.data());
             const double inv_m = 1.0 / static_cast<double>(cache.count);
@@ -231,7 +241,10 @@ public:
     void accumulate_gradient(cache_type& cache, const tensor<T, Rank>& dy) {
         check_backward("batch_norm::accumulate_gradient", cache, dy);
         const std::size_t c = features();
-        std::vector<double> sum_dy(c, 0.0), sum_dyh(c, 0.0);
+        std::vector<double>& sum_dy = cache.sum_a;
+        std::vector<double>& sum_dyh = cache.sum_b;
+        sum_dy.assign(c, 0.0);
+        sum_dyh.assign(c, 0.0);
         gradient_sums(cache, dy, sum_dy.data(), sum_dyh.data());
         for (std::size_t ch = 0; ch < c; ++ch) {
             weight_grad_(ch) += static_cast<T>(sum_dyh[ch]);

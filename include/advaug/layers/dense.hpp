@@ -30,6 +30,7 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = 2;
     static constexpr std::size_t output_rank = 2;
+    static constexpr bool mode_independent = true;
 
     /// What backward needs: the layer's input (not copied; it must outlive the backward call).
     struct cache_type {
@@ -93,15 +94,20 @@ public:
                         dx.data(), in);
     }
 
-    /// dW += dy^T x, db += column sums of dy.
-    void accumulate_gradient(const cache_type& cache, const tensor<T, 2>& dy) {
+    /// dW += scale dy^T x, db += scale * column sums of dy.
+    void accumulate_gradient(const cache_type& cache, const tensor<T, 2>& dy, T scale = T(1)) {
         const std::size_t n = cache.x->shape()[0], in = in_features(), out = out_features();
         check_output_gradient("dense::accumulate_gradient", dy, n);
-        detail::gemm<T>(true, false, out, in, n, T(1), dy.data(), out, cache.x->data(), in, T(1),
+        detail::gemm<T>(true, false, out, in, n, scale, dy.data(), out, cache.x->data(), in, T(1),
                         weight_grad_.data(), in);
+        T* db = bias_grad_.data();
         for (std::size_t i = 0; i < n; ++i) {
             const T* row = dy.data() + i * out;
-            for (std::size_t j = 0; j < out; ++j) bias_grad_(j) += row[j];
+            if (scale == T(1)) {
+                for (std::size_t j = 0; j < out; ++j) db[j] += row[j];
+            } else {
+                for (std::size_t j = 0; j < out; ++j) db[j] += scale * row[j];
+            }
         }
     }
 

@@ -130,7 +130,7 @@ public:
     }
 
     /// No parameters, no statistics: nothing to do.
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
+    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
     void zero_grad() {}
     void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
     std::vector<parameter_view<T>> parameters() { return {}; }

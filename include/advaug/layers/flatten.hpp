@@ -22,6 +22,7 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 2;
+    static constexpr bool mode_independent = true;
 
     struct cache_type {
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
@@ -70,7 +71,7 @@ public:
         std::copy(dy.data(), dy.data() + dy.size(), dx.data());
     }
 
-    void accumulate_gradient(const cache_type&, const tensor<T, 2>&) {}
+    void accumulate_gradient(const cache_type&, const tensor<T, 2>&, T = T(1)) {}
     void zero_grad() {}
     void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
     std::vector<parameter_view<T>> parameters() { return {}; }

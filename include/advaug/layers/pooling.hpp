@@ -105,6 +105,7 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 4;
+    static constexpr bool mode_independent = true;
 
     struct cache_type {
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
@@ -140,6 +141,25 @@ public:
         const T* xp = x.data();
         T* yp = y.data();
         std::size_t* arg = cache.argmax.data();
+        if (k == 2 && s == 2) {  // the common window, unrolled; the same order and tie rule
+            for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
+                const std::size_t base = plane * h * w;
+                for (std::size_t oy = 0; oy < oh; ++oy) {
+                    const std::size_t r0 = base + 2 * oy * w, r1 = r0 + w;
+                    for (std::size_t ox = 0; ox < ow; ++ox) {
+                        std::size_t best = r0 + 2 * ox;
+                        T v = xp[best];
+                        if (xp[r0 + 2 * ox + 1] > v) v = xp[best = r0 + 2 * ox + 1];
+                        if (xp[r1 + 2 * ox] > v) v = xp[best = r1 + 2 * ox];
+                        if (xp[r1 + 2 * ox + 1] > v) v = xp[best = r1 + 2 * ox + 1];
+                        *yp++ = v;
+                        *arg++ = best;
+                    }
+                }
+            }
+            cache.input_shape = in;
+            return;
+        }
         for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
             const std::size_t base = plane * h * w;
             for (std::size_t oy = 0; oy < oh; ++oy) {
@@ -170,13 +190,35 @@ public:
     void backward_input(const cache_type& cache, const tensor<T, 4>& dy, tensor<T, 4>& dx) const {
         window_.check_output_gradient("max_pool2d::backward_input", cache.input_shape, dy.shape());
         if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
-        dx.fill(T(0));
         const T* g = dy.data();
         T* d = dx.data();
+        const auto& in = cache.input_shape;
+        const std::size_t k = window_.kernel(), h = in[2], w = in[3], oh = dy.shape()[2], ow = dy.shape()[3];
+        if (window_.stride() == k && oh * k == h && ow * k == w) {
+            // The windows tile the input: write each entry once instead of zeroing dx first.
+            const std::size_t* arg = cache.argmax.data();
+            for (std::size_t plane = 0, j = 0; plane < in[0] * in[1]; ++plane) {
+                T* db = d + plane * h * w;
+                for (std::size_t oy = 0; oy < oh; ++oy) {
+                    for (std::size_t ox = 0; ox < ow; ++ox, ++j) {
+                        const std::size_t a = arg[j];
+                        for (std::size_t ky = 0; ky < k; ++ky) {
+                            T* row = db + (oy * k + ky) * w + ox * k;
+                            const std::size_t flat = static_cast<std::size_t>(row - d);
+                            for (std::size_t kx = 0; kx < k; ++kx) {
+                                row[kx] = flat + kx == a ? T(0) + g[j] : T(0);
+                            }
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        dx.fill(T(0));
         for (std::size_t j = 0, n = dy.size(); j < n; ++j) d[cache.argmax[j]] += g[j];
     }
 
-    void accumulate_gradient(const cache_type&, const tensor<T, 4>&) {}
+    void accumulate_gradient(const cache_type&, const tensor<T, 4>&, T = T(1)) {}
     void zero_grad() {}
     void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
     std::vector<parameter_view<T>> parameters() { return {}; }
@@ -194,6 +236,7 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 4;
+    static constexpr bool mode_independent = true;
 
     struct cache_type {
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
@@ -268,7 +311,7 @@ public:
         }
     }
 
-    void accumulate_gradient(const cache_type&, const tensor<T, 4>&) {}
+    void accumulate_gradient(const cache_type&, const tensor<T, 4>&, T = T(1)) {}
     void zero_grad() {}
     void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
     std::vector<parameter_view<T>> parameters() { return {}; }

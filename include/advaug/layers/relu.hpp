@@ -40,6 +40,7 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
+    static constexpr bool mode_independent = true;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -60,7 +61,7 @@ public:
         detail::relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
     }
     std::string describe() const { return "relu"; }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&) {}
+    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
     void zero_grad() {}
     std::vector<parameter_view<T>> parameters() { return {}; }
     advaug::mode mode() const { return mode_; }

@@ -12,13 +12,17 @@
 // const, accumulate_gradient(cache, dy), zero_grad(), parameters(), mode(), set_mode().
 // Optional: output_shape(sample shape) to check and compute shapes (without it a layer must
 // keep the shape), describe() for messages (else "layer"), append_parameters(out, prefix),
-// and append_buffers(out, prefix) for state that is saved but not trained.
+// append_buffers(out, prefix) for state that is saved but not trained,
+// accumulate_gradient(cache, dy, scale) adding scale times the gradient (else dy is scaled
+// into a scratch buffer first), and `static constexpr bool mode_independent = true` for a
+// layer whose forward() is the same in train and eval mode (see is_mode_independent()).
 // Nothing is registered: a user's own layer is added like a bundled one.
 //
 // Parameter names follow torch.nn.Sequential's state_dict: "<layer index>.<name>", counting
 // every layer (so dense, relu, dense gives "0.weight", "0.bias", "2.weight", "2.bias").
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -81,7 +85,9 @@ public:
     virtual void forward(activation_in<T> x, layer_cache_base& c, activation<T>& y) const = 0;
     virtual void forward_into(activation_in<T> x, layer_cache_base& c, tensor<T, 2>& y) const = 0;
     virtual void backward_input(layer_cache_base& c, activation_in<T> dy, activation<T>& dx) const = 0;
-    virtual void accumulate_gradient(layer_cache_base& c, activation_in<T> dy) = 0;
+    /// Adds scale * dL/dparameters; `scratch` holds a scaled dy for layers that cannot scale.
+    virtual void accumulate_gradient(layer_cache_base& c, activation_in<T> dy, T scale, activation<T>& scratch) = 0;
+    virtual bool mode_independent() const = 0;
     virtual void append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix) = 0;
     virtual void append_buffers(std::vector<parameter_view<T>>& out, const std::string& prefix) = 0;
     virtual void zero_grad() = 0;
@@ -135,8 +141,26 @@ public:
     void backward_input(layer_cache_base& c, activation_in<T> dy, activation<T>& dx) const override {
         layer_.backward_input(static_cast<cache&>(c).c, dy.template get<out_rank>(), dx.template get<in_rank>());
     }
-    void accumulate_gradient(layer_cache_base& c, activation_in<T> dy) override {
-        layer_.accumulate_gradient(static_cast<cache&>(c).c, dy.template get<out_rank>());
+    void accumulate_gradient(layer_cache_base& c, activation_in<T> dy, T scale, activation<T>& scratch) override {
+        auto& lc = static_cast<cache&>(c).c;
+        const auto& g = dy.template get<out_rank>();
+        if constexpr (requires { layer_.accumulate_gradient(lc, g, scale); }) {
+            layer_.accumulate_gradient(lc, g, scale);
+        } else if (scale == T(1)) {
+            layer_.accumulate_gradient(lc, g);
+        } else {
+            auto& scaled = scratch.template get<out_rank>();
+            if (scaled.shape() != g.shape()) scaled.resize(g.shape());
+            for (std::size_t i = 0; i < g.size(); ++i) scaled.data()[i] = scale * g.data()[i];
+            layer_.accumulate_gradient(lc, scaled);
+        }
+    }
+    bool mode_independent() const override {
+        if constexpr (requires { L::mode_independent; }) {
+            return static_cast<bool>(L::mode_independent);
+        } else {
+            return false;
+        }
     }
     void append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix) override {
         if constexpr (requires { layer_.append_parameters(out, prefix); }) {
@@ -173,7 +197,10 @@ public:
     struct cache_type {
         std::vector<std::unique_ptr<detail::layer_cache_base>> layers;
         std::vector<detail::activation<T>> outputs;  // outputs of all but the last layer
-        std::array<detail::activation<T>, 2> delta;  // ping-pong buffers for backward
+        // dL/d(outputs[i]), one buffer per layer boundary: a buffer keeps one shape, so a
+        // backward pass after the first allocates nothing (shared buffers were resized).
+        std::vector<detail::activation<T>> deltas;
+        detail::activation<T> scaled;  // a scaled dy for layers without a scaled gradient
         const tensor<T, InputRank>* x = nullptr;
         /// Random stream of layers such as dropout: caches used in turn (a trainer's clean and
         /// adversarial passes) draw different masks when their streams differ.
@@ -268,6 +295,7 @@ public:
             cache.layers.clear();
             for (const auto& l : layers_) cache.layers.push_back(l->make_cache(cache.stream));
             cache.outputs.resize(count - 1);
+            cache.deltas.resize(count - 1);
         }
         cache.x = &x;
         detail::activation_in<T> in;
@@ -280,11 +308,30 @@ public:
     }
 
     void input_gradient(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>& dx) const {
-        backward(cache, dlogits, &dx, nullptr);
+        backward(cache, dlogits, &dx, nullptr, T(1));
     }
 
     void parameter_gradient(cache_type& cache, const tensor<T, 2>& dlogits) {
-        backward(cache, dlogits, nullptr, this);
+        backward(cache, dlogits, nullptr, this, T(1));
+    }
+
+    /// input_gradient(cache, dlogits, dx) and parameter_gradient(cache, scale * dlogits) in one
+    /// backward pass: both are vector-Jacobian products of the same dlogits, so the deltas of
+    /// every layer are computed once. A trainer whose attack starts at the clean batch (the
+    /// seed's FGSM) gets its input gradient and the clean half's (1 - alpha) share of the
+    /// parameter gradient from one pass instead of two.
+    /// ensures: dx as input_gradient(); every parameter gradient is incremented by scale times
+    ///          what parameter_gradient(cache, dlogits) would add (up to rounding).
+    void input_and_parameter_gradient(cache_type& cache, const tensor<T, 2>& dlogits,
+                                      tensor<T, InputRank>& dx, T scale) {
+        backward(cache, dlogits, &dx, this, scale);
+    }
+
+    /// True when every layer declares that its forward() is the same in train and eval mode
+    /// (no batch norm, no dropout, no user layer without the declaration). A trainer may then
+    /// reuse one forward pass for the attack and for the clean loss.
+    bool is_mode_independent() const {
+        return std::all_of(layers_.begin(), layers_.end(), [](const auto& l) { return l->mode_independent(); });
     }
 
     void zero_grad() {
@@ -327,14 +374,15 @@ private:
         }
     }
 
-    void backward(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>* dx, sequential* trainee) const {
+    void backward(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>* dx, sequential* trainee,
+                  T scale) const {
         const std::size_t count = layers_.size();
         if (cache.layers.size() != count || cache.x == nullptr) {
             detail::invalid("sequential::backward", "the cache was not filled by forward() of this model");
         }
         detail::activation_in<T> grad{&dlogits, nullptr};
         for (std::size_t i = count; i-- > 0;) {
-            if (trainee) trainee->layers_[i]->accumulate_gradient(*cache.layers[i], grad);
+            if (trainee) trainee->layers_[i]->accumulate_gradient(*cache.layers[i], grad, scale, cache.scaled);
             if (i == 0) {
                 if (dx) {
                     detail::activation<T> tmp;
@@ -345,7 +393,7 @@ private:
                 }
                 break;
             }
-            auto& next = cache.delta[i % 2];
+            auto& next = cache.deltas[i - 1];
             layers_[i]->backward_input(*cache.layers[i], grad, next);
             grad = detail::in_of(next);
         }
