@@ -17,6 +17,7 @@
 #include <array>
 #include <cstring>
 #include <chrono>
+#include <concepts>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -72,17 +73,29 @@ inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c 
     return mix(mix(mix(a) ^ b) ^ c);
 }
 
-/// An optional member `static constexpr bool mode_independent = true` tells the trainer
-/// that forward() does the same in train and eval mode (no batch norm, no dropout), so the
-/// attack's forward pass at x can also serve the clean loss.
+/// Whether forward() does the same in train and eval mode (no batch norm, no dropout), so the
+/// attack's forward pass at x can also serve the clean loss. A model says so at compile time
+/// with `static constexpr bool mode_independent = true` (mlp), or at run time with
+/// `bool is_mode_independent() const` (sequential, e.g. the bundled cnn without batch norm).
 template <class M>
-constexpr bool mode_independent() {
+bool mode_independent(const M& model) {
     if constexpr (requires { M::mode_independent; }) {
-        return static_cast<bool>(M::mode_independent);
+        if (static_cast<bool>(M::mode_independent)) return true;
+    }
+    if constexpr (requires { { model.is_mode_independent() } -> std::convertible_to<bool>; }) {
+        return static_cast<bool>(model.is_mode_independent());
     } else {
         return false;
     }
 }
+
+/// An optional model member (sequential has it): the input gradient and `scale` times the
+/// parameter gradient of one dlogits in one backward pass.
+template <class M>
+concept combined_backward =
+    requires(M& m, typename M::cache_type& c, const logits_t<M>& g, input_t<M>& dx, typename M::value_type s) {
+        m.input_and_parameter_gradient(c, g, dx, s);
+    };
 
 template <class T, std::size_t N>
 void copy_into(tensor<T, N>& dst, const tensor<T, N>& src) {
@@ -202,6 +215,7 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
     const T alpha = static_cast<T>(options_.alpha());
     model_.zero_grad();
     batch_losses out;
+    const bool same_in_both_modes = detail::mode_independent(model_);
 
     if (method == training_method::plain) {
         model_.forward(x, clean_cache_, logits_);
@@ -212,10 +226,13 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
     }
 
     // 1. The adversarial example, with the model in the attack's mode.
-    const bool attack_is_training_mode =
-        options_.attack_mode() == model_.mode() || detail::mode_independent<M>();
+    const bool attack_is_training_mode = options_.attack_mode() == model_.mode() || same_in_both_modes;
     // The seed's FGSM starts at x itself: its forward pass is the clean forward pass.
     const bool reuse_clean = method == training_method::fgsm && attack_is_training_mode;
+    // ... and its backward pass is the clean half's: one pass gives the attack's input gradient
+    // and (1 - alpha) grad CE(x), where the model has that member.
+    const bool fuse_clean = reuse_clean && alpha < 1;
+    bool clean_done = false;
     const T eps = static_cast<T>(epsilon);
     {
         std::optional<mode_guard<M>> guard;
@@ -255,34 +272,47 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
             model_.forward(method == training_method::fgsm ? x : x_adv_, attack_cache_, logits_);
             const double loss = cross_entropy_gradient(logits_, y, dlogits_, T(1));
             if (reuse_clean) out.clean = loss;
-            model_.input_gradient(attack_cache_, dlogits_, grad_);
+            if constexpr (detail::combined_backward<M>) {
+                if (fuse_clean) {
+                    model_.input_and_parameter_gradient(attack_cache_, dlogits_, grad_, T(1) - alpha);
+                    clean_done = true;
+                } else {
+                    model_.input_gradient(attack_cache_, dlogits_, grad_);
+                }
+            } else {
+                model_.input_gradient(attack_cache_, dlogits_, grad_);
+            }
             detail::linf_step(fn, x_adv_, x, grad_, domain_, step, ball, T(1));
         }
     }
 
-    // 2. The clean half: (1 - alpha) * grad CE(x).
+    // 2. The clean half: (1 - alpha) * grad CE(x). Without dropout the passes need no separate
+    // random streams, so they share the attack's cache: a batch of activations less (tens of MB
+    // for a CNN).
+    auto& clean_cache = same_in_both_modes ? attack_cache_ : clean_cache_;
     if (alpha < 1 || clean_loss_wanted) {
         if (reuse_clean) {
             // attack_cache_ and dlogits_ still hold the forward pass at x and dCE/dlogits
-            if (alpha < 1) {
+            if (alpha < 1 && !clean_done) {
                 dlogits_ *= (T(1) - alpha);
                 model_.parameter_gradient(attack_cache_, dlogits_);
             }
         } else if (alpha < 1) {
-            model_.forward(x, clean_cache_, logits_);
+            model_.forward(x, clean_cache, logits_);
             out.clean = cross_entropy_gradient(logits_, y, dlogits_, T(1) - alpha);
-            model_.parameter_gradient(clean_cache_, dlogits_);
+            model_.parameter_gradient(clean_cache, dlogits_);
         } else {
-            model_.forward(x, clean_cache_, logits_);
+            model_.forward(x, clean_cache, logits_);
             out.clean = detail::cross_entropy_kernel<T>(fn, logits_, y, nullptr, nullptr, T(1), nullptr);
         }
     }
 
     // 3. The adversarial half: alpha * grad CE(x_adv).
     if (alpha > 0) {
-        model_.forward(x_adv_, adv_cache_, logits_);
+        auto& cache = same_in_both_modes ? attack_cache_ : adv_cache_;
+        model_.forward(x_adv_, cache, logits_);
         out.adversarial = cross_entropy_gradient(logits_, y, dlogits_, alpha);
-        model_.parameter_gradient(adv_cache_, dlogits_);
+        model_.parameter_gradient(cache, dlogits_);
     }
     const double a = static_cast<double>(alpha);
     out.loss = (a < 1 ? (1 - a) * out.clean : 0.0) + (a > 0 ? a * out.adversarial : 0.0);
