@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <vector>
 
 using namespace advaug;
@@ -102,8 +103,8 @@ std::vector<std::vector<float>> grads_of(std::vector<parameter_view<float>> view
     for (auto& p : views) {
         std::vector<float> g(p.grad.size());
         if (device) {
-            REQUIRE(cudaMemcpy(g.data(), p.grad.data(), g.size() * sizeof(float),
-                               cudaMemcpyDeviceToHost) == cudaSuccess);
+            // On advaug's stream (not the legacy default stream, which it does not wait for).
+            cuda::detail::download("test", p.grad.data(), g.data(), g.size());
         } else {
             std::copy(p.grad.begin(), p.grad.end(), g.begin());
         }
@@ -340,6 +341,38 @@ TEST_CASE("cuda::sgd takes advaug::sgd's steps and saves its state format") {
     io::binary_reader hr(hw.bytes().data(), hw.bytes().size(), "host state");
     gpu_restored.load_state(hr, dp);
     CHECK(gpu_restored.step_count() == 3);
+}
+
+TEST_CASE("device cross-entropy, its gradient and its label check match the host's") {
+    auto logits = tensor<double, 2>::from_shape({7, 5});
+    detail::rng gen(41);
+    for (auto& v : logits) v = 20 * (gen.uniform() - 0.5);  // large logits: the max shift matters
+    label_vector y = {0, 1, 2, 3, 4, 0, 1};
+    tensor<double, 2> host_grad;
+    cuda::device_tensor<double, 2> dev_grad;
+    const double host_loss = cross_entropy_gradient(logits, y, host_grad, 0.5);
+    const auto dl = cuda::to_device(logits);
+    const double dev_loss = cuda::cross_entropy_gradient(dl, cuda::to_device(y), dev_grad, 0.5);
+    CHECK(dev_loss == doctest::Approx(host_loss).epsilon(1e-14));
+    CHECK(max_abs_diff(host_grad, host_of(dev_grad)) <= 1e-15);
+    CHECK(cuda::cross_entropy(dl, cuda::to_device(y)) == doctest::Approx(cross_entropy(logits, y)));
+    y(4) = -1;
+    CHECK_THROWS_WITH_AS(cuda::cross_entropy(dl, cuda::to_device(y)),
+                         "cuda::cross_entropy(): labels[4] = -1 is outside [0, 5)",
+                         std::invalid_argument);
+}
+
+TEST_CASE("a non-finite gradient on the device is the host's numeric_error") {
+    mlp<float> host({784, 16, 10}, 42);
+    cuda::mlp<float> gpu(host);
+    auto views = gpu.parameters();
+    std::vector<float> w(views[0].value.size(), 0.0f);
+    w[3] = std::numeric_limits<float>::quiet_NaN();
+    write_parameter(gpu, views[0], std::span<const float>(w));
+    const auto [x, y] = synthetic<float>(4, 784, 43);
+    CHECK_THROWS_WITH_AS(fgsm(gpu, cuda::to_device(x), cuda::to_device(y), fgsm_options{}.epsilon(0.1)),
+                         doctest::Contains("fgsm(): the input gradient is nan at sample 0, element 3"),
+                         numeric_error);
 }
 
 TEST_CASE("device argument errors match the host's messages") {

@@ -18,7 +18,6 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -131,9 +130,11 @@ public:
 
     /// The process-wide context, created on first use. throws: cuda_error without a device
     /// (and again on every later call, so that a missing device is never cached as success).
+    /// Deliberately never destroyed: at exit the CUDA runtime may be torn down before static
+    /// destructors run, and destroying a stream or cuBLAS handle then is undefined.
     static context& get(const char* fn) {
-        static std::unique_ptr<context> instance;
-        if (!instance) instance = std::make_unique<context>(fn);
+        static context* instance = nullptr;
+        if (!instance) instance = new context(fn);
         return *instance;
     }
 
