@@ -238,7 +238,8 @@ public:
     /// weight_grad += sum(dy * x_hat), bias_grad += sum(dy), per feature. After a train-mode
     /// forward pass, the first call on its cache also moves the running statistics towards the
     /// batch statistics stored there (the one place they change).
-    void accumulate_gradient(cache_type& cache, const tensor<T, Rank>& dy) {
+    /// With `scale`, the gradients grow by scale times those sums (the statistics as without).
+    void accumulate_gradient(cache_type& cache, const tensor<T, Rank>& dy, T scale = T(1)) {
         check_backward("batch_norm::accumulate_gradient", cache, dy);
         const std::size_t c = features();
         std::vector<double>& sum_dy = cache.sum_a;
@@ -246,9 +247,10 @@ public:
         sum_dy.assign(c, 0.0);
         sum_dyh.assign(c, 0.0);
         gradient_sums(cache, dy, sum_dy.data(), sum_dyh.data());
+        const double sc = static_cast<double>(scale);
         for (std::size_t ch = 0; ch < c; ++ch) {
-            weight_grad_(ch) += static_cast<T>(sum_dyh[ch]);
-            bias_grad_(ch) += static_cast<T>(sum_dy[ch]);
+            weight_grad_(ch) += static_cast<T>(sc * sum_dyh[ch]);
+            bias_grad_(ch) += static_cast<T>(sc * sum_dy[ch]);
         }
         if (cache.statistics_pending) {
             const double mo = momentum_;

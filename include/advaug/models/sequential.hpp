@@ -200,7 +200,7 @@ public:
         // dL/d(outputs[i]), one buffer per layer boundary: a buffer keeps one shape, so a
         // backward pass after the first allocates nothing (shared buffers were resized).
         std::vector<detail::activation<T>> deltas;
-        detail::activation<T> scaled;  // a scaled dy for layers without a scaled gradient
+        std::vector<detail::activation<T>> scaled;  // per layer: a scaled dy, for layers that cannot scale
         const tensor<T, InputRank>* x = nullptr;
         /// Random stream of layers such as dropout: caches used in turn (a trainer's clean and
         /// adversarial passes) draw different masks when their streams differ.
@@ -296,6 +296,7 @@ public:
             for (const auto& l : layers_) cache.layers.push_back(l->make_cache(cache.stream));
             cache.outputs.resize(count - 1);
             cache.deltas.resize(count - 1);
+            cache.scaled.resize(count);
         }
         cache.x = &x;
         detail::activation_in<T> in;
@@ -382,7 +383,7 @@ private:
         }
         detail::activation_in<T> grad{&dlogits, nullptr};
         for (std::size_t i = count; i-- > 0;) {
-            if (trainee) trainee->layers_[i]->accumulate_gradient(*cache.layers[i], grad, scale, cache.scaled);
+            if (trainee) trainee->layers_[i]->accumulate_gradient(*cache.layers[i], grad, scale, cache.scaled[i]);
             if (i == 0) {
                 if (dx) {
                     detail::activation<T> tmp;
