@@ -404,3 +404,43 @@ TEST_CASE("dataset::from_images on the installed Fashion-MNIST test set") {
         }
     }
 }
+
+TEST_CASE("dataset::from_idx takes over the bytes of read_idx() and equals from_images") {
+    namespace fs = std::filesystem;
+    const fs::path dir = "/usr/share/datasets/fashion-mnist";
+    if (!fs::exists(dir / "t10k-images-idx3-ubyte.gz") ||
+        !fs::exists(dir / "t10k-labels-idx1-ubyte.gz")) {
+        MESSAGE("skipped: " << dir.string() << " is missing (install dataset-fashion-mnist)");
+        return;
+    }
+    const std::string images_path = (dir / "t10k-images-idx3-ubyte.gz").string();
+    const auto labels = read_idx_labels((dir / "t10k-labels-idx1-ubyte.gz").string());
+    const auto reference = dataset<std::uint8_t>::from_images(read_idx_images(images_path), labels, 10, true);
+    idx_array raw = read_idx(images_path);
+    const std::uint8_t* bytes = raw.data.data();
+    const auto ds = dataset<std::uint8_t>::from_idx(std::move(raw), labels, 10, true);
+    CHECK(ds.features().data() == bytes);  // moved, not copied
+    CHECK(ds.sample_shape() == reference.sample_shape());
+    CHECK(std::equal(ds.features().begin(), ds.features().end(), reference.features().begin(),
+                     reference.features().end()));
+    CHECK(ds.labels() == reference.labels());
+    CHECK(ds.scale() == reference.scale());
+
+    idx_array wrong_type;
+    wrong_type.dtype = idx_type::i32;
+    wrong_type.dims = {1, 1, 1};
+    wrong_type.data.assign(4, 0);
+    CHECK_THROWS_WITH_AS(dataset<std::uint8_t>::from_idx(wrong_type, labels_of({0}), 10, false),
+                         "dataset::from_idx(): images must be unsigned bytes of rank 3 [N, rows, cols], "
+                         "got type code 12 and dims [1, 1, 1]",
+                         std::invalid_argument);
+    idx_array two;
+    two.dtype = idx_type::u8;
+    two.dims = {2, 1, 2};
+    two.data = {1, 2, 3, 4};
+    CHECK_THROWS_WITH_AS(dataset<std::uint8_t>::from_idx(two, labels_of({0}), 10, false),
+                         "dataset::from_idx(): images holds 2 images (dims [2, 1, 2]) but labels has 1 entries",
+                         std::invalid_argument);
+    const auto ok = dataset<std::uint8_t>::from_idx(two, labels_of({0, 1}), 10, false);
+    CHECK(ok.sample_shape() == std::vector<std::size_t>{2});
+}

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "advaug/data/idx.hpp"  // idx_array, for from_idx()
 #include "advaug/detail/check.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
@@ -63,6 +64,16 @@ public:
     /// Grey-scale images [N, rows, cols] as a pixel data set with scale 1/255: sample shape
     /// {rows * cols} for dense models, or {1, rows, cols} (NCHW) when channel_axis.
     /// requires: images.shape(0) == labels.size() >= 1; labels in [0, num_classes).
+    /// Grey-scale images as read from an IDX file (read_idx()), taking over its bytes: no copy
+    /// of the pixels is made, so loading Fashion-MNIST this way peaks at the compressed file
+    /// plus one copy of the images (load_fashion_mnist() + from_images() hold two).
+    ///   auto train = dataset<std::uint8_t>::from_idx(read_idx(images_path),
+    ///                                                read_idx_labels(labels_path), 10, false);
+    /// requires: images is unsigned bytes of rank 3 [N, rows, cols]; labels.size() == N;
+    ///           labels in [0, num_classes).
+    static dataset from_idx(idx_array images, const label_vector& labels, std::size_t num_classes,
+                            bool channel_axis) requires std::is_same_v<S, std::uint8_t>;
+
     static dataset from_images(const tensor<std::uint8_t, 3>& images, const label_vector& labels,
                                std::size_t num_classes,
                                bool channel_axis) requires std::is_same_v<S, std::uint8_t>;
@@ -215,6 +226,24 @@ dataset<S>::dataset(const char* fn, std::vector<S> features, std::vector<std::si
         detail::invalid(fn, "scale must be finite and != 0, got ", scale_);
     }
     if (!std::isfinite(offset_)) detail::invalid(fn, "offset must be finite, got ", offset_);
+}
+
+template <class S>
+dataset<S> dataset<S>::from_idx(idx_array images, const label_vector& labels, std::size_t num_classes,
+                                bool channel_axis) requires std::is_same_v<S, std::uint8_t> {
+    const char* fn = "dataset::from_idx";
+    if (images.dtype != idx_type::u8 || images.dims.size() != 3) {
+        detail::invalid(fn, "images must be unsigned bytes of rank 3 [N, rows, cols], got type code ",
+                        int(images.dtype), " and dims ", detail::shape_string(images.dims));
+    }
+    const std::size_t n = images.dims[0], rows = images.dims[1], cols = images.dims[2];
+    if (n != labels.size()) {
+        detail::invalid(fn, "images holds ", n, " images (dims ", detail::shape_string(images.dims),
+                        ") but labels has ", labels.size(), " entries");
+    }
+    std::vector<std::size_t> shape = channel_axis ? std::vector<std::size_t>{1, rows, cols}
+                                                  : std::vector<std::size_t>{rows * cols};
+    return dataset(fn, std::move(images.data), std::move(shape), labels, num_classes, 1.0 / 255.0, 0.0);
 }
 
 template <class S>

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "advaug/detail/error.hpp"
@@ -166,6 +167,13 @@ inline std::vector<std::uint8_t> read_file_bytes(const char* function, const std
         throw io_error(concat(function, "(): cannot open '", path, "': ", std::strerror(err)));
     }
     std::vector<std::uint8_t> bytes;
+    // Room for the whole file (and the byte that shows its end) at once, when its size is
+    // known: doubling growth would hold 1.5 times the file during its last step.
+    std::error_code size_error;
+    const auto size = std::filesystem::file_size(path, size_error);
+    if (!size_error && size < std::numeric_limits<std::size_t>::max()) {
+        bytes.resize(static_cast<std::size_t>(size) + 1);
+    }
     std::size_t used = 0;
     for (;;) {
         if (bytes.size() - used < 65536)
@@ -263,6 +271,16 @@ inline inflated gunzip(const char* function, const std::string& path,
             if (!limit) {
                 limit = idx_keep_limit(result.bytes);
                 if (limit && result.bytes.size() > *limit) result.bytes.resize(*limit);
+                // One allocation of the declared size instead of doubling growth, whose last
+                // step held 1.5 times the payload (training images: 96 MB at once for 47 MB);
+                // capped at deflate's maximum ratio (1032:1), so a forged header cannot make
+                // a small file allocate gigabytes up front.
+                if (limit) {
+                    const std::size_t most = in.size() > std::numeric_limits<std::size_t>::max() / 1032
+                                                 ? *limit
+                                                 : in.size() * 1032;
+                    result.bytes.reserve(std::min(*limit, most));
+                }
             }
         }
 
@@ -299,8 +317,9 @@ inline inflated gunzip(const char* function, const std::string& path,
 /// Parses the IDX content of `path`. `bytes` holds its first bytes, `total` its size;
 /// bytes.size() == total unless the content is longer than its header declares.
 /// If `expected_magic` is given, any other magic number is refused.
+/// `bytes` is consumed: the payload moves into the result rather than being copied.
 inline idx_array parse_idx(const char* function, const std::string& path,
-                           const std::vector<std::uint8_t>& bytes, std::size_t total, bool gzipped,
+                           std::vector<std::uint8_t>&& bytes, std::size_t total, bool gzipped,
                            std::optional<std::uint32_t> expected_magic) {
     const char* const has = gzipped ? "decompresses to" : "has";
     if (total < 4 || bytes.size() < 4) {
@@ -370,7 +389,8 @@ inline idx_array parse_idx(const char* function, const std::string& path,
     if (bytes.size() != total) {  // cannot happen: bytes is short only when actual > payload
         idx_fail(function, path, "internal error: decompressed content was not kept");
     }
-    result.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
+    bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
+    result.data = std::move(bytes);
     return result;
 }
 
@@ -381,10 +401,10 @@ inline idx_array read_idx_checked(const char* function, const std::string& path,
         inflated content = gunzip(function, path, raw);
         raw.clear();
         raw.shrink_to_fit();
-        return parse_idx(function, path, content.bytes, content.total, true, expected_magic);
+        return parse_idx(function, path, std::move(content.bytes), content.total, true, expected_magic);
     }
     const std::size_t total = raw.size();
-    return parse_idx(function, path, raw, total, false, expected_magic);
+    return parse_idx(function, path, std::move(raw), total, false, expected_magic);
 }
 
 /// `dir`/`name`.gz if it exists, else `dir`/`name` if it exists.
