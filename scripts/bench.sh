@@ -36,7 +36,7 @@ while [[ $# -gt 0 ]]; do
             [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds must be a whole number >= 1, got '$rounds'" >&2; exit 2; }
             shift ;;
         --out) out="${2:?--out needs a folder}"; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
