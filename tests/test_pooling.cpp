@@ -88,7 +88,7 @@ TEST_CASE("max_pool2d: among equal values the first in row-major order wins") {
     CHECK(values(dx) == std::vector<double>{1, 1, 0, 1, 1, 0, 0, 0, 0});
 }
 
-TEST_CASE("max_pool2d: the unrolled 2x2 window and the tiled backward follow the general rule") {
+TEST_CASE("max_pool2d: the unrolled 2x2 window follows the general rule, and backward overwrites dx") {
     // Values from {0, 1, 2}: many ties, so the first-in-row-major rule is exercised everywhere.
     for (const auto& [kernel, h, w] : {std::array<std::size_t, 3>{2, 6, 8}, {2, 7, 5}, {3, 6, 9}, {3, 7, 6}}) {
         CAPTURE(kernel);

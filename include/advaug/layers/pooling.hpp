@@ -141,17 +141,25 @@ public:
         const T* xp = x.data();
         T* yp = y.data();
         std::size_t* arg = cache.argmax.data();
-        if (k == 2 && s == 2) {  // the common window, unrolled; the same order and tie rule
+        if (k == 2 && s == 2) {
+            // The common window, unrolled and branch-free (selects, not jumps: the comparisons
+            // of ReLU outputs are unpredictable); the same order and tie rule as below.
             for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
                 const std::size_t base = plane * h * w;
                 for (std::size_t oy = 0; oy < oh; ++oy) {
                     const std::size_t r0 = base + 2 * oy * w, r1 = r0 + w;
                     for (std::size_t ox = 0; ox < ow; ++ox) {
-                        std::size_t best = r0 + 2 * ox;
-                        T v = xp[best];
-                        if (xp[r0 + 2 * ox + 1] > v) v = xp[best = r0 + 2 * ox + 1];
-                        if (xp[r1 + 2 * ox] > v) v = xp[best = r1 + 2 * ox];
-                        if (xp[r1 + 2 * ox + 1] > v) v = xp[best = r1 + 2 * ox + 1];
+                        const std::size_t i0 = r0 + 2 * ox, i2 = r1 + 2 * ox;
+                        const T a = xp[i0], b = xp[i0 + 1], c = xp[i2], d = xp[i2 + 1];
+                        const bool tb = b > a;
+                        T v = tb ? b : a;
+                        std::size_t best = tb ? i0 + 1 : i0;
+                        const bool tc = c > v;
+                        v = tc ? c : v;
+                        best = tc ? i2 : best;
+                        const bool td = d > v;
+                        v = td ? d : v;
+                        best = td ? i2 + 1 : best;
                         *yp++ = v;
                         *arg++ = best;
                     }
@@ -192,28 +200,6 @@ public:
         if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
         const T* g = dy.data();
         T* d = dx.data();
-        const auto& in = cache.input_shape;
-        const std::size_t k = window_.kernel(), h = in[2], w = in[3], oh = dy.shape()[2], ow = dy.shape()[3];
-        if (window_.stride() == k && oh * k == h && ow * k == w) {
-            // The windows tile the input: write each entry once instead of zeroing dx first.
-            const std::size_t* arg = cache.argmax.data();
-            for (std::size_t plane = 0, j = 0; plane < in[0] * in[1]; ++plane) {
-                T* db = d + plane * h * w;
-                for (std::size_t oy = 0; oy < oh; ++oy) {
-                    for (std::size_t ox = 0; ox < ow; ++ox, ++j) {
-                        const std::size_t a = arg[j];
-                        for (std::size_t ky = 0; ky < k; ++ky) {
-                            T* row = db + (oy * k + ky) * w + ox * k;
-                            const std::size_t flat = static_cast<std::size_t>(row - d);
-                            for (std::size_t kx = 0; kx < k; ++kx) {
-                                row[kx] = flat + kx == a ? T(0) + g[j] : T(0);
-                            }
-                        }
-                    }
-                }
-            }
-            return;
-        }
         dx.fill(T(0));
         for (std::size_t j = 0, n = dy.size(); j < n; ++j) d[cache.argmax[j]] += g[j];
     }
