@@ -9,8 +9,10 @@
 #include <advaug/optim/optimizer.hpp>
 #include <advaug/training/trainer.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -121,4 +123,44 @@ TEST_CASE("resume(): an error after the optimizer's part of the file leaves the 
     tr.resume(path);
     CHECK(opt.step_count() == 2);
     CHECK(tr.next_epoch() == 1);
+}
+
+TEST_CASE("resume(): a checkpoint with a non-finite weight is refused, as save_checkpoint() refuses to write one") {
+    // fuzz_checkpoint found a checkpoint with a NaN weight that resume() accepted and the next
+    // save_checkpoint() refused ("the model diverged"): the file can only be damaged.
+    testing::temp_dir dir;
+    const std::string path = dir.file("trained.ckpt");
+    float first_weight = 0;
+    {
+        mlp<float> net({3, 4, 2}, 1);
+        adam<float> opt;
+        trainer tr(net, opt, fuzz_options().epochs(1));
+        tr.fit(fuzz_data());
+        tr.save_checkpoint(path);
+        first_weight = net.parameters()[0].value[0];
+    }
+    std::vector<std::uint8_t> body = io::read_file(path);
+    body.resize(body.size() - 4);
+    // '0.weight' element 0 is the first occurrence of its bytes after the parameter's name
+    const std::string name = "0.weight";
+    const auto name_at = std::search(body.begin(), body.end(), name.begin(), name.end());
+    REQUIRE(name_at != body.end());
+    const auto* w = reinterpret_cast<const std::uint8_t*>(&first_weight);
+    const auto value_at = std::search(name_at, body.end(), w, w + 4);
+    REQUIRE(value_at != body.end());
+    const float inf = std::numeric_limits<float>::infinity();
+    std::memcpy(&*value_at, &inf, 4);
+    const std::string bad = dir.file("inf_weight.ckpt");
+    write_with_crc(bad, body);
+
+    mlp<float> net({3, 4, 2}, 2);
+    const auto before = net.parameters()[0].value[0];
+    adam<float> opt;
+    trainer tr(net, opt, fuzz_options());
+    const std::string message = "trainer::resume(): '" + bad +
+                                "' has parameter '0.weight' element 0 = inf; save_checkpoint() never writes a "
+                                "non-finite weight, so the file is damaged";
+    CHECK_THROWS_WITH_AS(tr.resume(bad), message.c_str(), io_error);
+    CHECK(net.parameters()[0].value[0] == before);
+    CHECK(opt.step_count() == 0);
 }

@@ -654,6 +654,14 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
         }
         values[i].resize(p.value.size());
         r.read_array_into("parameter values", values[i].data(), values[i].size());
+        // save_checkpoint() never writes a diverged model, so such values mean a damaged file.
+        for (std::size_t k = 0; k < values[i].size(); ++k) {
+            if (!std::isfinite(values[i][k])) {
+                throw io_error(detail::concat(source, " has parameter '", p.name, "' element ", k, " = ",
+                                              values[i][k], "; save_checkpoint() never writes a non-finite "
+                                              "weight, so the file is damaged"));
+            }
+        }
     }
     // The optimizer reads its part in place: keep its state, so that an error further on in
     // the file puts it back (found by fuzz/fuzz_checkpoint.cpp).
