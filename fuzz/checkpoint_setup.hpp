@@ -7,7 +7,6 @@
 #include <advaug/models/mlp.hpp>
 #include <advaug/optim/optimizer.hpp>
 #include <advaug/training/trainer.hpp>
-
 #include <cstdint>
 #include <sstream>
 #include <string>

@@ -46,8 +46,7 @@ void resume_with(Opt (*make_optimizer)(), const std::string& path, const std::st
     advaug::trainer tr(net, opt, checkpoint_options());
     const auto before = fingerprint(net, opt, tr);
     const bool accepted = refused_cleanly(
-        [&] { tr.resume(path); },
-        {"trainer::resume(", "adam::load_state(", "sgd::load_state("});
+        [&] { tr.resume(path); }, {"trainer::resume(", "adam::load_state(", "sgd::load_state("});
     if (!accepted) {
         require(fingerprint(net, opt, tr) == before, "a refused checkpoint changed the trainer");
         return;
@@ -84,8 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     if (size >= 4) {
         std::vector<std::uint8_t> fixed(data, data + size);
-        const auto crc = static_cast<std::uint32_t>(
-            ::crc32(0L, fixed.data(), static_cast<uInt>(size - 4)));
+        const auto crc =
+            static_cast<std::uint32_t>(::crc32(0L, fixed.data(), static_cast<uInt>(size - 4)));
         std::uint32_t stored;
         std::memcpy(&stored, fixed.data() + size - 4, 4);
         if (stored != crc) {  // else the runs above already read it

@@ -38,8 +38,8 @@ public:
     explicit scratch_dir(const std::string& name) {
         namespace fs = std::filesystem;
         std::error_code ec;
-        const fs::path base = fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm")
-                                                                : fs::temp_directory_path();
+        const fs::path base =
+            fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
         path_ = base / ("advaug_fuzz_" + name + "_" + std::to_string(::getpid()));
         fs::remove_all(path_, ec);
         fs::create_directories(path_);

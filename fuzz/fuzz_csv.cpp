@@ -5,7 +5,6 @@
 // file with read_csv (which must agree with parse_csv) and read_sklearn_csv. Every table
 // returned is checked against the invariants csv_table documents.
 #include <advaug/data/csv.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -22,7 +21,8 @@ void check_table(const advaug::csv_table& t, const advaug::csv_options& o) {
     require(t.values.size() == t.rows * t.columns, "values.size() != rows * columns");
     require(t.lines.size() == t.rows, "lines.size() != rows");
     require(t.header.empty() || t.header.size() == t.columns, "a header of the wrong width");
-    require(o.has_header() == !t.header.empty(), "a header without has_header(true), or none with it");
+    require(o.has_header() == !t.header.empty(),
+            "a header without has_header(true), or none with it");
     for (std::size_t r = 1; r < t.lines.size(); ++r) {
         require(t.lines[r] > t.lines[r - 1], "line numbers that do not increase");
     }
@@ -49,9 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     const advaug::csv_options defaults;
     advaug::csv_table parsed;
-    const bool parsed_ok =
-        refused_cleanly([&] { parsed = advaug::parse_csv(text, defaults, "input"); },
-                        {"parse_csv(): 'input' "});
+    const bool parsed_ok = refused_cleanly(
+        [&] { parsed = advaug::parse_csv(text, defaults, "input"); }, {"parse_csv(): 'input' "});
     if (parsed_ok) check_table(parsed, defaults);
 
     if (size > 0) {

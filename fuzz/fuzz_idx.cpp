@@ -5,7 +5,6 @@
 // Fashion-MNIST directory whose other three files are small and valid (load_fashion_mnist
 // then also compares counts and image sizes). Results are checked against the header.
 #include <advaug/data/idx.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -69,8 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     "read_idx returned a payload that disagrees with its dims");
         },
         {"read_idx("});
-    refused_cleanly([&] { check_images(advaug::read_idx_images(fx.input)); },
-                    {"read_idx_images("});
+    refused_cleanly([&] { check_images(advaug::read_idx_images(fx.input)); }, {"read_idx_images("});
     refused_cleanly(
         [&] {
             const auto labels = advaug::read_idx_labels(fx.input);

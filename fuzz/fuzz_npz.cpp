@@ -13,7 +13,6 @@
 #include <advaug/io/model_file.hpp>
 #include <advaug/io/npz.hpp>
 #include <advaug/models/mlp.hpp>
-
 #include <cstdint>
 #include <span>
 #include <string>
@@ -51,8 +50,7 @@ void fetch_all(const io::npz_archive& archive) {
                 require(v.size() * sizeof(float) == a.data.size(), "get<float> lost elements");
             },
             {"npz_archive::get("});
-        refused_cleanly([&] { (void)archive.get<std::int64_t>(name, {1}); },
-                        {"npz_archive::get("});
+        refused_cleanly([&] { (void)archive.get<std::int64_t>(name, {1}); }, {"npz_archive::get("});
         refused_cleanly([&] { (void)archive.get_tensor<double, 1>(name); },
                         {"npz_archive::get_tensor("});
         refused_cleanly(
@@ -75,8 +73,8 @@ template <class T>
 void load_into_mlp(const std::string& path) {
     advaug::mlp<T> net({3, 4, 2}, 1);
     refused_cleanly([&] { io::load_parameters(path, net.parameters()); }, {"load_parameters("});
-    refused_cleanly([&] { io::load_model(path, net); }, {"load_model(", "load_metadata(",
-                                                         "load_parameters("});
+    refused_cleanly([&] { io::load_model(path, net); },
+                    {"load_model(", "load_metadata(", "load_parameters("});
 }
 
 }  // namespace

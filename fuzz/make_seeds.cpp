@@ -5,14 +5,13 @@
 //   build-fuzz/fuzz_make_seeds fuzz/corpus
 //
 // Files are deterministic, so rerunning it changes nothing unless a writer changed.
-#include <zip.h>
 #include <unistd.h>
+#include <zip.h>
 #include <zlib.h>
 
 #include <advaug/io/model_file.hpp>
 #include <advaug/io/npz.hpp>
 #include <advaug/models/mlp.hpp>
-
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -199,7 +198,9 @@ void checkpoint_seeds(const fs::path& tmp) {
 void csv_seeds() {
     put("csv", "plain.csv", "1,2,3\n4,5,6\n");
     put("csv", "header_quoted_crlf.csv", "a,\"b c\",c\r\n\"1.5\", -2e3 ,+3\r\n\r\n7,8,9\r\n");
-    put("csv", "bom_semicolon.csv", "\xEF\xBB\xBF" "1;2\n3;4\n");
+    put("csv", "bom_semicolon.csv",
+        "\xEF\xBB\xBF"
+        "1;2\n3;4\n");
     put("csv", "tabs_nan.csv", "x\ty\nnan\tinf\n1\t-infinity\n");
     // scikit-learn's format (read_sklearn_csv)
     put("csv", "sklearn.csv", "3,2,setosa,versicolor\n5.1,3.5,0\n4.9,3.0,1\n6.2,2.9,1\n");
@@ -218,7 +219,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     out_root = argv[1];
-    const fs::path tmp = fs::temp_directory_path() / ("advaug_make_seeds_" + std::to_string(::getpid()));
+    const fs::path tmp =
+        fs::temp_directory_path() / ("advaug_make_seeds_" + std::to_string(::getpid()));
     fs::create_directories(tmp);
     idx_seeds();
     npz_seeds(tmp);

@@ -8,7 +8,6 @@
 #include <advaug/models/mlp.hpp>
 #include <advaug/optim/optimizer.hpp>
 #include <advaug/training/trainer.hpp>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -47,7 +46,8 @@ dataset<float> fuzz_data() {
 
 /// `body` followed by its CRC-32, as save_checkpoint() ends a file.
 void write_with_crc(const std::string& path, std::vector<std::uint8_t> body) {
-    const auto crc = static_cast<std::uint32_t>(::crc32(0L, body.data(), static_cast<uInt>(body.size())));
+    const auto crc =
+        static_cast<std::uint32_t>(::crc32(0L, body.data(), static_cast<uInt>(body.size())));
     const auto* p = reinterpret_cast<const std::uint8_t*>(&crc);
     body.insert(body.end(), p, p + 4);
     io::write_file_atomically(path, body);
@@ -61,20 +61,21 @@ std::vector<std::uint8_t> optimizer_state(const adam<float>& opt) {
 
 }  // namespace
 
-TEST_CASE("resume(): a parameter shape of length 0 is refused as another architecture, without UB") {
+TEST_CASE(
+    "resume(): a parameter shape of length 0 is refused as another architecture, without UB") {
     // Minimized by libFuzzer (without its CRC, which the fuzz target fixes up): parameter 0 has
-    // an empty name and a shape array of 0 entries. binary_reader::read_vector() passed the null data() of the empty
-    // vector to memcpy, which UBSan reports.
+    // an empty name and a shape array of 0 entries. binary_reader::read_vector() passed the null
+    // data() of the empty vector to memcpy, which UBSan reports.
     const std::vector<std::uint8_t> body = {
-    0x41, 0x44, 0x56, 0x41, 0x55, 0x47, 0x43, 0x4b, 0x01, 0x00, 0x00, 0x00, 0x04, 0x04, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x66, 0x67, 0x73, 0x6d, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x4d, 0x94, 0xe8,
-    0x3f, 0x00, 0x00, 0x00, 0x60, 0xf4, 0xf2, 0xe6, 0x3f, 0x00, 0x00, 0x00, 0xe0, 0xa6, 0x35, 0xea,
-    0x3f, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1b,
-    0x1d, 0x57, 0x43, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00,
+        0x41, 0x44, 0x56, 0x41, 0x55, 0x47, 0x43, 0x4b, 0x01, 0x00, 0x00, 0x00, 0x04, 0x04, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x66, 0x67, 0x73, 0x6d, 0x05, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0xa0, 0x4d, 0x94, 0xe8, 0x3f, 0x00, 0x00, 0x00, 0x60, 0xf4, 0xf2, 0xe6, 0x3f, 0x00, 0x00,
+        0x00, 0xe0, 0xa6, 0x35, 0xea, 0x3f, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x1b, 0x1d, 0x57, 0x43, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     };
     testing::temp_dir dir;
     const std::string path = dir.file("fuzz.ckpt");
@@ -83,13 +84,15 @@ TEST_CASE("resume(): a parameter shape of length 0 is refused as another archite
     mlp<float> net({3, 4, 2}, 1);
     adam<float> opt;
     trainer tr(net, opt, fuzz_options());
-    const std::string message = "trainer::resume(): the checkpoint '" + path +
-                                "' has parameter 0 '' of shape [], the model has '0.weight' of shape [4, 3] "
-                                "(another architecture)";
+    const std::string message =
+        "trainer::resume(): the checkpoint '" + path +
+        "' has parameter 0 '' of shape [], the model has '0.weight' of shape [4, 3] "
+        "(another architecture)";
     CHECK_THROWS_WITH_AS(tr.resume(path), message.c_str(), std::invalid_argument);
 }
 
-TEST_CASE("resume(): an error after the optimizer's part of the file leaves the optimizer unchanged") {
+TEST_CASE(
+    "resume(): an error after the optimizer's part of the file leaves the optimizer unchanged") {
     // fuzz_checkpoint found that a file refused after the optimizer had read its state (here:
     // one byte too many at the end) left that state in the optimizer, though resume() changes
     // nothing unless it succeeds.
@@ -112,7 +115,8 @@ TEST_CASE("resume(): an error after the optimizer's part of the file leaves the 
     adam<float> opt;
     trainer tr(net, opt, fuzz_options());
     const auto before = optimizer_state(opt);
-    const std::string message = "trainer::resume(): '" + bad + "': end of checkpoint has 1 unexpected bytes (at byte " +
+    const std::string message = "trainer::resume(): '" + bad +
+                                "': end of checkpoint has 1 unexpected bytes (at byte " +
                                 std::to_string(body.size() - 1) + ")";
     CHECK_THROWS_WITH_AS(tr.resume(bad), message.c_str(), io_error);
     CHECK(opt.step_count() == 0);
@@ -125,7 +129,9 @@ TEST_CASE("resume(): an error after the optimizer's part of the file leaves the 
     CHECK(tr.next_epoch() == 1);
 }
 
-TEST_CASE("resume(): a checkpoint with a non-finite weight is refused, as save_checkpoint() refuses to write one") {
+TEST_CASE(
+    "resume(): a checkpoint with a non-finite weight is refused, as save_checkpoint() refuses to "
+    "write one") {
     // fuzz_checkpoint found a checkpoint with a NaN weight that resume() accepted and the next
     // save_checkpoint() refused ("the model diverged"): the file can only be damaged.
     testing::temp_dir dir;
@@ -157,9 +163,10 @@ TEST_CASE("resume(): a checkpoint with a non-finite weight is refused, as save_c
     const auto before = net.parameters()[0].value[0];
     adam<float> opt;
     trainer tr(net, opt, fuzz_options());
-    const std::string message = "trainer::resume(): '" + bad +
-                                "' has parameter '0.weight' element 0 = inf; save_checkpoint() never writes a "
-                                "non-finite weight, so the file is damaged";
+    const std::string message =
+        "trainer::resume(): '" + bad +
+        "' has parameter '0.weight' element 0 = inf; save_checkpoint() never writes a "
+        "non-finite weight, so the file is damaged";
     CHECK_THROWS_WITH_AS(tr.resume(bad), message.c_str(), io_error);
     CHECK(net.parameters()[0].value[0] == before);
     CHECK(opt.step_count() == 0);

@@ -539,8 +539,9 @@ TEST_CASE("malformed .npy members are refused with a precise message") {
                     two)) == at + "header has a 'shape' with a dimension that overflows");
     CHECK(refusal("a.npy",
                   npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296)}",
-                      two)) == at + "has shape [4294967296, 4294967296] of 4-byte items is too big: its "
-                                    "non-zero dimensions hold more than 2^63 - 1 bytes");
+                      two)) == at +
+                                   "has shape [4294967296, 4294967296] of 4-byte items is too big: "
+                                   "its non-zero dimensions hold more than 2^63 - 1 bytes");
     CHECK(
         refusal("a.npy",
                 npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,)}", two)) ==
