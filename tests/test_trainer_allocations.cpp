@@ -1,13 +1,13 @@
 // A training step allocates nothing after the first: trainer::compute_gradient() and the
 // optimizer's step() reuse every buffer (activations, deltas, scratch, momentum), for every
 // method and the bundled models. A property, not a timing: the global operator new counts.
-#include "support/optimizer_fixtures.hpp"  // replaces operator new; include from this file only
-
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
 #include <advaug/training/trainer.hpp>
 #include <sstream>
 #include <string>
+
+#include "support/optimizer_fixtures.hpp"  // replaces operator new; include from this file only
 
 using namespace advaug;
 
@@ -48,9 +48,15 @@ template <class M, class O, class X>
 std::size_t allocations_after_warmup(M& model, O& optimizer, const X& x, const label_vector& y,
                                      const setting& s, std::size_t& first_step) {
     static std::ostringstream sink;
-    auto options = train_options{}.method(s.method).alpha(s.alpha).attack_mode(s.attack_mode)
-                       .learning_rate(lr_schedule::constant(0.01)).batch_size(x.shape()[0]).seed(5)
-                       .progress(progress_style::none).output(sink);
+    auto options = train_options{}
+                       .method(s.method)
+                       .alpha(s.alpha)
+                       .attack_mode(s.attack_mode)
+                       .learning_rate(lr_schedule::constant(0.01))
+                       .batch_size(x.shape()[0])
+                       .seed(5)
+                       .progress(progress_style::none)
+                       .output(sink);
     if (s.method == training_method::plain) {
         options.alpha(0.0);
     } else {
@@ -103,12 +109,19 @@ void check_model(const std::string& name, M make(), const X& x, const label_vect
 
 TEST_CASE("a training step after the first allocates nothing: MLP") {
     const auto x = uniform_inputs<float, 2>({8, 20}, 1);
-    check_model<mlp<float>>("mlp", [] { return mlp<float>({20, 16, 16, 5}, 3); }, x, labels(8, 5));
+    check_model<mlp<float>>(
+        "mlp",
+        [] {
+            return mlp<float>({20, 16, 16, 5}, 3);
+        },
+        x, labels(8, 5));
 }
 
 TEST_CASE("a training step after the first allocates nothing: CNN, with and without batch norm") {
     const auto x = uniform_inputs<float, 4>({4, 1, 28, 28}, 2);
     const auto y = labels(4, 10);
-    check_model<cnn<float>>("cnn", [] { return cnn<float>(3); }, x, y);
-    check_model<cnn<float>>("cnn with batch norm", [] { return cnn<float>(3, weight_init::he_normal, true); }, x, y);
+    check_model<cnn<float>>(
+        "cnn", [] { return cnn<float>(3); }, x, y);
+    check_model<cnn<float>>(
+        "cnn with batch norm", [] { return cnn<float>(3, weight_init::he_normal, true); }, x, y);
 }

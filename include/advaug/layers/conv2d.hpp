@@ -336,7 +336,8 @@ public:
         for (std::size_t i = 0; i < n; ++i) {
             const T* dyi = dy.data() + i * out * p;
             detail::im2col(cache.x->data() + i * image, g, cols);
-            detail::gemm<T>(false, true, out, k, p, scale, dyi, p, cols, p, T(1), weight_grad_.data(), k);
+            detail::gemm<T>(false, true, out, k, p, scale, dyi, p, cols, p, T(1),
+                            weight_grad_.data(), k);
             for (std::size_t o = 0; o < out; ++o) {
                 const T sum = detail::sum_of(dyi + o * p, p);
                 bias_grad_(o) += scale == T(1) ? sum : scale * sum;

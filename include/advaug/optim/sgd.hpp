@@ -119,8 +119,8 @@ namespace detail {
 /// The update of one parameter for one configuration (see the top of this file). The
 /// arrays never overlap; __restrict lets the compiler vectorize without run-time checks.
 template <class T, bool Decay, bool Momentum, bool Nesterov, bool First>
-void sgd_update(T* __restrict w, const T* __restrict grad, T* __restrict buf, std::size_t n,
-                T wd, T mu, T neg_lr) {
+void sgd_update(T* __restrict w, const T* __restrict grad, T* __restrict buf, std::size_t n, T wd,
+                T mu, T neg_lr) {
     for (std::size_t i = 0; i < n; ++i) {
         T g = grad[i];
         if constexpr (Decay) g += wd * w[i];
@@ -174,9 +174,11 @@ void sgd<T>::step(std::vector<parameter_view<T>>& params, double lr) {
         T* buf = has_buffers() ? momentum_.data() + layout_.offset(p) : nullptr;
         const std::size_t n = params[p].value.size();
         if (decay) {
-            detail::sgd_dispatch<T, true>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu, neg_lr);
+            detail::sgd_dispatch<T, true>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu,
+                                          neg_lr);
         } else {
-            detail::sgd_dispatch<T, false>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu, neg_lr);
+            detail::sgd_dispatch<T, false>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu,
+                                           neg_lr);
         }
     }
     ++steps_;
