@@ -11,6 +11,7 @@ packages=(
     zipcmp zipmerge ziptool
     dataset-fashion-mnist
     python3-sklearn  # ships breast_cancer.csv, read by examples/tabular_drift.cpp
+    clang-14 libclang-rt-14-dev  # libFuzzer and its runtime, for scripts/fuzz.sh
 )
 
 missing=()
