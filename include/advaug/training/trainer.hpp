@@ -112,13 +112,22 @@ template <class M, class Optimizer>
 class trainer {
 public:
     using value_type = typename M::value_type;
-    using input_type = input_t<M>;
+    /// The model's input: advaug::tensor, or cuda::device_tensor for a device model (batches
+    /// are formed on the host and cross to the device once each).
+    using input_type = detail::model_input_t<M>;
+    using labels_type = detail::labels_t<input_type>;
 
     /// requires: M is a trainable_classifier; the model and optimizer outlive the trainer.
     /// throws:   std::invalid_argument when the options do not fit together.
     trainer(M& model, Optimizer& optimizer, train_options options)
         : model_(model), optimizer_(optimizer), options_(std::move(options)) {
-        static_assert(check_trainable_classifier<M>());
+        if constexpr (detail::declares_tensor_types<M>) {
+            static_assert(detail::typed_trainable_classifier<M>,
+                          "advaug: the model declares input_type/logits_type but lacks a member of "
+                          "trainable_classifier for them; see docs/model_contract.md");
+        } else {
+            static_assert(check_trainable_classifier<M>());
+        }
         options_.validate("trainer");
         params_ = model_.parameters();
         // dropout masks: the three passes of a batch draw from different streams
@@ -136,7 +145,7 @@ public:
     /// `clean_loss_wanted` also computes CE(x) when alpha is 1 (for the log line).
     /// ensures: every parameter gradient equals (1 - alpha) grad CE(x) + alpha grad CE(x_adv),
     ///          x_adv is adversarial_batch(), and the model's mode is as before.
-    batch_losses compute_gradient(const input_type& x, const label_vector& y, double epsilon,
+    batch_losses compute_gradient(const input_type& x, const labels_type& y, double epsilon,
                                   std::uint64_t batch_seed, bool clean_loss_wanted = false);
 
     /// The adversarial batch of the last compute_gradient() (empty for plain training).
@@ -164,10 +173,12 @@ private:
     using T = value_type;
 
     /// Robust accuracy of the current model on (x, y) under PGD at the full epsilon.
-    double pgd_accuracy(const input_type& x, const label_vector& y, std::size_t steps) const;
-    double clean_accuracy(const input_type& x, const label_vector& y) const;
+    double pgd_accuracy(const input_type& x, const labels_type& y, std::size_t steps) const;
+    double clean_accuracy(const input_type& x, const labels_type& y) const;
     void snapshot_best();
     void restore_best();
+    /// A host batch as the model's tensors (moved for a host model, uploaded for a device one).
+    std::pair<input_type, labels_type> to_model(std::pair<tensor<T, M::input_rank>, label_vector> batch) const;
 
     M& model_;
     Optimizer& optimizer_;
@@ -176,11 +187,14 @@ private:
 
     // buffers reused by every batch: after the first batch a step allocates nothing
     input_type x_, x_adv_;
-    label_vector y_;
+    labels_type y_;
+    // a device model's batches are formed here on the host, then uploaded into x_ and y_
+    tensor<T, M::input_rank> host_x_;
+    label_vector host_y_;
     typename M::cache_type attack_cache_, clean_cache_, adv_cache_;
-    logits_t<M> logits_, dlogits_;
+    detail::model_logits_t<M> logits_, dlogits_;
     input_type grad_;
-    detail::resolved_domain<T> domain_;
+    typename detail::tensor_traits<input_type>::domain_type domain_;
     bool domain_bounded_ = false;  // every bound of domain_ is finite
 
     // position and the running sums of the current epoch
@@ -197,25 +211,36 @@ private:
 // ---------------------------------------------------------------------------------------------
 
 template <class M, class Optimizer>
-batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const label_vector& y,
+batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const labels_type& y,
                                                      double epsilon, std::uint64_t batch_seed,
                                                      bool clean_loss_wanted) {
     const char* fn = "trainer::compute_gradient";
-    detail::check_nonempty_batch(fn, "inputs", x);
-    detail::check_labels(fn, y, x.shape()[0], model_.num_classes());
-    if (!std::isfinite(epsilon) || epsilon < 0) {
-        detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
+    // The batch's element-wise work goes through the customization points of
+    // detail/tensor_ops.hpp: host loops here, kernels for a device model's tensors.
+    using detail::attack_rng, detail::copy_tensor, detail::linf_step, detail::random_start,
+        detail::resize_like, detail::scale_in_place;
+    if constexpr (detail::declares_tensor_types<M>) {
+        domain_ = check_attack_inputs(fn, model_, x, y, options_.domain());
+        if (!std::isfinite(epsilon) || epsilon < 0) {
+            detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
+        }
+    } else {
+        detail::check_nonempty_batch(fn, "inputs", x);
+        detail::check_labels(fn, y, x.shape()[0], model_.num_classes());
+        if (!std::isfinite(epsilon) || epsilon < 0) {
+            detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
+        }
+        if (domain_.sample_size != x.size() / x.shape()[0]) {
+            domain_ = detail::resolve<T>(fn, options_.domain(), x.shape());
+            auto finite = [](T v) { return std::isfinite(v); };
+            domain_bounded_ = std::all_of(domain_.lo.begin(), domain_.lo.end(), finite) &&
+                              std::all_of(domain_.hi.begin(), domain_.hi.end(), finite);
+        }
+        // The domain check lets inf through where the domain is unbounded; where every bound is
+        // finite it refuses inf and NaN itself, and the extra pass over the batch is skipped.
+        if (!domain_bounded_) detail::check_finite(fn, "inputs", x);
+        detail::check_in_domain(fn, x, domain_);
     }
-    if (domain_.sample_size != x.size() / x.shape()[0]) {
-        domain_ = detail::resolve<T>(fn, options_.domain(), x.shape());
-        auto finite = [](T v) { return std::isfinite(v); };
-        domain_bounded_ = std::all_of(domain_.lo.begin(), domain_.lo.end(), finite) &&
-                          std::all_of(domain_.hi.begin(), domain_.hi.end(), finite);
-    }
-    // The domain check lets inf through where the domain is unbounded; where every bound is
-    // finite it refuses inf and NaN itself, and the extra pass over the batch is skipped.
-    if (!domain_bounded_) detail::check_finite(fn, "inputs", x);
-    detail::check_in_domain(fn, x, domain_);
 
     const training_method method = options_.method();
     const T alpha = static_cast<T>(options_.alpha());
@@ -243,26 +268,26 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
     {
         std::optional<mode_guard<M>> guard;
         if (model_.mode() != options_.attack_mode()) guard.emplace(model_, options_.attack_mode());
-        detail::rng gen(batch_seed);
+        auto gen = attack_rng(x, batch_seed);
         T step = eps, ball = eps;
         std::size_t steps = 1;
         switch (method) {
             case training_method::fgsm:
-                detail::copy_into(x_adv_, x);
+                copy_tensor(x_adv_, x);
                 break;
             case training_method::fgsm_rs:
-                if (x_adv_.shape() != x.shape()) x_adv_.resize(x.shape());
-                detail::random_start(x_adv_, x, domain_, norm::linf, epsilon, gen);
+                resize_like(x_adv_, x);
+                random_start(x_adv_, x, domain_, norm::linf, epsilon, gen);
                 step = T(1.25) * eps;
                 break;
             case training_method::n_fgsm:
-                if (x_adv_.shape() != x.shape()) x_adv_.resize(x.shape());
-                detail::random_start(x_adv_, x, domain_, norm::linf, 2 * epsilon, gen);
+                resize_like(x_adv_, x);
+                random_start(x_adv_, x, domain_, norm::linf, 2 * epsilon, gen);
                 ball = std::numeric_limits<T>::infinity();
                 break;
             case training_method::pgd: {
-                if (x_adv_.shape() != x.shape()) x_adv_.resize(x.shape());
-                detail::random_start(x_adv_, x, domain_, norm::linf, epsilon, gen);
+                resize_like(x_adv_, x);
+                random_start(x_adv_, x, domain_, norm::linf, epsilon, gen);
                 steps = options_.pgd_steps();
                 // the step size follows epsilon during a warm-up
                 const double full = options_.epsilon().value_or(epsilon);
@@ -288,7 +313,7 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
             } else {
                 model_.input_gradient(attack_cache_, dlogits_, grad_);
             }
-            detail::linf_step(fn, x_adv_, x, grad_, domain_, step, ball, T(1));
+            linf_step(fn, x_adv_, x, grad_, domain_, step, ball, T(1));
         }
     }
 
@@ -300,7 +325,7 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
         if (reuse_clean) {
             // attack_cache_ and dlogits_ still hold the forward pass at x and dCE/dlogits
             if (alpha < 1 && !clean_done) {
-                dlogits_ *= (T(1) - alpha);
+                scale_in_place(dlogits_, T(1) - alpha);
                 model_.parameter_gradient(attack_cache_, dlogits_);
             }
         } else if (alpha < 1) {
@@ -309,7 +334,11 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
             model_.parameter_gradient(clean_cache, dlogits_);
         } else {
             model_.forward(x, clean_cache, logits_);
-            out.clean = detail::cross_entropy_kernel<T>(fn, logits_, y, nullptr, nullptr, T(1), nullptr);
+            if constexpr (detail::declares_tensor_types<M>) {
+                out.clean = cross_entropy(logits_, y);  // cuda::cross_entropy, found by ADL
+            } else {
+                out.clean = detail::cross_entropy_kernel<T>(fn, logits_, y, nullptr, nullptr, T(1), nullptr);
+            }
         }
     }
 
@@ -326,7 +355,7 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
 }
 
 template <class M, class Optimizer>
-double trainer<M, Optimizer>::pgd_accuracy(const input_type& x, const label_vector& y,
+double trainer<M, Optimizer>::pgd_accuracy(const input_type& x, const labels_type& y,
                                            std::size_t steps) const {
     const double eps = *options_.epsilon();
     const auto attack = pgd_options{}.epsilon(eps).steps(steps).seed(options_.seed() ^ 0x5eed)
@@ -336,25 +365,44 @@ double trainer<M, Optimizer>::pgd_accuracy(const input_type& x, const label_vect
 }
 
 template <class M, class Optimizer>
-double trainer<M, Optimizer>::clean_accuracy(const input_type& x, const label_vector& y) const {
+double trainer<M, Optimizer>::clean_accuracy(const input_type& x, const labels_type& y) const {
     typename M::cache_type cache;
-    logits_t<M> logits;
+    detail::model_logits_t<M> logits;
     model_.forward(x, cache, logits);
-    return static_cast<double>(count_correct(logits, y)) / static_cast<double>(y.size());
+    using detail::host_copy;  // the identity for host tensors, a download for device ones
+    return static_cast<double>(count_correct(host_copy(logits), host_copy(y))) /
+           static_cast<double>(y.size());
+}
+
+template <class M, class Optimizer>
+auto trainer<M, Optimizer>::to_model(std::pair<tensor<T, M::input_rank>, label_vector> batch) const
+    -> std::pair<input_type, labels_type> {
+    if constexpr (std::is_same_v<input_type, tensor<T, M::input_rank>>) {
+        return batch;
+    } else {
+        using detail::from_host;
+        std::pair<input_type, labels_type> out;
+        from_host(out.first, batch.first);
+        from_host(out.second, batch.second);
+        return out;
+    }
 }
 
 template <class M, class Optimizer>
 void trainer<M, Optimizer>::snapshot_best() {
+    using detail::read_parameter;
     best_weights_.resize(params_.size());
     for (std::size_t i = 0; i < params_.size(); ++i) {
-        best_weights_[i].assign(params_[i].value.begin(), params_[i].value.end());
+        best_weights_[i].resize(params_[i].value.size());
+        read_parameter(model_, params_[i], std::span<T>(best_weights_[i]));
     }
 }
 
 template <class M, class Optimizer>
 void trainer<M, Optimizer>::restore_best() {
+    using detail::write_parameter;
     for (std::size_t i = 0; i < params_.size() && i < best_weights_.size(); ++i) {
-        std::copy(best_weights_[i].begin(), best_weights_[i].end(), params_[i].value.begin());
+        write_parameter(model_, params_[i], std::span<const T>(best_weights_[i]));
     }
 }
 
@@ -394,19 +442,19 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
     }
 
     // Fixed batches for the epoch summary and the collapse guard, built once.
-    std::optional<std::pair<input_type, label_vector>> val, guard;
+    std::optional<std::pair<input_type, labels_type>> val, guard;
     if (validation) {
         const std::size_t count = std::min(options_.eval_samples(), validation->size());
-        val = validation->template slice<T, M::input_rank>(0, count);
+        val = to_model(validation->template slice<T, M::input_rank>(0, count));
     }
     const auto& guard_settings = options_.guard();
     if (guard_settings) {
         auto order = shuffled_indices(n, detail::mix_seed(options_.seed(), 0x9a4d));
         order.resize(std::min(guard_settings->samples, n));
-        input_type gx;
+        tensor<T, M::input_rank> gx;
         label_vector gy;
         train.batch(std::span<const std::size_t>(order), gx, gy);
-        guard.emplace(std::move(gx), std::move(gy));
+        guard = to_model({std::move(gx), std::move(gy)});
     }
 
     training_result result;
@@ -467,7 +515,15 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
         for (; next_batch_ < batches; ++next_batch_) {
             const std::size_t b = next_batch_;
             const std::size_t first = b * batch, count = std::min(batch, n - first);
-            train.batch(std::span<const std::size_t>(order.data() + first, count), x_, y_);
+            if constexpr (std::is_same_v<input_type, tensor<T, M::input_rank>>) {
+                train.batch(std::span<const std::size_t>(order.data() + first, count), x_, y_);
+            } else {
+                // formed on the host, uploaded once
+                train.batch(std::span<const std::size_t>(order.data() + first, count), host_x_, host_y_);
+                using detail::from_host;
+                from_host(x_, host_x_);
+                from_host(y_, host_y_);
+            }
             const double progress_epoch =
                 static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
             const double rate = lr.at(progress_epoch);
@@ -558,12 +614,32 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
 
 template <class M, class Optimizer>
 void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
+    // The weights as host memory: the views themselves for a host model, a download for a
+    // device model (whose views point to device memory).
+    std::vector<std::vector<T>> downloaded;
+    auto values = [&](std::size_t i) -> std::span<const T> {
+        if constexpr (detail::declares_tensor_types<M>) {
+            return downloaded[i];
+        } else {
+            return params_[i].value;
+        }
+    };
+    if constexpr (detail::declares_tensor_types<M>) {
+        using detail::read_parameter;
+        downloaded.resize(params_.size());
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            downloaded[i].resize(params_[i].value.size());
+            read_parameter(model_, params_[i], std::span<T>(downloaded[i]));
+        }
+    }
     // A diverged model must not replace the last good checkpoint.
-    for (const auto& p : params_) {
-        for (std::size_t i = 0; i < p.value.size(); ++i) {
-            if (!std::isfinite(p.value[i])) {
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+        const auto& p = params_[k];
+        const auto v = values(k);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (!std::isfinite(v[i])) {
                 throw numeric_error(detail::concat("trainer::save_checkpoint(): parameter '", p.name, "' element ", i,
-                                                   " is ", p.value[i], "; the model diverged, and '", path,
+                                                   " is ", v[i], "; the model diverged, and '", path,
                                                    "' keeps its last good checkpoint"));
             }
         }
@@ -584,11 +660,12 @@ void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
     w.write<std::uint64_t>(count_clean_);
     w.write<std::uint64_t>(count_adv_);
     w.write<std::uint64_t>(params_.size());
-    for (const auto& p : params_) {
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+        const auto& p = params_[k];
         w.write_string(p.name);
         std::vector<std::uint64_t> shape(p.shape.begin(), p.shape.end());
         w.write_vector(shape);
-        w.write_array(p.value.data(), p.value.size());
+        w.write_array(values(k).data(), values(k).size());
     }
     optimizer_.save_state(w);
     w.write(guard_best_);
@@ -698,8 +775,9 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
         throw;
     }
 
+    using detail::write_parameter;
     for (std::size_t i = 0; i < params_.size(); ++i) {
-        std::copy(values[i].begin(), values[i].end(), params_[i].value.begin());
+        write_parameter(model_, params_[i], std::span<const T>(values[i]));
     }
     next_epoch_ = epoch;
     next_batch_ = batch;
