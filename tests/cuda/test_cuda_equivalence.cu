@@ -17,11 +17,14 @@
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
 #include <advaug/optim/sgd.hpp>
+#include <advaug/training/trainer.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <sstream>
+#include <string>
 #include <vector>
 
 using namespace advaug;
@@ -370,9 +373,49 @@ TEST_CASE("a non-finite gradient on the device is the host's numeric_error") {
     w[3] = std::numeric_limits<float>::quiet_NaN();
     write_parameter(gpu, views[0], std::span<const float>(w));
     const auto [x, y] = synthetic<float>(4, 784, 43);
-    CHECK_THROWS_WITH_AS(fgsm(gpu, cuda::to_device(x), cuda::to_device(y), fgsm_options{}.epsilon(0.1)),
-                         doctest::Contains("fgsm(): the input gradient is nan at sample 0, element 3"),
-                         numeric_error);
+    CHECK_THROWS_WITH_AS(
+        fgsm(gpu, cuda::to_device(x), cuda::to_device(y), fgsm_options{}.epsilon(0.1)),
+        doctest::Contains("fgsm(): the input gradient is nan at sample 0, element 3"),
+        numeric_error);
+}
+
+TEST_CASE("the trainer trains a device model as it trains the host model") {
+    const auto [x, y] = synthetic<float>(6400, 784, 31);
+    const auto [xv, yv] = synthetic<float>(2000, 784, 32);
+    const dataset<float> train_set(std::vector<float>(x.begin(), x.end()), {784}, y, 10);
+    const dataset<float> val_set(std::vector<float>(xv.begin(), xv.end()), {784}, yv, 10);
+    std::ostringstream sink;
+    const auto opts = train_options{}
+                          .method(training_method::fgsm_rs)
+                          .epsilon(0.1)
+                          .epochs(2)
+                          .batch_size(128)
+                          .learning_rate(lr_schedule::constant(0.05))
+                          .seed(5)
+                          .progress(progress_style::none)
+                          .output(sink);
+    mlp<float> host({784, 256, 256, 10}, 33);
+    cuda::mlp<float> gpu(host);
+    sgd<float> host_opt(sgd_options{}.momentum(0.9));
+    cuda::sgd<float> gpu_opt(sgd_options{}.momentum(0.9));
+    trainer(host, host_opt, opts).fit(train_set, &val_set);
+    // The same trainer template: batches are formed on the host and uploaded once each.
+    trainer<cuda::mlp<float>, cuda::sgd<float>> device_trainer(gpu, gpu_opt, opts);
+    const auto result = device_trainer.fit(train_set, &val_set);
+    REQUIRE(result.epochs.size() == 2);
+    const double cpu = accuracy(host, xv, yv), gpu_acc = accuracy(gpu, cuda::to_device(xv), yv);
+    MESSAGE("trainer, FGSM-RS, clean accuracy: CPU ", cpu, "%, GPU ", gpu_acc, "%");
+    CHECK(cpu > 50);
+    CHECK(gpu_acc >= cpu - 1.0);
+    // A device model's checkpoint holds its weights and resumes.
+    const std::string path = "cuda_trainer_checkpoint.bin";
+    device_trainer.save_checkpoint(path);
+    cuda::mlp<float> other(mlp<float>({784, 256, 256, 10}, 34));
+    cuda::sgd<float> other_opt(sgd_options{}.momentum(0.9));
+    trainer<cuda::mlp<float>, cuda::sgd<float>> resumed(other, other_opt, opts);
+    resumed.resume(path);
+    CHECK(accuracy(other, cuda::to_device(xv), yv) == gpu_acc);
+    std::remove(path.c_str());
 }
 
 TEST_CASE("device argument errors match the host's messages") {
