@@ -8,7 +8,8 @@
 //
 // What changes against the CPU program is the model type and where the batches live:
 //   - advaug::cuda::mlp<float> is built from an advaug::mlp<float> (same weights);
-//   - each batch is formed on the host and uploaded once (cuda::to_device);
+//   - advaug::trainer is the same template: it forms each batch on the host and uploads it
+//     once, and its attack runs on the device;
 //   - the attacks are the library's own fgsm()/pgd() templates, which run on the device
 //     because their element-wise work is found for cuda::device_tensor (docs/cuda.md);
 //   - cuda::sgd takes the optimizer step on the device.
@@ -23,10 +24,11 @@
 //        -o cuda_fashion_mnist -lcublas -lcurand -lopenblas -lz -lzip
 
 #include <advaug/cuda/cuda.hpp>
+#include <advaug/data/dataset.hpp>
 #include <advaug/data/idx.hpp>
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
-#include <chrono>
+#include <advaug/training/trainer.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -44,7 +46,7 @@ struct settings {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Batches: formed on the host (a seeded shuffle of the training set), uploaded once each.
+// Test batches: formed on the host, uploaded once each.
 // ---------------------------------------------------------------------------------------------
 
 // The MLP reads rows of 784 pixels, the CNN 1x28x28 images: the same bytes in another shape.
@@ -72,63 +74,38 @@ advaug::label_vector labels(const advaug::label_vector& all, const std::vector<s
     return y;
 }
 
-// Fisher-Yates with advaug's own generator: the same order on every platform for a seed.
-std::vector<std::size_t> shuffled(std::size_t n, std::uint64_t seed) {
-    std::vector<std::size_t> index(n);
-    std::iota(index.begin(), index.end(), std::size_t{0});
-    advaug::detail::rng gen(seed);
-    for (std::size_t i = n; i > 1; --i) {
-        const auto j = static_cast<std::size_t>(gen.uniform() * static_cast<double>(i));
-        std::swap(index[i - 1], index[j < i ? j : i - 1]);
-    }
-    return index;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Training: the trainer's FGSM-RS step through the model contract, on the device.
+// Training: advaug::trainer, the main example's trainer, with a device model and optimizer.
 // ---------------------------------------------------------------------------------------------
 
 template <class Model>
 void train(Model& model, const advaug::fashion_mnist& data, const settings& s, bool adversarial) {
-    constexpr std::size_t R = Model::input_rank;
+    // The training set stays on the host as bytes; the trainer forms each shuffled batch there
+    // and uploads it once. The CNN reads 1x28x28 images, the MLP rows of 784 pixels.
+    const advaug::tensor<std::uint8_t, 3> images =
+        xt::view(data.train_images, xt::range(0, s.train_samples), xt::all(), xt::all());
+    const advaug::label_vector train_labels =
+        xt::view(data.train_labels, xt::range(0, s.train_samples));
+    const auto train_set = advaug::dataset<std::uint8_t>::from_images(images, train_labels, 10,
+                                                                      Model::input_rank == 4);
+    auto options = advaug::train_options{}
+                       .learning_rate(advaug::lr_schedule::constant(s.lr))
+                       .epochs(s.epochs)
+                       .batch_size(s.batch)
+                       .seed(0)
+                       .log_every(0);
+    // FGSM with random start (start ~ U(-eps, eps), one step of 1.25 eps, projected; alpha 1).
+    if (adversarial) options.method(advaug::training_method::fgsm_rs).epsilon(s.eps);
+    // SGD with momentum 0.9 on the device: the parameter views point to device memory.
     cuda::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
-    auto params = model.parameters();  // views of device memory, for cuda::sgd only
-    typename Model::cache_type cache;
-    cuda::device_tensor<float, 2> logits, dlogits;
-    // FGSM with random start is one PGD step of 1.25 eps from a uniform point of the ball.
-    const auto attack = advaug::pgd_options{}.epsilon(s.eps).steps(1).step_size(1.25 * s.eps);
-
-    const auto start = std::chrono::steady_clock::now();
-    std::size_t seen = 0;
-    for (std::size_t epoch = 0; epoch < s.epochs; ++epoch) {
-        const auto order = shuffled(s.train_samples, 1000 + epoch);
-        double loss_sum = 0;
-        std::size_t batches = 0;
-        for (std::size_t first = 0; first + s.batch <= s.train_samples; first += s.batch) {
-            const auto x = cuda::to_device(pixels<R>(data.train_images, order, first, s.batch));
-            const auto y = cuda::to_device(labels(data.train_labels, order, first, s.batch));
-            model.zero_grad();
-            if (adversarial) {
-                // Seeded per batch, so a batch's random start does not depend on the others.
-                const std::uint64_t seed = epoch * 1'000'003 + first;
-                const auto x_adv = advaug::pgd(model, x, y, advaug::pgd_options(attack).seed(seed));
-                model.forward(x_adv, cache, logits);
-            } else {
-                model.forward(x, cache, logits);
-            }
-            // The mean loss comes back to the host: one synchronization per batch.
-            loss_sum += cuda::cross_entropy_gradient(logits, y, dlogits);
-            model.parameter_gradient(cache, dlogits);
-            optimizer.step(params, s.lr);
-            ++batches;
-            seen += s.batch;
-        }
-        std::printf("  epoch %zu: mean training loss %.4f\n", epoch + 1,
-                    loss_sum / double(batches));
+    advaug::trainer<Model, cuda::sgd<float>> trainer(model, optimizer, options);
+    const auto result = trainer.fit(train_set);
+    double seconds = 0, samples_per_second = 0;
+    for (const auto& e : result.epochs) {
+        seconds += e.seconds;
+        samples_per_second = e.samples_per_second;
     }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("  %.1f s, %.0f samples/s\n", seconds, double(seen) / seconds);
+    std::printf("  %.1f s, %.0f samples/s in the last epoch\n", seconds, samples_per_second);
 }
 
 // ---------------------------------------------------------------------------------------------
