@@ -381,6 +381,45 @@ TEST_CASE("a checkpoint from another architecture, method or a damaged file is r
     fs::remove_all(dir);
 }
 
+TEST_CASE("a checkpoint keeps batch norm's running statistics, so a resumed run ends bit-identical") {
+    const auto data = blobs(64, 10, 3, 8);
+    const auto dir = temp_dir("buffers");
+    const auto path = (dir / "bn.ckpt").string();
+    auto make = [] {
+        detail::rng gen(5);
+        auto net = sequential<float, 2>({10});
+        net.add(dense<float>(10, 16, gen)).add(batch_norm<float, 2>(16)).add(relu<float, 2>{});
+        net.add(dense<float>(16, 3, gen));
+        return net;
+    };
+    auto state_of = [](sequential<float, 2>& net) {
+        std::vector<std::vector<float>> out;
+        for (auto& p : net.state()) out.emplace_back(p.value.begin(), p.value.end());
+        return out;
+    };
+    // Attacks run in eval mode, where the running statistics decide the adversarial batch.
+    const auto options = quiet(training_method::fgsm_rs).epochs(2);
+
+    auto whole = make();
+    sgd<float> whole_opt(sgd_options{}.momentum(0.9));
+    trainer(whole, whole_opt, options).fit(data);
+
+    auto first = make();
+    sgd<float> first_opt(sgd_options{}.momentum(0.9));
+    trainer first_tr(first, first_opt, train_options(options).epochs(1));
+    first_tr.fit(data);
+    first_tr.save_checkpoint(path);
+
+    auto resumed = make();  // fresh running statistics: only the checkpoint can restore them
+    sgd<float> resumed_opt(sgd_options{}.momentum(0.9));
+    trainer resumed_tr(resumed, resumed_opt, options);
+    resumed_tr.resume(path);
+    CHECK(state_of(resumed) == state_of(first));
+    resumed_tr.fit(data);
+    CHECK(state_of(resumed) == state_of(whole));
+    fs::remove_all(dir);
+}
+
 TEST_CASE("a NaN loss stops training with the epoch and batch, and the last checkpoint stays loadable") {
     const auto data = blobs(64, 10, 3, 6);
     const auto dir = temp_dir("nan");

@@ -104,7 +104,9 @@ void copy_into(tensor<T, N>& dst, const tensor<T, N>& src) {
 }
 
 inline constexpr char checkpoint_magic[8] = {'A', 'D', 'V', 'A', 'U', 'G', 'C', 'K'};
-inline constexpr std::uint32_t checkpoint_version = 1;
+// Version 2 stores the model's state() (parameters and buffers such as batch norm's running
+// statistics) where version 1 stored parameters() only; version 1 files are still read.
+inline constexpr std::uint32_t checkpoint_version = 2;
 
 }  // namespace detail
 
@@ -130,6 +132,13 @@ public:
         }
         options_.validate("trainer");
         params_ = model_.parameters();
+        // What a checkpoint and the collapse guard's snapshot keep: the whole state where the
+        // model has one (batch norm's running statistics are not parameters), else parameters.
+        if constexpr (requires { { model_.state() } -> std::same_as<std::vector<parameter_view<T>>>; }) {
+            state_ = model_.state();
+        } else {
+            state_ = params_;
+        }
         // dropout masks: the three passes of a batch draw from different streams
         if constexpr (requires { clean_cache_.stream = 0; }) {
             clean_cache_.stream = 0;
@@ -184,6 +193,7 @@ private:
     Optimizer& optimizer_;
     train_options options_;
     std::vector<parameter_view<T>> params_;
+    std::vector<parameter_view<T>> state_;  // params_, then the model's buffers, if any
 
     // buffers reused by every batch: after the first batch a step allocates nothing
     input_type x_, x_adv_;
@@ -391,18 +401,18 @@ auto trainer<M, Optimizer>::to_model(std::pair<tensor<T, M::input_rank>, label_v
 template <class M, class Optimizer>
 void trainer<M, Optimizer>::snapshot_best() {
     using detail::read_parameter;
-    best_weights_.resize(params_.size());
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-        best_weights_[i].resize(params_[i].value.size());
-        read_parameter(model_, params_[i], std::span<T>(best_weights_[i]));
+    best_weights_.resize(state_.size());
+    for (std::size_t i = 0; i < state_.size(); ++i) {
+        best_weights_[i].resize(state_[i].value.size());
+        read_parameter(model_, state_[i], std::span<T>(best_weights_[i]));
     }
 }
 
 template <class M, class Optimizer>
 void trainer<M, Optimizer>::restore_best() {
     using detail::write_parameter;
-    for (std::size_t i = 0; i < params_.size() && i < best_weights_.size(); ++i) {
-        write_parameter(model_, params_[i], std::span<const T>(best_weights_[i]));
+    for (std::size_t i = 0; i < state_.size() && i < best_weights_.size(); ++i) {
+        write_parameter(model_, state_[i], std::span<const T>(best_weights_[i]));
     }
 }
 
@@ -621,20 +631,20 @@ void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
         if constexpr (detail::declares_tensor_types<M>) {
             return downloaded[i];
         } else {
-            return params_[i].value;
+            return state_[i].value;
         }
     };
     if constexpr (detail::declares_tensor_types<M>) {
         using detail::read_parameter;
-        downloaded.resize(params_.size());
-        for (std::size_t i = 0; i < params_.size(); ++i) {
-            downloaded[i].resize(params_[i].value.size());
-            read_parameter(model_, params_[i], std::span<T>(downloaded[i]));
+        downloaded.resize(state_.size());
+        for (std::size_t i = 0; i < state_.size(); ++i) {
+            downloaded[i].resize(state_[i].value.size());
+            read_parameter(model_, state_[i], std::span<T>(downloaded[i]));
         }
     }
     // A diverged model must not replace the last good checkpoint.
-    for (std::size_t k = 0; k < params_.size(); ++k) {
-        const auto& p = params_[k];
+    for (std::size_t k = 0; k < state_.size(); ++k) {
+        const auto& p = state_[k];
         const auto v = values(k);
         for (std::size_t i = 0; i < v.size(); ++i) {
             if (!std::isfinite(v[i])) {
@@ -659,9 +669,9 @@ void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
     w.write<std::uint64_t>(count_loss_);
     w.write<std::uint64_t>(count_clean_);
     w.write<std::uint64_t>(count_adv_);
-    w.write<std::uint64_t>(params_.size());
-    for (std::size_t k = 0; k < params_.size(); ++k) {
-        const auto& p = params_[k];
+    w.write<std::uint64_t>(state_.size());
+    for (std::size_t k = 0; k < state_.size(); ++k) {
+        const auto& p = state_[k];
         w.write_string(p.name);
         std::vector<std::uint64_t> shape(p.shape.begin(), p.shape.end());
         w.write_vector(shape);
@@ -694,9 +704,12 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
 
     io::binary_reader r(bytes.data(), bytes.size() - 4, source);
     for (std::size_t i = 0; i < sizeof(detail::checkpoint_magic); ++i) r.read<char>("magic");
-    if (const auto v = r.read<std::uint32_t>("version"); v != detail::checkpoint_version) {
-        r.fail("version", detail::concat(v, " is not supported (expected ", detail::checkpoint_version, ")"));
+    const auto version = r.read<std::uint32_t>("version");
+    if (version != 1 && version != detail::checkpoint_version) {
+        r.fail("version", detail::concat(version, " is not supported (expected 1 to ", detail::checkpoint_version, ")"));
     }
+    // Version 1 holds the parameters only; the model's buffers then stay as they are.
+    const auto& stored = version == 1 ? params_ : state_;
     if (const auto size = r.read<std::uint8_t>("value size"); size != sizeof(T)) {
         r.fail("value size", detail::concat("is ", int(size), " bytes, this model uses ", sizeof(T)));
     }
@@ -716,15 +729,15 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
     const auto counts = std::array{r.read<std::uint64_t>("loss count"), r.read<std::uint64_t>("clean count"),
                                    r.read<std::uint64_t>("adversarial count")};
     const auto count = r.read<std::uint64_t>("parameter count");
-    if (count != params_.size()) {
+    if (count != stored.size()) {
         throw std::invalid_argument(detail::concat(fn, "(): the checkpoint '", path, "' holds ", count,
-                                                   " parameter tensors, the model has ", params_.size(),
+                                                   " parameter tensors, the model has ", stored.size(),
                                                    " (another architecture)"));
     }
     // Read everything into scratch first, so a bad file leaves the model untouched.
-    std::vector<std::vector<T>> values(params_.size());
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-        const auto& p = params_[i];
+    std::vector<std::vector<T>> values(stored.size());
+    for (std::size_t i = 0; i < stored.size(); ++i) {
+        const auto& p = stored[i];
         const std::string name = r.read_string("parameter name");
         const auto shape = r.read_vector<std::uint64_t>("parameter shape", 16);
         const std::vector<std::uint64_t> want(p.shape.begin(), p.shape.end());
@@ -760,11 +773,11 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
         best = r.read<double>("guard best accuracy");
         collapsed = r.read<std::uint8_t>("guard collapse flag") != 0;
         const auto snapshots = r.read<std::uint64_t>("guard snapshot count");
-        if (snapshots != 0 && snapshots != params_.size()) r.fail("guard snapshot count", "does not match the model");
+        if (snapshots != 0 && snapshots != stored.size()) r.fail("guard snapshot count", "does not match the model");
         best_weights.resize(snapshots);
         for (std::size_t i = 0; i < snapshots; ++i) {
             best_weights[i] = r.read_vector<T>("guard snapshot");
-            if (best_weights[i].size() != params_[i].value.size()) r.fail("guard snapshot", "has the wrong size");
+            if (best_weights[i].size() != stored[i].value.size()) r.fail("guard snapshot", "has the wrong size");
         }
         if (r.remaining() != 0) r.fail("end of checkpoint", detail::concat("has ", r.remaining(), " unexpected bytes"));
     } catch (...) {
@@ -776,8 +789,8 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
     }
 
     using detail::write_parameter;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-        write_parameter(model_, params_[i], std::span<const T>(values[i]));
+    for (std::size_t i = 0; i < stored.size(); ++i) {
+        write_parameter(model_, stored[i], std::span<const T>(values[i]));
     }
     next_epoch_ = epoch;
     next_batch_ = batch;
