@@ -550,7 +550,9 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
     if constexpr (check_classifier<M>()) {
         namespace rb = detail::robustness;
         const char* fn = "evaluate_robustness";
-        const auto [h, w] = rb::check_evaluation(fn, model, data, options, label);
+        // Plain variables, not structured bindings: lambdas below capture them (clang < 16).
+        const auto image_size = rb::check_evaluation(fn, model, data, options, label);
+        const std::size_t h = image_size.first, w = image_size.second;
 
         const std::size_t classes = model.num_classes();
         const std::size_t n_eps = options.epsilons().size();
