@@ -51,11 +51,7 @@ public:
     using value_type = T;
 
     /// requires: !options.nesterov() || options.momentum() > 0.
-    explicit sgd(sgd_options options = {}) : options_(options) {
-        if (options_.nesterov() && options_.momentum() == 0) {
-            advaug::detail::invalid("cuda::sgd", "nesterov requires momentum > 0, got momentum 0");
-        }
-    }
+    explicit sgd(sgd_options options = {}) : options_(options) { options_.validate("cuda::sgd"); }
 
     /// As advaug::sgd::step; the update is queued on the device.
     void step(std::vector<parameter_view<T>>& params, double lr) {

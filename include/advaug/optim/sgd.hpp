@@ -58,6 +58,13 @@ public:
 
     friend bool operator==(const sgd_options&, const sgd_options&) = default;
 
+    /// The checks across options, made by each optimizer that takes them (`fn` names it).
+    void validate(const char* fn) const {
+        if (nesterov_ && momentum_ == 0) {
+            detail::invalid(fn, "nesterov requires momentum > 0, got momentum 0");
+        }
+    }
+
 private:
     double momentum_ = 0;
     bool nesterov_ = false;
@@ -77,11 +84,7 @@ public:
     using value_type = T;
 
     /// requires: !options.nesterov() || options.momentum() > 0.
-    explicit sgd(sgd_options options = {}) : options_(options) {
-        if (options_.nesterov() && options_.momentum() == 0) {
-            detail::invalid("sgd", "nesterov requires momentum > 0, got momentum 0");
-        }
-    }
+    explicit sgd(sgd_options options = {}) : options_(options) { options_.validate("sgd"); }
 
     /// One update of every parameter from its gradient (gradients are read, not cleared).
     ///   requires: lr finite and >= 0; each parameter's value and grad of equal size; after
