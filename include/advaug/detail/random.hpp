@@ -44,4 +44,16 @@ private:
     bool has_spare_ = false;
 };
 
+/// splitmix64 of a few words: independent, platform-stable seeds for (seed, epoch, batch),
+/// (seed, stream, batch) and the like; the trainer, evaluation and tabular shifts all use it.
+inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
+    auto mix = [](std::uint64_t z) {
+        z += 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    };
+    return mix(mix(mix(a) ^ b) ^ c);
+}
+
 }  // namespace advaug::detail

@@ -65,6 +65,7 @@
 #include "advaug/attacks/pgd.hpp"
 #include "advaug/data/dataset.hpp"
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/evaluation/results.hpp"
@@ -315,17 +316,6 @@ inline evaluation_options& evaluation_options::threads(std::size_t n) {
 }
 
 namespace detail::robustness {
-
-/// splitmix64 of three words: independent, platform-stable seeds for (seed, what, batch).
-inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
-    auto mix = [](std::uint64_t z) {
-        z += 0x9e3779b97f4a7c15ULL;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    };
-    return mix(mix(mix(a) ^ b) ^ c);
-}
 
 // Stream tags: attacks and corruptions never share a seed.
 inline constexpr std::uint64_t attack_stream = 1, corruption_stream = 2;

@@ -167,17 +167,6 @@ private:
 
 namespace detail::tabular {
 
-/// splitmix64 of three words: independent, platform-stable noise seeds.
-inline std::uint64_t shift_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
-    auto mix = [](std::uint64_t z) {
-        z += 0x9e3779b97f4a7c15ULL;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    };
-    return mix(mix(mix(a) ^ b) ^ c);
-}
-
 inline std::string short_number(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.4g", v);
@@ -414,7 +403,7 @@ void tabular_shift::apply(tensor<T, 2>& x, std::uint64_t stream) const {
                 }
                 break;
             case kind::noise: {
-                detail::rng gen(detail::tabular::shift_seed(s.seed, stream, k));
+                detail::rng gen(detail::mix_seed(s.seed, stream, k));
                 for (std::size_t i = 0; i < n; ++i) {
                     for (std::size_t j = 0; j < f; ++j) {
                         const double v = static_cast<double>(p[i * f + j]);

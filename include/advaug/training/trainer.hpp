@@ -62,17 +62,6 @@ struct batch_losses {
 
 namespace detail {
 
-/// splitmix64 of a few words: independent, platform-stable seeds for (seed, epoch, batch).
-inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
-    auto mix = [](std::uint64_t z) {
-        z += 0x9e3779b97f4a7c15ULL;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    };
-    return mix(mix(mix(a) ^ b) ^ c);
-}
-
 /// Whether forward() does the same in train and eval mode (no batch norm, no dropout), so the
 /// attack's forward pass at x can also serve the clean loss. A model says so at compile time
 /// with `static constexpr bool mode_independent = true` (mlp), or at run time with
