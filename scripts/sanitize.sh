@@ -32,10 +32,10 @@ case "$mode" in
         build_dir=build-tsan
         sanitize_flags="-fsanitize=thread"
         export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0"
-        # Only the tests that start threads: evaluate_robustness(threads > 1) and the
-        # shared-model attack/evaluation tests. Everything else is single-threaded and covered
-        # by the address run.
-        ctest_selection=(-R '^(test_robustness|test_concurrency)$')
+        # The tests about threads: advaug's pool and what runs on it (test_threads),
+        # evaluate_robustness(threads > 1) and the shared-model attack/evaluation tests. The
+        # rest run on the pool too, and are covered by the address run.
+        ctest_selection=(-R '^(test_threads|test_robustness|test_concurrency)$')
         ;;
     *)
         echo "usage: $0 address|thread [ctest arguments...]" >&2
@@ -67,7 +67,7 @@ cmake -S . -B "$build_dir" \
     -DADVAUG_ENABLE_CUDA=OFF
 
 if [[ "$mode" == thread ]]; then
-    cmake --build "$build_dir" -j"$jobs" --target test_robustness test_concurrency
+    cmake --build "$build_dir" -j"$jobs" --target test_threads test_robustness test_concurrency
 else
     cmake --build "$build_dir" -j"$jobs"
 fi

@@ -17,22 +17,22 @@
 #endif
 #endif
 
+#include "advaug/parallel/threads.hpp"
+
 namespace advaug::detail {
 
-/// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major.
-///   op(A) is m x k (A is k x m when trans_a), op(B) is k x n (B is n x k when trans_b).
-///   With beta == 0, C's previous content is ignored (NaNs in it do not propagate).
+/// gemm on the calling thread (BLAS may still use its own threads; see gemm below).
 template <class T>
-void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
-          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
-          std::size_t ldc);
+void gemm_serial(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                 const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                 std::size_t ldc);
 
 #ifdef ADVAUG_NO_BLAS
 
 template <class T>
-void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
-          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
-          std::size_t ldc) {
+void gemm_serial(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                 const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                 std::size_t ldc) {
     for (std::size_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
         if (beta == T(0)) {
@@ -82,9 +82,9 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
 #else
 
 template <class T>
-void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
-          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
-          std::size_t ldc) {
+void gemm_serial(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                 const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+                 std::size_t ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) {
         for (std::size_t i = 0; i < m; ++i)
@@ -101,5 +101,45 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
 }
 
 #endif
+
+/// Products with at least this many multiply-adds are split across advaug's threads.
+inline constexpr std::size_t gemm_split_macs = std::size_t(1) << 18;
+
+/// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major.
+///   op(A) is m x k (A is k x m when trans_a), op(B) is k x n (B is n x k when trans_b).
+///   With beta == 0, C's previous content is ignored (NaNs in it do not propagate).
+/// With more than one advaug thread (parallel/threads.hpp), BLAS runs on one thread and a large
+/// product is split into blocks of C's rows or columns, one per advaug thread. The sums over k
+/// are not split, but a block may take another BLAS kernel than the whole product, so C can
+/// differ in the last bits between thread counts.
+template <class T>
+void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
+          std::size_t ldc) {
+    if (thread_pool::inside() || parallel_slots() == 1) {
+        gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    single_threaded_blas blas;
+    if (m * n * k < gemm_split_macs) {
+        gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    // Blocks of 16 rows or columns (the BLAS kernels' unit), split along the longer side.
+    constexpr std::size_t unit = 16;
+    const bool by_rows = m >= n;
+    const std::size_t units = ((by_rows ? m : n) + unit - 1) / unit;
+    parallel_for(units, 1, [&](std::size_t first, std::size_t last, std::size_t) {
+        if (by_rows) {
+            const std::size_t r0 = first * unit, r1 = std::min(m, last * unit);
+            gemm_serial(trans_a, trans_b, r1 - r0, n, k, alpha, trans_a ? a + r0 : a + r0 * lda,
+                        lda, b, ldb, beta, c + r0 * ldc, ldc);
+        } else {
+            const std::size_t c0 = first * unit, c1 = std::min(n, last * unit);
+            gemm_serial(trans_a, trans_b, m, c1 - c0, k, alpha, a, lda,
+                        trans_b ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc);
+        }
+    });
+}
 
 }  // namespace advaug::detail

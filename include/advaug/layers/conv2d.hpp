@@ -13,6 +13,11 @@
 // keeping the whole batch unfolded: one image's columns stay in cache (225 KB for the bundled
 // CNN's second convolution), where the batch's would take 29 MB of memory per cache and be
 // read back from DRAM.
+//
+// The images are split across advaug's threads (parallel/threads.hpp), each with its own
+// columns and single-threaded BLAS. The weight gradient is summed per block of
+// grad_block_images images and the blocks are added in order, so it is the same for any number
+// of threads.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +35,7 @@
 #include "advaug/layers/dense.hpp"  // weight_init
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
+#include "advaug/parallel/threads.hpp"
 
 namespace advaug {
 
@@ -214,12 +220,17 @@ public:
     static constexpr std::size_t output_rank = 4;
     static constexpr bool mode_independent = true;
 
+    /// Images per partial sum of the weight gradient (see the header comment).
+    static constexpr std::size_t grad_block_images = 8;
+
     /// What backward needs, and the buffers that forward and backward reuse from call to call.
     struct cache_type {
         const tensor<T, 4>* x = nullptr;           // the input (not copied; must outlive backward)
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W]; C == 0 before forward()
-        mutable tensor<T, 2> cols;                 // one image unfolded, [C*kh*kw, OH*OW]
-        mutable tensor<T, 2> dcols;                // backward_input's scratch, [C*kh*kw, OH*OW]
+        std::size_t patch = 0, pixels = 0;         // C*kh*kw and OH*OW of that forward()
+        mutable std::vector<T> cols;     // per thread, one image unfolded [C*kh*kw, OH*OW]
+        mutable std::vector<T> dcols;    // backward_input's scratch, the same
+        mutable std::vector<T> partial;  // per block of images, [out*C*kh*kw + out] gradient sums
     };
 
     /// Square kernel. requires: in_channels, out_channels, kernel >= 1.
@@ -294,20 +305,24 @@ public:
         const auto& s = x.shape();
         const auto g = geometry("conv2d::forward", "inputs have shape ", s, "N, ");
         const std::size_t n = s[0], out = out_channels(), k = g.patch(), p = g.pixels();
-        const std::array<std::size_t, 2> cols_shape{k, p};
         const std::array<std::size_t, 4> y_shape{n, out, g.oh, g.ow};
-        if (cache.cols.shape() != cols_shape) cache.cols.resize(cols_shape);
         if (y.shape() != y_shape) y.resize(y_shape);
         const std::size_t image = g.c * g.h * g.w;
-        T* cols = cache.cols.data();
-        for (std::size_t i = 0; i < n; ++i) {
-            T* yi = y.data() + i * out * p;
-            detail::im2col(x.data() + i * image, g, cols);
-            for (std::size_t o = 0; o < out; ++o) std::fill_n(yi + o * p, p, bias_(o));
-            detail::gemm<T>(false, false, out, p, k, T(1), weight_.data(), k, cols, p, T(1), yi, p);
-        }
+        T* const cols = per_slot(cache.cols, k * p);
+        detail::parallel_for(n, 1, [&](std::size_t begin, std::size_t end, std::size_t slot) {
+            T* c = cols + slot * k * p;
+            for (std::size_t i = begin; i < end; ++i) {
+                T* yi = y.data() + i * out * p;
+                detail::im2col(x.data() + i * image, g, c);
+                for (std::size_t o = 0; o < out; ++o) std::fill_n(yi + o * p, p, bias_(o));
+                detail::gemm<T>(false, false, out, p, k, T(1), weight_.data(), k, c, p, T(1), yi,
+                                p);
+            }
+        });
         cache.x = &x;
         cache.input_shape = {s[0], s[1], s[2], s[3]};
+        cache.patch = k;
+        cache.pixels = p;
     }
 
     /// dx = the input gradient for the output gradient dy (overwritten, not accumulated).
@@ -315,15 +330,17 @@ public:
         const auto g = cached_geometry("conv2d::backward_input", cache, dy);
         const std::size_t n = cache.input_shape[0], out = out_channels(), k = g.patch(),
                           p = g.pixels(), image = g.c * g.h * g.w;
-        const std::array<std::size_t, 2> dcols_shape{k, p};
         if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
-        if (cache.dcols.shape() != dcols_shape) cache.dcols.resize(dcols_shape);
-        dx.fill(T(0));
-        for (std::size_t i = 0; i < n; ++i) {
-            detail::gemm<T>(true, false, k, p, out, T(1), weight_.data(), k,
-                            dy.data() + i * out * p, p, T(0), cache.dcols.data(), p);
-            detail::col2im_add(cache.dcols.data(), g, dx.data() + i * image);
-        }
+        T* const dcols = per_slot(cache.dcols, k * p);
+        detail::parallel_for(n, 1, [&](std::size_t begin, std::size_t end, std::size_t slot) {
+            T* d = dcols + slot * k * p;
+            std::fill(dx.data() + begin * image, dx.data() + end * image, T(0));
+            for (std::size_t i = begin; i < end; ++i) {
+                detail::gemm<T>(true, false, k, p, out, T(1), weight_.data(), k,
+                                dy.data() + i * out * p, p, T(0), d, p);
+                detail::col2im_add(d, g, dx.data() + i * image);
+            }
+        });
     }
 
     /// dW += scale * sum_n dy[n] cols[n]^T, db += scale * sums of dy over the batch and the
@@ -332,17 +349,42 @@ public:
         const auto g = cached_geometry("conv2d::accumulate_gradient", cache, dy);
         const std::size_t n = cache.input_shape[0], out = out_channels(), k = g.patch(),
                           p = g.pixels(), image = g.c * g.h * g.w;
-        T* cols = cache.cols.data();
-        for (std::size_t i = 0; i < n; ++i) {
-            const T* dyi = dy.data() + i * out * p;
-            detail::im2col(cache.x->data() + i * image, g, cols);
-            detail::gemm<T>(false, true, out, k, p, scale, dyi, p, cols, p, T(1),
-                            weight_grad_.data(), k);
-            for (std::size_t o = 0; o < out; ++o) {
-                const T sum = detail::sum_of(dyi + o * p, p);
-                bias_grad_(o) += scale == T(1) ? sum : scale * sum;
+        // Block b's sums of scale * dy cols^T and scale * dy, then the blocks added in order.
+        const std::size_t blocks = (n + grad_block_images - 1) / grad_block_images;
+        const std::size_t stride = out * k + out;
+        T* const cols = per_slot(cache.cols, k * p);
+        if (cache.partial.size() < blocks * stride) cache.partial.resize(blocks * stride);
+        T* const partial = cache.partial.data();
+        detail::parallel_for(blocks, 1, [&](std::size_t first, std::size_t last, std::size_t slot) {
+            T* c = cols + slot * k * p;
+            for (std::size_t b = first; b < last; ++b) {
+                T* dw = partial + b * stride;
+                T* db = dw + out * k;
+                const std::size_t end = std::min(n, (b + 1) * grad_block_images);
+                for (std::size_t i = b * grad_block_images; i < end; ++i) {
+                    const T* dyi = dy.data() + i * out * p;
+                    const bool first_image = i == b * grad_block_images;
+                    detail::im2col(cache.x->data() + i * image, g, c);
+                    detail::gemm<T>(false, true, out, k, p, scale, dyi, p, c, p,
+                                    first_image ? T(0) : T(1), dw, k);
+                    for (std::size_t o = 0; o < out; ++o) {
+                        const T sum = detail::sum_of(dyi + o * p, p);
+                        const T v = scale == T(1) ? sum : scale * sum;
+                        db[o] = first_image ? v : db[o] + v;
+                    }
+                }
             }
-        }
+        });
+        T* const wg = weight_grad_.data();
+        T* const bg = bias_grad_.data();
+        detail::parallel_for(stride, 4096, [&](std::size_t begin, std::size_t end, std::size_t) {
+            const std::size_t w_end = std::min(end, out * k), b_begin = std::max(begin, out * k);
+            for (std::size_t b = 0; b < blocks; ++b) {
+                const T* src = partial + b * stride;
+                for (std::size_t j = begin; j < w_end; ++j) wg[j] += src[j];
+                for (std::size_t j = b_begin; j < end; ++j) bg[j - out * k] += src[j];
+            }
+        });
     }
 
     void zero_grad() {
@@ -418,7 +460,7 @@ private:
             detail::invalid(fn, "the cache was not filled by forward() of this layer");
         }
         const auto g = geometry(fn, "the cached input has shape ", s, "N, ");
-        if (cache.cols.shape()[0] != g.patch() || cache.cols.shape()[1] != g.pixels()) {
+        if (cache.patch != g.patch() || cache.pixels != g.pixels()) {
             detail::invalid(fn, "the cache was not filled by forward() of this layer");
         }
         const std::array<std::size_t, 4> expected{s[0], out_channels(), g.oh, g.ow};
@@ -427,6 +469,14 @@ private:
                             ", the layer's output is ", detail::shape_string(expected));
         }
         return g;
+    }
+
+    /// Room for one buffer of `size` per thread in `buf` (grown only, so a later call with the
+    /// same sizes allocates nothing).
+    static T* per_slot(std::vector<T>& buf, std::size_t size) {
+        const std::size_t need = size * detail::parallel_slots();
+        if (buf.size() < need) buf.resize(need);
+        return buf.data();
     }
 
     tensor<T, 4> weight_;

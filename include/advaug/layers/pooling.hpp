@@ -19,10 +19,17 @@
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
+#include "advaug/parallel/threads.hpp"
 
 namespace advaug {
 
 namespace detail {
+
+/// Planes of `plane_size` values per parallel chunk: about 16K values, so that small tensors
+/// stay on one thread.
+inline std::size_t planes_per_chunk(std::size_t plane_size) {
+    return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(plane_size, 1));
+}
 
 /// Window and stride of a pooling layer, checked once, and the shape arithmetic both share.
 class pool_window {
@@ -138,13 +145,53 @@ public:
         cache.argmax.resize(y.size());
         const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
                           oh = out[2], ow = out[3];
-        const T* xp = x.data();
-        T* yp = y.data();
-        std::size_t* arg = cache.argmax.data();
+        // The planes (image, channel) are split across advaug's threads.
+        detail::parallel_for(in[0] * in[1], detail::planes_per_chunk(h * w),
+                             [&](std::size_t first, std::size_t last, std::size_t) {
+                                 forward_planes(x.data(), y.data(), cache.argmax.data(), first,
+                                                last, h, w, oh, ow, k, s);
+                             });
+        cache.input_shape = in;
+    }
+
+    /// dx[argmax] += dy for every output; all other entries 0.
+    void backward_input(const cache_type& cache, const tensor<T, 4>& dy, tensor<T, 4>& dx) const {
+        window_.check_output_gradient("max_pool2d::backward_input", cache.input_shape, dy.shape());
+        if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
+        const auto& in = cache.input_shape;
+        const std::size_t plane_in = in[2] * in[3], plane_out = dy.shape()[2] * dy.shape()[3];
+        const T* g = dy.data();
+        T* d = dx.data();
+        const std::size_t* arg = cache.argmax.data();
+        // A window never leaves its plane, so threads that own disjoint planes write disjoint
+        // entries.
+        detail::parallel_for(in[0] * in[1], detail::planes_per_chunk(plane_in),
+                             [&](std::size_t first, std::size_t last, std::size_t) {
+                                 std::fill(d + first * plane_in, d + last * plane_in, T(0));
+                                 for (std::size_t j = first * plane_out; j < last * plane_out; ++j) {
+                                     d[arg[j]] += g[j];
+                                 }
+                             });
+    }
+
+    void accumulate_gradient(const cache_type&, const tensor<T, 4>&, T = T(1)) {}
+    void zero_grad() {}
+    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
+    std::vector<parameter_view<T>> parameters() { return {}; }
+    advaug::mode mode() const { return mode_; }
+    void set_mode(advaug::mode m) { mode_ = m; }
+
+private:
+    /// The outputs and argmax entries of planes [first, last).
+    static void forward_planes(const T* xp, T* y, std::size_t* argmax, std::size_t first,
+                               std::size_t last, std::size_t h, std::size_t w, std::size_t oh,
+                               std::size_t ow, std::size_t k, std::size_t s) {
+        T* yp = y + first * oh * ow;
+        std::size_t* arg = argmax + first * oh * ow;
         if (k == 2 && s == 2) {
             // The common window, unrolled and branch-free (selects, not jumps: the comparisons
             // of ReLU outputs are unpredictable); the same order and tie rule as below.
-            for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
+            for (std::size_t plane = first; plane < last; ++plane) {
                 const std::size_t base = plane * h * w;
                 for (std::size_t oy = 0; oy < oh; ++oy) {
                     const std::size_t r0 = base + 2 * oy * w, r1 = r0 + w;
@@ -165,10 +212,9 @@ public:
                     }
                 }
             }
-            cache.input_shape = in;
             return;
         }
-        for (std::size_t plane = 0; plane < in[0] * in[1]; ++plane) {
+        for (std::size_t plane = first; plane < last; ++plane) {
             const std::size_t base = plane * h * w;
             for (std::size_t oy = 0; oy < oh; ++oy) {
                 for (std::size_t ox = 0; ox < ow; ++ox) {
@@ -191,27 +237,8 @@ public:
                 }
             }
         }
-        cache.input_shape = in;
     }
 
-    /// dx[argmax] += dy for every output; all other entries 0.
-    void backward_input(const cache_type& cache, const tensor<T, 4>& dy, tensor<T, 4>& dx) const {
-        window_.check_output_gradient("max_pool2d::backward_input", cache.input_shape, dy.shape());
-        if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
-        const T* g = dy.data();
-        T* d = dx.data();
-        dx.fill(T(0));
-        for (std::size_t j = 0, n = dy.size(); j < n; ++j) d[cache.argmax[j]] += g[j];
-    }
-
-    void accumulate_gradient(const cache_type&, const tensor<T, 4>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
-private:
     detail::pool_window window_;
     advaug::mode mode_ = advaug::mode::train;
 };

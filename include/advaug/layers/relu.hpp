@@ -9,6 +9,7 @@
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
+#include "advaug/parallel/threads.hpp"
 
 namespace advaug {
 
@@ -47,7 +48,11 @@ public:
 
     void forward(const tensor<T, Rank>& x, cache_type& cache, tensor<T, Rank>& y) const {
         if (y.shape() != x.shape()) y.resize(x.shape());
-        detail::relu_forward(x.data(), y.data(), x.size());
+        detail::parallel_for(x.size(), detail::elementwise_grain,
+                             [&](std::size_t begin, std::size_t end, std::size_t) {
+                                 detail::relu_forward(x.data() + begin, y.data() + begin,
+                                                      end - begin);
+                             });
         cache.y = &y;
     }
     void backward_input(const cache_type& cache, const tensor<T, Rank>& dy,
@@ -58,7 +63,11 @@ public:
                             detail::shape_string(cache.y->shape()));
         }
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
-        detail::relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
+        detail::parallel_for(dy.size(), detail::elementwise_grain,
+                             [&](std::size_t begin, std::size_t end, std::size_t) {
+                                 detail::relu_backward(cache.y->data() + begin, dy.data() + begin,
+                                                       dx.data() + begin, end - begin);
+                             });
     }
     std::string describe() const { return "relu"; }
     void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}

@@ -22,6 +22,7 @@
 #include "advaug/io/binary.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/optim/detail/state.hpp"
+#include "advaug/parallel/threads.hpp"
 
 namespace advaug {
 
@@ -175,14 +176,21 @@ void sgd<T>::step(std::vector<parameter_view<T>>& params, double lr) {
         T* w = params[p].value.data();
         const T* grad = params[p].grad.data();
         T* buf = has_buffers() ? momentum_.data() + layout_.offset(p) : nullptr;
-        const std::size_t n = params[p].value.size();
-        if (decay) {
-            detail::sgd_dispatch<T, true>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu,
-                                          neg_lr);
-        } else {
-            detail::sgd_dispatch<T, false>(buf != nullptr, nesterov, first, w, grad, buf, n, wd, mu,
-                                           neg_lr);
-        }
+        // Element-wise, so the elements are split across advaug's threads.
+        detail::parallel_for(params[p].value.size(), detail::elementwise_grain,
+                             [&](std::size_t begin, std::size_t end, std::size_t) {
+                                 T* b = buf == nullptr ? nullptr : buf + begin;
+                                 const std::size_t n = end - begin;
+                                 if (decay) {
+                                     detail::sgd_dispatch<T, true>(b != nullptr, nesterov, first,
+                                                                   w + begin, grad + begin, b, n,
+                                                                   wd, mu, neg_lr);
+                                 } else {
+                                     detail::sgd_dispatch<T, false>(b != nullptr, nesterov, first,
+                                                                    w + begin, grad + begin, b, n,
+                                                                    wd, mu, neg_lr);
+                                 }
+                             });
     }
     ++steps_;
 }
