@@ -44,16 +44,28 @@ private:
     bool has_spare_ = false;
 };
 
+/// SplitMix64's output function (Steele, Lea and Flood 2014).
+constexpr std::uint64_t splitmix64_finalize(std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+inline constexpr std::uint64_t splitmix64_gamma = 0x9e3779b97f4a7c15ULL;
+
 /// splitmix64 of a few words: independent, platform-stable seeds for (seed, epoch, batch),
 /// (seed, stream, batch) and the like; the trainer, evaluation and tabular shifts all use it.
 inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
-    auto mix = [](std::uint64_t z) {
-        z += 0x9e3779b97f4a7c15ULL;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    };
+    auto mix = [](std::uint64_t z) { return splitmix64_finalize(z + splitmix64_gamma); };
     return mix(mix(mix(a) ^ b) ^ c);
+}
+
+/// Uniform in [lo, hi) for element i of the stream `key`: output i of the SplitMix64 generator
+/// started at `key`, 53 bits. Counter-based: every element is drawn on its own, so a tensor can
+/// be filled in parallel, in any order, with the same values for any number of threads.
+inline double counter_uniform(std::uint64_t key, std::uint64_t i, double lo, double hi) {
+    const std::uint64_t bits = splitmix64_finalize(key + (i + 1) * splitmix64_gamma);
+    return lo + (hi - lo) * (static_cast<double>(bits >> 11) * 0x1.0p-53);
 }
 
 }  // namespace advaug::detail

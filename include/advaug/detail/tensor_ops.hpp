@@ -27,6 +27,7 @@
 #include "advaug/loss/cross_entropy.hpp"
 #include "advaug/model/classifier.hpp"
 #include "advaug/model/parameter.hpp"
+#include "advaug/parallel/threads.hpp"
 
 namespace advaug {
 
@@ -229,24 +230,55 @@ constexpr T sign(T v) {
     return static_cast<T>((T(0) < v) - (v < T(0)));
 }
 
+/// Samples per parallel chunk of an element-wise pass over samples of d_size values.
+inline std::size_t samples_per_chunk(std::size_t d_size) {
+    return std::max<std::size_t>(1, elementwise_grain / std::max<std::size_t>(d_size, 1));
+}
+
+/// Throws non_finite_gradient for the first non-finite entry of g in samples [first, last), if
+/// any: a vectorizable scan, then a search only when it found one.
+template <class T>
+void check_gradient_finite(const char* fn, const T* g, std::size_t first, std::size_t last,
+                           std::size_t d_size) {
+    bool finite = true;
+    for (std::size_t i = first * d_size; i < last * d_size; ++i) {
+        finite &= std::isfinite(g[i]);
+    }
+    if (finite) return;
+    for (std::size_t i = first * d_size; i < last * d_size; ++i) {
+        if (!std::isfinite(g[i])) non_finite_gradient(fn, i, d_size, g[i]);
+    }
+}
+
 /// One L-infinity step in model units, fused: x = clip_domain(clip_ball(x + step*sign(g))).
-/// `direction` is +1 to raise the loss, -1 to lower it (targeted).
+/// `direction` is +1 to raise the loss, -1 to lower it (targeted). The samples are split across
+/// advaug's threads; a non-finite gradient throws before x changes.
 template <class T, std::size_t R>
 void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tensor<T, R>& g,
                const resolved_domain<T>& dom, T step, T eps, T direction) {
-    const std::size_t d_size = dom.sample_size, total = x.size();
-    T* xp = x.data();
-    const T* x0p = x0.data();
+    const std::size_t d_size = dom.sample_size, n = x.shape()[0];
     const T* gp = g.data();
-    for (std::size_t i = 0; i < total; ++i) {
-        const std::size_t d = i % d_size;
-        if (!std::isfinite(gp[i])) non_finite_gradient(fn, i, d_size, gp[i]);
-        const T scale = dom.model_per_raw[d];
-        const T e = eps * scale;
-        T v = xp[i] + direction * step * scale * sign(gp[i]);
-        v = std::clamp(v, x0p[i] - e, x0p[i] + e);
-        xp[i] = std::clamp(v, dom.lo[d], dom.hi[d]);
-    }
+    parallel_for(n, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last,
+                                                    std::size_t) {
+        check_gradient_finite(fn, gp, first, last, d_size);
+    });
+    parallel_for(n, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last,
+                                                    std::size_t) {
+        const T* scale = dom.model_per_raw.data();
+        const T* lo = dom.lo.data();
+        const T* hi = dom.hi.data();
+        for (std::size_t s = first; s < last; ++s) {
+            T* xs = x.data() + s * d_size;
+            const T* x0s = x0.data() + s * d_size;
+            const T* gs = gp + s * d_size;
+            for (std::size_t d = 0; d < d_size; ++d) {
+                const T e = eps * scale[d];
+                T v = xs[d] + direction * step * scale[d] * sign(gs[d]);
+                v = std::clamp(v, x0s[d] - e, x0s[d] + e);
+                xs[d] = std::clamp(v, lo[d], hi[d]);
+            }
+        }
+    });
 }
 
 /// One L2 step: the gradient is taken in raw units, normalized per sample, and the
@@ -283,21 +315,33 @@ void l2_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tens
     }
 }
 
-/// A uniform random point of the epsilon-ball around x0, clipped into the domain.
+/// A uniform random point of the epsilon-ball around x0, clipped into the domain. The L-inf
+/// start takes one number from gen as the key of a counter-based stream (counter_uniform) and
+/// fills the samples in parallel; the L2 start draws from gen in order.
 template <class T, std::size_t R>
 void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain<T>& dom,
                   advaug::norm n, double eps, rng& gen) {
     const std::size_t d_size = dom.sample_size, samples = x.shape()[0];
+    if (n == advaug::norm::linf) {
+        const std::uint64_t key = gen.engine()();
+        parallel_for(samples, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last,
+                                                              std::size_t) {
+            for (std::size_t s = first; s < last; ++s) {
+                T* xs = x.data() + s * d_size;
+                const T* x0s = x0.data() + s * d_size;
+                for (std::size_t d = 0; d < d_size; ++d) {
+                    const double delta = counter_uniform(key, s * d_size + d, -eps, eps);
+                    xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
+                                       dom.lo[d], dom.hi[d]);
+                }
+            }
+        });
+        return;
+    }
     for (std::size_t s = 0; s < samples; ++s) {
         T* xs = x.data() + s * d_size;
         const T* x0s = x0.data() + s * d_size;
-        if (n == advaug::norm::linf) {
-            for (std::size_t d = 0; d < d_size; ++d) {
-                const double delta = gen.uniform(-eps, eps);
-                xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
-                                   dom.lo[d], dom.hi[d]);
-            }
-        } else {
+        {
             // Uniform in the L2 ball: a Gaussian direction and radius eps * U^(1/d).
             double norm2 = 0;
             for (std::size_t d = 0; d < d_size; ++d) {

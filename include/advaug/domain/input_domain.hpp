@@ -160,11 +160,20 @@ template <class T, std::size_t N>
 void check_in_domain(const char* function, const tensor<T, N>& x, const resolved_domain<T>& r) {
     const std::size_t n = x.shape()[0], d_size = r.sample_size;
     const T* p = x.data();
+    auto inside = [&](T v, std::size_t d) {
+        const T tol = T(1e-5) * (T(1) + std::abs(v));
+        return v >= r.lo[d] - tol && v <= r.hi[d] + tol;  // false for NaN
+    };
+    // A branch-free scan (it vectorizes), then the search for the message only on failure.
+    bool all = true;
+    for (std::size_t s = 0; s < n; ++s) {
+        for (std::size_t d = 0; d < d_size; ++d) all &= inside(p[s * d_size + d], d);
+    }
+    if (all) return;
     for (std::size_t s = 0; s < n; ++s) {
         for (std::size_t d = 0; d < d_size; ++d) {
             const T v = p[s * d_size + d];
-            const T tol = T(1e-5) * (T(1) + std::abs(v));
-            if (!(v >= r.lo[d] - tol && v <= r.hi[d] + tol)) {  // also refuses NaN
+            if (!inside(v, d)) {
                 invalid(function, "inputs[", s, "] element ", d, " = ", v,
                         " lies outside the input domain [", r.lo[d], ", ", r.hi[d],
                         "] (model units); normalized data needs a matching "
