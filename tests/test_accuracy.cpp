@@ -8,35 +8,17 @@
 #include <vector>
 
 #include "support/models.hpp"
+#include "support/ten_samples.hpp"
 
 using namespace advaug;
+using testing::identity_model;
+using testing::labels_of;
 using testing::linear_model;
+using testing::ten_features;
+using testing::ten_labels;
+using testing::ten_samples;
 
 namespace {
-
-label_vector labels_of(std::vector<std::int64_t> values) {
-    auto y = label_vector::from_shape({values.size()});
-    std::copy(values.begin(), values.end(), y.begin());
-    return y;
-}
-
-// Ten 2-feature samples for a model whose logits are the features themselves (W = I, b = 0):
-// it predicts the larger feature, ties going to class 0. Samples 5, 6 and 7 are wrong.
-const std::vector<float> ten_features = {1,    0,    0, 1, 2, 1, 1, 3, 0.5f, 0.5f,
-                                         0.5f, 0.5f, 3, 0, 0, 3, 4, 1, 1,    2};
-const std::vector<std::int64_t> ten_labels = {0, 1, 0, 1, 0, 1, 1, 0, 0, 1};
-
-dataset<float> ten_samples(std::vector<std::size_t> shape = {2}) {
-    return dataset<float>(ten_features, std::move(shape), labels_of(ten_labels), 2);
-}
-
-linear_model<double> identity_model(std::size_t classes = 2) {
-    linear_model<double> model(2, classes, 1);
-    model.w.fill(0.0);
-    model.b.fill(0.0);
-    for (std::size_t k = 0; k < 2; ++k) model.w(k, k) = 1.0;
-    return model;
-}
 
 /// The linear model behind a rank-4 interface: [N, 1, 1, 2] inputs are flattened.
 struct rank4_model {

@@ -13,15 +13,15 @@
 #include <stdexcept>
 #include <vector>
 
+#include "support/fashion_mnist.hpp"
+#include "support/labels.hpp"
+
 using namespace advaug;
+using testing::fashion_mnist_skip_message;
+using testing::fashion_mnist_test_set;
+using testing::labels_of;
 
 namespace {
-
-label_vector labels_of(std::vector<std::int64_t> values) {
-    auto y = label_vector::from_shape({values.size()});
-    std::copy(values.begin(), values.end(), y.begin());
-    return y;
-}
 
 /// 4 samples of shape {2, 3}: pixel value 10 * sample + element, except the last is 255.
 dataset<std::uint8_t> small_pixels() {
@@ -368,12 +368,12 @@ TEST_CASE("dataset::from_images on synthetic images") {
 
 TEST_CASE("dataset::from_images on the installed Fashion-MNIST test set") {
     namespace fs = std::filesystem;
-    const fs::path dir = "/usr/share/datasets/fashion-mnist";
-    if (!fs::exists(dir / "t10k-images-idx3-ubyte.gz") ||
-        !fs::exists(dir / "t10k-labels-idx1-ubyte.gz")) {
-        MESSAGE("skipped: " << dir.string() << " is missing (install dataset-fashion-mnist)");
+    const auto installed = fashion_mnist_test_set();
+    if (!installed) {
+        MESSAGE(fashion_mnist_skip_message());
         return;
     }
+    const fs::path dir = *installed;
     const auto images = read_idx_images((dir / "t10k-images-idx3-ubyte.gz").string());
     const auto labels = read_idx_labels((dir / "t10k-labels-idx1-ubyte.gz").string());
 
@@ -407,12 +407,12 @@ TEST_CASE("dataset::from_images on the installed Fashion-MNIST test set") {
 
 TEST_CASE("dataset::from_idx takes over the bytes of read_idx() and equals from_images") {
     namespace fs = std::filesystem;
-    const fs::path dir = "/usr/share/datasets/fashion-mnist";
-    if (!fs::exists(dir / "t10k-images-idx3-ubyte.gz") ||
-        !fs::exists(dir / "t10k-labels-idx1-ubyte.gz")) {
-        MESSAGE("skipped: " << dir.string() << " is missing (install dataset-fashion-mnist)");
+    const auto installed = fashion_mnist_test_set();
+    if (!installed) {
+        MESSAGE(fashion_mnist_skip_message());
         return;
     }
+    const fs::path dir = *installed;
     const std::string images_path = (dir / "t10k-images-idx3-ubyte.gz").string();
     const auto labels = read_idx_labels((dir / "t10k-labels-idx1-ubyte.gz").string());
     const auto reference = dataset<std::uint8_t>::from_images(read_idx_images(images_path), labels, 10, true);

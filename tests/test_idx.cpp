@@ -1,5 +1,7 @@
 // Tests for advaug/data/idx.hpp: IDX reading (plain and gzip), error reporting, the
 // Fashion-MNIST loader and the conversion of images to floating-point batches.
+#include "support/check_throws.hpp"
+#include "support/fashion_mnist.hpp"
 #include "support/temp_dir.hpp"
 #include <doctest/doctest.h>
 #include <unistd.h>
@@ -11,7 +13,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <initializer_list>
 #include <random>
 #include <stdexcept>
@@ -25,6 +26,9 @@ using bytes = std::vector<std::uint8_t>;
 
 namespace {
 
+using advaug::testing::check_throws;
+using advaug::testing::fashion_mnist_dir;
+using advaug::testing::fashion_mnist_skip_message;
 using advaug::testing::temp_dir;
 
 void put_be32(bytes& out, std::uint32_t v) {
@@ -81,25 +85,6 @@ void write_gz_file(const std::string& path, const bytes& data) {
     REQUIRE(gzwrite(gz, data.data(), static_cast<unsigned>(data.size())) ==
             static_cast<int>(data.size()));
     REQUIRE(gzclose(gz) == Z_OK);
-}
-
-/// Runs `f`, which must throw exactly `E`; checks that the message contains every part.
-template <class E>
-void check_throws(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-    std::string message;
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        message = e.what();
-    } catch (const std::exception& e) {
-        FAIL("wrong exception type, message: " << e.what());
-    }
-    REQUIRE_MESSAGE(thrown, "no exception thrown");
-    INFO("message: " << message);
-    for (const auto& part : parts)
-        CHECK_MESSAGE(message.find(part) != std::string::npos, "missing: " << part);
 }
 
 constexpr std::uint32_t images_magic = 0x00000803;
@@ -475,9 +460,9 @@ TEST_CASE("idx: default_fashion_mnist_dir honours ADVAUG_FASHION_MNIST") {
 }
 
 TEST_CASE("idx: the real Fashion-MNIST test set") {
-    const fs::path dir = "/usr/share/datasets/fashion-mnist";
+    const fs::path dir = fashion_mnist_dir;
     if (!fs::is_directory(dir)) {
-        MESSAGE("skipped: " << dir.string() << " is missing (install dataset-fashion-mnist)");
+        MESSAGE(fashion_mnist_skip_message());
         return;
     }
     const auto images = advaug::read_idx_images((dir / "t10k-images-idx3-ubyte.gz").string());
@@ -501,9 +486,9 @@ TEST_CASE("idx: the real Fashion-MNIST test set") {
 }
 
 TEST_CASE("idx: load_fashion_mnist on the installed data set") {
-    const fs::path dir = "/usr/share/datasets/fashion-mnist";
+    const fs::path dir = fashion_mnist_dir;
     if (!fs::is_directory(dir)) {
-        MESSAGE("skipped: " << dir.string() << " is missing (install dataset-fashion-mnist)");
+        MESSAGE(fashion_mnist_skip_message());
         return;
     }
     const auto data = advaug::load_fashion_mnist(dir.string());

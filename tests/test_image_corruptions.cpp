@@ -1,14 +1,14 @@
 // Tests for advaug/shifts/image_corruptions.hpp: for every corruption, determinism per seed,
 // outputs in [0, 1], severity 1 milder than severity 5 on real Fashion-MNIST images, and a
 // property that says the output is what the name promises; the batch form; argument errors.
+#include "support/check_throws.hpp"
+#include "support/fashion_mnist.hpp"
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
-#include <initializer_list>
 #include <limits>
 #include <numbers>
 #include <set>
@@ -26,23 +26,9 @@ using image = tensor<double, 2>;
 
 namespace {
 
-template <class E>
-void check_throws(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-    std::string message;
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        message = e.what();
-    } catch (const std::exception& e) {
-        FAIL("wrong exception type, message: " << e.what());
-    }
-    REQUIRE_MESSAGE(thrown, "no exception thrown");
-    INFO("message: " << message);
-    for (const auto& part : parts)
-        CHECK_MESSAGE(message.find(part) != std::string::npos, "missing: " << part);
-}
+using advaug::testing::check_throws;
+using advaug::testing::fashion_mnist_dir;
+using advaug::testing::fashion_mnist_skip_message;
 
 image filled(std::size_t h, std::size_t w, double value) {
     image x = image::from_shape({h, w});
@@ -105,12 +91,10 @@ bool in_unit_range(const image& x) {
     return std::all_of(x.begin(), x.end(), [](double v) { return v >= 0.0 && v <= 1.0; });
 }
 
-const std::string fashion_dir = "/usr/share/datasets/fashion-mnist";
-
 /// The first `count` Fashion-MNIST test images in [0, 1], or none if the data set is missing.
 std::vector<image> real_images(std::size_t count) {
     static const tensor<std::uint8_t, 3> all = [] {
-        const fs::path file = fs::path(fashion_dir) / "t10k-images-idx3-ubyte.gz";
+        const fs::path file = fs::path(fashion_mnist_dir) / "t10k-images-idx3-ubyte.gz";
         return fs::exists(file) ? advaug::read_idx_images(file.string())
                                 : tensor<std::uint8_t, 3>::from_shape({0, 28, 28});
     }();
@@ -229,7 +213,7 @@ TEST_CASE("corruptions: extreme inputs (all 0, all 1) stay in [0, 1]") {
 TEST_CASE("corruptions: severity 1 changes real images less than severity 5") {
     const auto images = real_images(8);
     if (images.empty()) {
-        MESSAGE("skipped: " << fashion_dir << " is missing (install dataset-fashion-mnist)");
+        MESSAGE(fashion_mnist_skip_message());
         return;
     }
     for (corruption c : advaug::all_corruptions()) {

@@ -1,5 +1,7 @@
 // Tests for advaug/io/png.hpp: 8-bit grayscale and RGB PNGs are read back pixel for pixel by
 // an independent decoder (stb_image), conversion from [0, 1] floats, and error reporting.
+#include "support/check_throws.hpp"
+#include "support/png_decode.hpp"
 #include "support/temp_dir.hpp"
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -10,8 +12,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <initializer_list>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -19,64 +19,16 @@
 
 #include "advaug/io/png.hpp"
 
-// The decoder, compiled privately into this test (it is independent of the encoder).
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#endif
-#include <stb/stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 namespace fs = std::filesystem;
 using advaug::tensor;
 using bytes = std::vector<std::uint8_t>;
 
 namespace {
 
+using advaug::testing::check_throws;
+using advaug::testing::decode_png;
+using advaug::testing::decoded_png;
 using advaug::testing::temp_dir;
-
-template <class E>
-void check_throws(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-    std::string message;
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        message = e.what();
-    } catch (const std::exception& e) {
-        FAIL("wrong exception type, message: " << e.what());
-    }
-    REQUIRE_MESSAGE(thrown, "no exception thrown");
-    INFO("message: " << message);
-    for (const auto& part : parts)
-        CHECK_MESSAGE(message.find(part) != std::string::npos, "missing: " << part);
-}
-
-/// A decoded PNG: its size, channel count and pixels (channels interleaved).
-struct decoded {
-    int width = 0, height = 0, channels = 0;
-    bytes pixels;
-};
-
-decoded decode(const bytes& file) {
-    decoded d;
-    stbi_uc* p = stbi_load_from_memory(file.data(), static_cast<int>(file.size()), &d.width,
-                                       &d.height, &d.channels, 0);
-    REQUIRE_MESSAGE(p != nullptr, "stb_image cannot decode: " << stbi_failure_reason());
-    d.pixels.assign(p, p + static_cast<std::size_t>(d.width) * d.height * d.channels);
-    stbi_image_free(p);
-    return d;
-}
 
 bytes file_bytes(const std::string& path) { return advaug::io::read_file(path); }
 
@@ -108,7 +60,7 @@ TEST_CASE("png: a grayscale image is read back pixel for pixel") {
     CHECK(bytes(file.begin(), file.begin() + 8) == signature);
     CHECK(file == advaug::io::encode_png(gray));
 
-    const decoded d = decode(file);
+    const decoded_png d = decode_png(file);
     CHECK(d.width == 17);
     CHECK(d.height == 13);
     CHECK(d.channels == 1);
@@ -126,7 +78,7 @@ TEST_CASE("png: an RGB image is read back pixel for pixel") {
         }
     const std::string path = dir.file("rgb.png");
     advaug::io::write_png(path, rgb);
-    const decoded d = decode(file_bytes(path));
+    const decoded_png d = decode_png(file_bytes(path));
     CHECK(d.width == 7);
     CHECK(d.height == 5);
     CHECK(d.channels == 3);
@@ -134,7 +86,7 @@ TEST_CASE("png: an RGB image is read back pixel for pixel") {
 
     // A 1 x 1 image is valid too.
     tensor<std::uint8_t, 2> dot = {{42}};
-    const decoded one = decode(advaug::io::encode_png(dot));
+    const decoded_png one = decode_png(advaug::io::encode_png(dot));
     CHECK(one.width == 1);
     CHECK(one.height == 1);
     CHECK(one.pixels == bytes{42});

@@ -5,6 +5,8 @@
 //
 // Set ADVAUG_REPORT_OUT=<folder> to keep a copy of the sample report there (docs/report.md's
 // pictures are rendered from it).
+#include "support/check_throws.hpp"
+#include "support/png_decode.hpp"
 #include "support/temp_dir.hpp"
 #include <doctest/doctest.h>
 #include <unistd.h>
@@ -17,8 +19,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -28,28 +28,15 @@
 
 #include "advaug/report/report.hpp"
 
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#endif
-#include <stb/stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 namespace fs = std::filesystem;
 using advaug::model_evaluation;
 using advaug::tensor;
 
 namespace {
 
+using advaug::testing::check_throws;
+using advaug::testing::decoded_png;
+using advaug::testing::read_png;
 using advaug::testing::temp_dir;
 
 std::string slurp(const std::string& path) {
@@ -73,24 +60,6 @@ std::vector<std::string> lines(const std::string& text) {
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) out.push_back(line);
     return out;
-}
-
-template <class E>
-void check_throws(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-    std::string message;
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        message = e.what();
-    } catch (const std::exception& e) {
-        FAIL("wrong exception type, message: " << e.what());
-    }
-    REQUIRE_MESSAGE(thrown, "no exception thrown");
-    INFO("message: " << message);
-    for (const auto& part : parts)
-        CHECK_MESSAGE(message.find(part) != std::string::npos, "missing: " << part);
 }
 
 /// A minimal XML well-formedness check: one root element, tags balanced and properly nested,
@@ -233,26 +202,6 @@ model_evaluation make_model(const std::string& name, bool robust) {
 
 std::vector<model_evaluation> sample_models() {
     return {make_model("plain", false), make_model("fgsm-rs", true)};
-}
-
-struct image {
-    int w = 0, h = 0, channels = 0;
-    std::vector<std::uint8_t> pixels;
-    std::uint8_t at(int x, int y, int c = 0) const {
-        return pixels[(static_cast<std::size_t>(y) * w + x) * channels + c];
-    }
-};
-
-image read_png(const std::string& path) {
-    const std::string bytes = slurp(path);
-    image img;
-    unsigned char* p =
-        stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                              static_cast<int>(bytes.size()), &img.w, &img.h, &img.channels, 0);
-    REQUIRE_MESSAGE(p != nullptr, "stb_image cannot decode " << path);
-    img.pixels.assign(p, p + static_cast<std::size_t>(img.w) * img.h * img.channels);
-    stbi_image_free(p);
-    return img;
 }
 
 }  // namespace
@@ -559,10 +508,10 @@ TEST_CASE("write_example_grid: clean | adversarial | amplified perturbation, enl
     const std::string png = dir.file("grid.png");
     advaug::write_example_grid(png, clean, adv, 5.0, scale);
 
-    const image img = read_png(png);
+    const decoded_png img = read_png(png);
     CHECK(img.channels == 1);
-    CHECK(img.w == static_cast<int>(3 * w * scale + 4 * gap));
-    CHECK(img.h == static_cast<int>(n * h * scale + (n + 1) * gap));
+    CHECK(img.width == static_cast<int>(3 * w * scale + 4 * gap));
+    CHECK(img.height == static_cast<int>(n * h * scale + (n + 1) * gap));
     // Cell origin of image r, column c; pixel (y, x) of the source is a scale x scale block.
     auto px = [&](std::size_t r, std::size_t c, std::size_t y, std::size_t x, std::size_t dy = 0,
                   std::size_t dx = 0) {
@@ -595,10 +544,10 @@ TEST_CASE("write_example_grid: clean | adversarial | amplified perturbation, enl
         tensor<float, 4> a4 = c4;
         a4(1, 2, 3, 0) = 0.35f;  // red raised in the last pixel of image 1
         advaug::write_example_grid(png, c4, a4, 1.5, 2);
-        const image rgb = read_png(png);
+        const decoded_png rgb = read_png(png);
         CHECK(rgb.channels == 3);
-        CHECK(rgb.w == static_cast<int>(3 * 4 * 2 + 4 * gap));
-        CHECK(rgb.h == static_cast<int>(2 * 3 * 2 + 3 * gap));
+        CHECK(rgb.width == static_cast<int>(3 * 4 * 2 + 4 * gap));
+        CHECK(rgb.height == static_cast<int>(2 * 3 * 2 + 3 * gap));
         const int x = static_cast<int>(gap + 2 * (4 * 2 + gap) + 3 * 2);
         const int y = static_cast<int>(gap + (3 * 2 + gap) + 2 * 2);
         CHECK(rgb.at(x, y, 0) == to8(0.5 + 1.5 * (double(0.35f) - double(0.25f))));

@@ -12,34 +12,21 @@
 #include <string>
 #include <vector>
 
+#include "support/fashion_mnist.hpp"
 #include "support/models.hpp"
+#include "support/ten_samples.hpp"
 
 using namespace advaug;
+using testing::fashion_mnist_skip_message;
+using testing::fashion_mnist_test_set;
+using testing::identity_model;
+using testing::labels_of;
 using testing::linear_model;
+using testing::ten_features;
+using testing::ten_labels;
+using testing::ten_samples;
 
 namespace {
-
-label_vector labels_of(std::vector<std::int64_t> values) {
-    auto y = label_vector::from_shape({values.size()});
-    std::copy(values.begin(), values.end(), y.begin());
-    return y;
-}
-
-// test_accuracy.cpp's ten samples: the identity model (logits = features) predicts the larger
-// feature, ties going to class 0; samples 5, 6 and 7 are wrong.
-const std::vector<float> ten_features = {1,    0,    0, 1, 2, 1, 1, 3, 0.5f, 0.5f,
-                                         0.5f, 0.5f, 3, 0, 0, 3, 4, 1, 1,    2};
-const std::vector<std::int64_t> ten_labels = {0, 1, 0, 1, 0, 1, 1, 0, 0, 1};
-
-dataset<float> ten_samples() { return dataset<float>(ten_features, {2}, labels_of(ten_labels), 2); }
-
-linear_model<double> identity_model(std::size_t classes = 2) {
-    linear_model<double> model(2, classes, 1);
-    model.w.fill(0.0);
-    model.b.fill(0.0);
-    for (std::size_t k = 0; k < 2; ++k) model.w(k, k) = 1.0;
-    return model;
-}
 
 /// A linear model that counts forward() calls made outside eval mode (from any thread).
 struct mode_spy {
@@ -557,12 +544,12 @@ TEST_CASE("set_relative_mce: hand-computed, against itself, and mismatches") {
 
 TEST_CASE("evaluate_robustness: an MLP trained on Fashion-MNIST") {
     namespace fs = std::filesystem;
-    const fs::path dir = "/usr/share/datasets/fashion-mnist";
-    if (!fs::exists(dir / "t10k-images-idx3-ubyte.gz") ||
-        !fs::exists(dir / "t10k-labels-idx1-ubyte.gz")) {
-        MESSAGE("skipped: " << dir.string() << " is missing (install dataset-fashion-mnist)");
+    const auto installed = fashion_mnist_test_set();
+    if (!installed) {
+        MESSAGE(fashion_mnist_skip_message());
         return;
     }
+    const fs::path dir = *installed;
     const auto all = dataset<std::uint8_t>::from_images(
         read_idx_images((dir / "t10k-images-idx3-ubyte.gz").string()),
         read_idx_labels((dir / "t10k-labels-idx1-ubyte.gz").string()), 10, false);
