@@ -67,6 +67,21 @@ double transformed_accuracy(M& model, const dataset<S>& data, Transform&& f,
 
 namespace detail {
 
+/// The first maximal logit of `row` (k logits of sample i): ties go to the lowest class, and a
+/// non-finite logit is a numeric_error naming fn, the class and the sample.
+template <class T>
+std::size_t predicted_class(const char* fn, const T* row, std::size_t k, std::size_t i) {
+    std::size_t best = 0;
+    for (std::size_t c = 0; c < k; ++c) {
+        if (!std::isfinite(row[c])) {
+            throw numeric_error(concat(fn, "(): logit ", c, " of sample ", i, " is ", row[c],
+                                       "; the model produced a non-finite value"));
+        }
+        if (row[c] > row[best]) best = c;
+    }
+    return best;
+}
+
 template <class T>
 std::size_t count_correct(const char* fn, const tensor<T, 2>& logits, const label_vector& y) {
     const std::size_t n = logits.shape()[0], k = logits.shape()[1];
@@ -76,15 +91,7 @@ std::size_t count_correct(const char* fn, const tensor<T, 2>& logits, const labe
     check_labels(fn, y, n, k);
     std::size_t correct = 0;
     for (std::size_t i = 0; i < n; ++i) {
-        const T* row = logits.data() + i * k;
-        std::size_t best = 0;
-        for (std::size_t c = 0; c < k; ++c) {
-            if (!std::isfinite(row[c])) {
-                throw numeric_error(concat(fn, "(): logit ", c, " of sample ", i, " is ", row[c],
-                                           "; the model produced a non-finite value"));
-            }
-            if (row[c] > row[best]) best = c;
-        }
+        const std::size_t best = predicted_class(fn, logits.data() + i * k, k, i);
         if (static_cast<std::int64_t>(best) == y(i)) ++correct;
     }
     return correct;
