@@ -4,8 +4,8 @@
 // For the bundled MLP 784-256-256-10 and the bundled CNN, at batch 128 on 2 OpenBLAS threads,
 // it measures samples per second of
 //
-//   fgsm-attack    advaug::fgsm(), epsilon 0.1 (model in eval mode)
-//   pgd10-attack   advaug::pgd(), 10 steps of 2.5 * 0.1 / 10 from a random start
+//   fgsm-attack    advaug::fgsm(), epsilon 0.1 (model in eval mode), one attack_workspace
+//   pgd10-attack   advaug::pgd(), 10 steps of 2.5 * 0.1 / 10 from a random start, the same
 //   plain          one training step: trainer::compute_gradient() + sgd::step()
 //   seed-fgsm      the seed's recipe: FGSM without random start, epsilon 0.1, alpha 0.5
 //   fgsm-rs        FGSM with random start (Wong et al. 2020), alpha 1
@@ -530,6 +530,8 @@ result run_workload(const settings& s, const workload& w, Make make, const batch
     std::uint64_t seed = 0;
     float sink = 0;
     std::function<void()> step;
+    // Attacks called repeatedly reuse one workspace, as evaluate_robustness does.
+    advaug::attack_workspace<M> workspace;
     if (w.attack) {
         model.set_mode(advaug::mode::eval);
         const auto fgsm = advaug::fgsm_options{}.epsilon(epsilon);
@@ -538,14 +540,14 @@ result run_workload(const settings& s, const workload& w, Make make, const batch
             step = [&, fgsm] {
                 const auto& [x, y] = batches[next];
                 next = (next + 1) % batches.size();
-                sink += advaug::fgsm(model, x, y, fgsm).data()[0];
+                sink += advaug::fgsm(model, x, y, fgsm, workspace).data()[0];
             };
         } else {
             step = [&, pgd]() mutable {
                 const auto& [x, y] = batches[next];
                 next = (next + 1) % batches.size();
                 pgd.seed(++seed);
-                sink += advaug::pgd(model, x, y, pgd).data()[0];
+                sink += advaug::pgd(model, x, y, pgd, workspace).data()[0];
             };
         }
     } else {

@@ -199,3 +199,21 @@ TEST_CASE("a NaN input gradient stops the attack with numeric_error naming where
                          numeric_error);
     CHECK_THROWS_AS(fgm(model, x, y, fgm_options{}.epsilon(0.1)), numeric_error);
 }
+
+TEST_CASE("an attack_workspace reused across calls, batch sizes and attacks changes no result") {
+    mlp<float> net({12, 16, 4}, 7);
+    net.set_mode(mode::eval);
+    attack_workspace<mlp<float>> ws;
+    for (std::size_t rows : {32, 5, 32}) {  // the buffers shrink and grow again
+        CAPTURE(rows);
+        const auto x = testing::uniform_batch<float>(rows, 12, rows);
+        const auto y = testing::cyclic_labels(rows, 4);
+        const auto f = fgsm_options{}.epsilon(0.1);
+        const auto p = pgd_options{}.epsilon(0.1).steps(3).seed(5);
+        CHECK(fgsm(net, x, y, f, ws) == fgsm(net, x, y, f));
+        CHECK(fgm(net, x, y, fgm_options{}.epsilon(0.5), ws) == fgm(net, x, y, fgm_options{}.epsilon(0.5)));
+        CHECK(pgd(net, x, y, p, ws) == pgd(net, x, y, p));
+        CHECK(pgd(net, x, y, pgd_options(p).restarts(2), ws) == pgd(net, x, y, pgd_options(p).restarts(2)));
+        CHECK(bim(net, x, y, p, ws) == bim(net, x, y, p));
+    }
+}

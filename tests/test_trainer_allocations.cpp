@@ -1,6 +1,9 @@
 // A training step allocates nothing after the first: trainer::compute_gradient() and the
 // optimizer's step() reuse every buffer (activations, deltas, scratch, momentum), for every
-// method and the bundled models. A property, not a timing: the global operator new counts.
+// method and the bundled models. An attack given an attack_workspace allocates only its
+// result and its resolved domain. A property, not a timing: the global operator new counts.
+#include <advaug/attacks/fgsm.hpp>
+#include <advaug/attacks/pgd.hpp>
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
 #include <advaug/training/trainer.hpp>
@@ -124,4 +127,33 @@ TEST_CASE("a training step after the first allocates nothing: CNN, with and with
         "cnn", [] { return cnn<float>(3); }, x, y);
     check_model<cnn<float>>(
         "cnn with batch norm", [] { return cnn<float>(3, weight_init::he_normal, true); }, x, y);
+}
+
+// With a workspace, what an attack still allocates is its result (1) and the four per-element
+// vectors of its resolved domain (lo, hi and the two scales): 5, the same for every model.
+template <class M, class X>
+void check_attack_allocations(const M& model, const X& x, const label_vector& y) {
+    attack_workspace<M> ws;
+    const auto f = fgsm_options{}.epsilon(0.1);
+    const auto p = pgd_options{}.epsilon(0.1).steps(3);
+    (void)fgsm(model, x, y, f, ws);  // the first call sizes the buffers
+    std::size_t before = testing::allocations;
+    (void)fgsm(model, x, y, f, ws);
+    CHECK(testing::allocations - before == 5);
+    before = testing::allocations;
+    (void)pgd(model, x, y, p, ws);
+    CHECK(testing::allocations - before == 5);
+    // Without one, every call builds the model's buffers again.
+    before = testing::allocations;
+    (void)fgsm(model, x, y, f);
+    CHECK(testing::allocations - before > 5);
+}
+
+TEST_CASE("an attack with a workspace allocates only its result and its domain: MLP and CNN") {
+    mlp<float> net({20, 16, 16, 5}, 3);
+    net.set_mode(mode::eval);
+    check_attack_allocations(net, uniform_inputs<float, 2>({8, 20}, 1), labels(8, 5));
+    cnn<float> conv(3);
+    conv.set_mode(mode::eval);
+    check_attack_allocations(conv, uniform_inputs<float, 4>({4, 1, 28, 28}, 2), labels(4, 10));
 }

@@ -13,13 +13,23 @@ namespace advaug {
 ///           epsilon, every value lies in the domain, epsilon == 0 returns x exactly.
 template <class M, class X>
     requires detail::attack_tensor<X>
-X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options) {
+X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options,
+       attack_workspace<M>& workspace) {
     if constexpr (detail::check_attack_model<M, X>()) {
         return detail::single_step_attack("fgm", model, x, y, options.epsilon(),
-                                          options.targeted(), options.domain(), norm::l2);
+                                          options.targeted(), options.domain(), norm::l2,
+                                          &workspace);
     } else {
         return x;
     }
+}
+
+/// The same with buffers of its own (built and freed by this call).
+template <class M, class X>
+    requires detail::attack_tensor<X>
+X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options) {
+    attack_workspace<M> workspace;
+    return fgm(model, x, y, options, workspace);
 }
 
 }  // namespace advaug

@@ -23,13 +23,23 @@ namespace advaug {
 /// throws:   std::invalid_argument for bad arguments, numeric_error for a non-finite gradient.
 template <class M, class X>
     requires detail::attack_tensor<X>
-X fgsm(const M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options) {
+X fgsm(const M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options,
+       attack_workspace<M>& workspace) {
     if constexpr (detail::check_attack_model<M, X>()) {
         return detail::single_step_attack("fgsm", model, x, y, options.epsilon(),
-                                          options.targeted(), options.domain(), norm::linf);
+                                          options.targeted(), options.domain(), norm::linf,
+                                          &workspace);
     } else {
         return x;
     }
+}
+
+/// The same with buffers of its own (built and freed by this call).
+template <class M, class X>
+    requires detail::attack_tensor<X>
+X fgsm(const M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options) {
+    attack_workspace<M> workspace;
+    return fgsm(model, x, y, options, workspace);
 }
 
 }  // namespace advaug

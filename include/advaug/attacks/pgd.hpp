@@ -26,6 +26,12 @@ template <class M, class X>
     requires detail::attack_tensor<X>
 X pgd(const M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options);
 
+/// The same, reusing the buffers of `workspace` across calls (see attack_workspace).
+template <class M, class X>
+    requires detail::attack_tensor<X>
+X pgd(const M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options,
+      attack_workspace<M>& workspace);
+
 /// BIM / I-FGSM: pgd() started at x itself (random_start(false)); the other options,
 /// including the L2 norm if chosen, are used as given.
 template <class M, class X>
@@ -34,10 +40,19 @@ X bim(const M& model, const X& x, const detail::labels_t<X>& y, pgd_options opti
     return pgd(model, x, y, options.random_start(false));
 }
 
+/// bim() reusing the buffers of `workspace` across calls (see attack_workspace).
+template <class M, class X>
+    requires detail::attack_tensor<X>
+X bim(const M& model, const X& x, const detail::labels_t<X>& y, pgd_options options,
+      attack_workspace<M>& workspace) {
+    return pgd(model, x, y, options.random_start(false), workspace);
+}
+
 namespace detail {
 
 template <class M, class X>
-X pgd_attack(const M& model, const X& x, const labels_t<X>& y, const pgd_options& options) {
+X pgd_attack(const M& model, const X& x, const labels_t<X>& y, const pgd_options& options,
+             attack_workspace<M>& workspace) {
     using T = typename tensor_traits<X>::value_type;
     const char* fn = "pgd";
     const double eps = options.epsilon();
@@ -45,7 +60,7 @@ X pgd_attack(const M& model, const X& x, const labels_t<X>& y, const pgd_options
     const T direction = options.targeted() ? T(-1) : T(1);
     const T step = static_cast<T>(options.step_size());
 
-    loss_gradient<M> oracle(fn, model);
+    loss_gradient<M> oracle(fn, model, &workspace);
     auto gen = attack_rng(x, options.seed());
     X current, best;
     typename tensor_traits<X>::vector_type best_loss;
@@ -81,12 +96,20 @@ X pgd_attack(const M& model, const X& x, const labels_t<X>& y, const pgd_options
 
 template <class M, class X>
     requires detail::attack_tensor<X>
-X pgd(const M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options) {
+X pgd(const M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options,
+      attack_workspace<M>& workspace) {
     if constexpr (detail::check_attack_model<M, X>()) {
-        return detail::pgd_attack(model, x, y, options);
+        return detail::pgd_attack(model, x, y, options, workspace);
     } else {
         return x;
     }
+}
+
+template <class M, class X>
+    requires detail::attack_tensor<X>
+X pgd(const M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options) {
+    attack_workspace<M> workspace;
+    return pgd(model, x, y, options, workspace);
 }
 
 }  // namespace advaug

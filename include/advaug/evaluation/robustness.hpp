@@ -36,9 +36,11 @@
 //   threads(n > 1) hands batches to n std::threads (never more than there are batches), each
 //   with its own cache and buffers, sharing the model as const; this relies on the contract's
 //   promise that forward() and input_gradient() on a const model with separate caches may run
-//   concurrently. OpenBLAS starts its own threads inside every GEMM: with n evaluation
-//   threads set OPENBLAS_NUM_THREADS=1 (or openblas_set_num_threads(1)) before the run, or
-//   the two kinds of threads oversubscribe the cores and the run gets slower, not faster.
+//   concurrently. While one of them uses advaug's own threads (parallel/threads.hpp) the
+//   others run their work on their own thread, with BLAS on one thread. With
+//   set_num_threads(1), OpenBLAS starts its own threads inside every GEMM: then set
+//   OPENBLAS_NUM_THREADS=1 before the run, or the two kinds of threads oversubscribe the cores
+//   and the run gets slower, not faster.
 //   When batches fail, the error of the lowest-numbered failing batch is rethrown, the same
 //   error a single-threaded run would give. std::thread needs Threads::Threads (-pthread)
 //   on platforms whose C library does not include it (glibc before 2.34).
@@ -68,6 +70,7 @@
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
+#include "advaug/evaluation/accuracy.hpp"
 #include "advaug/evaluation/results.hpp"
 #include "advaug/model/classifier.hpp"
 #include "advaug/model/mode.hpp"
@@ -327,18 +330,7 @@ template <class T>
 void predict(const char* fn, const tensor<T, 2>& logits, std::vector<std::size_t>& out) {
     const std::size_t n = logits.shape()[0], k = logits.shape()[1];
     out.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const T* row = logits.data() + i * k;
-        std::size_t best = 0;
-        for (std::size_t c = 0; c < k; ++c) {
-            if (!std::isfinite(row[c])) {
-                throw numeric_error(concat(fn, "(): logit ", c, " of sample ", i, " is ", row[c],
-                                           "; the model produced a non-finite value"));
-            }
-            if (row[c] > row[best]) best = c;
-        }
-        out[i] = best;
-    }
+    for (std::size_t i = 0; i < n; ++i) out[i] = predicted_class(fn, logits.data() + i * k, k, i);
 }
 
 /// The counts one batch (or one thread's batches) contributes; integers, so that summing
@@ -371,6 +363,7 @@ struct worker {
     label_vector y;
     logits_t<M> logits;
     typename M::cache_type cache;
+    attack_workspace<M> attack;  // reused by every attack on this thread's batches
     tally counts;
 
     explicit worker(tally zero) : counts(std::move(zero)) {}
@@ -502,7 +495,8 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
             }
             if (spec.type() == attack_spec::kind::fgsm) {
                 s.scratch = advaug::fgsm(model, s.x, s.y,
-                                         fgsm_options{}.epsilon(eps[e]).domain(options.domain()));
+                                         fgsm_options{}.epsilon(eps[e]).domain(options.domain()),
+                                         s.attack);
             } else {
                 const double k = static_cast<double>(spec.steps());
                 s.scratch = advaug::pgd(model, s.x, s.y,
@@ -512,7 +506,8 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
                                             .step_size(spec.step_factor() * eps[e] / k)
                                             .random_start(spec.random_start())
                                             .seed(seed)
-                                            .domain(options.domain()));
+                                            .domain(options.domain()),
+                                        s.attack);
             }
             slot += count(fn, model, s, s.scratch);
         }
