@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
 #include <type_traits>
 
 #include "advaug/detail/check.hpp"
@@ -235,24 +236,21 @@ inline std::size_t samples_per_chunk(std::size_t d_size) {
     return std::max<std::size_t>(1, elementwise_grain / std::max<std::size_t>(d_size, 1));
 }
 
-/// Throws non_finite_gradient for the first non-finite entry of g in samples [first, last), if
-/// any: a vectorizable scan, then a search only when it found one.
+/// Throws non_finite_gradient for the first non-finite entry of g in samples [first, last).
+/// requires: there is one.
 template <class T>
-void check_gradient_finite(const char* fn, const T* g, std::size_t first, std::size_t last,
-                           std::size_t d_size) {
-    bool finite = true;
-    for (std::size_t i = first * d_size; i < last * d_size; ++i) {
-        finite &= std::isfinite(g[i]);
-    }
-    if (finite) return;
+[[noreturn]] void throw_first_non_finite(const char* fn, const T* g, std::size_t first,
+                                         std::size_t last, std::size_t d_size) {
     for (std::size_t i = first * d_size; i < last * d_size; ++i) {
         if (!std::isfinite(g[i])) non_finite_gradient(fn, i, d_size, g[i]);
     }
+    throw std::logic_error("advaug: throw_first_non_finite found no non-finite value");
 }
 
 /// One L-infinity step in model units, fused: x = clip_domain(clip_ball(x + step*sign(g))).
 /// `direction` is +1 to raise the loss, -1 to lower it (targeted). The samples are split across
-/// advaug's threads; a non-finite gradient throws before x changes.
+/// advaug's threads. A non-finite gradient throws (with the first one's position) after the
+/// step: x is the attack's own iterate, which the exception discards.
 template <class T, std::size_t R>
 void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tensor<T, R>& g,
                const resolved_domain<T>& dom, T step, T eps, T direction) {
@@ -260,24 +258,23 @@ void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const te
     const T* gp = g.data();
     parallel_for(n, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last,
                                                     std::size_t) {
-        check_gradient_finite(fn, gp, first, last, d_size);
-    });
-    parallel_for(n, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last,
-                                                    std::size_t) {
         const T* scale = dom.model_per_raw.data();
         const T* lo = dom.lo.data();
         const T* hi = dom.hi.data();
+        bool finite = true;  // checked in the same vectorized pass, searched only on failure
         for (std::size_t s = first; s < last; ++s) {
             T* xs = x.data() + s * d_size;
             const T* x0s = x0.data() + s * d_size;
             const T* gs = gp + s * d_size;
             for (std::size_t d = 0; d < d_size; ++d) {
+                finite &= std::isfinite(gs[d]);
                 const T e = eps * scale[d];
                 T v = xs[d] + direction * step * scale[d] * sign(gs[d]);
                 v = std::clamp(v, x0s[d] - e, x0s[d] + e);
                 xs[d] = std::clamp(v, lo[d], hi[d]);
             }
         }
+        if (!finite) throw_first_non_finite(fn, gp, first, last, d_size);
     });
 }
 

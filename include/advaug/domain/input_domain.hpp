@@ -11,6 +11,8 @@
 // the input: per feature for [N, F] tables, per channel for [N, C, H, W] images.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -20,6 +22,7 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/parallel/threads.hpp"
 
 namespace advaug {
 
@@ -164,12 +167,18 @@ void check_in_domain(const char* function, const tensor<T, N>& x, const resolved
         const T tol = T(1e-5) * (T(1) + std::abs(v));
         return v >= r.lo[d] - tol && v <= r.hi[d] + tol;  // false for NaN
     };
-    // A branch-free scan (it vectorizes), then the search for the message only on failure.
-    bool all = true;
-    for (std::size_t s = 0; s < n; ++s) {
-        for (std::size_t d = 0; d < d_size; ++d) all &= inside(p[s * d_size + d], d);
-    }
-    if (all) return;
+    // A branch-free scan (it vectorizes) split across advaug's threads, then the search for the
+    // message only on failure.
+    std::atomic<bool> all{true};
+    parallel_for(n, std::max<std::size_t>(1, elementwise_grain / std::max<std::size_t>(d_size, 1)),
+                 [&](std::size_t first, std::size_t last, std::size_t) {
+                     bool ok = true;
+                     for (std::size_t s = first; s < last; ++s) {
+                         for (std::size_t d = 0; d < d_size; ++d) ok &= inside(p[s * d_size + d], d);
+                     }
+                     if (!ok) all.store(false, std::memory_order_relaxed);
+                 });
+    if (all.load(std::memory_order_relaxed)) return;
     for (std::size_t s = 0; s < n; ++s) {
         for (std::size_t d = 0; d < d_size; ++d) {
             const T v = p[s * d_size + d];
