@@ -114,8 +114,7 @@ inline constexpr std::size_t gemm_split_macs = std::size_t(1) << 18;
 /// differ in the last bits between thread counts.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
-          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c,
-          std::size_t ldc) {
+          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
     if (thread_pool::inside() || parallel_slots() == 1) {
         gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;

@@ -256,26 +256,26 @@ void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const te
                const resolved_domain<T>& dom, T step, T eps, T direction) {
     const std::size_t d_size = dom.sample_size, n = x.shape()[0];
     const T* gp = g.data();
-    parallel_for(n, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last,
-                                                    std::size_t) {
-        const T* scale = dom.model_per_raw.data();
-        const T* lo = dom.lo.data();
-        const T* hi = dom.hi.data();
-        bool finite = true;  // checked in the same vectorized pass, searched only on failure
-        for (std::size_t s = first; s < last; ++s) {
-            T* xs = x.data() + s * d_size;
-            const T* x0s = x0.data() + s * d_size;
-            const T* gs = gp + s * d_size;
-            for (std::size_t d = 0; d < d_size; ++d) {
-                finite &= std::isfinite(gs[d]);
-                const T e = eps * scale[d];
-                T v = xs[d] + direction * step * scale[d] * sign(gs[d]);
-                v = std::clamp(v, x0s[d] - e, x0s[d] + e);
-                xs[d] = std::clamp(v, lo[d], hi[d]);
+    parallel_for(
+        n, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last, std::size_t) {
+            const T* scale = dom.model_per_raw.data();
+            const T* lo = dom.lo.data();
+            const T* hi = dom.hi.data();
+            bool finite = true;  // checked in the same vectorized pass, searched only on failure
+            for (std::size_t s = first; s < last; ++s) {
+                T* xs = x.data() + s * d_size;
+                const T* x0s = x0.data() + s * d_size;
+                const T* gs = gp + s * d_size;
+                for (std::size_t d = 0; d < d_size; ++d) {
+                    finite &= std::isfinite(gs[d]);
+                    const T e = eps * scale[d];
+                    T v = xs[d] + direction * step * scale[d] * sign(gs[d]);
+                    v = std::clamp(v, x0s[d] - e, x0s[d] + e);
+                    xs[d] = std::clamp(v, lo[d], hi[d]);
+                }
             }
-        }
-        if (!finite) throw_first_non_finite(fn, gp, first, last, d_size);
-    });
+            if (!finite) throw_first_non_finite(fn, gp, first, last, d_size);
+        });
 }
 
 /// One L2 step: the gradient is taken in raw units, normalized per sample, and the
@@ -321,18 +321,19 @@ void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain
     const std::size_t d_size = dom.sample_size, samples = x.shape()[0];
     if (n == advaug::norm::linf) {
         const std::uint64_t key = gen.engine()();
-        parallel_for(samples, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last,
-                                                              std::size_t) {
-            for (std::size_t s = first; s < last; ++s) {
-                T* xs = x.data() + s * d_size;
-                const T* x0s = x0.data() + s * d_size;
-                for (std::size_t d = 0; d < d_size; ++d) {
-                    const double delta = counter_uniform(key, s * d_size + d, -eps, eps);
-                    xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
-                                       dom.lo[d], dom.hi[d]);
+        parallel_for(
+            samples, samples_per_chunk(d_size),
+            [&](std::size_t first, std::size_t last, std::size_t) {
+                for (std::size_t s = first; s < last; ++s) {
+                    T* xs = x.data() + s * d_size;
+                    const T* x0s = x0.data() + s * d_size;
+                    for (std::size_t d = 0; d < d_size; ++d) {
+                        const double delta = counter_uniform(key, s * d_size + d, -eps, eps);
+                        xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
+                                           dom.lo[d], dom.hi[d]);
+                    }
                 }
-            }
-        });
+            });
         return;
     }
     for (std::size_t s = 0; s < samples; ++s) {

@@ -174,7 +174,8 @@ void check_in_domain(const char* function, const tensor<T, N>& x, const resolved
                  [&](std::size_t first, std::size_t last, std::size_t) {
                      bool ok = true;
                      for (std::size_t s = first; s < last; ++s) {
-                         for (std::size_t d = 0; d < d_size; ++d) ok &= inside(p[s * d_size + d], d);
+                         for (std::size_t d = 0; d < d_size; ++d)
+                             ok &= inside(p[s * d_size + d], d);
                      }
                      if (!ok) all.store(false, std::memory_order_relaxed);
                  });

@@ -494,9 +494,9 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
                 continue;
             }
             if (spec.type() == attack_spec::kind::fgsm) {
-                s.scratch = advaug::fgsm(model, s.x, s.y,
-                                         fgsm_options{}.epsilon(eps[e]).domain(options.domain()),
-                                         s.attack);
+                s.scratch =
+                    advaug::fgsm(model, s.x, s.y,
+                                 fgsm_options{}.epsilon(eps[e]).domain(options.domain()), s.attack);
             } else {
                 const double k = static_cast<double>(spec.steps());
                 s.scratch = advaug::pgd(model, s.x, s.y,

@@ -168,7 +168,8 @@ public:
         detail::parallel_for(in[0] * in[1], detail::planes_per_chunk(plane_in),
                              [&](std::size_t first, std::size_t last, std::size_t) {
                                  std::fill(d + first * plane_in, d + last * plane_in, T(0));
-                                 for (std::size_t j = first * plane_out; j < last * plane_out; ++j) {
+                                 for (std::size_t j = first * plane_out; j < last * plane_out;
+                                      ++j) {
                                      d[arg[j]] += g[j];
                                  }
                              });

@@ -177,20 +177,19 @@ void sgd<T>::step(std::vector<parameter_view<T>>& params, double lr) {
         const T* grad = params[p].grad.data();
         T* buf = has_buffers() ? momentum_.data() + layout_.offset(p) : nullptr;
         // Element-wise, so the elements are split across advaug's threads.
-        detail::parallel_for(params[p].value.size(), detail::elementwise_grain,
-                             [&](std::size_t begin, std::size_t end, std::size_t) {
-                                 T* b = buf == nullptr ? nullptr : buf + begin;
-                                 const std::size_t n = end - begin;
-                                 if (decay) {
-                                     detail::sgd_dispatch<T, true>(b != nullptr, nesterov, first,
-                                                                   w + begin, grad + begin, b, n,
-                                                                   wd, mu, neg_lr);
-                                 } else {
-                                     detail::sgd_dispatch<T, false>(b != nullptr, nesterov, first,
-                                                                    w + begin, grad + begin, b, n,
-                                                                    wd, mu, neg_lr);
-                                 }
-                             });
+        detail::parallel_for(
+            params[p].value.size(), detail::elementwise_grain,
+            [&](std::size_t begin, std::size_t end, std::size_t) {
+                T* b = buf == nullptr ? nullptr : buf + begin;
+                const std::size_t n = end - begin;
+                if (decay) {
+                    detail::sgd_dispatch<T, true>(b != nullptr, nesterov, first, w + begin,
+                                                  grad + begin, b, n, wd, mu, neg_lr);
+                } else {
+                    detail::sgd_dispatch<T, false>(b != nullptr, nesterov, first, w + begin,
+                                                   grad + begin, b, n, wd, mu, neg_lr);
+                }
+            });
     }
     ++steps_;
 }

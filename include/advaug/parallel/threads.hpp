@@ -1,5 +1,6 @@
-// advaug's own threads: the batch dimension of the convolution and the element-wise layers is
-// split across them, while every BLAS call made on one of them runs on one BLAS thread.
+// advaug's own threads: the batch dimension of the convolution and the element-wise layers,
+// and the rows or columns of a large GEMM, are split across them, while every BLAS call advaug
+// makes runs on one BLAS thread.
 //
 //   advaug::set_num_threads(4);   // advaug's work on up to 4 threads (the caller's included)
 //   advaug::num_threads();        // 4
@@ -8,8 +9,9 @@
 // layer). Handed to a 2-thread BLAS one at a time, such a product barely gains from the
 // second thread, and the element-wise work between the products (im2col, ReLU, pooling) runs
 // on one core while BLAS's idle threads spin. Splitting the images across threads, each
-// running single-threaded BLAS, uses every core for all of it. Large GEMMs (dense layers) are
-// still left to BLAS's own threading.
+// running single-threaded BLAS, uses every core for all of it. A large GEMM (a dense layer's)
+// is split into one block of rows or columns per thread (detail::gemm), so that BLAS's own
+// worker threads never wake up to compete with advaug's.
 //
 // The default is the environment variable ADVAUG_NUM_THREADS when set (1 to 256), otherwise
 // std::thread::hardware_concurrency() (at most 64).
@@ -25,9 +27,11 @@
 // the others run their work on their own thread (never waiting for the pool, never
 // oversubscribing it). Work started on a worker thread never starts more parallel work.
 //
-// BLAS: inside a parallel region the BLAS thread count is set to 1 and restored after (through
-// openblas_set_num_threads, found at run time when the BLAS is OpenBLAS; see gemm.hpp). With
-// another multi-threaded BLAS, set its thread count to 1 yourself or call set_num_threads(1).
+// BLAS: with more than one advaug thread, the BLAS thread count is set to 1 around every
+// parallel region and every GEMM advaug makes, and restored after (through
+// openblas_set_num_threads, found at run time when the BLAS is OpenBLAS). With another
+// multi-threaded BLAS, set its thread count to 1 yourself or call set_num_threads(1), which
+// leaves the parallelism to the BLAS as before.
 #pragma once
 
 #include <algorithm>
@@ -80,9 +84,8 @@ struct blas_threads {
     }
 };
 
-
 /// A fixed set of worker threads that run the chunks of one parallel_for at a time. The caller
-/// of run() works too, so a pool of size n has n - 1 workers.
+/// of try_run() works too, so a pool of size n has n - 1 workers.
 class thread_pool {
 public:
     explicit thread_pool(std::size_t size) : size_(size), errors_(size) {
@@ -203,8 +206,8 @@ inline std::size_t default_num_threads() {
         char* end = nullptr;
         const long v = std::strtol(env, &end, 10);
         if (*end != '\0' || v < 1 || v > 256) {
-            invalid("advaug::num_threads", "ADVAUG_NUM_THREADS must be an integer from 1 to 256, got \"",
-                    env, "\"");
+            invalid("advaug::num_threads",
+                    "ADVAUG_NUM_THREADS must be an integer from 1 to 256, got \"", env, "\"");
         }
         return static_cast<std::size_t>(v);
     }
