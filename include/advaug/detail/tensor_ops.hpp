@@ -9,7 +9,8 @@
 // its tensor type, a tensor_traits specialization and overloads of these functions in the
 // tensor's namespace; the attack templates do not change.
 //
-// The host versions are the code the attacks always ran, moved here unchanged.
+// The host versions split their loops over samples across advaug's threads
+// (parallel/threads.hpp) and compute the same values for any number of threads.
 #pragma once
 
 #include <algorithm>
@@ -231,11 +232,6 @@ constexpr T sign(T v) {
     return static_cast<T>((T(0) < v) - (v < T(0)));
 }
 
-/// Samples per parallel chunk of an element-wise pass over samples of d_size values.
-inline std::size_t samples_per_chunk(std::size_t d_size) {
-    return std::max<std::size_t>(1, elementwise_grain / std::max<std::size_t>(d_size, 1));
-}
-
 /// Throws non_finite_gradient for the first non-finite entry of g in samples [first, last).
 /// requires: there is one.
 template <class T>
@@ -256,26 +252,25 @@ void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const te
                const resolved_domain<T>& dom, T step, T eps, T direction) {
     const std::size_t d_size = dom.sample_size, n = x.shape()[0];
     const T* gp = g.data();
-    parallel_for(
-        n, samples_per_chunk(d_size), [&](std::size_t first, std::size_t last, std::size_t) {
-            const T* scale = dom.model_per_raw.data();
-            const T* lo = dom.lo.data();
-            const T* hi = dom.hi.data();
-            bool finite = true;  // checked in the same vectorized pass, searched only on failure
-            for (std::size_t s = first; s < last; ++s) {
-                T* xs = x.data() + s * d_size;
-                const T* x0s = x0.data() + s * d_size;
-                const T* gs = gp + s * d_size;
-                for (std::size_t d = 0; d < d_size; ++d) {
-                    finite &= std::isfinite(gs[d]);
-                    const T e = eps * scale[d];
-                    T v = xs[d] + direction * step * scale[d] * sign(gs[d]);
-                    v = std::clamp(v, x0s[d] - e, x0s[d] + e);
-                    xs[d] = std::clamp(v, lo[d], hi[d]);
-                }
+    parallel_for(n, rows_per_chunk(d_size), [&](std::size_t first, std::size_t last, std::size_t) {
+        const T* scale = dom.model_per_raw.data();
+        const T* lo = dom.lo.data();
+        const T* hi = dom.hi.data();
+        bool finite = true;  // checked in the same vectorized pass, searched only on failure
+        for (std::size_t s = first; s < last; ++s) {
+            T* xs = x.data() + s * d_size;
+            const T* x0s = x0.data() + s * d_size;
+            const T* gs = gp + s * d_size;
+            for (std::size_t d = 0; d < d_size; ++d) {
+                finite &= std::isfinite(gs[d]);
+                const T e = eps * scale[d];
+                T v = xs[d] + direction * step * scale[d] * sign(gs[d]);
+                v = std::clamp(v, x0s[d] - e, x0s[d] + e);
+                xs[d] = std::clamp(v, lo[d], hi[d]);
             }
-            if (!finite) throw_first_non_finite(fn, gp, first, last, d_size);
-        });
+        }
+        if (!finite) throw_first_non_finite(fn, gp, first, last, d_size);
+    });
 }
 
 /// One L2 step: the gradient is taken in raw units, normalized per sample, and the
@@ -322,8 +317,7 @@ void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain
     if (n == advaug::norm::linf) {
         const std::uint64_t key = gen.engine()();
         parallel_for(
-            samples, samples_per_chunk(d_size),
-            [&](std::size_t first, std::size_t last, std::size_t) {
+            samples, rows_per_chunk(d_size), [&](std::size_t first, std::size_t last, std::size_t) {
                 for (std::size_t s = first; s < last; ++s) {
                     T* xs = x.data() + s * d_size;
                     const T* x0s = x0.data() + s * d_size;

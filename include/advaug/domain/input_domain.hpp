@@ -170,15 +170,13 @@ void check_in_domain(const char* function, const tensor<T, N>& x, const resolved
     // A branch-free scan (it vectorizes) split across advaug's threads, then the search for the
     // message only on failure.
     std::atomic<bool> all{true};
-    parallel_for(n, std::max<std::size_t>(1, elementwise_grain / std::max<std::size_t>(d_size, 1)),
-                 [&](std::size_t first, std::size_t last, std::size_t) {
-                     bool ok = true;
-                     for (std::size_t s = first; s < last; ++s) {
-                         for (std::size_t d = 0; d < d_size; ++d)
-                             ok &= inside(p[s * d_size + d], d);
-                     }
-                     if (!ok) all.store(false, std::memory_order_relaxed);
-                 });
+    parallel_for(n, rows_per_chunk(d_size), [&](std::size_t first, std::size_t last, std::size_t) {
+        bool ok = true;
+        for (std::size_t s = first; s < last; ++s) {
+            for (std::size_t d = 0; d < d_size; ++d) ok &= inside(p[s * d_size + d], d);
+        }
+        if (!ok) all.store(false, std::memory_order_relaxed);
+    });
     if (all.load(std::memory_order_relaxed)) return;
     for (std::size_t s = 0; s < n; ++s) {
         for (std::size_t d = 0; d < d_size; ++d) {

@@ -25,12 +25,6 @@ namespace advaug {
 
 namespace detail {
 
-/// Planes of `plane_size` values per parallel chunk: about 16K values, so that small tensors
-/// stay on one thread.
-inline std::size_t planes_per_chunk(std::size_t plane_size) {
-    return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(plane_size, 1));
-}
-
 /// Window and stride of a pooling layer, checked once, and the shape arithmetic both share.
 class pool_window {
 public:
@@ -146,7 +140,7 @@ public:
         const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
                           oh = out[2], ow = out[3];
         // The planes (image, channel) are split across advaug's threads.
-        detail::parallel_for(in[0] * in[1], detail::planes_per_chunk(h * w),
+        detail::parallel_for(in[0] * in[1], detail::rows_per_chunk(h * w),
                              [&](std::size_t first, std::size_t last, std::size_t) {
                                  forward_planes(x.data(), y.data(), cache.argmax.data(), first,
                                                 last, h, w, oh, ow, k, s);
@@ -165,7 +159,7 @@ public:
         const std::size_t* arg = cache.argmax.data();
         // A window never leaves its plane, so threads that own disjoint planes write disjoint
         // entries.
-        detail::parallel_for(in[0] * in[1], detail::planes_per_chunk(plane_in),
+        detail::parallel_for(in[0] * in[1], detail::rows_per_chunk(plane_in),
                              [&](std::size_t first, std::size_t last, std::size_t) {
                                  std::fill(d + first * plane_in, d + last * plane_in, T(0));
                                  for (std::size_t j = first * plane_out; j < last * plane_out;

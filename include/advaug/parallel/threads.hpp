@@ -300,6 +300,12 @@ private:
 /// worker costs more than the loop.
 inline constexpr std::size_t elementwise_grain = 65536;
 
+/// Rows (samples, image planes) of `row_size` values per chunk of an element-wise loop over
+/// rows: at least elementwise_grain values, and at least one row.
+inline std::size_t rows_per_chunk(std::size_t row_size) {
+    return std::max<std::size_t>(1, elementwise_grain / std::max<std::size_t>(row_size, 1));
+}
+
 /// Calls body(begin, end, slot) on disjoint chunks that cover [0, n), each at least `grain`
 /// long (but the last), on up to num_threads() threads; slot < num_threads() names the thread,
 /// so that body can use per-slot scratch. The chunks are contiguous and in order of slot. Runs
