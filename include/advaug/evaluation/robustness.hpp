@@ -362,7 +362,6 @@ struct worker {
     input_t<M> x, scratch;
     label_vector y;
     logits_t<M> logits;
-    typename M::cache_type cache;
     attack_workspace<M> attack;  // reused by every attack on this thread's batches
     tally counts;
 
@@ -454,7 +453,7 @@ void corrupt_copy(const char* fn, const tensor<T, R>& x, tensor<T, R>& out, cons
 /// Classifies `input` and returns the number of rows predicted as y.
 template <class M>
 std::uint64_t count(const char* fn, const M& model, worker<M>& s, const input_t<M>& input) {
-    model.forward(input, s.cache, s.logits);
+    model.forward(input, s.attack.model_cache(), s.logits);
     predict(fn, s.logits, s.predicted);
     std::uint64_t correct = 0;
     for (std::size_t i = 0; i < s.predicted.size(); ++i) {

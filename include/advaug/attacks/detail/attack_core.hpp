@@ -41,6 +41,10 @@ class attack_workspace {
 public:
     attack_workspace() = default;
 
+    /// The model's cache that the attacks use, for the caller's own forward passes between
+    /// attacks (classifying the adversarial batch), so that one thread keeps one cache.
+    typename M::cache_type& model_cache() { return cache_; }
+
 private:
     friend struct detail::loss_gradient<M>;
     typename M::cache_type cache_;
