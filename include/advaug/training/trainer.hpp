@@ -173,6 +173,8 @@ private:
     /// Robust accuracy of the current model on (x, y) under PGD at the full epsilon.
     double pgd_accuracy(const input_type& x, const labels_type& y, std::size_t steps) const;
     double clean_accuracy(const input_type& x, const labels_type& y) const;
+    /// Copies state_'s values into host vectors (a download for a device model).
+    void read_state(std::vector<std::vector<T>>& out) const;
     void snapshot_best();
     void restore_best();
     /// A host batch as the model's tensors (moved for a host model, uploaded for a device one).
@@ -220,15 +222,14 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
         detail::resize_like, detail::scale_in_place;
     if constexpr (detail::declares_tensor_types<M>) {
         domain_ = check_attack_inputs(fn, model_, x, y, options_.domain());
-        if (!std::isfinite(epsilon) || epsilon < 0) {
-            detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
-        }
     } else {
         detail::check_nonempty_batch(fn, "inputs", x);
         detail::check_labels(fn, y, x.shape()[0], model_.num_classes());
-        if (!std::isfinite(epsilon) || epsilon < 0) {
-            detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
-        }
+    }
+    if (!std::isfinite(epsilon) || epsilon < 0) {
+        detail::invalid(fn, "epsilon must be finite and >= 0, got ", epsilon);
+    }
+    if constexpr (!detail::declares_tensor_types<M>) {
         if (domain_.sample_size != x.size() / x.shape()[0]) {
             domain_ = detail::resolve<T>(fn, options_.domain(), x.shape());
             auto finite = [](T v) { return std::isfinite(v); };
@@ -388,13 +389,18 @@ auto trainer<M, Optimizer>::to_model(std::pair<tensor<T, M::input_rank>, label_v
 }
 
 template <class M, class Optimizer>
-void trainer<M, Optimizer>::snapshot_best() {
+void trainer<M, Optimizer>::read_state(std::vector<std::vector<T>>& out) const {
     using detail::read_parameter;
-    best_weights_.resize(state_.size());
+    out.resize(state_.size());
     for (std::size_t i = 0; i < state_.size(); ++i) {
-        best_weights_[i].resize(state_[i].value.size());
-        read_parameter(model_, state_[i], std::span<T>(best_weights_[i]));
+        out[i].resize(state_[i].value.size());
+        read_parameter(model_, state_[i], std::span<T>(out[i]));
     }
+}
+
+template <class M, class Optimizer>
+void trainer<M, Optimizer>::snapshot_best() {
+    read_state(best_weights_);
 }
 
 template <class M, class Optimizer>
@@ -623,14 +629,7 @@ void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
             return state_[i].value;
         }
     };
-    if constexpr (detail::declares_tensor_types<M>) {
-        using detail::read_parameter;
-        downloaded.resize(state_.size());
-        for (std::size_t i = 0; i < state_.size(); ++i) {
-            downloaded[i].resize(state_[i].value.size());
-            read_parameter(model_, state_[i], std::span<T>(downloaded[i]));
-        }
-    }
+    if constexpr (detail::declares_tensor_types<M>) read_state(downloaded);
     // A diverged model must not replace the last good checkpoint.
     for (std::size_t k = 0; k < state_.size(); ++k) {
         const auto& p = state_[k];
