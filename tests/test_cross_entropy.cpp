@@ -30,6 +30,36 @@ TEST_CASE_TEMPLATE("cross_entropy is stable for large logits", T, float, double)
     CHECK(g(0, 1) == doctest::Approx(-0.5).epsilon(1e-6));
 }
 
+TEST_CASE_TEMPLATE("on a confident row (margin above 20) the label's gradient is -(sum of the others), not 0", T,
+                   float, double) {
+    // p_y = 1 - e^-margin rounds to 1 in float: p_y - 1 must be formed before that rounding,
+    // else the label's entry is 0, the row no longer sums to zero and an input gradient
+    // W^T dlogits points the wrong way.
+    for (const double margin : {20.0, 25.0, 30.0, 45.0}) {
+        CAPTURE(margin);
+        const tensor<T, 2> logits = {{static_cast<T>(margin), 0, -1, 2}};
+        const label_vector y = {0};
+        tensor<T, 2> g;
+        cross_entropy_gradient(logits, y, g);
+        double others = 0, exact_others = 0;
+        for (std::size_t j = 1; j < 4; ++j) {
+            others += static_cast<double>(g(0, j));
+            exact_others += std::exp(static_cast<double>(logits(0, j)) - margin);
+        }
+        CHECK(others > 0);
+        CHECK(g(0, 0) < 0);
+        // every entry to T's relative precision, tiny as they are
+        CHECK(static_cast<double>(g(0, 0)) == doctest::Approx(-exact_others).epsilon(1e-6));
+        CHECK(others == doctest::Approx(exact_others).epsilon(1e-6));
+        // the same through the label's input: a two-class row whose true class wins by `margin`
+        const tensor<T, 2> two = {{0, static_cast<T>(-margin)}};
+        tensor<T, 2> g2;
+        cross_entropy_gradient(two, label_vector{0}, g2);
+        CHECK(static_cast<double>(g2(0, 0)) == doctest::Approx(-std::exp(-margin)).epsilon(1e-6));
+        CHECK(static_cast<double>(g2(0, 0)) == doctest::Approx(-static_cast<double>(g2(0, 1))).epsilon(1e-6));
+    }
+}
+
 TEST_CASE("cross_entropy gradient passes the finite-difference check in double") {
     auto logits = testing::uniform_batch<double>(6, 5, 3, -4, 4);
     const label_vector y = {0, 1, 2, 3, 4, 0};

@@ -61,24 +61,30 @@ T cross_entropy_kernel(const char* function, const tensor<T, 2>& logits,
     if (per_sample) per_sample->resize({n});
 
     double total = 0.0;
-    const T inv_n = T(1) / static_cast<T>(n);
     for (std::size_t i = 0; i < n; ++i) {
         const T* z = logits.data() + i * c;
-        const T zmax = *std::max_element(z, z + c);
-        double sum = 0.0;
-        for (std::size_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(z[j] - zmax));
-        const double log_sum = std::log(sum);
+        const std::size_t top = static_cast<std::size_t>(std::max_element(z, z + c) - z);
+        const double zmax = static_cast<double>(z[top]);
+        // log sum_j exp(z_j - zmax) = log1p(sum over j != top), accurate however confident the
+        // row is; in double, so p - onehot is formed before any rounding to T (for a margin
+        // above ~17, a float p_y rounds to 1 and the label's gradient would vanish).
+        double rest = 0.0;
+        for (std::size_t j = 0; j < c; ++j)
+            if (j != top) rest += std::exp(static_cast<double>(z[j]) - zmax);
+        const double log_sum = std::log1p(rest);
         const auto y = static_cast<std::size_t>(labels(i));
-        const double loss_i = log_sum - static_cast<double>(z[y] - zmax);
+        const double loss_i = log_sum - (static_cast<double>(z[y]) - zmax);
         const T w = weights ? (*weights)(i) : T(1);
         total += static_cast<double>(w) * loss_i;
         if (per_sample) (*per_sample)(i) = static_cast<T>(loss_i);
         if (dlogits) {
             T* g = dlogits->data() + i * c;
-            const T factor = scale * w * inv_n;
+            const double factor = static_cast<double>(scale) * static_cast<double>(w) / static_cast<double>(n);
             for (std::size_t j = 0; j < c; ++j) {
-                const T p = static_cast<T>(std::exp(static_cast<double>(z[j] - zmax) - log_sum));
-                g[j] = factor * (p - (j == y ? T(1) : T(0)));
+                const double log_p = static_cast<double>(z[j]) - zmax - log_sum;
+                // p_y - 1 = expm1(log p_y) without cancellation
+                const double d = j == y ? std::expm1(log_p) : std::exp(log_p);
+                g[j] = static_cast<T>(factor * d);
             }
         }
     }
