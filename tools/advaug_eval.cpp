@@ -9,18 +9,20 @@
 // model given with --baseline is evaluated the same way, on the same samples with the same
 // random numbers; it is the reference of the relative mCE and appears beside the first model.
 //
-// The model must be one of advaug's bundled architectures: an mlp<float> of any widths, or the
-// cnn<float> with or without batch norm. The architecture comes from the file's
-// "__advaug__.architecture" metadata (model.describe()), or from --arch.
+// The model must be one of advaug's bundled architectures: a stack of dense layers of any
+// widths with ReLU (advaug's mlp<float>) or tanh between them, or the cnn<float> with or
+// without batch norm. The architecture comes from the file's "__advaug__.architecture"
+// metadata (model.describe()), or from --arch and --activation.
 //
 // The test data is Fashion-MNIST-style IDX (the default: the Fashion-MNIST test set), float32
 // .npy arrays, or a numeric CSV table with the label in its last column. Pixels are in [0, 1]
-// and epsilons in those units; CSV features are used as they are, without bounds, and
+// and epsilons in those units; CSV features must lie in --domain (default [0, 1]), and
 // epsilons are in the features' own units (see docs/advaug_eval.md).
 //
 // Every mistake is reported as one line on stderr, "advaug-eval: <message>", with exit
-// status 2 for a command-line mistake and 1 for anything found while running (a file that
-// cannot be read, a model that does not fit the data). See docs/advaug_eval.md.
+// status 2 for a command-line mistake and 1 for anything found while reading (a file that
+// cannot be read, a model that does not fit the data). Everything is checked before the
+// first evaluation starts. See docs/advaug_eval.md.
 
 #include <CLI/CLI.hpp>
 #include <advaug/advaug.hpp>
@@ -33,12 +35,14 @@
 #endif
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -50,6 +54,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -85,11 +90,13 @@ struct runtime_error : std::runtime_error {
 
 struct settings {
     std::string model_path;
-    std::string arch;  // empty: from the file
+    std::string arch;        // empty: from the file
+    std::string activation;  // empty: from the file
     std::string data_path = advaug::default_fashion_mnist_dir();
     std::string format;  // empty: from the path
     std::string labels_path;
     bool csv_header = false;
+    std::optional<std::string> domain_text;  // CSV only; unset: [0, 1]
     std::optional<std::size_t> samples;
     std::string attacks_text = "fgsm,pgd";
     std::string eps_text = "0,0.05,0.1,0.2";
@@ -108,6 +115,7 @@ struct settings {
     std::vector<advaug::attack_spec> attacks;
     std::vector<std::string> class_names;
     std::vector<advaug::corruption> corruptions;
+    double domain_lo = 0, domain_hi = 1;  // of CSV features; +-inf for --domain unbounded
 };
 
 // CLI11 2.1 parses unsigned options with std::stoull, which wraps "-1" around; this refuses it.
@@ -125,21 +133,48 @@ CLI::Validator whole_number(unsigned long long min, const char* description) {
         description);
 }
 
+// An existing regular file (after following links), or with `or_directory` a directory too.
+// CLI::ExistingFile takes anything that is not a directory: /dev/zero would be read until
+// memory runs out, and a FIFO without a writer blocks the open() for ever.
+CLI::Validator regular_file(bool or_directory) {
+    return CLI::Validator(
+        [or_directory](std::string& path) -> std::string {
+            std::error_code ec;
+            const fs::file_status st = fs::status(path, ec);
+            if (!fs::exists(st)) return "'" + path + "' does not exist";
+            if (fs::is_regular_file(st) || (or_directory && fs::is_directory(st))) return {};
+            const char* what = fs::is_directory(st)        ? "a directory"
+                               : fs::is_fifo(st)           ? "a FIFO"
+                               : fs::is_character_file(st) ? "a character device"
+                               : fs::is_block_file(st)     ? "a block device"
+                               : fs::is_socket(st)         ? "a socket"
+                                                           : "not a regular file";
+            return "'" + path + "' is " + what + "; give a regular file" +
+                   (or_directory ? " or a directory" : "");
+        },
+        or_directory ? "FILE_OR_DIR" : "FILE");
+}
+
 void declare_options(CLI::App& app, settings& s) {
     app.add_option("--model", s.model_path,
                    "model file (.npz) written by advaug::io::save_model or "
                    "examples/pytorch_interop.py")
         ->required()
-        ->check(CLI::ExistingFile);
+        ->check(regular_file(false));
     app.add_option("--arch", s.arch,
-                   "architecture of the model: mlp (any widths, read from the file's arrays), cnn "
-                   "or cnn-bn (default: the file's \"__advaug__.architecture\" metadata)")
+                   "architecture of the model: mlp (dense layers of any widths, read from the "
+                   "file's arrays; needs --activation), cnn or cnn-bn (default: the file's "
+                   "\"__advaug__.architecture\" metadata)")
         ->check(CLI::IsMember({"mlp", "cnn", "cnn-bn"}));
+    app.add_option("--activation", s.activation,
+                   "activation between the dense layers of an mlp: relu or tanh (default: the "
+                   "file's metadata; a file without it is refused unless this is given)")
+        ->check(CLI::IsMember({"relu", "tanh"}));
     app.add_option("--data", s.data_path,
                    "test data: a Fashion-MNIST-style IDX directory (its t10k files), an IDX "
                    "images file, a float32 .npy array of pixels in [0, 1] ([N, 784], [N, 28, 28] "
                    "or [N, 1, 28, 28]), or a CSV file of features with the label last")
-        ->check(CLI::ExistingPath)
+        ->check(regular_file(true))
         ->capture_default_str();
     app.add_option("--format", s.format,
                    "format of --data: idx, npy or csv (default: idx for a directory, else from "
@@ -148,8 +183,12 @@ void declare_options(CLI::App& app, settings& s) {
     app.add_option("--labels", s.labels_path,
                    "labels for an IDX images file (IDX labels file) or a .npy array (int64 "
                    ".npy of shape [N])")
-        ->check(CLI::ExistingFile);
+        ->check(regular_file(false));
     app.add_flag("--csv-header", s.csv_header, "the first line of the CSV file holds column names");
+    app.add_option("--domain", s.domain_text,
+                   "LO,HI: the range of the model's inputs, for CSV data: every feature must lie "
+                   "in it and attacks stay in it; or unbounded (default: 0,1; image pixels are "
+                   "always in [0, 1])");
     app.add_option("--samples", s.samples, "evaluate the first N samples only (default: all)")
         ->check(whole_number(1, "POSITIVE"));
     app.add_option("--attacks", s.attacks_text,
@@ -170,8 +209,9 @@ void declare_options(CLI::App& app, settings& s) {
                    "for images, none for CSV)");
     app.add_option("--baseline", s.baseline_path,
                    "a second model file, evaluated the same way and shown beside the first: "
-                   "the reference of the relative mCE")
-        ->check(CLI::ExistingFile);
+                   "the reference of the relative mCE; its architecture comes from its own "
+                   "metadata")
+        ->check(regular_file(false));
     app.add_option("--label", s.label,
                    "name of the model in the report (default: the model file's name without "
                    ".npz)");
@@ -189,7 +229,8 @@ void declare_options(CLI::App& app, settings& s) {
                    ".npy arrays (0: none)")
         ->check(whole_number(0, ""))
         ->capture_default_str();
-    app.add_option("--out", s.out_dir, "folder the report is written to (created if needed)")
+    app.add_option("--out", s.out_dir,
+                   "folder the report is written to (created if needed; it must be writable)")
         ->required();
 }
 
@@ -279,6 +320,27 @@ std::vector<advaug::corruption> corruptions_for(const settings& s, bool images) 
     return out;
 }
 
+// "LO,HI" with finite LO < HI, or "unbounded" (-inf, inf).
+std::pair<double, double> parse_domain(const std::string& text) {
+    if (trim(text) == "unbounded") {
+        const double inf = std::numeric_limits<double>::infinity();
+        return {-inf, inf};
+    }
+    const std::vector<std::string> items = split_list(text, "--domain");
+    double bounds[2] = {0, 0};
+    bool ok = items.size() == 2;
+    for (std::size_t i = 0; ok && i < 2; ++i) {
+        const char* end = items[i].data() + items[i].size();
+        const auto [ptr, ec] = std::from_chars(items[i].data(), end, bounds[i]);
+        ok = ec == std::errc{} && ptr == end && std::isfinite(bounds[i]);
+    }
+    if (!ok || !(bounds[0] < bounds[1])) {
+        throw usage_error("--domain '" + text +
+                          "' must be LO,HI with finite numbers LO < HI (e.g. 0,1), or unbounded");
+    }
+    return {bounds[0], bounds[1]};
+}
+
 // Checks what can be checked without reading a file. Every mistake is a usage_error.
 void finish_settings(const CLI::App& app, settings& s) {
     s.epsilons = parse_epsilons(s.eps_text);
@@ -300,6 +362,16 @@ void finish_settings(const CLI::App& app, settings& s) {
         throw usage_error(
             "--examples needs an epsilon > 0 in --eps (the examples are made at "
             "the largest one)");
+    }
+    if (s.samples && s.examples > *s.samples) {
+        throw usage_error(concat("--examples ", s.examples, " is more than --samples ", *s.samples,
+                                 ", the samples evaluated; the examples are made from the first "
+                                 "samples, so give at most --examples ",
+                                 *s.samples));
+    }
+    if (!s.activation.empty() && !s.arch.empty() && s.arch != "mlp") {
+        throw usage_error("--activation " + s.activation + " is only for --arch mlp, not --arch " +
+                          s.arch);
     }
     // The library's setter names a repeated attack ("fgsm,fgsm").
     try {
@@ -334,6 +406,13 @@ void finish_settings(const CLI::App& app, settings& s) {
     if (s.csv_header && s.format != "csv") {
         throw usage_error("--csv-header is only for --format csv, not " + s.format);
     }
+    if (s.domain_text) {
+        if (s.format != "csv") {
+            throw usage_error("--domain " + *s.domain_text + " is only for --format csv; " +
+                              s.format + " data are pixels in [0, 1]");
+        }
+        std::tie(s.domain_lo, s.domain_hi) = parse_domain(*s.domain_text);
+    }
     s.corruptions = corruptions_for(s, s.format != "csv");
     if (!s.class_names.empty()) {
         try {
@@ -360,9 +439,44 @@ struct test_data {
     bool images() const { return height_px != 0; }
 };
 
-// A table's features have no natural bounds; pixels are in [0, 1].
-advaug::input_domain domain_of(const test_data& d) {
-    return d.images() ? advaug::input_domain{} : advaug::input_domain::unbounded();
+// Pixels are in [0, 1]; a table's features in --domain (default [0, 1]).
+advaug::input_domain domain_of(const settings& s, const test_data& d) {
+    if (d.images()) return advaug::input_domain{};
+    return advaug::input_domain{}.bounds(s.domain_lo, s.domain_hi);
+}
+
+std::string interval(double lo, double hi) {
+    return "[" + format_shortest(lo) + ", " + format_shortest(hi) + "]";
+}
+
+// Refuses data outside the model's input domain before anything is evaluated: raw 0..255
+// pixels given to a model of [0, 1] inputs would be attacked and scored in the wrong units
+// (and look robust, since an epsilon of 0.1 barely moves them).
+void check_data_in_domain(const settings& s, const test_data& d) {
+    float lo = std::numeric_limits<float>::infinity();
+    float hi = -lo;
+    for (std::size_t i = 0; i < d.n * d.width; ++i) {
+        const float v = d.features[i];
+        if (!std::isfinite(v)) {
+            throw runtime_error(concat("--data '", d.source, "' has the value ", format_shortest(v),
+                                       " at sample ", i / d.width, ", feature ", i % d.width,
+                                       "; every input must be a finite number"));
+        }
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+    }
+    if (d.n == 0 || (lo >= s.domain_lo && hi <= s.domain_hi)) return;
+    if (d.images()) {
+        throw runtime_error(concat("--data '", d.source, "' has pixels in ", interval(lo, hi),
+                                   "; pixels must be in [0, 1]: scale the data (e.g. 0..255 "
+                                   "pixels / 255)"));
+    }
+    throw runtime_error(concat(
+        "--data '", d.source, "' has features in ", interval(lo, hi),
+        ", outside the model's input domain ", interval(s.domain_lo, s.domain_hi),
+        s.domain_text ? " (--domain)" : " (the default of --domain)",
+        "; scale the data into it (e.g. 0..255 pixels / 255), or give the domain the model was "
+        "trained on with --domain LO,HI (--domain unbounded for features without bounds)"));
 }
 
 // The first `count` samples (usage_error if there are fewer).
@@ -444,14 +558,6 @@ test_data read_npy_data(const settings& s) {
     d.width = 784;
     d.height_px = d.width_px = 28;
     d.features.assign(x.data(), x.data() + x.size());
-    for (std::size_t i = 0; i < d.features.size(); ++i) {
-        const float v = d.features[i];
-        if (!(v >= 0.0f && v <= 1.0f)) {
-            throw runtime_error(concat("--data '", s.data_path, "' has the value ",
-                                       format_shortest(v), " at sample ", i / d.width,
-                                       "; pixels must be in [0, 1]"));
-        }
-    }
     d.labels = advaug::label_vector::from_shape({d.n});
     std::copy(y.data(), y.data() + d.n, d.labels.data());
     d.source = s.data_path;
@@ -459,14 +565,27 @@ test_data read_npy_data(const settings& s) {
 }
 
 test_data read_csv_data(const settings& s) {
+    // NaN and infinity are read, and refused below with advice the command line can follow
+    // (the reader's own message names a C++ option).
+    const auto options = advaug::csv_options{}.allow_non_finite(true);
     advaug::csv_table t;
     try {
-        t = advaug::read_csv(s.data_path, advaug::csv_options{}.has_header(s.csv_header));
+        t = advaug::read_csv(s.data_path, advaug::csv_options(options).has_header(s.csv_header));
     } catch (const advaug::io_error& e) {
+        // --csv-header is suggested only where it helps: when the file reads with it, the
+        // first line was the problem; an error further down is not about a header.
+        bool header_helps = false;
+        if (!s.csv_header) {
+            try {
+                advaug::read_csv(s.data_path, advaug::csv_options(options).has_header(true));
+                header_helps = true;
+            } catch (const advaug::io_error&) {
+            }
+        }
         throw runtime_error(std::string(e.what()) +
-                            (s.csv_header ? ""
-                                          : " (if the first line holds column names, add "
-                                            "--csv-header)"));
+                            (header_helps ? " (the first line looks like column names: add "
+                                            "--csv-header)"
+                                          : ""));
     }
     if (t.columns < 2) {
         throw runtime_error(concat("--data '", s.data_path, "' has ", t.columns,
@@ -480,6 +599,12 @@ test_data read_csv_data(const settings& s) {
     for (std::size_t r = 0; r < t.rows; ++r) {
         for (std::size_t c = 0; c < d.width; ++c) {
             const double v = t(r, c);
+            if (!std::isfinite(v)) {
+                throw runtime_error(concat("--data '", s.data_path, "' line ", t.lines[r],
+                                           ", column ", c + 1, ": ", format_shortest(v),
+                                           " is not a finite number; advaug-eval needs a value "
+                                           "in every cell: fill in or drop the missing values"));
+            }
             if (std::abs(v) > std::numeric_limits<float>::max()) {
                 throw runtime_error(concat("--data '", s.data_path, "' line ", t.lines[r],
                                            ", column ", c + 1, ": ", format_shortest(v),
@@ -531,6 +656,7 @@ test_data read_data(const settings& s) {
     }
     if (d.name.empty()) d.name = fs::path(d.source).filename().string();
     keep_first(d, s.samples);
+    check_data_in_domain(s, d);
     return d;
 }
 
@@ -538,13 +664,20 @@ test_data read_data(const settings& s) {
 // The models
 // ---------------------------------------------------------------------------------------------
 
-using model_variant = std::variant<advaug::mlp<float>, advaug::cnn<float>>;
+// A dense network (advaug's mlp<float> is the ReLU one) or the cnn.
+using model_variant = std::variant<advaug::sequential<float, 2>, advaug::cnn<float>>;
 
 struct loaded_model {
     std::string path;
     std::string label;
-    std::string description;  // "mlp 784-256-256-10", "cnn", "cnn-bn"
+    std::string description;  // "mlp 784-256-256-10", "mlp 30-16-2 (tanh)", "cnn", "cnn-bn"
     model_variant net;
+};
+
+// The widths and activation of a stack of dense layers.
+struct dense_stack {
+    std::vector<std::size_t> widths;
+    std::string activation;  // "relu" or "tanh"; empty: not known
 };
 
 std::optional<std::size_t> parse_size(std::string_view text) {
@@ -554,9 +687,10 @@ std::optional<std::size_t> parse_size(std::string_view text) {
     return value;
 }
 
-// The widths of mlp<float>(widths).describe() == text, e.g.
-// "sequential [784] -> dense(784->256) -> relu -> dense(256->10)" -> {784, 256, 10}.
-std::optional<std::vector<std::size_t>> mlp_widths(const std::string& text) {
+// The dense stack whose describe() is `text`, e.g.
+// "sequential [784] -> dense(784->256) -> relu -> dense(256->10)" -> {784, 256, 10}, relu.
+// One activation, relu or tanh, between every two dense layers.
+std::optional<dense_stack> parse_dense_stack(const std::string& text) {
     std::vector<std::string_view> parts;
     std::string_view rest(text);
     for (std::size_t at; (at = rest.find(" -> ")) != std::string_view::npos;
@@ -571,11 +705,12 @@ std::optional<std::vector<std::size_t>> mlp_widths(const std::string& text) {
     }
     const auto inputs = parse_size(parts[0].substr(head.size(), parts[0].size() - head.size() - 1));
     if (!inputs || *inputs == 0) return std::nullopt;
-    std::vector<std::size_t> widths{*inputs};
+    dense_stack out{{*inputs}, parts.size() > 2 ? std::string(parts[2]) : "relu"};
+    if (out.activation != "relu" && out.activation != "tanh") return std::nullopt;
     for (std::size_t i = 1; i < parts.size(); ++i) {
         const std::string_view p = parts[i];
         if (i % 2 == 0) {
-            if (p != "relu") return std::nullopt;
+            if (p != out.activation) return std::nullopt;
             continue;
         }
         const std::size_t arrow = p.find("->");
@@ -583,23 +718,23 @@ std::optional<std::vector<std::size_t>> mlp_widths(const std::string& text) {
             return std::nullopt;
         }
         const auto in = parse_size(p.substr(6, arrow - 6));
-        const auto out = parse_size(p.substr(arrow + 2, p.size() - arrow - 3));
-        if (!in || !out || *in != widths.back() || *out == 0) return std::nullopt;
-        widths.push_back(*out);
+        const auto out_width = parse_size(p.substr(arrow + 2, p.size() - arrow - 3));
+        if (!in || !out_width || *in != out.widths.back() || *out_width == 0) return std::nullopt;
+        out.widths.push_back(*out_width);
     }
-    return widths;
+    return out;
 }
 
-// The widths of an mlp file without architecture metadata, from its arrays' shapes:
+// The widths of a dense file without architecture metadata, from its arrays' shapes:
 // "0.weight" [w1, w0], "2.weight" [w2, w1], ...
-std::vector<std::size_t> mlp_widths_from_arrays(const std::string& path) {
+std::vector<std::size_t> widths_from_arrays(const std::string& path, const char* option) {
     const auto archive = advaug::io::npz_archive::load(path);
     std::vector<std::size_t> widths;
     for (std::size_t layer = 0; archive.contains(concat(layer, ".weight")); layer += 2) {
         const auto& shape = archive.at(concat(layer, ".weight")).shape;
         if (shape.size() != 2 || shape[0] == 0 || shape[1] == 0 ||
             (!widths.empty() && shape[1] != widths.back())) {
-            throw runtime_error(concat("--model '", path, "': array '", layer,
+            throw runtime_error(concat(option, " '", path, "': array '", layer,
                                        ".weight' has shape ", advaug::detail::shape_string(shape),
                                        ", which is not the next dense layer of an mlp"));
         }
@@ -607,79 +742,115 @@ std::vector<std::size_t> mlp_widths_from_arrays(const std::string& path) {
         widths.push_back(shape[0]);
     }
     if (widths.empty()) {
-        throw runtime_error("--model '" + path +
-                            "' has no array '0.weight'; it is not an mlp (see --arch)");
+        throw runtime_error(
+            concat(option, " '", path, "' has no array '0.weight'; it is not an mlp (see --arch)"));
     }
     return widths;
 }
 
-std::string mlp_description(const std::vector<std::size_t>& widths) {
+std::string dense_description(const dense_stack& d) {
     std::string out = "mlp ";
-    for (std::size_t i = 0; i < widths.size(); ++i)
-        out += (i ? "-" : "") + std::to_string(widths[i]);
-    return out;
+    for (std::size_t i = 0; i < d.widths.size(); ++i)
+        out += (i ? "-" : "") + std::to_string(d.widths[i]);
+    return d.activation == "relu" ? out : out + " (" + d.activation + ")";
+}
+
+// advaug::mlp<float> with `activation` between the dense layers (its weights are loaded after).
+advaug::sequential<float, 2> build_dense(const dense_stack& d) {
+    if (d.activation == "relu") return advaug::mlp<float>(d.widths);
+    advaug::sequential<float, 2> net({d.widths.front()});
+    advaug::detail::rng gen(0);
+    for (std::size_t l = 0; l + 1 < d.widths.size(); ++l) {
+        if (l > 0) net.add(advaug::tanh_layer<float, 2>{});
+        net.add(advaug::dense<float>(d.widths[l], d.widths[l + 1], gen));
+    }
+    return net;
 }
 
 // Refuses widths whose parameters could not fit in the file (4 bytes per float), so that a
 // corrupt or hostile description never makes us allocate a huge model.
-void check_size(const std::string& path, const std::vector<std::size_t>& widths) {
+void check_size(const std::string& path, const char* option, const dense_stack& d) {
     const auto bytes = static_cast<double>(fs::file_size(path));
     double params = 0;
-    for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
-        params += (static_cast<double>(widths[i]) + 1) * static_cast<double>(widths[i + 1]);
+    for (std::size_t i = 0; i + 1 < d.widths.size(); ++i) {
+        params += (static_cast<double>(d.widths[i]) + 1) * static_cast<double>(d.widths[i + 1]);
     }
     if (4 * params > bytes) {
-        throw runtime_error(concat("--model '", path, "' describes an ", mlp_description(widths),
+        throw runtime_error(concat(option, " '", path, "' describes an ", dense_description(d),
                                    " with ", format_shortest(params), " parameters, more than its ",
                                    format_shortest(bytes), " bytes can hold"));
     }
 }
 
-loaded_model load(const std::string& path, const std::string& arch, const std::string& label) {
+// The model in `path`, given as `option` (--model or --baseline). `arch` and `activation`
+// are what the command line states (empty: the file's metadata decides); a stated value that
+// contradicts the metadata is refused.
+loaded_model load(const std::string& path, const char* option, const std::string& arch,
+                  const std::string& activation, const std::string& label) {
     const auto meta = advaug::io::load_metadata(path);
     const auto it = meta.find("architecture");
     const std::string stored = it == meta.end() ? "" : it->second;
+    const std::string shown = stored.size() > 160 ? stored.substr(0, 160) + "..." : stored;
     const std::string cnn_plain =
         advaug::cnn<float>(0, advaug::weight_init::he_normal, false).describe();
     const std::string cnn_bn =
         advaug::cnn<float>(0, advaug::weight_init::he_normal, true).describe();
+    const bool is_model = std::string_view(option) == "--model";
 
     std::string kind = arch;
-    std::optional<std::vector<std::size_t>> widths =
-        stored.empty() ? std::nullopt : mlp_widths(stored);
+    std::optional<dense_stack> dense = stored.empty() ? std::nullopt : parse_dense_stack(stored);
     if (kind.empty()) {
         if (stored.empty()) {
-            throw runtime_error("--model '" + path +
-                                "' has no \"__advaug__.architecture\" metadata; name its "
-                                "architecture with --arch mlp, cnn or cnn-bn");
+            throw runtime_error(
+                concat(option, " '", path, "' has no \"__advaug__.architecture\" metadata",
+                       is_model ? "; name its architecture with --arch mlp --activation relu|tanh, "
+                                  "--arch cnn or --arch cnn-bn"
+                                : "; advaug-eval takes a baseline's architecture from its own file "
+                                  "only: save it with advaug::io::save_model"));
         }
-        kind = widths ? "mlp" : stored == cnn_plain ? "cnn" : stored == cnn_bn ? "cnn-bn" : "";
+        kind = dense ? "mlp" : stored == cnn_plain ? "cnn" : stored == cnn_bn ? "cnn-bn" : "";
         if (kind.empty()) {
-            std::string shown = stored.size() > 160 ? stored.substr(0, 160) + "..." : stored;
-            throw runtime_error("--model '" + path + "' holds the architecture '" + shown +
-                                "', which advaug-eval cannot build; it evaluates advaug's mlp "
-                                "(any widths) and cnn (with or without batch norm)");
+            throw runtime_error(concat(option, " '", path, "' holds the architecture '", shown,
+                                       "', which advaug-eval cannot build; it evaluates dense "
+                                       "networks (mlp, any widths, relu or tanh) and advaug's "
+                                       "cnn (with or without batch norm)"));
         }
+    }
+    if (!activation.empty() && kind != "mlp") {
+        throw runtime_error(concat("--activation ", activation, ": ", option, " '", path, "' is a ",
+                                   kind, ", not an mlp"));
     }
 
-    loaded_model m{path, label, kind, advaug::mlp<float>({1, 1})};
     if (kind == "mlp") {
-        if (!widths) {
+        if (!dense) {
             if (!stored.empty()) {
-                throw runtime_error(
-                    "--model '" + path + "' is not an mlp (--arch mlp): it holds '" +
-                    (stored.size() > 160 ? stored.substr(0, 160) + "..." : stored) + "'");
+                throw runtime_error(concat(option, " '", path, "' is not an mlp (--arch mlp): ",
+                                           "it holds '", shown, "'"));
             }
-            widths = mlp_widths_from_arrays(path);
+            // A file of io::save_parameters records neither: the widths are in the arrays'
+            // shapes, but the activations are nowhere, and a tanh network read as a ReLU one
+            // would be scored as a different model.
+            if (activation.empty()) {
+                throw runtime_error(concat(
+                    option, " '", path,
+                    "' does not record its activations (no \"__advaug__.architecture\" "
+                    "metadata, as io::save_parameters writes it); state them with --activation "
+                    "relu or --activation tanh, or save the model with io::save_model"));
+            }
+            dense = dense_stack{widths_from_arrays(path, option), activation};
+        } else if (!activation.empty() && activation != dense->activation) {
+            throw runtime_error(concat("--activation ", activation, ": ", option, " '", path,
+                                       "' records ", dense->activation, " ('", shown, "')"));
         }
-        check_size(path, *widths);
-        m.description = mlp_description(*widths);
-        m.net.emplace<advaug::mlp<float>>(*widths);
-    } else {
-        m.net.emplace<advaug::cnn<float>>(0, advaug::weight_init::he_normal, kind == "cnn-bn");
+        check_size(path, option, *dense);
+        loaded_model m{path, label, dense_description(*dense), build_dense(*dense)};
+        advaug::io::load_model(path, std::get<advaug::sequential<float, 2>>(m.net));
+        return m;
     }
+    loaded_model m{path, label, kind,
+                   advaug::cnn<float>(0, advaug::weight_init::he_normal, kind == "cnn-bn")};
     // Names, shapes and dtypes of every array are checked; all or nothing.
-    std::visit([&](auto& net) { advaug::io::load_model(path, net); }, m.net);
+    advaug::io::load_model(path, std::get<advaug::cnn<float>>(m.net));
     return m;
 }
 
@@ -728,7 +899,7 @@ advaug::evaluation_options evaluation_for(const settings& s, const test_data& d)
                        .corruptions(s.corruptions)
                        .threads(s.threads)
                        .seed(s.seed)
-                       .domain(domain_of(d));
+                       .domain(domain_of(s, d));
     if (d.images()) options.image_size(d.height_px, d.width_px);
     return options;
 }
@@ -747,10 +918,6 @@ advaug::model_evaluation evaluate(loaded_model& m, const advaug::dataset<float>&
 // N PGD examples at the largest epsilon, from the first N samples: examples.png (images
 // only), examples_clean.npy, examples_adversarial.npy and examples_labels.npy.
 void write_examples(const settings& s, loaded_model& m, const test_data& d) {
-    if (s.examples > d.n) {
-        throw usage_error(
-            concat("--examples ", s.examples, " is more than the ", d.n, " samples evaluated"));
-    }
     const double eps = *std::max_element(s.epsilons.begin(), s.epsilons.end());
     const auto k = static_cast<double>(s.pgd_steps);
     const auto attack = advaug::pgd_options{}
@@ -758,7 +925,7 @@ void write_examples(const settings& s, loaded_model& m, const test_data& d) {
                             .steps(s.pgd_steps)
                             .step_size(2.5 * eps / k)
                             .seed(s.seed)
-                            .domain(domain_of(d));
+                            .domain(domain_of(s, d));
     std::visit(
         [&](auto& net) {
             using model_type = std::decay_t<decltype(net)>;
@@ -825,8 +992,10 @@ void print_summary(const std::vector<advaug::model_evaluation>& models) {
 
 std::string stem_of(const std::string& path) { return fs::path(path).stem().string(); }
 
-// Fails early, before the evaluation, when --out cannot become a folder: the nearest part
-// of the path that exists must be a folder.
+// Fails early, before the evaluation, when --out cannot become a folder that takes files:
+// the nearest part of the path that exists must be a folder in which a file can be created
+// (tried with a probe file, removed at once; permission bits alone do not tell, e.g. for
+// root or on a read-only file system).
 void check_out_dir(const std::string& out) {
     std::error_code ec;
     fs::path p = fs::absolute(out, ec);
@@ -836,6 +1005,18 @@ void check_out_dir(const std::string& out) {
     if (fs::exists(p, ec) && !fs::is_directory(p, ec)) {
         throw usage_error("--out '" + out + "': '" + p.string() + "' exists and is not a folder");
     }
+    const fs::path probe =
+        p / concat(".advaug-eval-probe-", clock_type::now().time_since_epoch().count());
+    std::FILE* f = std::fopen(probe.c_str(), "wx");
+    if (f == nullptr) {
+        const int err = errno;
+        const std::string where =
+            p == fs::absolute(out, ec) ? "" : " (its folder '" + p.string() + "')";
+        throw usage_error("--out '" + out + "' is not writable" + where + ": " +
+                          std::strerror(err) + "; give a folder you can write to");
+    }
+    std::fclose(f);
+    fs::remove(probe, ec);
 }
 
 int run(const settings& s) {
@@ -846,16 +1027,20 @@ int run(const settings& s) {
     const auto start = clock_type::now();
     check_out_dir(s.out_dir);
     test_data data = read_data(s);
+    if (s.examples > data.n) {
+        throw usage_error(concat("--examples ", s.examples, " is more than the ", data.n,
+                                 " samples in '", data.source, "'"));
+    }
     const advaug::evaluation_options options = evaluation_for(s, data);
 
     const std::string label = s.label.empty() ? stem_of(s.model_path) : s.label;
     std::vector<loaded_model> models;
-    models.push_back(load(s.model_path, s.arch, label));
+    models.push_back(load(s.model_path, "--model", s.arch, s.activation, label));
     if (!s.baseline_path.empty()) {
         std::string base = stem_of(s.baseline_path);
         if (base == label) base += " (baseline)";
         // The baseline's architecture always comes from its own file.
-        models.push_back(load(s.baseline_path, "", base));
+        models.push_back(load(s.baseline_path, "--baseline", "", "", base));
     }
     for (const auto& m : models) {
         const std::size_t classes =
