@@ -40,6 +40,7 @@
 #include "advaug/model/classifier.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/static_checks.hpp"
+#include "advaug/training/collapse_guard.hpp"
 #include "advaug/training/method.hpp"
 #include "advaug/training/progress.hpp"
 #include "advaug/training/train_options.hpp"
@@ -204,8 +205,7 @@ private:
     std::size_t count_loss_ = 0, count_clean_ = 0, count_adv_ = 0;
 
     // catastrophic-overfitting guard
-    double guard_best_ = -1;
-    bool collapsed_ = false;
+    collapse_detector guard_{options_.guard() ? options_.guard()->drop : 1.0};
     std::vector<std::vector<T>> best_weights_;
 };
 
@@ -472,18 +472,17 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             acc = pgd_accuracy(guard->first, guard->second, guard_settings->pgd_steps);
         }
         if (report) report->guard_pgd_accuracy = acc;
-        if (acc > guard_best_) {
-            guard_best_ = acc;
-            snapshot_best();
-            return false;
+        const double best = guard_.best();
+        switch (guard_.observe(acc)) {
+            case guard_verdict::new_best: snapshot_best(); return false;
+            case guard_verdict::within_drop: return false;
+            case guard_verdict::collapsed: break;
         }
-        if (guard_best_ - acc <= guard_settings->drop) return false;
-        collapsed_ = true;
         result.collapse_detected = true;
         if (report) report->collapse_detected = true;
         std::ostringstream m;
         m << "advaug: warning: catastrophic overfitting: PGD accuracy on the guard batch fell from "
-          << 100 * guard_best_ << "% to " << 100 * acc << "% (epoch " << next_epoch_ + 1 << ", batch "
+          << 100 * best << "% to " << 100 * acc << "% (epoch " << next_epoch_ + 1 << ", batch "
           << next_batch_ << ")";
         if (guard_settings->action == collapse_action::stop_and_restore) {
             restore_best();
@@ -595,7 +594,7 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             report.clean_accuracy = clean_accuracy(val->first, val->second);
             if (eps_full > 0) report.pgd_accuracy = pgd_accuracy(val->first, val->second, options_.eval_pgd_steps());
         }
-        report.collapse_detected = report.collapse_detected || (collapsed_ && stop);
+        report.collapse_detected = report.collapse_detected || (guard_.collapsed() && stop);
         progress.epoch(report);
         if (options_.epoch_callback()) options_.epoch_callback()(report);
         result.epochs.push_back(report);
@@ -666,8 +665,8 @@ void trainer<M, Optimizer>::save_checkpoint(const std::string& path) const {
         w.write_array(values(k).data(), values(k).size());
     }
     optimizer_.save_state(w);
-    w.write(guard_best_);
-    w.write<std::uint8_t>(collapsed_ ? 1 : 0);
+    w.write(guard_.best());
+    w.write<std::uint8_t>(guard_.collapsed() ? 1 : 0);
     w.write<std::uint64_t>(best_weights_.size());
     for (const auto& b : best_weights_) w.write_vector(b);
     const auto crc = static_cast<std::uint32_t>(
@@ -759,6 +758,7 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
         optimizer_.load_state(r, params_);
         optimizer_loaded = true;
         best = r.read<double>("guard best accuracy");
+        if (!(best == -1 || (best >= 0 && best <= 1))) r.fail("guard best accuracy", "is not -1 or in [0, 1]");
         collapsed = r.read<std::uint8_t>("guard collapse flag") != 0;
         const auto snapshots = r.read<std::uint64_t>("guard snapshot count");
         if (snapshots != 0 && snapshots != stored.size()) r.fail("guard snapshot count", "does not match the model");
@@ -788,8 +788,7 @@ void trainer<M, Optimizer>::resume(const std::string& path) {
     count_loss_ = counts[0];
     count_clean_ = counts[1];
     count_adv_ = counts[2];
-    guard_best_ = best;
-    collapsed_ = collapsed;
+    guard_.restore(best, collapsed);
     best_weights_ = std::move(best_weights);
 }
 
