@@ -73,3 +73,4 @@ else
 fi
 
 ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" "${ctest_selection[@]}" "$@"
+bash scripts/ctest_skips.sh "$build_dir"

@@ -29,6 +29,7 @@ step "Release build and the whole suite"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j2
 ctest --test-dir build --output-on-failure -j2
+bash scripts/ctest_skips.sh build
 
 if [[ $release_only -eq 1 ]]; then
     exit 0

@@ -15,6 +15,7 @@
 
 #include "support/fashion_mnist.hpp"
 #include "support/labels.hpp"
+#include "support/skip.hpp"
 
 using namespace advaug;
 using testing::fashion_mnist_skip_message;
@@ -370,7 +371,7 @@ TEST_CASE("dataset::from_images on the installed Fashion-MNIST test set") {
     namespace fs = std::filesystem;
     const auto installed = fashion_mnist_test_set();
     if (!installed) {
-        MESSAGE(fashion_mnist_skip_message());
+        advaug::testing::skip(fashion_mnist_skip_message());
         return;
     }
     const fs::path dir = *installed;
@@ -409,7 +410,7 @@ TEST_CASE("dataset::from_idx takes over the bytes of read_idx() and equals from_
     namespace fs = std::filesystem;
     const auto installed = fashion_mnist_test_set();
     if (!installed) {
-        MESSAGE(fashion_mnist_skip_message());
+        advaug::testing::skip(fashion_mnist_skip_message());
         return;
     }
     const fs::path dir = *installed;

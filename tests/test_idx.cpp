@@ -3,6 +3,7 @@
 #include "support/check_throws.hpp"
 #include "support/fashion_mnist.hpp"
 #include "support/temp_dir.hpp"
+#include "support/skip.hpp"
 #include <doctest/doctest.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -462,7 +463,7 @@ TEST_CASE("idx: default_fashion_mnist_dir honours ADVAUG_FASHION_MNIST") {
 TEST_CASE("idx: the real Fashion-MNIST test set") {
     const fs::path dir = fashion_mnist_dir;
     if (!fs::is_directory(dir)) {
-        MESSAGE(fashion_mnist_skip_message());
+        advaug::testing::skip(fashion_mnist_skip_message());
         return;
     }
     const auto images = advaug::read_idx_images((dir / "t10k-images-idx3-ubyte.gz").string());
@@ -488,7 +489,7 @@ TEST_CASE("idx: the real Fashion-MNIST test set") {
 TEST_CASE("idx: load_fashion_mnist on the installed data set") {
     const fs::path dir = fashion_mnist_dir;
     if (!fs::is_directory(dir)) {
-        MESSAGE(fashion_mnist_skip_message());
+        advaug::testing::skip(fashion_mnist_skip_message());
         return;
     }
     const auto data = advaug::load_fashion_mnist(dir.string());

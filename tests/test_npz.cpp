@@ -26,6 +26,7 @@
 
 #include "advaug/io/npz.hpp"
 #include "support/models.hpp"
+#include "support/skip.hpp"
 
 using namespace advaug;
 using io::npz_archive;
@@ -394,7 +395,7 @@ TEST_CASE("load_parameters refuses a file that does not fit the model and change
 
 TEST_CASE("numpy reads advaug's .npz files and advaug reads numpy's") {
     if (!have_numpy()) {
-        MESSAGE("skipped: /usr/bin/python3 has no numpy");
+        advaug::testing::skip("/usr/bin/python3 has no numpy (apt-get install python3-numpy)");
         return;
     }
     temp_dir dir;

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "support/models.hpp"
+#include "support/skip.hpp"
 
 // xtensor's .npy reader and writer, for the script's inputs and outputs (trusted files, so
 // xt::load_npy's lack of checks does not matter here). Guarded as in advaug/io/npz.hpp.
@@ -183,7 +184,7 @@ template <class Make, std::size_t R>
 void round_trip(const std::string& arch, const Make& make, const std::array<std::size_t, R>& input_shape,
                 bool batch_norm) {
     if (!have_torch()) {
-        MESSAGE("python3-torch not installed: skipped");
+        advaug::testing::skip("python3 cannot import torch (apt-get install python3-torch)");
         return;
     }
     const temp_dir tmp(arch);

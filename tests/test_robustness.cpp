@@ -15,6 +15,7 @@
 #include "support/fashion_mnist.hpp"
 #include "support/models.hpp"
 #include "support/ten_samples.hpp"
+#include "support/skip.hpp"
 
 using namespace advaug;
 using testing::fashion_mnist_skip_message;
@@ -546,7 +547,7 @@ TEST_CASE("evaluate_robustness: an MLP trained on Fashion-MNIST") {
     namespace fs = std::filesystem;
     const auto installed = fashion_mnist_test_set();
     if (!installed) {
-        MESSAGE(fashion_mnist_skip_message());
+        advaug::testing::skip(fashion_mnist_skip_message());
         return;
     }
     const fs::path dir = *installed;

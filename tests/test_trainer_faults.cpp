@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "support/child_process.hpp"
 #include "support/models.hpp"
 #include "support/temp_dir.hpp"
 
@@ -85,39 +86,8 @@ void first_epoch(const dataset<float>& data, const std::string& path) {
     tr.fit(data);
 }
 
-/// Runs `f` in a forked child and returns its exit status and the text it returned.
-template <class F>
-std::pair<int, std::string> in_child(F&& f) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(fds[0]);
-        int code = 0;
-        std::string text;
-        try {
-            text = f();
-        } catch (const std::exception& e) {
-            text = std::string("unexpected exception: ") + e.what();
-            code = 3;
-        }
-        for (std::size_t done = 0; done < text.size();) {
-            const ssize_t n = ::write(fds[1], text.data() + done, text.size() - done);
-            if (n <= 0) break;
-            done += static_cast<std::size_t>(n);
-        }
-        ::_exit(code);  // no destructors, no doctest report, no leak check in the child
-    }
-    ::close(fds[1]);
-    std::string text;
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(n));
-    ::close(fds[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return {status, text};
-}
+using testing::child_signal;
+using testing::in_child;
 
 /// The io_error that training epoch 2 from `path` (resumed) throws, or a note that none came.
 std::string second_epoch_error(const dataset<float>& data, const std::string& path) {
@@ -151,7 +121,7 @@ TEST_CASE("a checkpoint directory without write permission is an io_error naming
     // Permissions do not stop root, so a root test process drops to `nobody` in the child.
     REQUIRE(::chmod(dir.path.c_str(), 0555) == 0);
     const auto [status, message] = in_child([&]() -> std::string {
-        if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return "cannot drop root";
+        if (!testing::drop_root()) return "cannot drop root";
         return second_epoch_error(data, path);
     });
     ::chmod(dir.path.c_str(), 0755);
@@ -270,14 +240,18 @@ TEST_CASE("write_file_atomically killed at 300 random points leaves the old or t
     detail::rng gen(2024);
     int torn = 0, old_or_new[2] = {0, 0}, inside_write = 0;
     for (int round = 0; round < 300; ++round) {
+        child_signal writing;
         const pid_t pid = ::fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
+            io::write_file_atomically(path, b);
+            writing.notify();  // the loop runs: from here on a kill lands in or between writes
             for (;;) {
-                io::write_file_atomically(path, b);
                 io::write_file_atomically(path, a);
+                io::write_file_atomically(path, b);
             }
         }
+        REQUIRE(writing.wait());
         ::usleep(static_cast<useconds_t>(gen.uniform(0, 4000)));
         ::kill(pid, SIGKILL);
         int status = 0;
@@ -295,7 +269,9 @@ TEST_CASE("write_file_atomically killed at 300 random points leaves the old or t
     }
     MESSAGE("kills inside a write: ", inside_write, " of 300; file was a: ", old_or_new[0], ", b: ", old_or_new[1]);
     CHECK(torn == 0);
-    CHECK(inside_write > 0);  // otherwise the test did not test what it claims
+    // Writing is most of the child's loop once it has signalled, so with 300 kills a count
+    // of zero would mean the kills never reach a write: the test would not test its claim.
+    CHECK(inside_write > 0);
     CHECK(old_or_new[0] + old_or_new[1] == 300);
     // The next write removes what killed writers left.
     io::write_file_atomically(path, a);
@@ -311,12 +287,19 @@ TEST_CASE("a trainer killed 40 times while checkpointing every batch always leav
     detail::rng gen(7);
     std::size_t last_position = 0;
     for (int round = 0; round < 40; ++round) {
+        child_signal trained;
         const pid_t pid = ::fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
             mlp<float> net({10, 16, 3}, 2);
             sgd<float> opt(sgd_options{}.momentum(0.9));
-            trainer tr(net, opt, options(epochs).checkpoint(path, 1));
+            // The second batch's callback comes after this child wrote its first checkpoint,
+            // so every round moves the run on, however slowly the machine runs.
+            std::size_t batches = 0;
+            auto o = options(epochs).checkpoint(path, 1).log_every(1).on_batch([&](const batch_report&) {
+                if (++batches == 2) trained.notify();
+            });
+            trainer tr(net, opt, o);
             try {
                 if (fs::exists(path)) tr.resume(path);
                 tr.fit(data);
@@ -325,13 +308,14 @@ TEST_CASE("a trainer killed 40 times while checkpointing every batch always leav
             }
             ::_exit(0);
         }
-        ::usleep(static_cast<useconds_t>(gen.uniform(500, 8000)));
+        trained.wait();  // false: the child finished the run before its second batch
+        ::usleep(static_cast<useconds_t>(gen.uniform(0, 4000)));
         ::kill(pid, SIGKILL);
         int status = 0;
         ::waitpid(pid, &status, 0);
         CAPTURE(round);
         CHECK((WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)));
-        if (!fs::exists(path)) continue;
+        REQUIRE(fs::exists(path));
         mlp<float> net({10, 16, 3}, 0);
         sgd<float> opt(sgd_options{}.momentum(0.9));
         trainer probe(net, opt, options(epochs));

@@ -11,14 +11,14 @@ namespace advaug::testing {
 /// Where the dataset-fashion-mnist package installs the data set.
 inline constexpr const char* fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
 
-/// What a test prints, with MESSAGE, before it returns early for want of the data set.
+/// Why a test skips (testing::skip) for want of the data set.
 inline std::string fashion_mnist_skip_message() {
-    return "skipped: " + std::string(fashion_mnist_dir) +
+    return std::string(fashion_mnist_dir) +
            " is missing (install dataset-fashion-mnist)";
 }
 
 /// fashion_mnist_dir when its test set (t10k images and labels) is installed, else std::nullopt;
-/// a test then skips with `MESSAGE(fashion_mnist_skip_message()); return;`.
+/// a test then calls `testing::skip(fashion_mnist_skip_message())` and returns.
 inline std::optional<std::filesystem::path> fashion_mnist_test_set() {
     const std::filesystem::path dir = fashion_mnist_dir;
     if (!std::filesystem::exists(dir / "t10k-images-idx3-ubyte.gz") ||
