@@ -185,6 +185,24 @@ TEST_CASE("MLP: logits, input and parameter gradients and FGSM agree with the CP
     CHECK(back.dense_layer(1).weight()(3, 7) == 0.25f);
 }
 
+TEST_CASE("MLP with hidden widths that shrink and grow: the backward scratch is sized once") {
+    // In 784-512-256-10 the backward pass reads the 256-wide gradient from the scratch that the
+    // 512-wide one is written to: the scratch must not move in between.
+    for (const std::vector<std::size_t>& widths :
+         {std::vector<std::size_t>{784, 512, 256, 10},
+          std::vector<std::size_t>{784, 32, 128, 64, 10}}) {
+        CAPTURE(widths.size());
+        mlp<float> host(widths, 4);
+        cuda::mlp<float> gpu(host);
+        const auto [x, y] = synthetic<float>(48, 784, 7);
+        check_same_function(host, gpu, x, y);
+        check_same_fgsm(host, gpu, x, y);
+        // A second pass on a larger batch grows the scratch between calls.
+        const auto [x2, y2] = synthetic<float>(96, 784, 8);
+        check_same_function(host, gpu, x2, y2);
+    }
+}
+
 TEST_CASE("CNN: logits, input and parameter gradients and FGSM agree with the CPU") {
     cnn<float> host(4);
     cuda::cnn<float> gpu(host);

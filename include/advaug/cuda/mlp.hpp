@@ -9,6 +9,7 @@
 // Matrix products go through cuBLAS; bias and ReLU are one fused kernel per layer.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -138,6 +139,12 @@ private:
                   detail::parameter_store<T>* grads) const {
         const context& ctx = context::get(fn);
         const std::size_t n = cache.x->shape()[0], layers = widths_.size() - 1;
+        // The scratch for every layer at once, before the loop: d points into dz from the
+        // second layer on, so growing dz inside the loop would free what the next GEMM reads.
+        std::size_t widest = 0;
+        for (std::size_t l = 1; l < layers; ++l) widest = std::max(widest, widths_[l]);
+        T* const da = detail::reserve(cache.da, n * widest, fn);
+        T* const dz = detail::reserve(cache.dz, n * widest, fn);
         const T* d = dlogits.data();
         for (std::size_t l = layers; l-- > 0;) {
             const std::size_t fan_in = widths_[l], fan_out = widths_[l + 1];
@@ -156,8 +163,6 @@ private:
                 break;
             }
             // d <- relu'(act) * (d W): the gradient at the previous layer's output.
-            T* da = detail::reserve(cache.da, n * fan_in, fn);
-            T* dz = detail::reserve(cache.dz, n * fan_in, fn);
             detail::gemm<T>(ctx, false, false, n, fan_in, fan_out, T(1), d, fan_out,
                             params_.value(2 * l), fan_in, T(0), da, fan_in);
             detail::relu_back(ctx, da, cache.act[l - 1].data(), dz, n * fan_in);
