@@ -25,6 +25,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace advaug;
@@ -164,6 +165,46 @@ void check_same_fgsm(HostModel& host, DeviceModel& gpu, const HX& x, const label
 }
 
 }  // namespace
+
+// First in the file, so that these threads race to create the context.
+TEST_CASE("threads that race to the first context::get get one context") {
+    std::vector<const cuda::context*> seen(8, nullptr);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < seen.size(); ++t) {
+        threads.emplace_back([&seen, t] { seen[t] = &cuda::context::get("test"); });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto* c : seen) CHECK(c == seen[0]);
+    MESSAGE("memory pools (cudaMallocAsync): ", cuda::context::get("test").memory_pools());
+}
+
+TEST_CASE("device memory: moved-from tensors are empty, and the cudaMalloc fallback works") {
+    cuda::device_tensor<float, 2> a({2, 3});
+    const float* p = a.data();
+    cuda::device_tensor<float, 2> b(std::move(a));
+    CHECK(b.data() == p);
+    CHECK(b.size() == 6);
+    CHECK(a.size() == 0);
+    CHECK(a.shape() == std::array<std::size_t, 2>{0, 0});
+    CHECK(a.data() == nullptr);
+    a = std::move(b);
+    CHECK(a.size() == 6);
+    CHECK(b.size() == 0);
+    CHECK(b.shape() == std::array<std::size_t, 2>{0, 0});
+    // The moved-from tensor is usable again.
+    b.resize({1, 4});
+    CHECK(b.size() == 4);
+
+    // The path taken on a device without memory pools, exercised on this one.
+    const cuda::context& ctx = cuda::context::get("test");
+    std::vector<float> in{1, 2, 3, 4}, out(4);
+    void* d = cuda::detail::allocate_bytes("test", 4 * sizeof(float), ctx.stream(), false);
+    REQUIRE(d != nullptr);
+    cuda::detail::upload("test", in.data(), static_cast<float*>(d), 4);
+    cuda::detail::download("test", static_cast<const float*>(d), out.data(), 4);
+    cuda::detail::free_bytes(d, ctx.stream(), false);
+    CHECK(out == in);
+}
 
 TEST_CASE("MLP: logits, input and parameter gradients and FGSM agree with the CPU") {
     mlp<float> host({784, 256, 256, 10}, 3);
@@ -457,9 +498,15 @@ TEST_CASE("device argument errors match the host's messages") {
 }
 
 int main(int argc, char** argv) {
-    if (!cuda::device_available()) {
-        std::puts("no CUDA device: the CPU-versus-GPU tests are skipped");
-        return 77;
+    try {
+        if (!cuda::device_available()) {
+            std::puts("no CUDA device: the CPU-versus-GPU tests are skipped");
+            return 77;
+        }
+    } catch (const cuda::cuda_error& e) {
+        // A GPU machine whose driver cannot run is a failure, never a skip.
+        std::fprintf(stderr, "CUDA cannot run here: %s\n", e.what());
+        return 1;
     }
     doctest::Context context(argc, argv);
     return context.run();

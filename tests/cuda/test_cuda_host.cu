@@ -3,13 +3,16 @@
 // - the device kernels' element math (cuda/step_math.hpp), run on the host, against the host
 //   attacks' linf_step / l2_step / random_start;
 // - the device models, optimizer and tensors satisfy the contracts (compile time);
-// - without a device, every entry point throws cuda_error "no CUDA device" instead of crashing.
+// - without a device, every entry point throws cuda_error "no CUDA device" instead of crashing,
+//   and a driver that cannot run is an error, not "no device";
+// - a moved-from device tensor is empty.
 #include <doctest/doctest.h>
 
 #include <advaug/cuda/cuda.hpp>
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
 #include <advaug/optim/optimizer.hpp>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -280,6 +283,41 @@ TEST_CASE("without a device every entry point throws cuda_error naming itself") 
     cuda::sgd<float> opt(sgd_options{}.momentum(0.9));
     std::vector<parameter_view<float>> none;
     CHECK_NOTHROW(opt.step(none, 0.1));
+}
+
+TEST_CASE("only a machine without a device or driver counts as having no device") {
+    const char* fn = "test";
+    CHECK(cuda::detail::interpret_device_count(fn, cudaSuccess, 2, 13000) == 2);
+    CHECK(cuda::detail::interpret_device_count(fn, cudaErrorNoDevice, 0, 13000) == 0);
+    // No driver installed at all (cudaDriverGetVersion reports 0): a machine without a GPU.
+    CHECK(cuda::detail::interpret_device_count(fn, cudaErrorInsufficientDriver, 0, 0) == 0);
+    // A driver that is there but too old, or broken, must fail loudly with CUDA's own words.
+    CHECK_THROWS_WITH_AS(
+        cuda::detail::interpret_device_count(fn, cudaErrorInsufficientDriver, 0, 12020),
+        doctest::Contains("test(): cudaGetDeviceCount(&n) failed: CUDA driver version is "
+                          "insufficient for CUDA runtime version (cudaErrorInsufficientDriver)"),
+        cuda::cuda_error);
+    CHECK_THROWS_WITH_AS(cuda::detail::interpret_device_count(fn, cudaErrorUnknown, 0, -1),
+                         doctest::Contains("(cudaErrorUnknown)"), cuda::cuda_error);
+    CHECK_THROWS_AS(cuda::detail::interpret_device_count(fn, cudaErrorNotPermitted, 0, 13000),
+                    cuda::cuda_error);
+}
+
+TEST_CASE("a moved-from device tensor is empty") {
+    // A shape with a zero extent needs no memory, hence no device.
+    cuda::device_tensor<float, 2> a;
+    a.resize({0, 5});
+    REQUIRE(a.shape() == std::array<std::size_t, 2>{0, 5});
+    cuda::device_tensor<float, 2> b(std::move(a));
+    CHECK(b.shape() == std::array<std::size_t, 2>{0, 5});
+    CHECK(a.shape() == std::array<std::size_t, 2>{0, 0});
+    CHECK(a.size() == 0);
+    CHECK(a.data() == nullptr);
+    cuda::device_tensor<float, 2> c;
+    c = std::move(b);
+    CHECK(c.shape() == std::array<std::size_t, 2>{0, 5});
+    CHECK(b.shape() == std::array<std::size_t, 2>{0, 0});
+    CHECK(b.size() == 0);
 }
 
 TEST_CASE("device options are validated before any device work") {

@@ -4,8 +4,9 @@
 // function, the library call and the library's own error string:
 //   cuda::device_buffer(): cudaMallocAsync(&p, bytes, stream) failed: out of memory
 //   (cudaErrorMemoryAllocation)
-// Without a usable device, the first call that needs one throws cuda_error
-// "<function>(): no CUDA device (...)"; nothing crashes and nothing is silently run on the CPU.
+// On a machine without a device, the first call that needs one throws cuda_error
+// "<function>(): no CUDA device"; with a driver that cannot run (too old, broken), cuda_error
+// with CUDA's error string. Nothing crashes and nothing is silently run on the CPU.
 //
 // Threading: one process-wide context (one stream, one cuBLAS handle) orders all of advaug's
 // device work. Device objects may be used from one host thread at a time.
@@ -60,29 +61,44 @@ inline void check(cublasStatus_t s, const char* fn, const char* call) {
 #define ADVAUG_CUDA_CHECK_LAUNCH(fn, kernel) \
     ::advaug::cuda::detail::check(cudaGetLastError(), (fn), "launch of " kernel)
 
-/// Number of usable CUDA devices; 0 when there is none or no driver.
-inline int device_count() {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    return n;
+namespace detail {
+
+/// What cudaGetDeviceCount's answer means: the number of devices, 0 on a machine without any
+/// (cudaErrorNoDevice, or no driver installed at all: cudaErrorInsufficientDriver while
+/// cudaDriverGetVersion reports 0). Every other error, such as a driver too old for this
+/// runtime or a broken installation, throws cuda_error with CUDA's error string: a GPU machine
+/// that cannot run must fail, not look like one without a GPU.
+inline int interpret_device_count(const char* fn, cudaError_t e, int n, int driver_version) {
+    if (e == cudaSuccess) return n;
+    if (e == cudaErrorNoDevice) return 0;
+    if (e == cudaErrorInsufficientDriver && driver_version == 0) return 0;
+    fail(fn, "cudaGetDeviceCount(&n)", cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
-/// True when a CUDA device can be used.
-inline bool device_available() { return device_count() > 0; }
+}  // namespace detail
 
-/// Throws cuda_error "<fn>(): no CUDA device (<why>)" when there is no usable device.
-inline void require_device(const char* fn) {
+/// Number of CUDA devices; 0 when the machine has none (or no CUDA driver at all).
+/// throws: cuda_error when a driver is installed but unusable (see interpret_device_count).
+inline int device_count(const char* fn = "cuda::device_count") {
     int n = 0;
     const cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        throw cuda_error(advaug::detail::concat(
-            fn, "(): no CUDA device (cudaGetDeviceCount: ", cudaGetErrorString(e), ")"));
-    }
-    if (n == 0) throw cuda_error(advaug::detail::concat(fn, "(): no CUDA device"));
+    if (e == cudaSuccess) return n;
+    cudaGetLastError();
+    int driver = 0;
+    if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = -1;  // unknown: not "none"
+    return detail::interpret_device_count(fn, e, n, driver);
+}
+
+/// True when a CUDA device can be used, false when the machine has none.
+/// throws: cuda_error when a driver is installed but unusable.
+inline bool device_available(const char* fn = "cuda::device_available") {
+    return device_count(fn) > 0;
+}
+
+/// Throws cuda_error "<fn>(): no CUDA device" when the machine has none, and cuda_error with
+/// CUDA's error string when its driver is unusable.
+inline void require_device(const char* fn) {
+    if (device_count(fn) == 0) throw cuda_error(advaug::detail::concat(fn, "(): no CUDA device"));
 }
 
 /// An owned CUDA stream (non-blocking with respect to the legacy default stream).
@@ -111,6 +127,11 @@ private:
 class context {
 public:
     explicit context(const char* fn) : stream_(fn) {
+        int device = 0, pools = 0;
+        ADVAUG_CUDA_CHECK(fn, cudaGetDevice(&device));
+        ADVAUG_CUDA_CHECK(fn,
+                          cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device));
+        memory_pools_ = pools != 0;
         ADVAUG_CUDA_CHECK(fn, cublasCreate(&blas_));
         const cublasStatus_t s = cublasSetStream(blas_, stream_.get());
         if (s != CUBLAS_STATUS_SUCCESS) {
@@ -126,21 +147,26 @@ public:
 
     cudaStream_t stream() const { return stream_.get(); }
     cublasHandle_t blas() const { return blas_; }
+    /// Whether the device has stream-ordered memory pools (cudaMallocAsync); some virtualized
+    /// and older setups do not, and device_buffer then falls back to cudaMalloc.
+    bool memory_pools() const { return memory_pools_; }
     void synchronize(const char* fn) const { stream_.synchronize(fn); }
 
-    /// The process-wide context, created on first use. throws: cuda_error without a device
-    /// (and again on every later call, so that a missing device is never cached as success).
+    /// The process-wide context, created on first use; safe to call from several threads (a
+    /// function-local static: one thread creates it, the others wait). throws: cuda_error
+    /// without a device (and again on every later call, since a static whose initializer
+    /// threw is initialized afresh next time, so a missing device is never cached as success).
     /// Deliberately never destroyed: at exit the CUDA runtime may be torn down before static
     /// destructors run, and destroying a stream or cuBLAS handle then is undefined.
     static context& get(const char* fn) {
-        static context* instance = nullptr;
-        if (!instance) instance = new context(fn);
+        static context* const instance = new context(fn);
         return *instance;
     }
 
 private:
     cuda::stream stream_;
     cublasHandle_t blas_ = nullptr;
+    bool memory_pools_ = false;
 };
 
 }  // namespace advaug::cuda

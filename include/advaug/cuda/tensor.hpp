@@ -5,9 +5,11 @@
 //   auto y = cuda::to_device(host_labels);     // label_vector -> device_labels
 //   advaug::tensor<float, 2> back = cuda::to_host(x);
 //
-// Allocation is stream-ordered (cudaMallocAsync on the context's stream), so freeing a buffer
-// that queued kernels still read is safe. An empty tensor owns no memory and needs no device,
-// which keeps the model contract's default-constructed caches and buffers free of CUDA calls.
+// Allocation is stream-ordered (cudaMallocAsync on the context's stream) where the device has
+// memory pools, and cudaMalloc otherwise; either way freeing a buffer that queued kernels still
+// read is safe (cudaFreeAsync is ordered after them; the fallback waits for the stream). An empty
+// tensor owns no memory and needs no device, which keeps the model contract's default-constructed
+// caches and buffers free of CUDA calls.
 #pragma once
 
 #include <array>
@@ -21,6 +23,34 @@
 
 namespace advaug::cuda {
 
+namespace detail {
+
+/// `bytes` of device memory for work on stream s: stream-ordered from the device's memory pool
+/// when `pooled`, else cudaMalloc.
+inline void* allocate_bytes(const char* fn, std::size_t bytes, cudaStream_t s, bool pooled) {
+    void* p = nullptr;
+    if (pooled) {
+        ADVAUG_CUDA_CHECK(fn, cudaMallocAsync(&p, bytes, s));
+    } else {
+        ADVAUG_CUDA_CHECK(fn, cudaMalloc(&p, bytes));
+    }
+    return p;
+}
+
+/// Frees what allocate_bytes gave, after the work queued on s (errors are dropped: this runs in
+/// destructors, and a failed free cannot be acted on).
+inline void free_bytes(void* p, cudaStream_t s, bool pooled) noexcept {
+    if (!p) return;
+    if (pooled) {
+        cudaFreeAsync(p, s);
+    } else {
+        cudaStreamSynchronize(s);
+        cudaFree(p);
+    }
+}
+
+}  // namespace detail
+
 /// n elements of T in device memory, uninitialized. Move-only.
 template <class T>
 class device_buffer {
@@ -32,13 +62,17 @@ public:
     }
     ~device_buffer() { release(); }
     device_buffer(device_buffer&& o) noexcept
-        : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), s_(o.s_) {}
+        : p_(std::exchange(o.p_, nullptr)),
+          n_(std::exchange(o.n_, 0)),
+          s_(o.s_),
+          pooled_(o.pooled_) {}
     device_buffer& operator=(device_buffer&& o) noexcept {
         if (this != &o) {
             release();
             p_ = std::exchange(o.p_, nullptr);
             n_ = std::exchange(o.n_, 0);
             s_ = o.s_;
+            pooled_ = o.pooled_;
         }
         return *this;
     }
@@ -55,16 +89,16 @@ public:
         release();
         if (n == 0) return;
         const context& ctx = context::get(fn);
-        void* p = nullptr;
-        ADVAUG_CUDA_CHECK(fn, cudaMallocAsync(&p, n * sizeof(T), ctx.stream()));
-        p_ = static_cast<T*>(p);
+        p_ = static_cast<T*>(
+            detail::allocate_bytes(fn, n * sizeof(T), ctx.stream(), ctx.memory_pools()));
         n_ = n;
         s_ = ctx.stream();
+        pooled_ = ctx.memory_pools();
     }
 
 private:
     void release() noexcept {
-        if (p_) cudaFreeAsync(p_, s_);
+        detail::free_bytes(p_, s_, pooled_);
         p_ = nullptr;
         n_ = 0;
     }
@@ -72,6 +106,7 @@ private:
     T* p_ = nullptr;
     std::size_t n_ = 0;
     cudaStream_t s_ = nullptr;
+    bool pooled_ = false;
 };
 
 /// A dense row-major tensor of rank N in device memory. The device counterpart of
@@ -87,8 +122,19 @@ public:
     /// Uninitialized values. throws: cuda_error without a device (unless the shape is empty).
     explicit device_tensor(const shape_type& shape) { resize(shape); }
 
-    device_tensor(device_tensor&&) noexcept = default;
-    device_tensor& operator=(device_tensor&&) noexcept = default;
+    /// The moved-from tensor is empty: shape all zeros, size 0, no memory.
+    device_tensor(device_tensor&& o) noexcept
+        : buf_(std::move(o.buf_)),
+          shape_(std::exchange(o.shape_, shape_type{})),
+          size_(std::exchange(o.size_, 0)) {}
+    device_tensor& operator=(device_tensor&& o) noexcept {
+        if (this != &o) {
+            buf_ = std::move(o.buf_);
+            shape_ = std::exchange(o.shape_, shape_type{});
+            size_ = std::exchange(o.size_, 0);
+        }
+        return *this;
+    }
     device_tensor(const device_tensor& o) : device_tensor(o.shape_) { copy_from(o); }
     device_tensor& operator=(const device_tensor& o) {
         if (this != &o) {
