@@ -11,9 +11,11 @@
 // is recorded by the step kernels (which then leave that element, or that sample for L2,
 // unchanged) and reported when the attack has taken its steps, so PGD does not wait for the
 // device after every step; the error is the host's numeric_error with the same message.
-// Random starts draw from cuRAND's Philox4x32-10 (device API, inside the start kernels),
-// seeded with the options' seed: the same seed gives the same start on every run on a GPU,
-// but not the host's numbers.
+// Random starts take their keys from the host's generator (detail::rng, seeded with the
+// options' seed). The L-inf start is the host's, bit for bit: each thread calls the host's
+// counter-based detail::counter_uniform for its element. The L2 start (a Gaussian direction,
+// drawn in sequence on the host) uses cuRAND's Philox4x32-10 keyed the same way: the same seed
+// gives the same start on every run on a GPU, but not the host's numbers.
 #pragma once
 
 #include <curand_kernel.h>
@@ -28,6 +30,7 @@
 #include "advaug/cuda/step_math.hpp"
 #include "advaug/cuda/tensor.hpp"
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/random.hpp"
 #include "advaug/detail/tensor_ops.hpp"
 #include "advaug/domain/input_domain.hpp"
 
@@ -42,26 +45,6 @@ struct device_domain {
     /// The first non-finite gradient seen, packed as (flat index << 2) | kind (0 NaN, 1 +inf,
     /// 2 -inf); all ones when none.
     device_buffer<unsigned long long> first_bad_gradient;
-};
-
-/// A seeded stream of cuRAND Philox4x32-10 numbers, drawn inside the kernels with cuRAND's
-/// device API: Philox is counter-based, so a thread starts its own subsequence (its element)
-/// at an offset with no generator object, no state in device memory and no buffer of numbers.
-/// Each draw moves the offset on, so the restarts of one attack get new numbers.
-class philox {
-public:
-    explicit philox(std::uint64_t seed) : seed_(seed) {}
-    std::uint64_t seed() const { return seed_; }
-    /// The offset for the next draw, reserving `values` 32-bit numbers per subsequence.
-    std::uint64_t advance(std::uint64_t values) {
-        const std::uint64_t o = offset_;
-        offset_ += values;
-        return o;
-    }
-
-private:
-    std::uint64_t seed_;
-    std::uint64_t offset_ = 0;
 };
 
 namespace detail {
@@ -165,42 +148,39 @@ __global__ void l2_step_kernel(T* x, const T* x0, const T* g, std::size_t d_size
     }
 }
 
-/// 32-bit numbers one draw reserves per subsequence (a double takes two, a Gaussian four).
-inline constexpr std::uint64_t draw_values = 8;
-
+/// Element i of the host's L-inf start for this key (detail::random_start).
 template <class T>
 __global__ void linf_start_kernel(T* x, const T* x0, std::size_t total, std::size_t d_size,
                                   const T* lo, const T* hi, const T* model_per_raw, double eps,
-                                  unsigned long long seed, unsigned long long offset) {
+                                  std::uint64_t key) {
     ADVAUG_GRID_STRIDE(i, total) {
-        curandStatePhilox4_32_10_t state;
-        curand_init(seed, i, offset, &state);
-        // cuRAND's uniforms lie in (0, 1]; 1 - u lies in [0, 1) like the host's.
-        const double u = 1.0 - curand_uniform_double(&state);
+        const double u = ::advaug::detail::counter_uniform(key, i, 0.0, 1.0);
         const std::size_t d = i % d_size;
         x[i] = step_math::linf_start_element(x0[i], u, eps, model_per_raw[d], lo[d], hi[d]);
     }
 }
 
-/// One block per sample: a Gaussian direction scaled to radius eps * U^(1/d). Element j of
-/// the batch draws from subsequence j, the radius of sample s from subsequence total + s.
+/// One block per sample: a Gaussian direction scaled to radius eps * U^(1/d), from cuRAND's
+/// Philox4x32-10 seeded with `key`. Element j of the batch draws from subsequence j, the
+/// radius of sample s from subsequence total + s.
 template <class T>
 __global__ void l2_start_kernel(T* x, const T* x0, std::size_t total, std::size_t d_size,
                                 const T* lo, const T* hi, const T* model_per_raw, double eps,
-                                unsigned long long seed, unsigned long long offset) {
+                                unsigned long long key) {
     __shared__ double shared[block_size];
     const std::size_t base = blockIdx.x * d_size;
     double norm2 = 0;
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
         curandStatePhilox4_32_10_t state;
-        curand_init(seed, base + d, offset, &state);
+        curand_init(key, base + d, 0, &state);
         const double g = curand_normal_double(&state);
         x[base + d] = static_cast<T>(g);  // kept here until the norm is known, as on the host
         norm2 += g * g;
     }
     norm2 = block_sum(norm2, shared);
     curandStatePhilox4_32_10_t state;
-    curand_init(seed, total + blockIdx.x, offset, &state);
+    curand_init(key, total + blockIdx.x, 0, &state);
+    // cuRAND's uniforms lie in (0, 1]; 1 - u lies in [0, 1) like the host's.
     const double u = 1.0 - curand_uniform_double(&state);
     const double radius = eps * pow(u, 1.0 / static_cast<double>(d_size));
     const double scale = norm2 > 0 ? radius / sqrt(norm2) : 0.0;
@@ -332,9 +312,10 @@ tensor<T, R> host_copy(const device_tensor<T, R>& t) {
     return to_host(t);
 }
 
+/// The host's generator: a device attack's random starts are keyed as the host's are.
 template <class T, std::size_t R>
-philox attack_rng(const device_tensor<T, R>&, std::uint64_t seed) {
-    return philox(seed);
+advaug::detail::rng attack_rng(const device_tensor<T, R>&, std::uint64_t seed) {
+    return advaug::detail::rng(seed);
 }
 
 template <class T>
@@ -406,24 +387,26 @@ void l2_step(const char* fn, device_tensor<T, R>& x, const device_tensor<T, R>& 
 }
 
 /// A uniform random point of the eps-ball around x0 (L-infinity or L2), clipped to the domain.
+/// Each call takes one key from gen, as the host's L-inf start does, so restarts differ.
 template <class T, std::size_t R>
 void random_start(device_tensor<T, R>& x, const device_tensor<T, R>& x0,
-                  const device_domain<T>& dom, advaug::norm n, double eps, philox& gen) {
+                  const device_domain<T>& dom, advaug::norm n, double eps,
+                  advaug::detail::rng& gen) {
     const char* fn = "cuda::random_start";
     const context& ctx = context::get(fn);
     const std::size_t total = x0.size(), samples = x0.shape()[0];
     x.resize(x0.shape());
-    const unsigned long long seed = gen.seed(), offset = gen.advance(detail::draw_values);
+    const std::uint64_t key = gen.engine()();
     if (n == advaug::norm::linf) {
         detail::linf_start_kernel<<<detail::grid_for(total), detail::block_size, 0, ctx.stream()>>>(
             x.data(), x0.data(), total, dom.sample_size, dom.lo.data(), dom.hi.data(),
-            dom.model_per_raw.data(), eps, seed, offset);
+            dom.model_per_raw.data(), eps, key);
         ADVAUG_CUDA_CHECK_LAUNCH(fn, "linf_start_kernel");
     } else {
         detail::l2_start_kernel<<<static_cast<unsigned>(samples), detail::block_size, 0,
                                   ctx.stream()>>>(x.data(), x0.data(), total, dom.sample_size,
                                                   dom.lo.data(), dom.hi.data(),
-                                                  dom.model_per_raw.data(), eps, seed, offset);
+                                                  dom.model_per_raw.data(), eps, key);
         ADVAUG_CUDA_CHECK_LAUNCH(fn, "l2_start_kernel");
     }
 }
@@ -441,7 +424,7 @@ struct tensor_traits<cuda::device_tensor<T, N>> {
     using labels_type = cuda::device_labels;
     using vector_type = cuda::device_tensor<T, 1>;
     using domain_type = cuda::device_domain<T>;
-    using rng_type = cuda::philox;
+    using rng_type = rng;
 };
 
 }  // namespace advaug::detail

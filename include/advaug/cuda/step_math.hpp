@@ -9,10 +9,12 @@
 #include <cmath>
 #include <cstddef>
 
+#ifndef ADVAUG_HOST_DEVICE  // also defined, identically, by detail/random.hpp
 #if defined(__CUDACC__)
 #define ADVAUG_HOST_DEVICE __host__ __device__
 #else
 #define ADVAUG_HOST_DEVICE
+#endif
 #endif
 
 namespace advaug::cuda::step_math {
@@ -76,12 +78,24 @@ ADVAUG_HOST_DEVICE inline T l2_element(T x0, double delta_raw, double shrink, T 
     return clamp(v, lo, hi);
 }
 
+/// a * b, rounded on its own. nvcc would otherwise fuse the multiplication with a following
+/// addition into one fma, which rounds once where the host rounds twice.
+ADVAUG_HOST_DEVICE inline double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+    return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
 /// The random start of one element from a uniform u in [0, 1): x0 + U(-eps, eps), clipped.
+/// With u = detail::counter_uniform(key, i, 0, 1) this is the host random_start's element i,
+/// bit for bit: counter_uniform(key, i, -eps, eps) rounds in the same order.
 template <class T>
 ADVAUG_HOST_DEVICE inline T linf_start_element(T x0, double u, double eps, T model_per_raw, T lo,
                                                T hi) {
-    const double delta = -eps + (eps - -eps) * u;
-    return clamp(x0 + static_cast<T>(delta * model_per_raw), lo, hi);
+    const double delta = -eps + mul_rn(eps - -eps, u);
+    return clamp(x0 + static_cast<T>(mul_rn(delta, model_per_raw)), lo, hi);
 }
 
 /// The random start of one element from its Gaussian coordinate and the per-sample scale

@@ -9,6 +9,16 @@
 #include <numbers>
 #include <random>
 
+// Marks the functions that a CUDA kernel calls too (the device L-inf random start,
+// cuda/attack_ops.hpp): one definition for host and device. Empty outside nvcc.
+#ifndef ADVAUG_HOST_DEVICE
+#if defined(__CUDACC__)
+#define ADVAUG_HOST_DEVICE __host__ __device__
+#else
+#define ADVAUG_HOST_DEVICE
+#endif
+#endif
+
 namespace advaug::detail {
 
 class rng {
@@ -45,7 +55,7 @@ private:
 };
 
 /// SplitMix64's output function (Steele, Lea and Flood 2014).
-constexpr std::uint64_t splitmix64_finalize(std::uint64_t z) {
+ADVAUG_HOST_DEVICE constexpr std::uint64_t splitmix64_finalize(std::uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
@@ -63,7 +73,8 @@ inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c 
 /// Uniform in [lo, hi) for element i of the stream `key`: output i of the SplitMix64 generator
 /// started at `key`, 53 bits. Counter-based: every element is drawn on its own, so a tensor can
 /// be filled in parallel, in any order, with the same values for any number of threads.
-inline double counter_uniform(std::uint64_t key, std::uint64_t i, double lo, double hi) {
+ADVAUG_HOST_DEVICE inline double counter_uniform(std::uint64_t key, std::uint64_t i, double lo,
+                                                 double hi) {
     const std::uint64_t bits = splitmix64_finalize(key + (i + 1) * splitmix64_gamma);
     return lo + (hi - lo) * (static_cast<double>(bits >> 11) * 0x1.0p-53);
 }
