@@ -1,10 +1,14 @@
 // CPU versus GPU on identical weights and inputs (issue: the optional CUDA backend):
-//   - logits within 1e-4, input and parameter gradients within rounding;
+//   - logits within 1e-4, input and parameter gradients within rounding, for hidden widths
+//     that grow and that shrink;
 //   - the same FGSM examples, except where the gradient is within rounding of zero;
-//   - the same PGD accuracy within 0.5 points;
-//   - an FGSM-with-random-start training run on the GPU reaches the CPU run's accuracy.
-// Without a CUDA device the program prints "no CUDA device" and exits with 77, which CTest
-// counts as skipped (SKIP_RETURN_CODE), never as passed.
+//   - the same L-inf random starts, bit for bit, and the same PGD accuracy within rounding;
+//   - an FGSM-with-random-start training run on the GPU reaches the CPU run's accuracy;
+//   - the trainer's non-finite-gradient error, and the runtime's context, moves and
+//     allocation fallback.
+// On a machine without a CUDA device (or driver) the program prints "no CUDA device" and exits
+// with 77, which CTest counts as skipped (SKIP_RETURN_CODE), never as passed; a driver that
+// cannot run fails with CUDA's error string.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -480,6 +484,38 @@ TEST_CASE("a non-finite gradient on the device is the host's numeric_error") {
         fgsm(gpu, cuda::to_device(x), cuda::to_device(y), fgsm_options{}.epsilon(0.1)),
         doctest::Contains("fgsm(): the input gradient is nan at sample 0, element 3"),
         numeric_error);
+}
+
+TEST_CASE("the trainer stops at a non-finite attack gradient on the device as on the host") {
+    // A NaN weight into hidden unit 0 from input 3: ReLU maps the unit's NaN to 0, so the
+    // logits and the loss stay finite, and only the input gradient of element 3 is NaN.
+    mlp<float> host({784, 16, 10}, 44);
+    std::vector<float> w(host.parameters()[0].value.size(), 0.0f);
+    w[3] = std::numeric_limits<float>::quiet_NaN();
+    detail::write_parameter(host, host.parameters()[0], std::span<const float>(w));
+    cuda::mlp<float> gpu(host);
+    const auto [x, y] = synthetic<float>(8, 784, 45);
+    const dataset<float> data(std::vector<float>(x.begin(), x.end()), {784}, y, 10);
+    std::ostringstream sink;
+    const auto opts = train_options{}
+                          .method(training_method::fgsm_rs)
+                          .epsilon(0.1)
+                          .epochs(1)
+                          .batch_size(4)
+                          .learning_rate(lr_schedule::constant(0.05))
+                          .seed(5)
+                          .progress(progress_style::none)
+                          .output(sink);
+    const std::string expected =
+        "trainer::fit(): at epoch 1, batch 1: trainer::compute_gradient(): "
+        "the input gradient is nan at sample 0, element 3";
+    sgd<float> host_opt(sgd_options{});
+    CHECK_THROWS_WITH_AS(trainer(host, host_opt, opts).fit(data),
+                         doctest::Contains(expected.c_str()), numeric_error);
+    cuda::sgd<float> gpu_opt(sgd_options{});
+    trainer<cuda::mlp<float>, cuda::sgd<float>> device_trainer(gpu, gpu_opt, opts);
+    CHECK_THROWS_WITH_AS(device_trainer.fit(data), doctest::Contains(expected.c_str()),
+                         numeric_error);
 }
 
 TEST_CASE("the trainer trains a device model as it trains the host model") {
