@@ -74,9 +74,14 @@ static double samples_per_second(std::size_t batch, std::size_t steps) {
 }
 
 int main(int argc, char** argv) {
-    if (!cuda::device_available()) {
-        std::puts("bench_fgsm_training: no CUDA device");
-        return 77;
+    try {
+        if (!cuda::device_available()) {
+            std::puts("bench_fgsm_training: no CUDA device");
+            return 77;
+        }
+    } catch (const cuda::cuda_error& e) {
+        std::fprintf(stderr, "bench_fgsm_training: %s\n", e.what());
+        return 1;
     }
     std::vector<std::size_t> batches;
     for (int i = 1; i < argc; ++i) batches.push_back(std::strtoul(argv[i], nullptr, 10));
