@@ -315,6 +315,7 @@ batch_losses trainer<M, Optimizer>::compute_gradient(const input_type& x, const 
             }
             linf_step(fn, x_adv_, x, grad_, domain_, step, ball, T(1));
         }
+        check_gradients_finite(fn, domain_);  // what a device model's step kernels recorded
     }
 
     // 2. The clean half: (1 - alpha) * grad CE(x). Without dropout the passes need no separate
