@@ -215,11 +215,12 @@ int main(int argc, char** argv) {
                      s.model.c_str());
         return 2;
     }
-    if (!cuda::device_available()) {
-        std::puts("cuda_fashion_mnist: no CUDA device");
-        return 77;
-    }
     try {
+        // false only when there is no device; a broken or too old driver throws cuda_error
+        if (!cuda::device_available()) {
+            std::puts("cuda_fashion_mnist: no CUDA device");
+            return 77;
+        }
         const advaug::fashion_mnist data = advaug::load_fashion_mnist(s.data_dir);
         if (s.model == "mlp") {
             // PyTorch's nn.Linear initialization, as the main example uses by default.

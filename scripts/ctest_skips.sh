@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Prints each test that ctest's last run in BUILD_DIR reported as skipped, with its output
-# (the reasons it printed): ctest's summary names skipped tests but never shows why.
+# Prints each test that a ctest run reported as skipped, with its output (the reasons it
+# printed): ctest's summary names skipped tests but never shows why. Reads the JUnit file
+# that ctest wrote with --output-junit.
 #
-#   bash scripts/ctest_skips.sh build
+#   ctest --test-dir build --output-junit ctest-junit.xml && bash scripts/ctest_skips.sh build/ctest-junit.xml
 set -euo pipefail
-log="${1:?usage: $0 BUILD_DIR}/Testing/Temporary/LastTest.log"
-[[ -f "$log" ]] || exit 0
-awk '
-    / Testing: /          { name = $NF }
-    /^Output:/            { capture = 1; out = ""; next }
-    /^<end of output>/    { capture = 0; next }
-    capture               { out = out "    " $0 "\n"; next }
-    /^Test Skipped\./     { printf "skipped: %s\n%s", name, out; skipped++ }
-    END                   { if (skipped) printf "%d test(s) skipped, reasons above\n", skipped }
-' "$log"
+junit="${1:?usage: $0 JUNIT_XML}"
+[[ -f "$junit" ]] || { echo "ctest_skips.sh: $junit not found" >&2; exit 1; }
+python3 - "$junit" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+
+skipped = [t for t in ET.parse(sys.argv[1]).getroot().iter("testcase") if t.find("skipped") is not None]
+for t in skipped:
+    print(f"skipped: {t.get('name')}")
+    for line in (t.findtext("system-out") or "").splitlines():
+        print(f"    {line}")
+if skipped:
+    print(f"{len(skipped)} test(s) skipped, reasons above")
+PY

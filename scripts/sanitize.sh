@@ -72,5 +72,6 @@ else
     cmake --build "$build_dir" -j"$jobs"
 fi
 
-ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" "${ctest_selection[@]}" "$@"
-bash scripts/ctest_skips.sh "$build_dir"
+ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" --output-junit ctest-junit.xml \
+    "${ctest_selection[@]}" "$@"
+bash scripts/ctest_skips.sh "$build_dir/ctest-junit.xml"

@@ -28,8 +28,8 @@ bash scripts/deps.sh
 step "Release build and the whole suite"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j2
-ctest --test-dir build --output-on-failure -j2
-bash scripts/ctest_skips.sh build
+ctest --test-dir build --output-on-failure -j2 --output-junit ctest-junit.xml
+bash scripts/ctest_skips.sh build/ctest-junit.xml
 
 if [[ $release_only -eq 1 ]]; then
     exit 0
