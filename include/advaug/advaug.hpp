@@ -15,6 +15,7 @@
 #include "advaug/loss/cross_entropy.hpp"
 
 // Attacks
+#include "advaug/attacks/apgd.hpp"
 #include "advaug/attacks/fgm.hpp"
 #include "advaug/attacks/fgsm.hpp"
 #include "advaug/attacks/options.hpp"
