@@ -20,6 +20,7 @@
 #include "advaug/attacks/fgsm.hpp"
 #include "advaug/attacks/options.hpp"
 #include "advaug/attacks/pgd.hpp"
+#include "advaug/attacks/square.hpp"
 
 // Layers and bundled models
 #include "advaug/layers/activations.hpp"
