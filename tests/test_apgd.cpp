@@ -31,6 +31,24 @@ void check_row_gradient(F loss, std::vector<double> z) {
     }
 }
 
+/// The MLP with every input gradient replaced by NaN.
+struct nan_gradient {
+    using value_type = double;
+    static constexpr std::size_t input_rank = 2;
+    using cache_type = mlp<double>::cache_type;
+    const mlp<double>& inner;
+    std::size_t num_classes() const { return inner.num_classes(); }
+    void forward(const tensor<double, 2>& x, cache_type& c, tensor<double, 2>& z) const {
+        inner.forward(x, c, z);
+    }
+    void input_gradient(cache_type& c, const tensor<double, 2>& g, tensor<double, 2>& dx) const {
+        inner.input_gradient(c, g, dx);
+        dx.fill(std::numeric_limits<double>::quiet_NaN());
+    }
+    advaug::mode mode() const { return advaug::mode::eval; }
+    void set_mode(advaug::mode) {}
+};
+
 }  // namespace
 
 TEST_CASE("the CE, DLR and targeted DLR row losses have the gradients of their values") {
@@ -106,6 +124,33 @@ TEST_CASE_TEMPLATE("apgd and apgd_t stay in the ball and the domain", T, float, 
             CHECK(testing::in_unit_box(*adv));
         }
     }
+}
+
+TEST_CASE("apgd attacks images of rank 4, and a workspace changes nothing but the buffers") {
+    cnn<float> net(4);
+    auto x = tensor<float, 4>::from_shape({3, 1, 28, 28});
+    detail::rng gen(8);
+    for (auto& v : x) v = static_cast<float>(gen.uniform(0.1, 0.9));
+    const label_vector y = xt::argmax(testing::logits_of(net, x), 1);
+    const auto o = apgd_options{}.epsilon(0.02).n_iter(5);
+    const auto adv = apgd(net, x, y, o);
+    CHECK(testing::max_abs_diff(adv, x) <= 0.02 + 1e-6);
+    CHECK(testing::max_abs_diff(adv, x) > 0.01);
+    attack_workspace<cnn<float>> ws;
+    CHECK(apgd(net, x, y, o, ws) == adv);
+    CHECK(apgd(net, x, y, o, ws) == adv);
+}
+
+TEST_CASE("a non-finite input gradient stops apgd, naming the sample in the caller's batch") {
+    const testing::blob_problem<double> p;
+    auto y = p.data.y;
+    y(0) = (y(0) + 1) % 10;  // misclassified: not attacked, so row 1 is the first attacked
+    REQUIRE(testing::correct(p.net, p.data.x, y)[1]);
+    const nan_gradient broken{p.net};
+    CHECK_THROWS_WITH_AS(
+        apgd(broken, p.data.x, y, apgd_options{}.epsilon(0.1)),
+        doctest::Contains("apgd(): the input gradient is nan at sample 1, element 0"),
+        numeric_error);
 }
 
 TEST_CASE("L2 apgd measures epsilon in raw units under per-feature normalization") {

@@ -267,11 +267,12 @@ void apgd_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain<T
 /// One APGD step with momentum `a` (1 on the first step), per sample step sizes, in place:
 ///   z = P(x + step * dir(g)),  x_new = P(x + a (z - x) + (1 - a) (x - x_old)),  x_old = x,
 /// P the projection onto the ball (raw units) and then into the domain, dir the sign (L-inf)
-/// or the raw-unit L2-normalized gradient.
+/// or the raw-unit L2-normalized gradient. ids[s] names row s in messages.
 template <class T, std::size_t R>
 void apgd_step(const char* fn, tensor<T, R>& x, tensor<T, R>& x_old, const tensor<T, R>& x0,
                const tensor<T, R>& g, const resolved_domain<T>& dom, advaug::norm n,
-               const std::vector<double>& step, double eps, double a) {
+               const std::vector<double>& step, double eps, double a,
+               const std::vector<std::size_t>& ids) {
     const std::size_t d_size = dom.sample_size;
     parallel_for(
         x.shape()[0], rows_per_chunk(d_size),
@@ -283,8 +284,8 @@ void apgd_step(const char* fn, tensor<T, R>& x, tensor<T, R>& x_old, const tenso
                 const T* x0s = x0.data() + s * d_size;
                 const T* gs = g.data() + s * d_size;
                 for (std::size_t d = 0; d < d_size; ++d) {
-                    if (!std::isfinite(gs[d]))
-                        non_finite_gradient(fn, s * d_size + d, d_size, gs[d]);
+                    if (!std::isfinite(gs[d]))  // named by its place in the caller's batch
+                        non_finite_gradient(fn, ids[s] * d_size + d, d_size, gs[d]);
                 }
                 if (n == advaug::norm::linf) {
                     const T st = static_cast<T>(step[s]), ta = static_cast<T>(a);
@@ -419,7 +420,7 @@ apgd_run_result<T, R> apgd_single_run(const char* fn, loss_gradient<M>& oracle,
     const apgd_checkpoints schedule(p.n_iter);
     std::size_t interval = schedule.first, since_check = 0;
     for (std::size_t i = 0; i < p.n_iter; ++i) {
-        apgd_step(fn, x, x_old, x0, grad, dom, p.n, step, p.eps, i > 0 ? 0.75 : 1.0);
+        apgd_step(fn, x, x_old, x0, grad, dom, p.n, step, p.eps, i > 0 ? 0.75 : 1.0, ids);
         apgd_evaluate(oracle, x, y, targets, p, loss, grad);
         for (std::size_t s = 0; s < n; ++s) {
             const double m = record(s);
