@@ -304,7 +304,7 @@ apgd_run_result<T, R> square_single_run(loss_gradient<M>& oracle, const tensor<T
         for (std::size_t s = 0; s < n; ++s)
             if (!out.fooled[s]) active.push_back(s);
         if (active.empty()) break;
-        x_new = gather_rows(x_best, active);
+        gather_rows(x_best, active, x_new);  // one buffer for every query
         const double p = square_p(o.p_init(), it, o.n_queries(), o.rescale_schedule());
         const auto side = static_cast<std::size_t>(
             std::round(std::sqrt(p * static_cast<double>(features) / static_cast<double>(g.c))));

@@ -110,15 +110,21 @@ double dlr_targeted_row(const T* z, std::size_t c, std::size_t y, std::size_t t,
 
 // --- rows ---------------------------------------------------------------------------------------
 
-/// The rows `idx` of x, in that order.
+/// out = the rows `idx` of x, in that order (out's storage is reused when its shape fits).
 template <class T, std::size_t R>
-tensor<T, R> gather_rows(const tensor<T, R>& x, const std::vector<std::size_t>& idx) {
+void gather_rows(const tensor<T, R>& x, const std::vector<std::size_t>& idx, tensor<T, R>& out) {
     auto shape = x.shape();
     const std::size_t d_size = shape[0] ? x.size() / shape[0] : 0;
     shape[0] = idx.size();
-    tensor<T, R> out(shape);
+    if (out.shape() != shape) out.resize(shape);
     for (std::size_t i = 0; i < idx.size(); ++i)
         std::copy_n(x.data() + idx[i] * d_size, d_size, out.data() + i * d_size);
+}
+
+template <class T, std::size_t R>
+tensor<T, R> gather_rows(const tensor<T, R>& x, const std::vector<std::size_t>& idx) {
+    tensor<T, R> out;
+    gather_rows(x, idx, out);
     return out;
 }
 
