@@ -357,7 +357,7 @@ struct measurement {
 // from its own seeded generator, so both models see identical noisy images.
 auto gaussian_noise(double sigma) {
     return [sigma](auto& x, std::size_t batch) {
-        advaug::detail::rng gen(noise_seed + batch);
+        advaug::rng gen(noise_seed + batch);
         for (float& v : x) {
             v = std::clamp(v + static_cast<float>(sigma * gen.normal()), 0.0f, 1.0f);
         }

@@ -15,7 +15,7 @@ namespace {
 template <class T, std::size_t N>
 tensor<T, N> away_from_zero(std::array<std::size_t, N> shape, std::uint64_t seed) {
     auto x = tensor<T, N>::from_shape(shape);
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x)
         v = static_cast<T>(gen.uniform() < 0.5 ? gen.uniform(-2, -0.1) : gen.uniform(0.1, 2));
     return x;

@@ -7,7 +7,7 @@ using namespace advaug;
 namespace {
 tensor<double, 4> images(std::size_t n, std::uint64_t seed) {
     auto x = tensor<double, 4>::from_shape({n, 1, 28, 28});
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = gen.uniform();
     return x;
 }

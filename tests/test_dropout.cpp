@@ -15,7 +15,7 @@ template <class T, std::size_t Rank>
 tensor<T, Rank> uniform_tensor(const std::array<std::size_t, Rank>& shape, std::uint64_t seed,
                                double lo, double hi) {
     auto x = tensor<T, Rank>::from_shape(shape);
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = static_cast<T>(gen.uniform(lo, hi));
     return x;
 }

@@ -21,7 +21,7 @@ tensor<T, 4> distinct4(std::array<std::size_t, 4> shape, std::uint64_t seed) {
     auto x = tensor<T, 4>::from_shape(shape);
     std::vector<std::size_t> order(x.size());
     std::iota(order.begin(), order.end(), std::size_t(0));
-    detail::rng gen(seed);
+    rng gen(seed);
     for (std::size_t i = order.size(); i > 1; --i) {
         const auto j = std::min(i - 1, static_cast<std::size_t>(gen.uniform() * double(i)));
         std::swap(order[i - 1], order[j]);

@@ -21,7 +21,7 @@ namespace {
 
 // A small synthetic classification problem: class k has its mass around a class centre.
 dataset<float> blobs(std::size_t n, std::size_t features, std::size_t classes, std::uint64_t seed) {
-    detail::rng gen(seed);
+    rng gen(seed);
     std::vector<float> centres(classes * features), x(n * features);
     for (auto& c : centres) c = static_cast<float>(gen.uniform(0.25, 0.75));
     auto y = label_vector::from_shape({n});
@@ -306,7 +306,7 @@ TEST_CASE("killed at random moments, even while writing a checkpoint, training s
     const auto dir = temp_dir("random_kills");
     const auto checkpoint = (dir / "state.ckpt").string();
     const auto expected = s.uninterrupted();
-    detail::rng gen(2024);
+    rng gen(2024);
     for (int round = 0; round < 6; ++round) {
         testing::child_signal trained;
         const pid_t pid = ::fork();
@@ -396,7 +396,7 @@ TEST_CASE("a checkpoint keeps batch norm's running statistics, so a resumed run 
     const auto dir = temp_dir("buffers");
     const auto path = (dir / "bn.ckpt").string();
     auto make = [] {
-        detail::rng gen(5);
+        rng gen(5);
         auto net = sequential<float, 2>({10});
         net.add(dense<float>(10, 16, gen)).add(batch_norm<float, 2>(16)).add(relu<float, 2>{});
         net.add(dense<float>(16, 3, gen));

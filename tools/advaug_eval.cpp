@@ -759,7 +759,7 @@ std::string dense_description(const dense_stack& d) {
 advaug::sequential<float, 2> build_dense(const dense_stack& d) {
     if (d.activation == "relu") return advaug::mlp<float>(d.widths);
     advaug::sequential<float, 2> net({d.widths.front()});
-    advaug::detail::rng gen(0);
+    advaug::rng gen(0);
     for (std::size_t l = 0; l + 1 < d.widths.size(); ++l) {
         if (l > 0) net.add(advaug::tanh_layer<float, 2>{});
         net.add(advaug::dense<float>(d.widths[l], d.widths[l + 1], gen));

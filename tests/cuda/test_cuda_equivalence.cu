@@ -35,11 +35,11 @@ namespace {
 /// pixels. Real data would tie the test to a data set the GPU machine may not have.
 template <class T>
 std::pair<tensor<T, 2>, label_vector> synthetic(std::size_t n, std::size_t d, std::uint64_t seed) {
-    detail::rng pattern_gen(1234);  // the same classes for every split
+    rng pattern_gen(1234);  // the same classes for every split
     std::vector<std::vector<bool>> patterns(10, std::vector<bool>(d));
     for (auto& p : patterns)
         for (std::size_t j = 0; j < d; ++j) p[j] = pattern_gen.uniform() < 0.5;
-    detail::rng gen(seed);
+    rng gen(seed);
     auto x = tensor<T, 2>::from_shape({n, d});
     auto y = label_vector::from_shape({n});
     for (std::size_t i = 0; i < n; ++i) {
@@ -348,7 +348,7 @@ TEST_CASE("cuda::sgd takes advaug::sgd's steps and saves its state format") {
 
 TEST_CASE("device cross-entropy, its gradient and its label check match the host's") {
     auto logits = tensor<double, 2>::from_shape({7, 5});
-    detail::rng gen(41);
+    rng gen(41);
     for (auto& v : logits) v = 20 * (gen.uniform() - 0.5);  // large logits: the max shift matters
     label_vector y = {0, 1, 2, 3, 4, 0, 1};
     tensor<double, 2> host_grad;
