@@ -28,7 +28,7 @@ TEST_CASE_TEMPLATE(
     "and rank 4",
     T, float, double) {
     const bool is_double = std::is_same_v<T, double>;
-    const gradient_check_options opts{.step = is_double ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(is_double ? 1e-6 : 1e-2);
     const double tol = is_double ? 1e-6 : 1e-2;
     const auto x2 = away_from_zero<T, 2>({5, 6}, 1);
     const auto x4 = away_from_zero<T, 4>({2, 3, 2, 2}, 2);

@@ -138,7 +138,7 @@ TEST_CASE("conv2d forward matches a direct convolution loop, weights in PyTorch'
 TEST_CASE_TEMPLATE("conv2d input and parameter gradients pass the finite-difference check", T,
                    float, double) {
     const bool is_double = std::is_same_v<T, double>;
-    const gradient_check_options opts{.step = is_double ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(is_double ? 1e-6 : 1e-2);
     const double tol = is_double ? 1e-6 : 1e-2;
     rng gen(5);
     for (const auto& cfg : configs) {

@@ -19,7 +19,7 @@ TEST_CASE_TEMPLATE("dense gradients pass the finite-difference check", T, float,
     rng gen(2);
     dense<T> layer(7, 5, gen);
     const auto x = testing::uniform_batch<T>(4, 7, 3, -1, 1);
-    const gradient_check_options opts{.step = std::is_same_v<T, double> ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(std::is_same_v<T, double> ? 1e-6 : 1e-2);
     const double tol = std::is_same_v<T, double> ? 1e-6 : 1e-3;
     const auto in = check_layer_input_gradient(layer, x, opts);
     const auto par = check_layer_parameter_gradient(layer, x, opts);

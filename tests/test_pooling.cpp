@@ -126,7 +126,7 @@ TEST_CASE("max_pool2d: the unrolled 2x2 window follows the general rule, and bac
 
 TEST_CASE_TEMPLATE("pooling input gradients pass the finite-difference check", T, float, double) {
     const bool is_double = std::is_same_v<T, double>;
-    const gradient_check_options opts{.step = is_double ? 1e-6 : 1e-3};
+    const auto opts = gradient_check_options().step(is_double ? 1e-6 : 1e-3);
     const double tol = is_double ? 1e-6 : 1e-2;
     const auto x = distinct4<T>({2, 3, 5, 7}, 2);
     for (const auto& cfg : pool_configs) {

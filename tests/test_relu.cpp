@@ -5,7 +5,7 @@
 using namespace advaug;
 
 TEST_CASE_TEMPLATE("relu forward and its gradient check, rank 2 and rank 4", T, float, double) {
-    const gradient_check_options opts{.step = std::is_same_v<T, double> ? 1e-6 : 1e-3};
+    const auto opts = gradient_check_options().step(std::is_same_v<T, double> ? 1e-6 : 1e-3);
     const double tol = std::is_same_v<T, double> ? 1e-6 : 1e-3;
     // inputs away from the kink at 0, where finite differences are meaningless
     auto x = testing::uniform_batch<T>(5, 6, 1, -1, 1);

@@ -181,6 +181,31 @@ TEST_CASE("options are validated when the trainer is built") {
                          std::invalid_argument);
 }
 
+TEST_CASE("each option's getter has its setter's name and returns what it was given") {
+    std::function<void(const batch_report&)> batch = [](const batch_report&) {};
+    const auto o = train_options{}
+                       .evaluation(50, 3)
+                       .collapse_guard(10, 0.25, collapse_action::warn, 64, 5)
+                       .checkpoint("run.ckpt", 20)
+                       .on_batch(batch);
+    CHECK(o.evaluation().samples == 50);
+    CHECK(o.evaluation().pgd_steps == 3);
+    REQUIRE(o.collapse_guard());
+    CHECK(o.collapse_guard()->every_batches == 10);
+    CHECK(o.collapse_guard()->drop == 0.25);
+    CHECK(o.collapse_guard()->samples == 64);
+    CHECK(o.checkpoint().path == "run.ckpt");
+    CHECK(o.checkpoint().every_batches == 20);
+    CHECK(static_cast<bool>(o.on_batch()));
+    CHECK_FALSE(static_cast<bool>(o.on_epoch()));
+    const train_options defaults;
+    CHECK(defaults.evaluation().samples == 1000);
+    CHECK(defaults.evaluation().pgd_steps == 20);
+    CHECK_FALSE(defaults.collapse_guard());
+    CHECK(defaults.checkpoint().path.empty());
+    CHECK_FALSE(train_options(o).no_collapse_guard().collapse_guard());
+}
+
 TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks and JSON lines") {
     const auto data = blobs(400, 8, 4, 1);
     const auto [train, val] = data.split(0.25, 2);
