@@ -280,9 +280,9 @@ TEST_CASE("write_report writes every file, and each holds the numbers") {
         CHECK(has("plain,attack,fgsm,0.2,0.03"));
         CHECK(has("plain,class,class,2,0.98"));
         CHECK(
-            has("plain,clean,clean,," + advaug::detail_report::shortest(models[0].clean_accuracy)));
+            has("plain,clean,clean,," + advaug::detail::format_shortest(models[0].clean_accuracy)));
         CHECK(has("fgsm-rs,corruption,fog,5," +
-                  advaug::detail_report::shortest(models[1].corruptions[2].accuracy[4])));
+                  advaug::detail::format_shortest(models[1].corruptions[2].accuracy[4])));
     }
 
     SUBCASE("the SVGs are well-formed and show every model and series") {
@@ -631,7 +631,9 @@ TEST_CASE("write_npy keeps every bit, numpy reads it") {
 }
 
 TEST_CASE("format helpers") {
-    using namespace advaug::detail_report;
+    using namespace advaug::detail;
+    using advaug::detail::report::nice_ticks;
+    using advaug::detail::report::ticks;
     CHECK(format_epsilon(0.1) == "0.1");
     CHECK(format_epsilon(0.2) == "0.2");
     CHECK(format_epsilon(8.0 / 255.0) == "8/255");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <fstream>
@@ -215,10 +216,12 @@ TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks
     const auto dir = temp_dir("log");
     const auto json = (dir / "log.jsonl").string();
     std::size_t batches_seen = 0, epochs_seen = 0;
+    batch_report last_batch;
     auto o = train_options{}.method(training_method::fgsm).epsilon(0.05).learning_rate(lr_schedule::constant(0.05))
                  .epochs(3).batch_size(20).log_every(5).progress(progress_style::lines).output(out).json_log(json)
                  .on_batch([&](const batch_report& r) {
                      ++batches_seen;
+                     last_batch = r;
                      CHECK(std::isfinite(r.adversarial_loss));
                      CHECK(r.loss == doctest::Approx(0.5 * r.clean_loss + 0.5 * r.adversarial_loss));
                  })
@@ -240,14 +243,28 @@ TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks
     std::ifstream log(json);
     std::string line;
     std::size_t batch_lines = 0, epoch_lines = 0;
+    std::string last_batch_line;
     while (std::getline(log, line)) {
         CHECK(line.front() == '{');
         CHECK(line.back() == '}');
-        if (line.find("\"type\":\"batch\"") != std::string::npos) ++batch_lines;
+        if (line.find("\"type\":\"batch\"") != std::string::npos) {
+            ++batch_lines;
+            last_batch_line = line;
+        }
         if (line.find("\"type\":\"epoch\"") != std::string::npos) ++epoch_lines;
     }
     CHECK(batch_lines == 9);
     CHECK(epoch_lines == 3);
+    // Numbers are the shortest text that reads back exactly: the log holds what the callback saw.
+    auto logged = [&](const std::string& key) {
+        const std::size_t at = last_batch_line.find("\"" + key + "\":");
+        REQUIRE(at != std::string::npos);
+        return std::strtod(last_batch_line.c_str() + at + key.size() + 3, nullptr);
+    };
+    CHECK(logged("loss") == last_batch.loss);
+    CHECK(logged("clean_loss") == last_batch.clean_loss);
+    CHECK(logged("adversarial_loss") == last_batch.adversarial_loss);
+    CHECK(logged("lr") == last_batch.lr);
     fs::remove_all(dir);
 }
 

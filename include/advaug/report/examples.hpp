@@ -68,7 +68,7 @@ void write_npy(const std::string& path, const tensor<T, N>& array);
 // Implementation
 // ---------------------------------------------------------------------------------------
 
-namespace detail_report {
+namespace detail::report {
 
 /// The grid for [N, H, W, C] data given as raw pointers; C is 1 or 3.
 inline tensor<std::uint8_t, 3> example_grid(const char* fn, const float* clean, const float* adv,
@@ -139,36 +139,36 @@ void check_same_shape(const char* fn, const Shape& clean, const Shape& adversari
     }
 }
 
-}  // namespace detail_report
+}  // namespace detail::report
 
 inline void write_example_grid(const std::string& png_path, const tensor<float, 3>& clean,
                                const tensor<float, 3>& adversarial, double amplification,
                                std::size_t scale) {
     const char* fn = "write_example_grid";
-    detail_report::check_same_shape(fn, clean.shape(), adversarial.shape());
+    detail::report::check_same_shape(fn, clean.shape(), adversarial.shape());
     const tensor<std::uint8_t, 3> grid =
-        detail_report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
-                                    clean.shape(1), clean.shape(2), 1, amplification, scale);
-    io::write_png(png_path, detail_report::drop_channel(grid));
+        detail::report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
+                                     clean.shape(1), clean.shape(2), 1, amplification, scale);
+    io::write_png(png_path, detail::report::drop_channel(grid));
 }
 
 inline void write_example_grid(const std::string& png_path, const tensor<float, 4>& clean,
                                const tensor<float, 4>& adversarial, double amplification,
                                std::size_t scale) {
     const char* fn = "write_example_grid";
-    detail_report::check_same_shape(fn, clean.shape(), adversarial.shape());
+    detail::report::check_same_shape(fn, clean.shape(), adversarial.shape());
     const std::size_t c = clean.shape(3);
     if (c != 1 && c != 3) {
         detail::invalid(fn, "images must have 1 or 3 channels (shape [N, H, W, C]), got shape ",
                         detail::shape_string(clean.shape()));
     }
     const tensor<std::uint8_t, 3> grid =
-        detail_report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
-                                    clean.shape(1), clean.shape(2), c, amplification, scale);
+        detail::report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
+                                     clean.shape(1), clean.shape(2), c, amplification, scale);
     if (c == 3) {
         io::write_png(png_path, grid);
     } else {
-        io::write_png(png_path, detail_report::drop_channel(grid));
+        io::write_png(png_path, detail::report::drop_channel(grid));
     }
 }
 
