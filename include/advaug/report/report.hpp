@@ -17,7 +17,7 @@
 // never deleted. See docs/report.md for pictures and the meaning of each number.
 //
 // Adversarial examples themselves go out through report/examples.hpp (write_example_grid,
-// write_npy), included here.
+// included here) and io/npy.hpp (io::write_npy).
 #pragma once
 
 #include <algorithm>
@@ -35,6 +35,7 @@
 #include "advaug/detail/format.hpp"
 #include "advaug/evaluation/results.hpp"
 #include "advaug/io/atomic_file.hpp"
+#include "advaug/io/npy.hpp"
 #include "advaug/report/charts.hpp"
 #include "advaug/report/examples.hpp"
 #include "advaug/report/options.hpp"
