@@ -13,10 +13,10 @@
 // An .npz file is a zip archive (libzip builds and reads it) with one member "<name>.npy"
 // per array. Arrays are written with xtensor's .npy writer and stored uncompressed, as
 // numpy.savez does; reading accepts stored and deflated members (numpy.savez_compressed).
-// The .npy headers are parsed here rather than by xt::load_npy, which trusts its input:
-// every read is bounds-checked, every declared size is checked against the bytes that are
-// really there, and any malformed, truncated or corrupted file (zip CRCs included) throws
-// io_error naming the file, the member and the problem.
+// Each member's .npy header goes through io/npy.hpp's parser, which trusts nothing: every
+// declared size is checked against the bytes that are really there, and any malformed,
+// truncated or corrupted file (zip CRCs included) throws io_error naming the file, the
+// member and the problem.
 //
 // Parameters are stored under their parameter_view names ("0.weight", "0.bias", ...) with
 // their shapes ([out, in] for a dense weight, like torch.nn.Linear). Metadata strings go
