@@ -354,7 +354,7 @@ public:
         const std::size_t items = std::min<std::size_t>(s.count, 32);
         std::vector<float> a(a_size * (s.a_per_item ? items : 1)),
             b(b_size * (s.b_per_item ? items : 1)), c(c_size * (s.c_per_item ? items : 1));
-        advaug::detail::rng gen(a.size() + b.size());
+        advaug::rng gen(a.size() + b.size());
         for (auto* v : {&a, &b, &c}) {
             for (auto& x : *v) x = static_cast<float>(gen.uniform(-1, 1));
         }
@@ -442,7 +442,7 @@ template <std::size_t R>
 batch_list<R> make_batches(const settings& s, const std::optional<advaug::fashion_mnist>& data,
                            std::size_t n, std::size_t count) {
     batch_list<R> out;
-    advaug::detail::rng gen(n * 7919 + count);
+    advaug::rng gen(n * 7919 + count);
     for (std::size_t b = 0; b < count; ++b) {
         tensor<float, R> x;
         advaug::label_vector y = advaug::label_vector::from_shape({n});
@@ -557,8 +557,7 @@ result run_workload(const settings& s, const workload& w, Make make, const batch
         step = [&] {
             const auto& [x, y] = batches[next];
             next = (next + 1) % batches.size();
-            const auto losses =
-                trainer->compute_gradient(x, y, epsilon, advaug::detail::mix_seed(7, ++seed));
+            const auto losses = trainer->compute_gradient(x, y, epsilon, ++seed);
             if (!std::isfinite(losses.loss)) {
                 throw bench_error(w.name + ": the training loss is not finite");
             }

@@ -146,7 +146,7 @@ std::vector<double> evaluate(const Model& model, const advaug::fashion_mnist& da
     // Host-side shifts of the raw pixels, clipped to [0, 1], uploaded once per batch.
     auto shifted = [](double noise_sigma, double brightness) {
         return [=](auto x, const cuda::device_labels&, std::size_t first) {
-            advaug::detail::rng gen(first + 17);
+            advaug::rng gen(first + 17);
             for (auto& v : x) {
                 const double shifted = v + brightness + noise_sigma * gen.normal();
                 v = static_cast<float>(std::min(1.0, std::max(0.0, shifted)));

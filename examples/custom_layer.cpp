@@ -94,7 +94,7 @@ int run(const std::string& data_dir) {
     feature_scale<double> probe(6);
     probe.parameters()[0].value[2] = 0.5;  // not all ones, so the check sees a real scale
     auto x = advaug::tensor<double, 2>::from_shape({4, 6});
-    advaug::detail::rng gen(1);
+    advaug::rng gen(1);
     for (auto& v : x) v = gen.uniform(-1, 1);
     const auto in = advaug::check_layer_input_gradient(probe, x);
     const auto par = advaug::check_layer_parameter_gradient(probe, x);
@@ -108,7 +108,7 @@ int run(const std::string& data_dir) {
     // -----------------------------------------------------------------------------------------
     // 3. Compose it with bundled layers. Shapes are checked as layers are added.
     // -----------------------------------------------------------------------------------------
-    advaug::detail::rng init(2);
+    advaug::rng init(2);
     using init_kind = advaug::weight_init;
     auto net = advaug::sequential<float, 2>({784})
                    .add(advaug::dense<float>(784, 128, init, init_kind::pytorch_default))

@@ -193,7 +193,7 @@ double percent(std::size_t part, std::size_t whole) {
 void check_gradients(softmax_regression& model, const matrix& samples) {
     // A float model needs a large finite-difference step (the default 1e-6 drowns in rounding
     // error) and a correspondingly loose bound; a double model would pass 1e-6 with step 1e-6.
-    const advaug::gradient_check_options options{.step = 1e-2};
+    const auto options = advaug::gradient_check_options().step(1e-2);
     const double tolerance = 1e-2;
 
     const auto input = advaug::check_input_gradient(model, samples, options);

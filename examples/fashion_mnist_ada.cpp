@@ -67,6 +67,17 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr std::size_t num_classes = 10;
 
+// The shortest text that reads back as exactly `v` ("0.1", "1e-05", "3"), for messages and
+// the JSON log.
+std::string shortest(double v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+}
+
+// A JSON number; NaN (not measured), which JSON cannot hold, becomes null.
+std::string json_number(double v) { return std::isfinite(v) ? shortest(v) : "null"; }
+
 // Everything the evaluation draws at random has its own fixed seed, independent of --seed:
 // both models, and runs with different --seed values, face exactly the same attacks and noise.
 constexpr std::uint64_t pgd_seed = 20'240;
@@ -141,7 +152,7 @@ CLI::Validator number_in(double lo, double hi, bool lo_included, const char* des
             if (ec == std::errc{} && ptr == end && above && std::isfinite(value) && value <= hi) {
                 return {};
             }
-            const auto f = advaug::detail::format_shortest;
+            const auto f = shortest;
             const std::string range =
                 std::isinf(hi)
                     ? std::string("a finite number ") + (lo_included ? ">= " : "> ") + f(lo)
@@ -261,7 +272,7 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
                           s.method_name);
     }
     if (s.alpha && *s.alpha != 0 && s.method == advaug::training_method::plain) {
-        throw usage_error("--alpha " + advaug::detail::format_shortest(*s.alpha) +
+        throw usage_error("--alpha " + shortest(*s.alpha) +
                           " needs an adversarial method; plain has no adversarial loss");
     }
 #ifdef ADVAUG_NO_BLAS
@@ -357,7 +368,7 @@ struct measurement {
 // from its own seeded generator, so both models see identical noisy images.
 auto gaussian_noise(double sigma) {
     return [sigma](auto& x, std::size_t batch) {
-        advaug::detail::rng gen(noise_seed + batch);
+        advaug::rng gen(noise_seed + batch);
         for (float& v : x) {
             v = std::clamp(v + static_cast<float>(sigma * gen.normal()), 0.0f, 1.0f);
         }
@@ -469,7 +480,7 @@ void log_results(const settings& s, const Rows& rows,
     for (std::size_t c = 0; c < labels.size(); ++c) {
         std::string object = "{\"type\":\"evaluation\",\"model\":\"" + labels[c] + "\"";
         for (std::size_t r = 0; r < rows.size(); ++r) {
-            object += ",\"" + rows[r].name + "\":" + advaug::detail::json_number(results[c][r]);
+            object += ",\"" + rows[r].name + "\":" + json_number(results[c][r]);
         }
         json_line(s, object + "}");
     }
@@ -516,7 +527,7 @@ void write_examples(const std::filesystem::path& dir, const std::string& label, 
     const advaug::tensor<float, 3> adversarial = xt::reshape_view(x_adv, shape);
     advaug::write_example_grid((dir / ("examples_" + label + ".png")).string(), clean, adversarial,
                                5.0);
-    advaug::write_npy((dir / ("examples_" + label + ".npy")).string(), adversarial);
+    advaug::io::write_npy((dir / ("examples_" + label + ".npy")).string(), adversarial);
 }
 
 // Evaluates both models with evaluate_robustness() on `images` (the first --report-samples
@@ -651,8 +662,8 @@ int run_with(const settings& s, clock_type::time_point started, MakeModel make_m
         write_robustness_report(s, *report_set, plain, compare ? &adversarial : nullptr);
     }
     const double total = seconds_since(started);
-    std::printf("\ntotal wall time: %s (%.1f s)\n", advaug::detail::format_duration(total).c_str(),
-                total);
+    const auto whole = static_cast<long>(total + 0.5);
+    std::printf("\ntotal wall time: %ld:%02ld (%.1f s)\n", whole / 60, whole % 60, total);
     return 0;
 }
 

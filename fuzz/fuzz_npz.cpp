@@ -1,7 +1,7 @@
 // Fuzz target: the .npz/.npy loader (include/advaug/io/npz.hpp, include/advaug/io/model_file.hpp).
 //
 // Each input is read three ways:
-//   - as a bare .npy member by the header parser (detail_npz::parse_npy); an accepted member
+//   - as a bare .npy member by the header parser (detail::npy::parse_npy in io/npy.hpp); an accepted member
 //     is put into an archive, fetched with every typed getter, written with to_bytes() and
 //     read back, and must come back equal (zip CRCs would stop most mutations of a member
 //     inside an archive, so this is where the .npy header gets fuzzed);
@@ -84,11 +84,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static const std::string path = dir.file("input.npz");
 
     // 1. The .npy parser alone.
-    io::detail_npz::npy_header header;
+    advaug::detail::npy::npy_header header;
     const auto npy_fail = [](const std::string& why) -> void {
         throw std::runtime_error("parse_npy(): " + why);
     };
-    if (refused_cleanly([&] { header = io::detail_npz::parse_npy(data, size, npy_fail); },
+    if (refused_cleanly([&] { header = advaug::detail::npy::parse_npy(data, size, npy_fail); },
                         {"parse_npy(): "})) {
         require(header.data_offset <= size, "parse_npy: data offset past the end");
         io::npz_array a{"a", header.dtype, header.shape,

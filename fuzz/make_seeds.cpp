@@ -135,11 +135,11 @@ void npz_seeds(const fs::path& tmp) {
     put("npz", "empty.npz", io::npz_archive{}.to_bytes());
 
     const std::string npy =
-        io::detail_npz::encode_npy(io::npz_array{"x", "<f4", {2, 2}, bytes(16, 0x3f)});
+        advaug::detail::npz::encode_npy(io::npz_array{"x", "<f4", {2, 2}, bytes(16, 0x3f)});
     put("npz", "x_f32.npy", npy);
     put("npz", "deflated.npz", deflated_npz(npy));
     put("npz", "c8_v1.npy",
-        io::detail_npz::encode_npy(io::npz_array{"c", "<c8", {1}, bytes(8, 1)}));
+        advaug::detail::npz::encode_npy(io::npz_array{"c", "<c8", {1}, bytes(8, 1)}));
     // version 2.0 header (4-byte length), as numpy writes for very long headers
     const std::string dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }\n";
     std::string v2("\x93NUMPY\x02\x00", 8);

@@ -48,7 +48,7 @@ struct rank4_model {
 /// 300 pixel samples of 10 features in 3 classes: a class pattern plus noise.
 dataset<std::uint8_t> blobs() {
     const std::size_t n = 300, d = 10, k = 3;
-    detail::rng gen(5);
+    rng gen(5);
     std::vector<double> means(k * d);
     for (auto& m : means) m = gen.uniform(60, 195);
     std::vector<std::uint8_t> f(n * d);

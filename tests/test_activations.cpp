@@ -15,7 +15,7 @@ namespace {
 template <class T, std::size_t N>
 tensor<T, N> away_from_zero(std::array<std::size_t, N> shape, std::uint64_t seed) {
     auto x = tensor<T, N>::from_shape(shape);
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x)
         v = static_cast<T>(gen.uniform() < 0.5 ? gen.uniform(-2, -0.1) : gen.uniform(0.1, 2));
     return x;
@@ -28,7 +28,7 @@ TEST_CASE_TEMPLATE(
     "and rank 4",
     T, float, double) {
     const bool is_double = std::is_same_v<T, double>;
-    const gradient_check_options opts{.step = is_double ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(is_double ? 1e-6 : 1e-2);
     const double tol = is_double ? 1e-6 : 1e-2;
     const auto x2 = away_from_zero<T, 2>({5, 6}, 1);
     const auto x4 = away_from_zero<T, 4>({2, 3, 2, 2}, 2);

@@ -129,7 +129,7 @@ TEST_CASE_TEMPLATE("apgd and apgd_t stay in the ball and the domain", T, float, 
 TEST_CASE("apgd attacks images of rank 4, and a workspace changes nothing but the buffers") {
     cnn<float> net(4);
     auto x = tensor<float, 4>::from_shape({3, 1, 28, 28});
-    detail::rng gen(8);
+    rng gen(8);
     for (auto& v : x) v = static_cast<float>(gen.uniform(0.1, 0.9));
     const label_vector y = xt::argmax(testing::logits_of(net, x), 1);
     const auto o = apgd_options{}.epsilon(0.02).n_iter(5);

@@ -18,7 +18,7 @@ template <class T, std::size_t Rank>
 tensor<T, Rank> uniform_tensor(const std::array<std::size_t, Rank>& shape, std::uint64_t seed,
                                double lo, double hi) {
     auto x = tensor<T, Rank>::from_shape(shape);
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = static_cast<T>(gen.uniform(lo, hi));
     return x;
 }
@@ -103,7 +103,7 @@ void check_train_normalization(const tensor<T, Rank>& x, std::size_t features) {
 
 template <class T, std::size_t Rank>
 void check_gradients(const std::array<std::size_t, Rank>& shape, mode m, std::uint64_t seed) {
-    const gradient_check_options opts{.step = std::is_same_v<T, double> ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(std::is_same_v<T, double> ? 1e-6 : 1e-2);
     const double tol = std::is_same_v<T, double> ? 1e-6 : 1e-2;
     INFO("rank ", Rank);
     batch_norm<T, Rank> bn(shape[1]);

@@ -7,7 +7,7 @@ using namespace advaug;
 namespace {
 tensor<double, 4> images(std::size_t n, std::uint64_t seed) {
     auto x = tensor<double, 4>::from_shape({n, 1, 28, 28});
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = gen.uniform();
     return x;
 }
@@ -40,9 +40,9 @@ TEST_CASE("the bundled CNN is the PyTorch anchor's network, with its parameter n
 TEST_CASE("CNN input and parameter gradients pass the finite-difference check in double") {
     cnn<double> net(2);
     const auto x = images(2, 3);
-    const auto in = check_input_gradient(net, x, {.max_entries = 150, .seed = 1});
+    const auto in = check_input_gradient(net, x, gradient_check_options().max_entries(150).seed(1));
     CHECK(in.relative_error < 1e-6);
-    const auto par = check_parameter_gradient(net, x, {.max_entries = 40, .seed = 2});
+    const auto par = check_parameter_gradient(net, x, gradient_check_options().max_entries(40).seed(2));
     CHECK(par.checked == 40 * 6 + 32 + 10);  // 40 per tensor, all of the two small biases
     CHECK(par.relative_error < 1e-6);
 }
@@ -52,8 +52,8 @@ TEST_CASE("the batch-norm CNN's gradients check in train and eval mode, and atta
     const auto x = images(3, 4);
     for (auto m : {mode::train, mode::eval}) {
         net.set_mode(m);
-        CHECK(check_input_gradient(net, x, {.max_entries = 100, .seed = 1}).relative_error < 1e-6);
-        CHECK(check_parameter_gradient(net, x, {.max_entries = 20, .seed = 2}).relative_error < 1e-6);
+        CHECK(check_input_gradient(net, x, gradient_check_options().max_entries(100).seed(1)).relative_error < 1e-6);
+        CHECK(check_parameter_gradient(net, x, gradient_check_options().max_entries(20).seed(2)).relative_error < 1e-6);
     }
     net.set_mode(mode::train);
     auto before = net.state();

@@ -131,7 +131,7 @@ dataset<float> random_images(std::size_t n, std::vector<std::size_t> sample, std
     std::size_t size = 1;
     for (auto d : sample) size *= d;
     std::vector<float> px(n * size);
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : px) v = static_cast<float>(gen.uniform());
     return dataset<float>(std::move(px), std::move(sample), testing::cyclic_labels(n, classes), classes);
 }

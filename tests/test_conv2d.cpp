@@ -16,7 +16,7 @@ namespace {
 template <class T>
 tensor<T, 4> uniform4(std::array<std::size_t, 4> shape, std::uint64_t seed) {
     auto x = tensor<T, 4>::from_shape(shape);
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = static_cast<T>(gen.uniform(-1.0, 1.0));
     return x;
 }
@@ -66,7 +66,7 @@ const std::vector<config> configs = {
 };
 
 template <class T>
-conv2d<T> make_conv(const config& c, detail::rng& gen) {
+conv2d<T> make_conv(const config& c, rng& gen) {
     return conv2d<T>(c.in, c.out, {c.kh, c.kw}, gen,
                      conv2d_options{}
                          .stride(std::ptrdiff_t(c.sh), std::ptrdiff_t(c.sw))
@@ -83,7 +83,7 @@ std::string describe(const config& c) {
 }  // namespace
 
 TEST_CASE("conv2d: hand-computed 3x3 image, 2x2 kernel, with and without padding and stride") {
-    detail::rng gen(1);
+    rng gen(1);
     const tensor<double, 4> x = {{{{1, 2, 3}, {4, 5, 6}, {7, 8, 9}}}};
     conv2d<double> plain(1, 1, 2, gen);
     plain.weight() = tensor<double, 4>{{{{1, 2}, {3, 4}}}};
@@ -104,7 +104,7 @@ TEST_CASE("conv2d: hand-computed 3x3 image, 2x2 kernel, with and without padding
 }
 
 TEST_CASE("conv2d forward matches a direct convolution loop, weights in PyTorch's layout") {
-    detail::rng gen(2);
+    rng gen(2);
     for (const auto& cfg : configs) {
         CAPTURE(describe(cfg));
         const auto layer = make_conv<double>(cfg, gen);
@@ -138,9 +138,9 @@ TEST_CASE("conv2d forward matches a direct convolution loop, weights in PyTorch'
 TEST_CASE_TEMPLATE("conv2d input and parameter gradients pass the finite-difference check", T,
                    float, double) {
     const bool is_double = std::is_same_v<T, double>;
-    const gradient_check_options opts{.step = is_double ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(is_double ? 1e-6 : 1e-2);
     const double tol = is_double ? 1e-6 : 1e-2;
-    detail::rng gen(5);
+    rng gen(5);
     for (const auto& cfg : configs) {
         CAPTURE(describe(cfg));
         auto layer = make_conv<T>(cfg, gen);
@@ -157,7 +157,7 @@ TEST_CASE_TEMPLATE("conv2d input and parameter gradients pass the finite-differe
 }
 
 TEST_CASE("conv2d initialization: He normal and PyTorch's default, fan_in = in * kh * kw") {
-    detail::rng gen(7);
+    rng gen(7);
     const conv2d<double> he(16, 32, 3, gen);
     const double fan_in = 16 * 9;
     double sum2 = 0;
@@ -178,7 +178,7 @@ TEST_CASE("conv2d initialization: He normal and PyTorch's default, fan_in = in *
 }
 
 TEST_CASE("conv2d parameters, shapes and description") {
-    detail::rng gen(8);
+    rng gen(8);
     conv2d<float> layer(3, 8, {3, 5}, gen, conv2d_options{}.stride(2, 1).padding(1, 2));
     auto params = layer.parameters();
     REQUIRE(params.size() == 2);
@@ -213,7 +213,7 @@ TEST_CASE("conv2d parameters, shapes and description") {
 }
 
 TEST_CASE("conv2d reuses its output, input-gradient and cache storage for repeated shapes") {
-    detail::rng gen(9);
+    rng gen(9);
     conv2d<float> layer(3, 4, 3, gen, conv2d_options{}.padding(1));
     const auto x = uniform4<float>({2, 3, 6, 6}, 10);
     const auto dy = uniform4<float>({2, 4, 6, 6}, 11);
@@ -247,7 +247,7 @@ TEST_CASE("conv2d reuses its output, input-gradient and cache storage for repeat
 }
 
 TEST_CASE("conv2d refuses bad options, inputs and gradients, naming the function and the shapes") {
-    detail::rng gen(12);
+    rng gen(12);
     CHECK_THROWS_WITH_AS(conv2d_options{}.stride(0),
                          "conv2d_options::stride(): stride must be >= 1, got 0",
                          std::invalid_argument);

@@ -231,7 +231,7 @@ TEST_CASE("csv: options are checked when set") {
 // ----------------------------------------------------------------------------------------------
 
 TEST_CASE("csv: random byte strings either parse or throw io_error") {
-    advaug::detail::rng gen(2024);
+    advaug::rng gen(2024);
     const auto draw = [&](std::size_t n) { return static_cast<std::size_t>(gen.uniform() * n); };
     // A third of the inputs are arbitrary bytes, a third CSV-like characters, a third tables
     // built from number tokens with a few bad ones: the last two reach the deeper paths

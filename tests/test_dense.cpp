@@ -5,7 +5,7 @@
 using namespace advaug;
 
 TEST_CASE("dense computes x W^T + b with PyTorch's weight layout [out, in]") {
-    detail::rng gen(1);
+    rng gen(1);
     dense<double> layer(3, 2, gen);
     layer.weight() = tensor<double, 2>{{1, 2, 3}, {4, 5, 6}};
     layer.bias() = tensor<double, 1>{0.5, -0.5};
@@ -16,10 +16,10 @@ TEST_CASE("dense computes x W^T + b with PyTorch's weight layout [out, in]") {
 }
 
 TEST_CASE_TEMPLATE("dense gradients pass the finite-difference check", T, float, double) {
-    detail::rng gen(2);
+    rng gen(2);
     dense<T> layer(7, 5, gen);
     const auto x = testing::uniform_batch<T>(4, 7, 3, -1, 1);
-    const gradient_check_options opts{.step = std::is_same_v<T, double> ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(std::is_same_v<T, double> ? 1e-6 : 1e-2);
     const double tol = std::is_same_v<T, double> ? 1e-6 : 1e-3;
     const auto in = check_layer_input_gradient(layer, x, opts);
     const auto par = check_layer_parameter_gradient(layer, x, opts);
@@ -30,7 +30,7 @@ TEST_CASE_TEMPLATE("dense gradients pass the finite-difference check", T, float,
 }
 
 TEST_CASE("dense refuses inputs and gradients of the wrong shape") {
-    detail::rng gen(2);
+    rng gen(2);
     dense<float> layer(3, 2, gen);
     typename dense<float>::cache_type c;
     tensor<float, 2> y;

@@ -15,7 +15,7 @@ template <class T, std::size_t Rank>
 tensor<T, Rank> uniform_tensor(const std::array<std::size_t, Rank>& shape, std::uint64_t seed,
                                double lo, double hi) {
     auto x = tensor<T, Rank>::from_shape(shape);
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = static_cast<T>(gen.uniform(lo, hi));
     return x;
 }
@@ -150,7 +150,7 @@ TEST_CASE_TEMPLATE("dropout passes the finite-difference check in train mode", T
     // The checker runs the analytic pass on a fresh cache and each probe forward pass on
     // another fresh cache: all start at calls = 0 and draw the same mask, so the checker
     // differentiates one fixed linear map, x -> mask * x, as it should.
-    const gradient_check_options opts{.step = std::is_same_v<T, double> ? 1e-6 : 1e-2};
+    const auto opts = gradient_check_options().step(std::is_same_v<T, double> ? 1e-6 : 1e-2);
     const double tol = std::is_same_v<T, double> ? 1e-6 : 1e-2;
     dropout<T> layer(0.5, 11);
     const auto x = uniform_tensor<T, 2>({6, 7}, 8, -1, 1);

@@ -83,7 +83,7 @@ TEST_CASE("fgsm exactly maximizes the linearized loss of a linear model and rais
     }
     CHECK(gain == doctest::Approx(eps * l1).epsilon(1e-12));
     // no other corner of the ball does better to first order
-    detail::rng gen(5);
+    rng gen(5);
     for (int trial = 0; trial < 50; ++trial) {
         double other = 0;
         for (std::size_t i = 0; i < x.size(); ++i) other += dx.data()[i] * eps * (gen.uniform() < 0.5 ? -1 : 1);

@@ -39,7 +39,17 @@ TEST_CASE("a correct model passes and a wrong gradient is caught, with its locat
 TEST_CASE("max_entries checks a seeded subset") {
     mlp<double> net({30, 20, 5}, 1);
     const auto x = testing::uniform_batch<double>(3, 30, 2);
-    const auto r = check_parameter_gradient(net, x, {.max_entries = 10, .seed = 4});
+    const auto r =
+        check_parameter_gradient(net, x, gradient_check_options().max_entries(10).seed(4));
     CHECK(r.checked == 10 * 3 + 5);  // 10 from each parameter tensor, all 5 of the last bias
     CHECK(r.relative_error < 1e-6);
+}
+
+TEST_CASE("gradient_check_options refuses a step that cannot differentiate") {
+    CHECK(gradient_check_options().step() == 1e-6);
+    CHECK(gradient_check_options().step(1e-2).max_entries(7).seed(3).max_entries() == 7);
+    CHECK_THROWS_WITH_AS(gradient_check_options().step(0),
+                         "gradient_check_options::step(): step must be finite and > 0, got 0",
+                         std::invalid_argument);
+    CHECK_THROWS_AS(gradient_check_options().step(std::nan("")), std::invalid_argument);
 }

@@ -17,7 +17,7 @@ TEST_CASE("the default domain is [0, 1] without normalization, as in the seed") 
 TEST_CASE("normalize and denormalize are inverse, per channel of an image batch") {
     auto d = input_domain{}.normalization({0.5, 0.25}, {0.2, 0.5});
     auto raw = tensor<double, 4>::from_shape({2, 2, 3, 3});
-    detail::rng gen(1);
+    rng gen(1);
     for (auto& v : raw) v = gen.uniform();
     const auto z = d.normalize(raw);
     CHECK(z(1, 0, 2, 1) == doctest::Approx((raw(1, 0, 2, 1) - 0.5) / 0.2));

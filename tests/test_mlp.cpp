@@ -18,8 +18,8 @@ TEST_CASE("mlp input and parameter gradients pass the finite-difference check in
 TEST_CASE("mlp gradients in float agree with finite differences to float precision") {
     mlp<float> net({9, 13, 4}, 3);
     const auto x = testing::uniform_batch<float>(6, 9, 4);
-    CHECK(check_input_gradient(net, x, {.step = 1e-2}).relative_error < 1e-2);
-    CHECK(check_parameter_gradient(net, x, {.step = 1e-2}).relative_error < 1e-2);
+    CHECK(check_input_gradient(net, x, gradient_check_options().step(1e-2)).relative_error < 1e-2);
+    CHECK(check_parameter_gradient(net, x, gradient_check_options().step(1e-2)).relative_error < 1e-2);
 }
 
 TEST_CASE("the gradient check restores weights and pending gradients") {

@@ -23,7 +23,7 @@ TEST_CASE("a model saved and loaded gives the same logits, batch-norm statistics
     cnn<float> a(1, weight_init::he_normal, true), b(2, weight_init::he_normal, true);
     // move the running statistics away from their initial values
     auto x = tensor<float, 4>::from_shape({4, 1, 28, 28});
-    detail::rng gen(3);
+    rng gen(3);
     for (auto& v : x) v = static_cast<float>(gen.uniform());
     typename cnn<float>::cache_type c;
     tensor<float, 2> logits, other;

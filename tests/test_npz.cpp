@@ -637,7 +637,7 @@ TEST_CASE("corrupted .npz files are refused, or read back exactly as written") {
     // must be caught, by the CRC if nothing else.
     std::vector<bool> in_member(file.size(), false);
     for (const auto& name : original.names()) {
-        const std::string encoded = io::detail_npz::encode_npy(original.at(name));
+        const std::string encoded = advaug::detail::npz::encode_npy(original.at(name));
         const bytes content(encoded.begin(), encoded.end());
         const auto at = std::search(file.begin(), file.end(), content.begin(), content.end());
         REQUIRE(at != file.end());

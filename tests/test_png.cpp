@@ -127,9 +127,9 @@ TEST_CASE("png: bad images are refused before anything is written") {
 
     // An image too large for stb: checked on the sizes alone (a real one would need 4 GiB).
     check_throws<std::invalid_argument>(
-        [&] { advaug::io::detail_png::check_size("write_png", path, 70000, 70000, 3); },
+        [&] { advaug::detail::png::check_size("write_png", path, 70000, 70000, 3); },
         {"write_png()", "too large", "70000 x 70000", "3 channel(s)", path});
-    CHECK_NOTHROW(advaug::io::detail_png::check_size("write_png", path, 20000, 20000, 3));
+    CHECK_NOTHROW(advaug::detail::png::check_size("write_png", path, 20000, 20000, 3));
 
     // A failed call leaves an existing file as it was.
     advaug::io::write_png(path, gray_pattern(4, 4));

@@ -21,7 +21,7 @@ tensor<T, 4> distinct4(std::array<std::size_t, 4> shape, std::uint64_t seed) {
     auto x = tensor<T, 4>::from_shape(shape);
     std::vector<std::size_t> order(x.size());
     std::iota(order.begin(), order.end(), std::size_t(0));
-    detail::rng gen(seed);
+    rng gen(seed);
     for (std::size_t i = order.size(); i > 1; --i) {
         const auto j = std::min(i - 1, static_cast<std::size_t>(gen.uniform() * double(i)));
         std::swap(order[i - 1], order[j]);
@@ -126,7 +126,7 @@ TEST_CASE("max_pool2d: the unrolled 2x2 window follows the general rule, and bac
 
 TEST_CASE_TEMPLATE("pooling input gradients pass the finite-difference check", T, float, double) {
     const bool is_double = std::is_same_v<T, double>;
-    const gradient_check_options opts{.step = is_double ? 1e-6 : 1e-3};
+    const auto opts = gradient_check_options().step(is_double ? 1e-6 : 1e-3);
     const double tol = is_double ? 1e-6 : 1e-2;
     const auto x = distinct4<T>({2, 3, 5, 7}, 2);
     for (const auto& cfg : pool_configs) {

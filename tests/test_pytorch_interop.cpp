@@ -154,7 +154,7 @@ void compare(Model& model, const tensor<float, R>& x, const label_vector& y,
 template <class Model, std::size_t R>
 void exercise_batch_norm(Model& model, const std::array<std::size_t, R>& input_shape) {
     auto x = tensor<float, R>::from_shape(input_shape);
-    detail::rng gen(12);
+    rng gen(12);
     for (auto& v : x) v = static_cast<float>(gen.uniform());
     model.set_mode(mode::train);
     typename Model::cache_type cache;
@@ -190,7 +190,7 @@ void round_trip(const std::string& arch, const Make& make, const std::array<std:
     const temp_dir tmp(arch);
     const fs::path& dir = tmp.path;
     auto x = tensor<float, R>::from_shape(input_shape);
-    detail::rng gen(11);
+    rng gen(11);
     for (auto& v : x) v = static_cast<float>(gen.uniform());
     const label_vector y = testing::cyclic_labels(input_shape[0], 10);
     xt::dump_npy((dir / "x.npy").string(), x);

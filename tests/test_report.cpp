@@ -1,7 +1,7 @@
-// Tests for advaug/report/: the report folder (JSON, CSV, SVG charts, README.md), the example
-// grid PNG and .npy export. Files are read back by independent parsers where one is at hand:
-// nlohmann-json for results.json, stb_image for PNGs, numpy (through /usr/bin/python3) for
-// .npy, xmllint for the SVGs, and a small tag-balance checker here that always runs.
+// Tests for advaug/report/: the report folder (JSON, CSV, SVG charts, README.md) and the
+// example grid PNG. Files are read back by independent parsers where one is at hand:
+// nlohmann-json for results.json, stb_image for PNGs, xmllint for the SVGs, and a small
+// tag-balance checker here that always runs. The .npy export is tested in test_npy.cpp.
 //
 // Set ADVAUG_REPORT_OUT=<folder> to keep a copy of the sample report there (docs/report.md's
 // pictures are rendered from it).
@@ -280,9 +280,9 @@ TEST_CASE("write_report writes every file, and each holds the numbers") {
         CHECK(has("plain,attack,fgsm,0.2,0.03"));
         CHECK(has("plain,class,class,2,0.98"));
         CHECK(
-            has("plain,clean,clean,," + advaug::detail_report::shortest(models[0].clean_accuracy)));
+            has("plain,clean,clean,," + advaug::detail::format_shortest(models[0].clean_accuracy)));
         CHECK(has("fgsm-rs,corruption,fog,5," +
-                  advaug::detail_report::shortest(models[1].corruptions[2].accuracy[4])));
+                  advaug::detail::format_shortest(models[1].corruptions[2].accuracy[4])));
     }
 
     SUBCASE("the SVGs are well-formed and show every model and series") {
@@ -506,7 +506,7 @@ TEST_CASE("an unwritable folder gives io_error") {
     CHECK(message.find("write_report()") != std::string::npos);
     CHECK(message.find("locked") != std::string::npos);
     check_throws<advaug::io_error>(
-        [&] { advaug::write_npy(file + "/x.npy", tensor<float, 1>{1.0f}); },
+        [&] { advaug::io::write_npy(file + "/x.npy", tensor<float, 1>{1.0f}); },
         {"write_npy()", "a_file"});
 }
 
@@ -588,50 +588,10 @@ TEST_CASE("write_example_grid: clean | adversarial | amplified perturbation, enl
     }
 }
 
-TEST_CASE("write_npy keeps every bit, numpy reads it") {
-    temp_dir dir;
-    tensor<float, 3> a = tensor<float, 3>::from_shape({2, 3, 4});
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        // Perturbations far below PNG's 1/255 step must survive.
-        a.data()[i] = 0.5f + static_cast<float>(i) * 1e-5f - (i % 2 ? 3e-7f : 0.0f);
-    }
-    const std::string path = dir.file("adv.npy");
-    advaug::write_npy(path, a);
-
-    // Our own reading of the format: 10-byte preamble, header, then the raw floats.
-    const std::string bytes = slurp(path);
-    REQUIRE(bytes.size() > a.size() * sizeof(float));
-    CHECK(bytes.compare(0, 6, "\x93NUMPY") == 0);
-    const std::string payload = bytes.substr(bytes.size() - a.size() * sizeof(float));
-    CHECK(std::memcmp(payload.data(), a.data(), payload.size()) == 0);
-    CHECK(bytes.find("'descr': '<f4'") != std::string::npos);
-    CHECK(bytes.find("'shape': (2, 3, 4)") != std::string::npos);
-
-    const bool numpy = have_program("/usr/bin/python3 -c 'import numpy'");
-    if (!numpy) {
-        advaug::testing::skip("/usr/bin/python3 with numpy not found: the numpy round trip did not run");
-        return;
-    }
-    const std::string dump = dir.file("dump.txt");
-    const std::string script =
-        "import numpy as np, sys; a = np.load(sys.argv[1]); "
-        "open(sys.argv[2], 'w').write(str(a.dtype) + ' ' + ' '.join(map(str, a.shape)) + '\\n' + "
-        "'\\n'.join(float(v).hex() for v in a.ravel()))";
-    REQUIRE(std::system(
-                ("/usr/bin/python3 -c \"" + script + "\" '" + path + "' '" + dump + "'").c_str()) ==
-            0);
-    const auto rows = lines(slurp(dump));
-    REQUIRE(rows.size() == 1 + a.size());
-    CHECK(rows[0] == "float32 2 3 4");
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double v = std::strtod(rows[i + 1].c_str(), nullptr);  // hex float: exact
-        CHECK(static_cast<float>(v) == a.data()[i]);
-        CHECK(v == static_cast<double>(a.data()[i]));
-    }
-}
-
 TEST_CASE("format helpers") {
-    using namespace advaug::detail_report;
+    using namespace advaug::detail;
+    using advaug::detail::report::nice_ticks;
+    using advaug::detail::report::ticks;
     CHECK(format_epsilon(0.1) == "0.1");
     CHECK(format_epsilon(0.2) == "0.2");
     CHECK(format_epsilon(8.0 / 255.0) == "8/255");

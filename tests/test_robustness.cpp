@@ -77,7 +77,7 @@ struct image_model {
 /// 240 grey 8 x 8 images in 3 classes (a bright row, a bright column, the diagonal) with noise.
 dataset<std::uint8_t> striped_images(std::size_t n = 240) {
     const std::size_t side = 8, k = 3;
-    detail::rng gen(11);
+    rng gen(11);
     std::vector<std::uint8_t> f(n * side * side);
     auto y = label_vector::from_shape({n});
     for (std::size_t i = 0; i < n; ++i) {

@@ -35,7 +35,7 @@ struct scale_layer {
 }  // namespace
 
 TEST_CASE("a user's own layer plugs into sequential and passes the gradient checks") {
-    detail::rng gen(1);
+    rng gen(1);
     auto net = sequential<double, 2>({5})
                    .add(dense<double>(5, 8, gen))
                    .add(relu<double, 2>{})
@@ -62,7 +62,7 @@ TEST_CASE("a user's own layer plugs into sequential and passes the gradient chec
 }
 
 TEST_CASE("a layer that does not fit is refused when added, naming both layers and the shapes") {
-    detail::rng gen(1);
+    rng gen(1);
     auto net = sequential<float, 2>({784});
     net.add(dense<float>(784, 128, gen)).add(relu<float, 2>{});
     CHECK_THROWS_WITH_AS(net.add(dense<float>(100, 10, gen)),
@@ -82,7 +82,7 @@ TEST_CASE("a layer that does not fit is refused when added, naming both layers a
 }
 
 TEST_CASE("an unfinished model and inputs of the wrong shape are refused") {
-    detail::rng gen(1);
+    rng gen(1);
     auto net = sequential<float, 2>({6});
     CHECK_THROWS_WITH_AS(net.num_classes(),
                          "sequential::num_classes(): the model must end in a layer with [N, classes] output; it ends "
@@ -108,7 +108,7 @@ TEST_CASE("copies are deep and modes reach every layer") {
 
 TEST_CASE("input_and_parameter_gradient is input_gradient plus scale times parameter_gradient") {
     // The user's scale_layer has no scaled accumulate_gradient: sequential scales dy for it.
-    detail::rng gen(4);
+    rng gen(4);
     auto net = sequential<double, 4>({1, 6, 6})
                    .add(conv2d<double>(1, 3, 3, gen, conv2d_options{}.padding(1)))
                    .add(relu<double, 4>{})
@@ -151,7 +151,7 @@ TEST_CASE("input_and_parameter_gradient is input_gradient plus scale times param
 TEST_CASE("a model is mode-independent when every layer says so") {
     CHECK(cnn<float>(1).is_mode_independent());
     CHECK_FALSE(cnn<float>(1, weight_init::he_normal, true).is_mode_independent());  // batch norm
-    detail::rng gen(1);
+    rng gen(1);
     auto with_dropout = sequential<float, 2>({4}).add(dense<float>(4, 4, gen)).add(dropout<float, 2>(0.5, 1))
                             .add(dense<float>(4, 2, gen));
     CHECK_FALSE(with_dropout.is_mode_independent());

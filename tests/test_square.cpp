@@ -41,7 +41,7 @@ struct cnn_batch {
     tensor<float, 4> x = tensor<float, 4>::from_shape({3, 1, 28, 28});
     label_vector y;
     cnn_batch() {
-        detail::rng gen(8);
+        rng gen(8);
         for (auto& v : x) v = static_cast<float>(gen.uniform(0.1, 0.9));
         const auto z = testing::logits_of(net, x);
         y = xt::argmax(z, 1);

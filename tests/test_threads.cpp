@@ -54,7 +54,7 @@ std::vector<chunk> chunks_of(std::size_t n, std::size_t grain) {
 
 tensor<float, 4> images(std::size_t n, std::uint64_t seed) {
     auto x = tensor<float, 4>::from_shape({n, 1, 28, 28});
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = static_cast<float>(gen.uniform());
     return x;
 }
@@ -254,7 +254,7 @@ TEST_CASE("a parallel region leaves BLAS's own thread count as it found it") {
 // products), so a split product may differ from the unsplit one in the last bits.
 TEST_CASE("a GEMM split across threads equals the unsplit one to rounding") {
     thread_count_guard guard;
-    detail::rng gen(5);
+    rng gen(5);
     // Split by rows (m >= n) and by columns, sizes that are not multiples of the 16-row unit.
     for (auto [m, n, k] : {std::array<std::size_t, 3>{300, 70, 90}, {70, 301, 90}, {129, 129, 33}}) {
         for (bool ta : {false, true}) {
@@ -290,7 +290,7 @@ TEST_CASE("convolution, pooling, ReLU and the random start compute the same bits
     const auto x = images(21, 4);  // 21 images: blocks of 8 for the weight gradient, and a rest
     auto run = [&](std::size_t threads) {
         set_num_threads(threads);
-        detail::rng gen(2);
+        rng gen(2);
         conv2d<float> conv(1, 6, 3, gen, conv2d_options{}.padding(1));
         max_pool2d<float> pool(2);
         relu<float, 4> act;
@@ -308,7 +308,7 @@ TEST_CASE("convolution, pooling, ReLU and the random start compute the same bits
         conv.accumulate_gradient(cc, d2, 0.25f);
         tensor<float, 4> start(x.shape());
         const auto dom = detail::resolve<float>("test", input_domain{}, x.shape());
-        detail::rng start_gen(9);
+        rng start_gen(9);
         detail::random_start(start, x, dom, norm::linf, 0.1, start_gen);
         std::vector<float> out;
         for (const auto* t : {&y3, &dx, &start}) out.insert(out.end(), t->begin(), t->end());

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <fstream>
@@ -21,7 +22,7 @@ namespace {
 
 // A small synthetic classification problem: class k has its mass around a class centre.
 dataset<float> blobs(std::size_t n, std::size_t features, std::size_t classes, std::uint64_t seed) {
-    detail::rng gen(seed);
+    rng gen(seed);
     std::vector<float> centres(classes * features), x(n * features);
     for (auto& c : centres) c = static_cast<float>(gen.uniform(0.25, 0.75));
     auto y = label_vector::from_shape({n});
@@ -181,6 +182,31 @@ TEST_CASE("options are validated when the trainer is built") {
                          std::invalid_argument);
 }
 
+TEST_CASE("each option's getter has its setter's name and returns what it was given") {
+    std::function<void(const batch_report&)> batch = [](const batch_report&) {};
+    const auto o = train_options{}
+                       .evaluation(50, 3)
+                       .collapse_guard(10, 0.25, collapse_action::warn, 64, 5)
+                       .checkpoint("run.ckpt", 20)
+                       .on_batch(batch);
+    CHECK(o.evaluation().samples == 50);
+    CHECK(o.evaluation().pgd_steps == 3);
+    REQUIRE(o.collapse_guard());
+    CHECK(o.collapse_guard()->every_batches == 10);
+    CHECK(o.collapse_guard()->drop == 0.25);
+    CHECK(o.collapse_guard()->samples == 64);
+    CHECK(o.checkpoint().path == "run.ckpt");
+    CHECK(o.checkpoint().every_batches == 20);
+    CHECK(static_cast<bool>(o.on_batch()));
+    CHECK_FALSE(static_cast<bool>(o.on_epoch()));
+    const train_options defaults;
+    CHECK(defaults.evaluation().samples == 1000);
+    CHECK(defaults.evaluation().pgd_steps == 20);
+    CHECK_FALSE(defaults.collapse_guard());
+    CHECK(defaults.checkpoint().path.empty());
+    CHECK_FALSE(train_options(o).no_collapse_guard().collapse_guard());
+}
+
 TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks and JSON lines") {
     const auto data = blobs(400, 8, 4, 1);
     const auto [train, val] = data.split(0.25, 2);
@@ -190,10 +216,12 @@ TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks
     const auto dir = temp_dir("log");
     const auto json = (dir / "log.jsonl").string();
     std::size_t batches_seen = 0, epochs_seen = 0;
+    batch_report last_batch;
     auto o = train_options{}.method(training_method::fgsm).epsilon(0.05).learning_rate(lr_schedule::constant(0.05))
                  .epochs(3).batch_size(20).log_every(5).progress(progress_style::lines).output(out).json_log(json)
                  .on_batch([&](const batch_report& r) {
                      ++batches_seen;
+                     last_batch = r;
                      CHECK(std::isfinite(r.adversarial_loss));
                      CHECK(r.loss == doctest::Approx(0.5 * r.clean_loss + 0.5 * r.adversarial_loss));
                  })
@@ -215,14 +243,28 @@ TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks
     std::ifstream log(json);
     std::string line;
     std::size_t batch_lines = 0, epoch_lines = 0;
+    std::string last_batch_line;
     while (std::getline(log, line)) {
         CHECK(line.front() == '{');
         CHECK(line.back() == '}');
-        if (line.find("\"type\":\"batch\"") != std::string::npos) ++batch_lines;
+        if (line.find("\"type\":\"batch\"") != std::string::npos) {
+            ++batch_lines;
+            last_batch_line = line;
+        }
         if (line.find("\"type\":\"epoch\"") != std::string::npos) ++epoch_lines;
     }
     CHECK(batch_lines == 9);
     CHECK(epoch_lines == 3);
+    // Numbers are the shortest text that reads back exactly: the log holds what the callback saw.
+    auto logged = [&](const std::string& key) {
+        const std::size_t at = last_batch_line.find("\"" + key + "\":");
+        REQUIRE(at != std::string::npos);
+        return std::strtod(last_batch_line.c_str() + at + key.size() + 3, nullptr);
+    };
+    CHECK(logged("loss") == last_batch.loss);
+    CHECK(logged("clean_loss") == last_batch.clean_loss);
+    CHECK(logged("adversarial_loss") == last_batch.adversarial_loss);
+    CHECK(logged("lr") == last_batch.lr);
     fs::remove_all(dir);
 }
 
@@ -306,7 +348,7 @@ TEST_CASE("killed at random moments, even while writing a checkpoint, training s
     const auto dir = temp_dir("random_kills");
     const auto checkpoint = (dir / "state.ckpt").string();
     const auto expected = s.uninterrupted();
-    detail::rng gen(2024);
+    rng gen(2024);
     for (int round = 0; round < 6; ++round) {
         testing::child_signal trained;
         const pid_t pid = ::fork();
@@ -396,7 +438,7 @@ TEST_CASE("a checkpoint keeps batch norm's running statistics, so a resumed run 
     const auto dir = temp_dir("buffers");
     const auto path = (dir / "bn.ckpt").string();
     auto make = [] {
-        detail::rng gen(5);
+        rng gen(5);
         auto net = sequential<float, 2>({10});
         net.add(dense<float>(10, 16, gen)).add(batch_norm<float, 2>(16)).add(relu<float, 2>{});
         net.add(dense<float>(16, 3, gen));

@@ -18,7 +18,7 @@ namespace {
 
 template <class T, std::size_t R>
 tensor<T, R> uniform_inputs(std::array<std::size_t, R> shape, std::uint64_t seed) {
-    detail::rng gen(seed);
+    rng gen(seed);
     auto x = tensor<T, R>::from_shape(shape);
     for (auto& v : x) v = static_cast<T>(gen.uniform(0.05, 0.95));
     return x;

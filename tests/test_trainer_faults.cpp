@@ -31,7 +31,7 @@ namespace {
 // Three classes around random centres in [0.25, 0.75]^10; 64 samples, 4 batches of 16.
 dataset<float> blobs() {
     const std::size_t n = 64, features = 10, classes = 3;
-    detail::rng gen(6);
+    rng gen(6);
     std::vector<float> centres(classes * features), x(n * features);
     for (auto& c : centres) c = static_cast<float>(gen.uniform(0.25, 0.75));
     auto y = label_vector::from_shape({n});
@@ -231,13 +231,13 @@ TEST_CASE("write_file_atomically killed at 300 random points leaves the old or t
     // Two contents of different sizes, so that a torn file could be neither of them.
     auto content = [](std::size_t size, std::uint64_t seed) {
         std::vector<std::uint8_t> out(size);
-        detail::rng gen(seed);
+        rng gen(seed);
         for (auto& b : out) b = static_cast<std::uint8_t>(gen.uniform() * 256);
         return out;
     };
     const auto a = content(1 << 20, 1), b = content(3 << 19, 2);
     io::write_file_atomically(path, a);
-    detail::rng gen(2024);
+    rng gen(2024);
     int torn = 0, old_or_new[2] = {0, 0}, inside_write = 0;
     for (int round = 0; round < 300; ++round) {
         child_signal writing;
@@ -284,7 +284,7 @@ TEST_CASE("a trainer killed 40 times while checkpointing every batch always leav
     const std::string path = dir.file("state.ckpt");
     // 80 batches, a checkpoint after each: long enough that the kills spread over the run
     const std::size_t epochs = 20;
-    detail::rng gen(7);
+    rng gen(7);
     std::size_t last_position = 0;
     for (int round = 0; round < 40; ++round) {
         child_signal trained;

@@ -49,6 +49,7 @@
 #include <limits>
 #include <new>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -68,8 +69,31 @@ extern "C" void openblas_set_num_threads(int);
 namespace {
 
 namespace fs = std::filesystem;
-using advaug::detail::concat;
-using advaug::detail::format_shortest;
+// Message text: the parts streamed one after another, numbers with 17 significant digits.
+template <class... Parts>
+std::string concat(const Parts&... parts) {
+    std::ostringstream out;
+    out.precision(17);
+    (out << ... << parts);
+    return out.str();
+}
+
+// The shortest text that reads back as exactly `v` ("0.1", "1e-05", "3").
+std::string format_shortest(double v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+}
+
+// A shape as "[a, b, c]".
+template <class Shape>
+std::string shape_string(const Shape& shape) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < std::size(shape); ++i) {
+        out += (i ? ", " : "") + std::to_string(shape[i]);
+    }
+    return out + "]";
+}
 using clock_type = std::chrono::steady_clock;
 
 constexpr const char* program = "advaug-eval";
@@ -513,25 +537,22 @@ test_data from_idx_images(const advaug::tensor<std::uint8_t, 3>& images,
     return d;
 }
 
-// The .npy file at `path`, its header checked by advaug's bounds-checked parser before
-// xt::load_npy (which trusts its input) reads it.
+// The .npy file at `path` as T, read by advaug's bounds-checked reader.
 template <class T>
 xt::xarray<T> read_npy(const std::string& path, const char* option, const char* expected) {
-    const std::vector<std::uint8_t> bytes = advaug::io::read_file(path);
-    const auto fail = [&](const std::string& what) -> void {
-        throw runtime_error(concat(option, " '", path, "' ", what));
-    };
-    const auto header = advaug::io::detail_npz::parse_npy(bytes.data(), bytes.size(), fail);
-    if (header.dtype != advaug::io::npy_dtype<T>()) {
-        throw runtime_error(concat(option, " '", path, "' has dtype '", header.dtype,
-                                   "' and shape ", advaug::detail::shape_string(header.shape),
-                                   "; expected ", expected));
-    }
+    advaug::io::npz_array a;
     try {
-        return xt::load_npy<T>(path);
-    } catch (const std::exception& e) {
-        throw runtime_error(concat(option, " '", path, "' cannot be read: ", e.what()));
+        a = advaug::io::read_npy(path);
+    } catch (const advaug::io_error& e) {
+        throw runtime_error(concat(option, ": ", e.what()));
     }
+    if (a.dtype != advaug::io::npy_dtype<T>()) {
+        throw runtime_error(concat(option, " '", path, "' has dtype '", a.dtype, "' and shape ",
+                                   shape_string(a.shape), "; expected ", expected));
+    }
+    xt::xarray<T> out = xt::xarray<T>::from_shape(a.shape);
+    if (!a.data.empty()) std::memcpy(out.data(), a.data.data(), a.data.size());
+    return out;
 }
 
 test_data read_npy_data(const settings& s) {
@@ -544,13 +565,12 @@ test_data read_npy_data(const settings& s) {
     const bool square = xs.size() == 3 && xs[1] == 28 && xs[2] == 28;
     const bool nchw = xs.size() == 4 && xs[1] == 1 && xs[2] == 28 && xs[3] == 28;
     if ((!flat && !square && !nchw) || xs[0] == 0) {
-        throw runtime_error(concat("--data '", s.data_path, "' has shape ",
-                                   advaug::detail::shape_string(xs), "; expected ", x_expected,
-                                   " with N >= 1"));
+        throw runtime_error(concat("--data '", s.data_path, "' has shape ", shape_string(xs),
+                                   "; expected ", x_expected, " with N >= 1"));
     }
     if (y.dimension() != 1 || y.shape()[0] != xs[0]) {
         throw runtime_error(concat("--labels '", s.labels_path, "' has shape ",
-                                   advaug::detail::shape_string(y.shape()), "; expected [", xs[0],
+                                   shape_string(y.shape()), "; expected [", xs[0],
                                    "], one label per sample of --data"));
     }
     test_data d;
@@ -735,7 +755,7 @@ std::vector<std::size_t> widths_from_arrays(const std::string& path, const char*
         if (shape.size() != 2 || shape[0] == 0 || shape[1] == 0 ||
             (!widths.empty() && shape[1] != widths.back())) {
             throw runtime_error(concat(option, " '", path, "': array '", layer,
-                                       ".weight' has shape ", advaug::detail::shape_string(shape),
+                                       ".weight' has shape ", shape_string(shape),
                                        ", which is not the next dense layer of an mlp"));
         }
         if (widths.empty()) widths.push_back(shape[1]);
@@ -759,7 +779,7 @@ std::string dense_description(const dense_stack& d) {
 advaug::sequential<float, 2> build_dense(const dense_stack& d) {
     if (d.activation == "relu") return advaug::mlp<float>(d.widths);
     advaug::sequential<float, 2> net({d.widths.front()});
-    advaug::detail::rng gen(0);
+    advaug::rng gen(0);
     for (std::size_t l = 0; l + 1 < d.widths.size(); ++l) {
         if (l > 0) net.add(advaug::tanh_layer<float, 2>{});
         net.add(advaug::dense<float>(d.widths[l], d.widths[l + 1], gen));
@@ -938,7 +958,7 @@ void write_examples(const settings& s, loaded_model& m, const test_data& d) {
             net.forward(adv, cache, logits);
             const std::size_t fooled = s.examples - advaug::count_correct(logits, y);
             const fs::path out(s.out_dir);
-            advaug::write_npy((out / "examples_labels.npy").string(), y);
+            advaug::io::write_npy((out / "examples_labels.npy").string(), y);
             if (d.images()) {
                 const std::vector<std::size_t> shape{s.examples, d.height_px, d.width_px};
                 const advaug::tensor<float, 3> clean3 = xt::reshape_view(x, shape);
@@ -946,11 +966,11 @@ void write_examples(const settings& s, loaded_model& m, const test_data& d) {
                 // 0.5 / eps: a pixel moved by the whole budget shows as black or white.
                 advaug::write_example_grid((out / "examples.png").string(), clean3, adv3,
                                            0.5 / eps);
-                advaug::write_npy((out / "examples_clean.npy").string(), clean3);
-                advaug::write_npy((out / "examples_adversarial.npy").string(), adv3);
+                advaug::io::write_npy((out / "examples_clean.npy").string(), clean3);
+                advaug::io::write_npy((out / "examples_adversarial.npy").string(), adv3);
             } else {
-                advaug::write_npy((out / "examples_clean.npy").string(), x);
-                advaug::write_npy((out / "examples_adversarial.npy").string(), adv);
+                advaug::io::write_npy((out / "examples_clean.npy").string(), x);
+                advaug::io::write_npy((out / "examples_adversarial.npy").string(), adv);
             }
             std::printf("wrote %zu PGD-%zu examples at eps %s (%zu misclassified) to %s\n",
                         s.examples, s.pgd_steps, format_shortest(eps).c_str(), fooled,

@@ -53,6 +53,7 @@
 #include "advaug/io/atomic_file.hpp"
 #include "advaug/io/binary.hpp"
 #include "advaug/io/model_file.hpp"
+#include "advaug/io/npy.hpp"
 #include "advaug/io/npz.hpp"
 
 // Reports (JSON, CSV, SVG charts, PNG grids, Markdown)

@@ -31,7 +31,7 @@ static double samples_per_second(std::size_t batch, std::size_t steps) {
     // A pool of 8 batches of uniform pixels and cyclic labels, resident on the device.
     std::vector<cuda::device_tensor<float, 2>> xs;
     std::vector<cuda::device_labels> ys;
-    advaug::detail::rng gen(1);
+    advaug::rng gen(1);
     for (int b = 0; b < 8; ++b) {
         auto x = advaug::tensor<float, 2>::from_shape({batch, 784});
         for (auto& v : x) v = static_cast<float>(gen.uniform());

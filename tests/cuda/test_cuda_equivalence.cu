@@ -40,11 +40,11 @@ namespace {
 /// pixels. Real data would tie the test to a data set the GPU machine may not have.
 template <class T>
 std::pair<tensor<T, 2>, label_vector> synthetic(std::size_t n, std::size_t d, std::uint64_t seed) {
-    detail::rng pattern_gen(1234);  // the same classes for every split
+    rng pattern_gen(1234);  // the same classes for every split
     std::vector<std::vector<bool>> patterns(10, std::vector<bool>(d));
     for (auto& p : patterns)
         for (std::size_t j = 0; j < d; ++j) p[j] = pattern_gen.uniform() < 0.5;
-    detail::rng gen(seed);
+    rng gen(seed);
     auto x = tensor<T, 2>::from_shape({n, d});
     auto y = label_vector::from_shape({n});
     for (std::size_t i = 0; i < n; ++i) {
@@ -335,7 +335,7 @@ TEST_CASE_TEMPLATE("the device L-inf random start is the host's, bit for bit", T
         const auto dom = detail::resolve<T>("test", domain, x0.shape());
         const auto d0 = cuda::to_device(x0);
         const auto ddom = cuda::check_attack_inputs("test", gpu, d0, dy, domain);
-        detail::rng host_gen(11), device_gen(11);
+        advaug::rng host_gen(11), device_gen(11);
         for (int restart = 0; restart < 2; ++restart) {  // each start takes a new key
             tensor<T, 2> h(x0.shape());
             detail::random_start(h, x0, dom, norm::linf, 0.1, host_gen);
@@ -455,7 +455,7 @@ TEST_CASE("cuda::sgd takes advaug::sgd's steps and saves its state format") {
 
 TEST_CASE("device cross-entropy, its gradient and its label check match the host's") {
     auto logits = tensor<double, 2>::from_shape({7, 5});
-    detail::rng gen(41);
+    rng gen(41);
     for (auto& v : logits) v = 20 * (gen.uniform() - 0.5);  // large logits: the max shift matters
     label_vector y = {0, 1, 2, 3, 4, 0, 1};
     tensor<double, 2> host_grad;

@@ -60,7 +60,7 @@ namespace {
 template <class T>
 tensor<T, 2> uniform(std::size_t rows, std::size_t cols, std::uint64_t seed, double lo, double hi) {
     auto x = tensor<T, 2>::from_shape({rows, cols});
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = static_cast<T>(gen.uniform(lo, hi));
     return x;
 }
@@ -180,7 +180,7 @@ TEST_CASE_TEMPLATE("the device random-start math is the host random_start's", T,
     const double eps = 0.2;
     {
         tensor<T, 2> host(x0.shape());
-        detail::rng gen(11), same(11);
+        rng gen(11), same(11);
         detail::random_start(host, x0, dom, norm::linf, eps, gen);
         const std::uint64_t key = same.engine()();  // the host's counter-based stream
         for (std::size_t i = 0; i < host.size(); ++i) {
@@ -193,7 +193,7 @@ TEST_CASE_TEMPLATE("the device random-start math is the host random_start's", T,
     }
     {
         tensor<T, 2> host(x0.shape());
-        detail::rng gen(12), same(12);
+        rng gen(12), same(12);
         detail::random_start(host, x0, dom, norm::l2, eps, gen);
         for (std::size_t s = 0; s < 5; ++s) {
             std::vector<double> gauss(6);

@@ -28,7 +28,7 @@ struct blobs {
 template <class T>
 blobs<T> make_blobs(std::size_t rows, std::size_t features, std::size_t classes, std::uint64_t seed,
                     double spread = 0.12) {
-    detail::rng gen(seed);
+    rng gen(seed);
     std::vector<double> centers(classes * features);
     for (auto& c : centers) c = gen.uniform(0.2, 0.8);
     blobs<T> b{tensor<T, 2>::from_shape({rows, features}), cyclic_labels(rows, classes)};

@@ -13,7 +13,7 @@ namespace advaug::testing {
 
 template <class T>
 void check_gemm_against_reference() {
-    detail::rng gen(1);
+    rng gen(1);
     // sizes straddle the built-in GEMM's blocks (256 along k, 512 along n)
     for (auto [m, n, k] : {std::array<std::size_t, 3>{1, 1, 1}, {7, 5, 3}, {33, 517, 260}, {4, 3, 0}}) {
         for (bool ta : {false, true}) {

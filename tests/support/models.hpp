@@ -22,7 +22,7 @@ struct linear_model {
     linear_model(std::size_t in, std::size_t classes, std::uint64_t seed)
         : w(tensor<T, 2>::from_shape({classes, in})), b(tensor<T, 1>::from_shape({classes})),
           dw(tensor<T, 2>::from_shape({classes, in})), db(tensor<T, 1>::from_shape({classes})) {
-        detail::rng gen(seed);
+        rng gen(seed);
         for (auto& v : w) v = static_cast<T>(gen.normal());
         for (auto& v : b) v = static_cast<T>(0.1 * gen.normal());
         zero_grad();
@@ -75,7 +75,7 @@ template <class T>
 tensor<T, 2> uniform_batch(std::size_t rows, std::size_t cols, std::uint64_t seed, double lo = 0.0,
                            double hi = 1.0) {
     auto x = tensor<T, 2>::from_shape({rows, cols});
-    detail::rng gen(seed);
+    rng gen(seed);
     for (auto& v : x) v = static_cast<T>(gen.uniform(lo, hi));
     return x;
 }

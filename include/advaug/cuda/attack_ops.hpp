@@ -11,7 +11,7 @@
 // is recorded by the step kernels (which then leave that element, or that sample for L2,
 // unchanged) and reported when the attack has taken its steps, so PGD does not wait for the
 // device after every step; the error is the host's numeric_error with the same message.
-// Random starts take their keys from the host's generator (detail::rng, seeded with the
+// Random starts take their keys from the host's generator (advaug::rng, seeded with the
 // options' seed). The L-inf start is the host's, bit for bit: each thread calls the host's
 // counter-based detail::counter_uniform for its element. The L2 start (a Gaussian direction,
 // drawn in sequence on the host) uses cuRAND's Philox4x32-10 keyed the same way: the same seed
@@ -314,8 +314,8 @@ tensor<T, R> host_copy(const device_tensor<T, R>& t) {
 
 /// The host's generator: a device attack's random starts are keyed as the host's are.
 template <class T, std::size_t R>
-advaug::detail::rng attack_rng(const device_tensor<T, R>&, std::uint64_t seed) {
-    return advaug::detail::rng(seed);
+advaug::rng attack_rng(const device_tensor<T, R>&, std::uint64_t seed) {
+    return advaug::rng(seed);
 }
 
 template <class T>
@@ -391,7 +391,7 @@ void l2_step(const char* fn, device_tensor<T, R>& x, const device_tensor<T, R>& 
 template <class T, std::size_t R>
 void random_start(device_tensor<T, R>& x, const device_tensor<T, R>& x0,
                   const device_domain<T>& dom, advaug::norm n, double eps,
-                  advaug::detail::rng& gen) {
+                  advaug::rng& gen) {
     const char* fn = "cuda::random_start";
     const context& ctx = context::get(fn);
     const std::size_t total = x0.size(), samples = x0.shape()[0];

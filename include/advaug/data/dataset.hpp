@@ -6,7 +6,7 @@
 // (computed in double, then rounded once to T), so Fashion-MNIST stays at 47 MB as bytes
 // instead of 188 MB as floats, and pixels come out as pixel / 255 with scale = 1/255.
 //
-// Shuffling and splitting use detail::rng with an unbiased integer draw of their own, never
+// Shuffling and splitting use advaug::rng with an unbiased integer draw of their own, never
 // std::shuffle or std::uniform_int_distribution (whose results differ between standard
 // libraries): the same seed gives the same order on every platform.
 #pragma once
@@ -34,7 +34,7 @@ namespace advaug {
 // Declarations
 // ---------------------------------------------------------------------------------------
 
-/// A random permutation of 0 .. n-1 (Fisher-Yates driven by detail::rng(seed)).
+/// A random permutation of 0 .. n-1 (Fisher-Yates driven by advaug::rng(seed)).
 /// ensures: the same (n, seed) gives the same permutation on every platform.
 inline std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed);
 
@@ -160,7 +160,7 @@ inline std::uint64_t uniform_below(rng& gen, std::uint64_t bound) {
 inline std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed) {
     std::vector<std::size_t> order(n);
     for (std::size_t i = 0; i < n; ++i) order[i] = i;
-    detail::rng gen(seed);
+    rng gen(seed);
     for (std::size_t i = n; i > 1; --i) {
         const auto j = static_cast<std::size_t>(detail::uniform_below(gen, i));
         std::swap(order[i - 1], order[j]);

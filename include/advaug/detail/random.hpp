@@ -2,6 +2,10 @@
 //
 // std::uniform_real_distribution and std::normal_distribution are implementation-defined,
 // so advaug draws its own from std::mt19937_64 (whose output is fixed by the standard).
+//
+// advaug::rng is public (layers take one to initialize their weights; advaug.hpp includes
+// it); it lives here, with the seed mixing that only the library uses, because everything
+// down to detail/ draws from it.
 #pragma once
 
 #include <cmath>
@@ -19,8 +23,9 @@
 #endif
 #endif
 
-namespace advaug::detail {
+namespace advaug {
 
+/// A seeded generator: the same seed gives the same numbers on every platform.
 class rng {
 public:
     explicit rng(std::uint64_t seed) : engine_(seed) {}
@@ -54,6 +59,8 @@ private:
     bool has_spare_ = false;
 };
 
+namespace detail {
+
 /// SplitMix64's output function (Steele, Lea and Flood 2014).
 ADVAUG_HOST_DEVICE constexpr std::uint64_t splitmix64_finalize(std::uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -79,4 +86,5 @@ ADVAUG_HOST_DEVICE inline double counter_uniform(std::uint64_t key, std::uint64_
     return lo + (hi - lo) * (static_cast<double>(bits >> 11) * 0x1.0p-53);
 }
 
-}  // namespace advaug::detail
+}  // namespace detail
+}  // namespace advaug

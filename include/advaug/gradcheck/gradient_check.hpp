@@ -17,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/loss/cross_entropy.hpp"
@@ -37,10 +38,36 @@ struct gradient_check_result {
     bool passed(double tolerance) const { return checked > 0 && relative_error <= tolerance; }
 };
 
-struct gradient_check_options {
-    double step = 1e-6;              // h; use about 1e-2 for float
-    std::size_t max_entries = 0;     // 0 checks every entry, else a seeded random subset
-    std::uint64_t seed = 0;
+/// How a check differentiates: gradient_check_options().step(1e-2).max_entries(500).
+class gradient_check_options {
+public:
+    /// The finite-difference step h (default 1e-6; use about 1e-2 for float).
+    gradient_check_options& step(double h) {
+        if (!std::isfinite(h) || h <= 0) {
+            detail::invalid("gradient_check_options::step", "step must be finite and > 0, got ", h);
+        }
+        step_ = h;
+        return *this;
+    }
+    /// 0 (the default) checks every entry, else a seeded random subset of n entries.
+    gradient_check_options& max_entries(std::size_t n) {
+        max_entries_ = n;
+        return *this;
+    }
+    /// Seeds the output direction r and the subset.
+    gradient_check_options& seed(std::uint64_t s) {
+        seed_ = s;
+        return *this;
+    }
+
+    double step() const { return step_; }
+    std::size_t max_entries() const { return max_entries_; }
+    std::uint64_t seed() const { return seed_; }
+
+private:
+    double step_ = 1e-6;
+    std::size_t max_entries_ = 0;
+    std::uint64_t seed_ = 0;
 };
 
 /// Input gradient of a classifier: compares input_gradient() with finite differences of
@@ -130,20 +157,20 @@ void compare_finite_differences(fd_accumulator& acc, T* values, std::size_t size
                                 std::size_t index_offset = 0) {
     std::vector<std::size_t> indices(size);
     for (std::size_t i = 0; i < size; ++i) indices[i] = i;
-    if (options.max_entries != 0 && options.max_entries < size) {
-        rng gen(options.seed + index_offset + 1);
-        for (std::size_t i = 0; i < options.max_entries; ++i) {
+    if (options.max_entries() != 0 && options.max_entries() < size) {
+        rng gen(options.seed() + index_offset + 1);
+        for (std::size_t i = 0; i < options.max_entries(); ++i) {
             const auto j = i + static_cast<std::size_t>(gen.uniform() * static_cast<double>(size - i));
             std::swap(indices[i], indices[std::min(j, size - 1)]);
         }
-        indices.resize(options.max_entries);
+        indices.resize(options.max_entries());
     }
     for (std::size_t i : indices) {
         const T saved = values[i];
-        values[i] = static_cast<T>(static_cast<double>(saved) + options.step);
+        values[i] = static_cast<T>(static_cast<double>(saved) + options.step());
         const double plus_point = static_cast<double>(values[i]);
         const double plus = objective();
-        values[i] = static_cast<T>(static_cast<double>(saved) - options.step);
+        values[i] = static_cast<T>(static_cast<double>(saved) - options.step());
         const double minus_point = static_cast<double>(values[i]);
         const double minus = objective();
         values[i] = saved;
@@ -182,7 +209,7 @@ gradient_check_result check_input_gradient(const M& model, const input_t<M>& x,
         typename M::cache_type cache;
         logits_t<M> logits;
         model.forward(x, cache, logits);
-        const logits_t<M> r = detail::random_direction(logits, options.seed);
+        const logits_t<M> r = detail::random_direction(logits, options.seed());
         input_t<M> dx;
         model.input_gradient(cache, r, dx);
         input_t<M> probe = x;
@@ -214,7 +241,7 @@ gradient_check_result check_parameter_gradient(M& model, const input_t<M>& x,
         typename M::cache_type cache;
         logits_t<M> logits;
         model.forward(x, cache, logits);
-        const logits_t<M> r = detail::random_direction(logits, options.seed);
+        const logits_t<M> r = detail::random_direction(logits, options.seed());
         model.parameter_gradient(cache, r);
         auto objective = [&] {
             typename M::cache_type c;
@@ -253,7 +280,7 @@ gradient_check_result check_layer_input_gradient(const L& layer, const X& x,
     typename L::cache_type cache;
     Y y;
     layer.forward(x, cache, y);
-    const Y r = detail::random_direction(y, options.seed);
+    const Y r = detail::random_direction(y, options.seed());
     X dx;
     layer.backward_input(cache, r, dx);
     X probe = x;
@@ -277,7 +304,7 @@ gradient_check_result check_layer_parameter_gradient(L& layer, const X& x,
     typename L::cache_type cache;
     Y y;
     layer.forward(x, cache, y);
-    const Y r = detail::random_direction(y, options.seed);
+    const Y r = detail::random_direction(y, options.seed());
     layer.accumulate_gradient(cache, r);
     auto objective = [&] {
         typename L::cache_type c;

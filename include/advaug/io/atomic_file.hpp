@@ -31,11 +31,15 @@ inline std::vector<std::uint8_t> read_file(const std::string& path);
 
 // ---------------------------------------------------------------------------------------------
 
-namespace detail_file {
+}  // namespace advaug::io
+
+namespace advaug::detail::file {
 [[noreturn]] inline void fail(const char* fn, const std::string& path, const char* what, int err) {
-    throw io_error(advaug::detail::concat(fn, "(): ", what, " '", path, "': ", std::strerror(err)));
+    throw io_error(concat(fn, "(): ", what, " '", path, "': ", std::strerror(err)));
 }
-}  // namespace detail_file
+}  // namespace advaug::detail::file
+
+namespace advaug::io {
 
 inline void write_file_atomically(const std::string& path, std::span<const std::uint8_t> bytes) {
     const char* fn = "write_file_atomically";
@@ -59,12 +63,12 @@ inline void write_file_atomically(const std::string& path, std::span<const std::
     std::vector<char> name(tmp_template.begin(), tmp_template.end());
     name.push_back('\0');
     const int fd = ::mkstemp(name.data());
-    if (fd < 0) detail_file::fail(fn, path, "cannot create a temporary file next to", errno);
+    if (fd < 0) detail::file::fail(fn, path, "cannot create a temporary file next to", errno);
     const std::string tmp(name.data());
     auto abandon = [&](const char* what, int err) {
         ::close(fd);
         ::unlink(tmp.c_str());
-        detail_file::fail(fn, path, what, err);
+        detail::file::fail(fn, path, what, err);
     };
     std::size_t done = 0;
     while (done < bytes.size()) {
@@ -81,22 +85,23 @@ inline void write_file_atomically(const std::string& path, std::span<const std::
     if (::close(fd) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
-        detail_file::fail(fn, path, "cannot close", err);
+        detail::file::fail(fn, path, "cannot close", err);
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
-        detail_file::fail(fn, path, "cannot rename the temporary file onto", err);
+        detail::file::fail(fn, path, "cannot rename the temporary file onto", err);
     }
     // Persist the rename itself. The target already holds the new content, but until the
     // directory is synced a crash may bring the old one back; say so rather than report a
     // durable save. EINVAL: the file system cannot sync directories (nothing to be done).
     const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) detail_file::fail(fn, path, "wrote, but cannot open the directory to sync", errno);
+    if (dfd < 0)
+        detail::file::fail(fn, path, "wrote, but cannot open the directory to sync", errno);
     if (::fsync(dfd) != 0 && errno != EINVAL) {
         const int err = errno;
         ::close(dfd);
-        detail_file::fail(fn, path, "wrote, but cannot sync the directory of", err);
+        detail::file::fail(fn, path, "wrote, but cannot sync the directory of", err);
     }
     ::close(dfd);
 }
@@ -104,12 +109,12 @@ inline void write_file_atomically(const std::string& path, std::span<const std::
 inline std::vector<std::uint8_t> read_file(const std::string& path) {
     const char* fn = "read_file";
     const int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) detail_file::fail(fn, path, "cannot open", errno);
+    if (fd < 0) detail::file::fail(fn, path, "cannot open", errno);
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         const int err = errno ? errno : EISDIR;
         ::close(fd);
-        detail_file::fail(fn, path, "not a readable regular file:", err);
+        detail::file::fail(fn, path, "not a readable regular file:", err);
     }
     std::vector<std::uint8_t> out(static_cast<std::size_t>(st.st_size));
     std::size_t done = 0;
@@ -119,7 +124,7 @@ inline std::vector<std::uint8_t> read_file(const std::string& path) {
         if (n <= 0) {
             const int err = n < 0 ? errno : EIO;
             ::close(fd);
-            detail_file::fail(fn, path, "cannot read", err);
+            detail::file::fail(fn, path, "cannot read", err);
         }
         done += static_cast<std::size_t>(n);
     }

@@ -15,11 +15,14 @@
 // asking every user to provide one would break `#include` and go. So this header defines
 // STB_IMAGE_WRITE_STATIC and STB_IMAGE_WRITE_IMPLEMENTATION before including stb: every
 // translation unit that includes png.hpp gets its own private (internal-linkage) copy of the
-// encoder, and copies in different units cannot clash at link time. For the same reason the
-// functions below that call stb live in an unnamed namespace: an `inline` function with
-// external linkage must not call functions with internal linkage (that would break the
-// one-definition rule), so they get internal linkage too. The cost is one small copy of the
-// encoder per unit that writes PNGs; the compiler drops the parts it does not call.
+// encoder, and copies in different units cannot clash at link time. The cost is one small
+// copy of the encoder per unit that writes PNGs; the compiler drops the parts it does not call.
+//
+// advaug's own functions below are ordinary `inline` functions in named namespaces, so that
+// io::write_png is one function in the whole program, as write_example_grid and any user's
+// inline code that calls it require. Only detail::png::encode calls into stb's per-unit copy;
+// every unit compiles that copy from the same source, so whichever definition of encode the
+// linker keeps behaves the same.
 //
 // If a translation unit has already included <stb/stb_image_write.h> itself before this
 // header, that copy (and the user's implementation, wherever it is compiled) is used instead.
@@ -44,7 +47,7 @@
 #include "advaug/io/atomic_file.hpp"
 
 #ifndef INCLUDE_STB_IMAGE_WRITE_H
-namespace advaug::io::detail_png {
+namespace advaug::detail::png {
 // stb's own deflate makes files a third to a half larger than zlib's; advaug links zlib anyway
 // (for .gz data sets), so stb is given zlib's compress2 at the highest level. stb frees the
 // result with free().
@@ -59,8 +62,8 @@ static unsigned char* zlib_compress(unsigned char* data, int size, int* out_size
     *out_size = static_cast<int>(bound);
     return out;
 }
-}  // namespace advaug::io::detail_png
-#define STBIW_ZLIB_COMPRESS ::advaug::io::detail_png::zlib_compress
+}  // namespace advaug::detail::png
+#define STBIW_ZLIB_COMPRESS ::advaug::detail::png::zlib_compress
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO  // advaug writes the bytes itself
@@ -101,8 +104,6 @@ namespace advaug::io {
 template <class T>
 tensor<std::uint8_t, 2> to_gray8(const tensor<T, 2>& image);
 
-namespace {  // internal linkage: these call stb's static functions (see the comment on top)
-
 /// The PNG encoding of an 8-bit grayscale image [H, W].
 /// throws: std::invalid_argument if the image is empty or too large for stb (its row buffer
 ///         must fit an int); io_error if the encoder fails (out of memory).
@@ -119,8 +120,6 @@ inline void write_png(const std::string& path, const tensor<std::uint8_t, 2>& gr
 
 /// Writes `rgb` [H, W, 3] to `path` as an 8-bit RGB PNG, atomically. throws: as above.
 inline void write_png(const std::string& path, const tensor<std::uint8_t, 3>& rgb);
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // Implementation
@@ -145,7 +144,9 @@ tensor<std::uint8_t, 2> to_gray8(const tensor<T, 2>& image) {
     return out;
 }
 
-namespace detail_png {
+}  // namespace advaug::io
+
+namespace advaug::detail::png {
 
 /// stb's write callback: appends to a std::vector<std::uint8_t>.
 inline void append(void* context, void* data, int size) {
@@ -174,24 +175,21 @@ inline void check_size(const char* fn, const std::string& path, std::size_t h, s
 /// Writes the encoded file; a failure is reported as write_png's, with the reason.
 inline void write_png_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes) {
     try {
-        write_file_atomically(path, bytes);
+        io::write_file_atomically(path, bytes);
     } catch (const io_error& e) {
         throw io_error(advaug::detail::concat("write_png(): ", e.what()));
     }
 }
 
-}  // namespace detail_png
-
-namespace {
-
-/// Shared by both encode_png forms; `path` only appears in messages.
-inline std::vector<std::uint8_t> encode_png_impl(const char* fn, const std::string& path,
-                                                 const std::uint8_t* pixels, std::size_t h,
-                                                 std::size_t w, std::size_t channels) {
-    detail_png::check_size(fn, path, h, w, channels);
+/// Shared by both encode_png forms; `path` only appears in messages. The one function that
+/// calls stb (see the comment on top).
+inline std::vector<std::uint8_t> encode(const char* fn, const std::string& path,
+                                        const std::uint8_t* pixels, std::size_t h, std::size_t w,
+                                        std::size_t channels) {
+    check_size(fn, path, h, w, channels);
     std::vector<std::uint8_t> out;
     const int iw = static_cast<int>(w), ih = static_cast<int>(h), ic = static_cast<int>(channels);
-    const int ok = stbi_write_png_to_func(&detail_png::append, &out, iw, ih, ic, pixels, iw * ic);
+    const int ok = stbi_write_png_to_func(&append, &out, iw, ih, ic, pixels, iw * ic);
     if (ok == 0 || out.empty()) {
         throw io_error(advaug::detail::concat(
             fn, "(): the PNG encoder failed on a ", h, " x ", w, " image with ", channels,
@@ -208,27 +206,30 @@ inline void check_rgb(const char* fn, const std::string& path, const tensor<std:
     }
 }
 
+}  // namespace advaug::detail::png
+
+namespace advaug::io {
+
 inline std::vector<std::uint8_t> encode_png(const tensor<std::uint8_t, 2>& gray) {
-    return encode_png_impl("encode_png", "", gray.data(), gray.shape(0), gray.shape(1), 1);
+    return detail::png::encode("encode_png", "", gray.data(), gray.shape(0), gray.shape(1), 1);
 }
 
 inline std::vector<std::uint8_t> encode_png(const tensor<std::uint8_t, 3>& rgb) {
-    check_rgb("encode_png", "", rgb);
-    return encode_png_impl("encode_png", "", rgb.data(), rgb.shape(0), rgb.shape(1), 3);
+    detail::png::check_rgb("encode_png", "", rgb);
+    return detail::png::encode("encode_png", "", rgb.data(), rgb.shape(0), rgb.shape(1), 3);
 }
 
 inline void write_png(const std::string& path, const tensor<std::uint8_t, 2>& gray) {
     const auto bytes =
-        encode_png_impl("write_png", path, gray.data(), gray.shape(0), gray.shape(1), 1);
-    detail_png::write_png_bytes(path, bytes);
+        detail::png::encode("write_png", path, gray.data(), gray.shape(0), gray.shape(1), 1);
+    detail::png::write_png_bytes(path, bytes);
 }
 
 inline void write_png(const std::string& path, const tensor<std::uint8_t, 3>& rgb) {
-    check_rgb("write_png", path, rgb);
+    detail::png::check_rgb("write_png", path, rgb);
     const auto bytes =
-        encode_png_impl("write_png", path, rgb.data(), rgb.shape(0), rgb.shape(1), 3);
-    detail_png::write_png_bytes(path, bytes);
+        detail::png::encode("write_png", path, rgb.data(), rgb.shape(0), rgb.shape(1), 3);
+    detail::png::write_png_bytes(path, bytes);
 }
 
-}  // namespace
 }  // namespace advaug::io

@@ -234,13 +234,13 @@ public:
     };
 
     /// Square kernel. requires: in_channels, out_channels, kernel >= 1.
-    conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, detail::rng& gen,
+    conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, rng& gen,
            const conv2d_options& options = {})
         : conv2d(in_channels, out_channels, {kernel, kernel}, gen, options) {}
 
     /// Kernel (height, width). requires: in_channels, out_channels, both kernel sizes >= 1.
     conv2d(std::size_t in_channels, std::size_t out_channels, std::array<std::size_t, 2> kernel,
-           detail::rng& gen, const conv2d_options& options = {})
+           rng& gen, const conv2d_options& options = {})
         : stride_(options.stride()), padding_(options.padding()) {
         if (in_channels == 0 || out_channels == 0 || kernel[0] == 0 || kernel[1] == 0) {
             detail::invalid("conv2d", "in_channels, out_channels and kernel must be >= 1, got ",

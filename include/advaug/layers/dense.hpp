@@ -38,7 +38,7 @@ public:
     };
 
     /// Weights drawn from `gen` as `init` says. requires: in, out >= 1.
-    dense(std::size_t in, std::size_t out, detail::rng& gen, weight_init init = weight_init::he_normal)
+    dense(std::size_t in, std::size_t out, rng& gen, weight_init init = weight_init::he_normal)
         : weight_(tensor<T, 2>::from_shape({out, in})),
           bias_(tensor<T, 1>::from_shape({out})),
           weight_grad_(tensor<T, 2>::from_shape({out, in})),

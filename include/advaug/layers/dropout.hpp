@@ -5,7 +5,7 @@
 //   eval mode:  the identity.
 //
 // Where the masks come from. forward() is const, so the layer holds no generator that advances.
-// The mask of a train-mode forward pass is drawn (advaug::detail::rng) from a seed made of the
+// The mask of a train-mode forward pass is drawn (advaug::rng) from a seed made of the
 // layer's seed, the cache's `stream` and the cache's `calls`, the number of train-mode forward
 // passes made with that cache so far; forward() then increments `calls`. Hence:
 //   - the same seed and the same sequence of calls give the same masks, on every platform;
@@ -96,7 +96,7 @@ public:
             return;
         }
         if (cache.mask.shape() != x.shape()) cache.mask.resize(x.shape());
-        detail::rng gen(detail::dropout_mask_seed(seed_, cache.stream, cache.calls - 1));
+        rng gen(detail::dropout_mask_seed(seed_, cache.stream, cache.calls - 1));
         const T scale = static_cast<T>(1.0 / (1.0 - p_));
         T* m = cache.mask.data();
         const T* xp = x.data();

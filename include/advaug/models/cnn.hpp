@@ -27,7 +27,7 @@ public:
     /// `batch_norm` inserts batch_norm<T, 4> after each convolution.
     explicit cnn(std::uint64_t seed = 0, weight_init init = weight_init::he_normal, bool batch_norm = false)
         : sequential<T, 4>({1, 28, 28}), batch_norm_(batch_norm) {
-        detail::rng gen(seed);
+        rng gen(seed);
         const auto conv = conv2d_options{}.padding(1).init(init);
         this->add(conv2d<T>(1, 32, 3, gen, conv));
         if (batch_norm) this->add(advaug::batch_norm<T, 4>(32));

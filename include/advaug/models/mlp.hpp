@@ -31,7 +31,7 @@ public:
     explicit mlp(std::vector<std::size_t> widths, std::uint64_t seed = 0,
                  weight_init init = weight_init::he_normal)
         : sequential<T, 2>({checked(widths).front()}), widths_(std::move(widths)) {
-        detail::rng gen(seed);
+        rng gen(seed);
         for (std::size_t l = 0; l + 1 < widths_.size(); ++l) {
             if (l > 0) this->add(relu<T, 2>{});
             this->add(dense<T>(widths_[l], widths_[l + 1], gen, init));

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 #include "advaug/evaluation/results.hpp"
-#include "advaug/report/format.hpp"
 #include "advaug/report/options.hpp"
 #include "advaug/report/svg.hpp"
 
@@ -54,7 +54,7 @@ inline std::string confusion_svg(const model_evaluation& model, const report_opt
 // Implementation
 // ---------------------------------------------------------------------------------------
 
-namespace detail_report {
+namespace detail::report {
 
 /// "n = 1000 test samples" when every model was evaluated on the same number, else "".
 inline std::string sample_note(const std::vector<model_evaluation>& models) {
@@ -139,11 +139,12 @@ struct series {
     const eps_curve* curve = nullptr;
 };
 
-}  // namespace detail_report
+}  // namespace detail::report
 
 inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& models,
                                        const report_options& options) {
-    using namespace detail_report;
+    using namespace detail;
+    using namespace detail::report;
     check_models("accuracy_vs_eps_svg", models, options);
     const std::vector<std::string> attacks = attack_names(models);
     std::vector<series> all;
@@ -263,7 +264,8 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
 
 inline std::string corruptions_svg(const std::vector<model_evaluation>& models,
                                    const report_options& options) {
-    using namespace detail_report;
+    using namespace detail;
+    using namespace detail::report;
     check_models("corruptions_svg", models, options);
     const std::vector<std::string> names = corruption_names(models);
     const std::size_t nm = models.size();
@@ -390,7 +392,7 @@ inline std::string corruptions_svg(const std::vector<model_evaluation>& models,
                    "each model's clean accuracy as a dashed line.");
 }
 
-namespace detail_report {
+namespace detail::report {
 
 /// ColorBrewer's sequential "Blues", interpolated: t = 0 white-ish, t = 1 dark blue.
 inline std::string blues(double t) {
@@ -411,10 +413,11 @@ inline std::string blues(double t) {
     return buf;
 }
 
-}  // namespace detail_report
+}  // namespace detail::report
 
 inline std::string confusion_svg(const model_evaluation& model, const report_options& options) {
-    using namespace detail_report;
+    using namespace detail;
+    using namespace detail::report;
     const char* fn = "confusion_svg";
     report_options checked = options;
     checked.table_attacks({});

@@ -1,7 +1,7 @@
 // Adversarial examples to look at and to keep.
 //
 //   write_example_grid("examples.png", clean, adversarial, 10.0);   // [N, H, W] in [0, 1]
-//   write_npy("adversarial.npy", adversarial);                       // exact float32 values
+//   io::write_npy("adversarial.npy", adversarial);  // exact float32 values, io/npy.hpp
 //
 // The grid is for eyes: one row per image, showing clean | adversarial | perturbation. The
 // perturbation column shows 0.5 + amplification * (adversarial - clean), clipped to [0, 1],
@@ -11,8 +11,8 @@
 // PNG stores 8 bits per channel: a perturbation smaller than 1/255 (about 0.004, and that is
 // a common epsilon for ImageNet-scale attacks) rounds away, and every value moves by up to
 // 1/510. An adversarial example read back from a PNG is therefore a different input and may
-// no longer fool the model. To keep examples for later evaluation use write_npy, which
-// stores the exact values (numpy.load reads them).
+// no longer fool the model. To keep examples for later evaluation use io::write_npy
+// (io/npy.hpp), which stores the exact values (numpy.load reads them).
 #pragma once
 
 #include <algorithm>
@@ -24,7 +24,6 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/io/atomic_file.hpp"
-#include "advaug/io/npz.hpp"  // xtensor's .npy writer and io::npz_element
 #include "advaug/io/png.hpp"
 
 namespace advaug {
@@ -57,18 +56,11 @@ inline void write_example_grid(const std::string& png_path, const tensor<float, 
 /// Gap between the grid's cells, in output pixels.
 inline constexpr std::size_t example_grid_gap = 4;
 
-/// Writes `array` to `path` as a .npy file (numpy format 1.0, C order, little-endian), the
-/// values bit for bit, atomically (io/atomic_file.hpp).
-/// requires: T one of float, double, std::int64_t, std::uint8_t (io::npz_element).
-/// throws:   io_error naming the path and the reason.
-template <io::npz_element T, std::size_t N>
-void write_npy(const std::string& path, const tensor<T, N>& array);
-
 // ---------------------------------------------------------------------------------------
 // Implementation
 // ---------------------------------------------------------------------------------------
 
-namespace detail_report {
+namespace detail::report {
 
 /// The grid for [N, H, W, C] data given as raw pointers; C is 1 or 3.
 inline tensor<std::uint8_t, 3> example_grid(const char* fn, const float* clean, const float* adv,
@@ -139,48 +131,36 @@ void check_same_shape(const char* fn, const Shape& clean, const Shape& adversari
     }
 }
 
-}  // namespace detail_report
+}  // namespace detail::report
 
 inline void write_example_grid(const std::string& png_path, const tensor<float, 3>& clean,
                                const tensor<float, 3>& adversarial, double amplification,
                                std::size_t scale) {
     const char* fn = "write_example_grid";
-    detail_report::check_same_shape(fn, clean.shape(), adversarial.shape());
+    detail::report::check_same_shape(fn, clean.shape(), adversarial.shape());
     const tensor<std::uint8_t, 3> grid =
-        detail_report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
-                                    clean.shape(1), clean.shape(2), 1, amplification, scale);
-    io::write_png(png_path, detail_report::drop_channel(grid));
+        detail::report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
+                                     clean.shape(1), clean.shape(2), 1, amplification, scale);
+    io::write_png(png_path, detail::report::drop_channel(grid));
 }
 
 inline void write_example_grid(const std::string& png_path, const tensor<float, 4>& clean,
                                const tensor<float, 4>& adversarial, double amplification,
                                std::size_t scale) {
     const char* fn = "write_example_grid";
-    detail_report::check_same_shape(fn, clean.shape(), adversarial.shape());
+    detail::report::check_same_shape(fn, clean.shape(), adversarial.shape());
     const std::size_t c = clean.shape(3);
     if (c != 1 && c != 3) {
         detail::invalid(fn, "images must have 1 or 3 channels (shape [N, H, W, C]), got shape ",
                         detail::shape_string(clean.shape()));
     }
     const tensor<std::uint8_t, 3> grid =
-        detail_report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
-                                    clean.shape(1), clean.shape(2), c, amplification, scale);
+        detail::report::example_grid(fn, clean.data(), adversarial.data(), clean.shape(0),
+                                     clean.shape(1), clean.shape(2), c, amplification, scale);
     if (c == 3) {
         io::write_png(png_path, grid);
     } else {
-        io::write_png(png_path, detail_report::drop_channel(grid));
-    }
-}
-
-template <io::npz_element T, std::size_t N>
-void write_npy(const std::string& path, const tensor<T, N>& array) {
-    const std::string bytes = xt::dump_npy(array);
-    try {
-        io::write_file_atomically(
-            path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                                bytes.size()));
-    } catch (const io_error& e) {
-        throw io_error(detail::concat("write_npy(): ", e.what()));
+        io::write_png(png_path, detail::report::drop_channel(grid));
     }
 }
 

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 #include "advaug/evaluation/results.hpp"
-#include "advaug/report/format.hpp"
 
 namespace advaug {
 
@@ -74,7 +74,7 @@ private:
     bool confusion_matrices_ = true;
 };
 
-namespace detail_report {
+namespace detail::report {
 
 /// `model` as a file-name part: letters, digits, '.', '-' and '_' kept, anything else '_'.
 inline std::string file_stem(const std::string& model) {
@@ -98,7 +98,7 @@ inline void check_accuracy(const char* fn, double a, const std::string& what) {
     if (std::isnan(a)) return;
     if (!(a >= 0 && a <= 1)) {
         detail::invalid(fn, what, " must be a fraction in [0, 1] (or NaN if not measured), got ",
-                        detail_report::shortest(a));
+                        detail::format_shortest(a));
     }
 }
 
@@ -138,12 +138,12 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
                 const double e = c.epsilon[i];
                 if (!std::isfinite(e) || e < 0) {
                     detail::invalid(fn, curve, ": epsilon ", i, " must be finite and >= 0, got ",
-                                    std::isfinite(e) ? detail_report::shortest(e) : "non-finite");
+                                    std::isfinite(e) ? detail::format_shortest(e) : "non-finite");
                 }
                 if (i > 0 && !(e > c.epsilon[i - 1])) {
                     detail::invalid(fn, curve, ": epsilons must be strictly ascending, got ",
-                                    detail_report::shortest(c.epsilon[i - 1]), " then ",
-                                    detail_report::shortest(e));
+                                    detail::format_shortest(c.epsilon[i - 1]), " then ",
+                                    detail::format_shortest(e));
                 }
                 check_accuracy(fn, c.accuracy[i], curve + ": accuracy " + std::to_string(i));
             }
@@ -216,5 +216,5 @@ inline std::string class_label(const report_options& options, std::size_t k) {
     return k < options.class_names().size() ? options.class_names()[k] : std::to_string(k);
 }
 
-}  // namespace detail_report
+}  // namespace detail::report
 }  // namespace advaug

@@ -17,7 +17,7 @@
 // never deleted. See docs/report.md for pictures and the meaning of each number.
 //
 // Adversarial examples themselves go out through report/examples.hpp (write_example_grid,
-// write_npy), included here.
+// included here) and io/npy.hpp (io::write_npy).
 #pragma once
 
 #include <algorithm>
@@ -32,11 +32,12 @@
 #include <vector>
 
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 #include "advaug/evaluation/results.hpp"
 #include "advaug/io/atomic_file.hpp"
+#include "advaug/io/npy.hpp"
 #include "advaug/report/charts.hpp"
 #include "advaug/report/examples.hpp"
-#include "advaug/report/format.hpp"
 #include "advaug/report/options.hpp"
 
 namespace advaug {
@@ -80,14 +81,14 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
 /// The file name of a model's confusion heat map: "confusion_<model>.svg", where characters
 /// other than letters, digits, '.', '-' and '_' become '_'.
 inline std::string confusion_file_name(const std::string& model) {
-    return "confusion_" + detail_report::file_stem(model) + ".svg";
+    return "confusion_" + detail::report::file_stem(model) + ".svg";
 }
 
 // ---------------------------------------------------------------------------------------
 // Implementation
 // ---------------------------------------------------------------------------------------
 
-namespace detail_report {
+namespace detail::report {
 
 inline constexpr const char* json_file = "results.json";
 inline constexpr const char* csv_file = "results.csv";
@@ -162,11 +163,12 @@ inline bool any_corruptions(const std::vector<model_evaluation>& models) {
     return false;
 }
 
-}  // namespace detail_report
+}  // namespace detail::report
 
 inline std::string results_json(const std::vector<model_evaluation>& models,
                                 const report_options& options) {
-    using namespace detail_report;
+    using namespace detail;
+    using namespace detail::report;
     check_models("results_json", models, options);
     std::string out = "{\n";
     out += "  \"format\": \"advaug robustness report\",\n";
@@ -222,17 +224,18 @@ inline std::string results_json(const std::vector<model_evaluation>& models,
 
 inline std::string results_csv(const std::vector<model_evaluation>& models,
                                const report_options& options) {
-    using namespace detail_report;
+    using namespace detail;
+    using namespace detail::report;
     check_models("results_csv", models, options);
-    auto number = [](double v) { return std::isfinite(v) ? shortest(v) : std::string(); };
+    auto number = [](double v) { return std::isfinite(v) ? format_shortest(v) : std::string(); };
     std::string out = "model,kind,name,parameter,accuracy\n";
     for (const auto& m : models) {
         const std::string model = csv_field(m.model);
         out += model + ",clean,clean,," + number(m.clean_accuracy) + "\n";
         for (const auto& c : m.curves) {
             for (std::size_t i = 0; i < c.epsilon.size(); ++i) {
-                out += model + ",attack," + csv_field(c.attack) + "," + shortest(c.epsilon[i]) +
-                       "," + number(c.accuracy[i]) + "\n";
+                out += model + ",attack," + csv_field(c.attack) + "," +
+                       format_shortest(c.epsilon[i]) + "," + number(c.accuracy[i]) + "\n";
             }
         }
         for (const auto& c : m.corruptions) {
@@ -253,7 +256,8 @@ inline std::string results_csv(const std::vector<model_evaluation>& models,
 
 inline std::string report_markdown(const std::vector<model_evaluation>& models,
                                    const report_options& options) {
-    using namespace detail_report;
+    using namespace detail;
+    using namespace detail::report;
     check_models("report_markdown", models, options);
     const std::string eps = "\xCE\xB5";
     const bool corruptions = any_corruptions(models);
@@ -409,7 +413,8 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
 
 inline void write_report(const std::string& directory, const std::vector<model_evaluation>& models,
                          const report_options& options) {
-    using namespace detail_report;
+    using namespace detail;
+    using namespace detail::report;
     namespace fs = std::filesystem;
     const char* fn = "write_report";
     check_models(fn, models, options);

@@ -1,5 +1,5 @@
 // A small SVG writer for the report's charts: elements are appended as text, every string
-// is escaped (report/format.hpp), and the result is a standalone, well-formed SVG 1.1 file
+// is escaped (detail/format.hpp), and the result is a standalone, well-formed SVG 1.1 file
 // with a white background, so it reads the same in a browser, on GitHub (light or dark
 // theme) and through rsvg-convert.
 //
@@ -14,9 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include "advaug/report/format.hpp"
+#include "advaug/detail/format.hpp"
 
-namespace advaug::detail_report {
+namespace advaug::detail::report {
 
 /// Okabe and Ito's colour-blind-safe palette, in the order the charts use it (yellow, which
 /// is hard to see on white, last).
@@ -25,6 +25,28 @@ inline constexpr const char* palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC7
 inline constexpr std::size_t palette_size = sizeof(palette) / sizeof(palette[0]);
 
 inline const char* colour(std::size_t i) { return palette[i % palette_size]; }
+
+/// Rough width in pixels of `s` set in a sans-serif font of `size` pixels (DejaVu Sans,
+/// Helvetica, Arial). Errs wide, so that layouts leave room rather than clip.
+inline double text_width(std::string_view s, double size) {
+    double em = 0;
+    for (char ch : s) {
+        const auto u = static_cast<unsigned char>(ch);
+        if ((u & 0xC0) == 0x80) continue;  // UTF-8 continuation byte
+        if (std::string_view("il.,:;|!'` ").find(ch) != std::string_view::npos) {
+            em += 0.32;
+        } else if (std::string_view("fjrt()[]-/").find(ch) != std::string_view::npos) {
+            em += 0.42;
+        } else if (std::string_view("mwMW%@").find(ch) != std::string_view::npos) {
+            em += 0.92;
+        } else if (ch >= 'A' && ch <= 'Z') {
+            em += 0.72;
+        } else {
+            em += 0.62;
+        }
+    }
+    return em * size;
+}
 
 /// stroke-dasharray patterns; "" is a solid line.
 inline constexpr const char* dashes[] = {"", "9 5", "2.5 3.5", "12 4 3 4", "5 5", "1.5 6"};
@@ -238,4 +260,4 @@ inline ticks nice_ticks(double max, int target = 5) {
     return t;
 }
 
-}  // namespace advaug::detail_report
+}  // namespace advaug::detail::report

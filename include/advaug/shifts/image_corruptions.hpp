@@ -17,7 +17,7 @@
 // and each place where advaug had to choose.
 //
 // Every corruption is a deterministic function of (image, severity, seed): randomness comes
-// from detail::rng only, whose sequence is the same on every platform. Lengths are in pixels
+// from advaug::rng only, whose sequence is the same on every platform. Lengths are in pixels
 // and meant for 28 x 28 images; on other sizes they are used unchanged, except positions tied
 // to the image border (stripe widths scale with the width, lines span the image).
 // Outputs stay in [0, 1].

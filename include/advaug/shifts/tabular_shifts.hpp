@@ -26,7 +26,7 @@
 // the training mean or NaN) and in describe(). "First reading" means row 0 of the matrix that
 // apply() receives, so with batched evaluation it is the first row of each batch.
 //
-// Noise is seeded: apply(x, stream) draws from detail::rng seeded by (seed, stream, position
+// Noise is seeded: apply(x, stream) draws from advaug::rng seeded by (seed, stream, position
 // of the step in the chain), so the same shift, stream and input give the same result on every
 // platform, and passing the batch index as the stream gives each batch its own noise.
 // Arguments are checked when a shift is made (negative sigma, step <= 0, a feature listed
@@ -403,7 +403,7 @@ void tabular_shift::apply(tensor<T, 2>& x, std::uint64_t stream) const {
                 }
                 break;
             case kind::noise: {
-                detail::rng gen(detail::mix_seed(s.seed, stream, k));
+                rng gen(detail::mix_seed(s.seed, stream, k));
                 for (std::size_t i = 0; i < n; ++i) {
                     for (std::size_t j = 0; j < f; ++j) {
                         const double v = static_cast<double>(p[i * f + j]);

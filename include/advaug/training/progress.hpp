@@ -14,25 +14,10 @@
 #include <string>
 
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 #include "advaug/training/train_options.hpp"
 
 namespace advaug::detail {
-
-inline std::string format_duration(double seconds) {
-    if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
-    const auto s = static_cast<long>(seconds + 0.5);
-    std::ostringstream out;
-    out << s / 60 << ':' << std::setw(2) << std::setfill('0') << s % 60;
-    return out.str();
-}
-
-/// JSON number: NaN and infinities become null.
-inline std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null";
-    std::ostringstream out;
-    out << std::setprecision(9) << v;
-    return out.str();
-}
 
 class progress_reporter {
 public:

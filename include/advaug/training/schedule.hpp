@@ -7,24 +7,16 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <numbers>
 #include <string>
 
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 
 namespace advaug {
 
 namespace detail {
-
-/// The shortest text that reads back as `v` ("0.1", "5", "1e-05"), for describe() and
-/// schedule messages.
-inline std::string format_shortest(double v) {
-    std::array<char, 32> buf;
-    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-    return std::string(buf.data(), r.ptr);
-}
 
 inline void check_positive(const char* fn, const char* name, double v) {
     if (!std::isfinite(v)) invalid(fn, name, " must be finite, got ", format_shortest(v));

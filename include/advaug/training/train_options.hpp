@@ -143,13 +143,12 @@ public:
         json_log_ = std::move(path);
         return *this;
     }
-    /// Epoch summary: clean and PGD-k accuracy (k = eval_pgd_steps, default 20, step
+    /// Epoch summary: clean and PGD-k accuracy (k = pgd_steps, default 20, step
     /// 2.5 eps / k, random start) on the first `samples` of the validation set (default 1000).
     train_options& evaluation(std::size_t samples, std::size_t pgd_steps) {
         if (samples == 0) bad("evaluation", "samples must be >= 1", samples);
         if (pgd_steps == 0) bad("evaluation", "pgd_steps must be >= 1", pgd_steps);
-        eval_samples_ = samples;
-        eval_pgd_steps_ = pgd_steps;
+        evaluation_ = evaluation_settings{samples, pgd_steps};
         return *this;
     }
     /// The catastrophic-overfitting guard: every `every_batches` batches (0: at the end of
@@ -171,8 +170,7 @@ public:
     /// of each epoch only) and at the end of each epoch, atomically.
     train_options& checkpoint(std::string path, std::size_t every_batches = 0) {
         if (path.empty()) bad("checkpoint", "path must not be empty", "''");
-        checkpoint_path_ = std::move(path);
-        checkpoint_every_ = every_batches;
+        checkpoint_ = checkpoint_settings{std::move(path), every_batches};
         return *this;
     }
     train_options& on_batch(std::function<void(const batch_report&)> f) {
@@ -184,6 +182,7 @@ public:
         return *this;
     }
 
+    /// What collapse_guard() was given.
     struct guard_settings {
         std::size_t every_batches;
         double drop;
@@ -191,7 +190,18 @@ public:
         std::size_t samples;
         std::size_t pgd_steps;
     };
+    /// What evaluation() was given (or its defaults).
+    struct evaluation_settings {
+        std::size_t samples = 1000;
+        std::size_t pgd_steps = 20;
+    };
+    /// What checkpoint() was given; an empty path means no checkpoints.
+    struct checkpoint_settings {
+        std::string path;
+        std::size_t every_batches = 0;
+    };
 
+    // Each getter has its setter's name and returns what the setter was given.
     training_method method() const { return method_; }
     std::optional<double> epsilon() const { return epsilon_; }
     double alpha() const { return alpha_ ? *alpha_ : default_alpha(method_); }
@@ -210,13 +220,12 @@ public:
     progress_style progress() const { return progress_; }
     std::ostream* output() const { return output_; }
     const std::string& json_log() const { return json_log_; }
-    std::size_t eval_samples() const { return eval_samples_; }
-    std::size_t eval_pgd_steps() const { return eval_pgd_steps_; }
-    const std::optional<guard_settings>& guard() const { return guard_; }
-    const std::string& checkpoint_path() const { return checkpoint_path_; }
-    std::size_t checkpoint_every() const { return checkpoint_every_; }
-    const std::function<void(const batch_report&)>& batch_callback() const { return on_batch_; }
-    const std::function<void(const epoch_report&)>& epoch_callback() const { return on_epoch_; }
+    const evaluation_settings& evaluation() const { return evaluation_; }
+    /// Empty when there is no guard (the default, or after no_collapse_guard()).
+    const std::optional<guard_settings>& collapse_guard() const { return guard_; }
+    const checkpoint_settings& checkpoint() const { return checkpoint_; }
+    const std::function<void(const batch_report&)>& on_batch() const { return on_batch_; }
+    const std::function<void(const epoch_report&)>& on_epoch() const { return on_epoch_; }
 
     /// How the options fit together; the trainer calls this when it is built.
     void validate(const char* fn) const {
@@ -267,11 +276,9 @@ private:
     progress_style progress_ = progress_style::automatic;
     std::ostream* output_ = nullptr;
     std::string json_log_;
-    std::size_t eval_samples_ = 1000;
-    std::size_t eval_pgd_steps_ = 20;
+    evaluation_settings evaluation_;
     std::optional<guard_settings> guard_;
-    std::string checkpoint_path_;
-    std::size_t checkpoint_every_ = 0;
+    checkpoint_settings checkpoint_;
     std::function<void(const batch_report&)> on_batch_;
     std::function<void(const epoch_report&)> on_epoch_;
 };

@@ -205,7 +205,7 @@ private:
     std::size_t count_loss_ = 0, count_clean_ = 0, count_adv_ = 0;
 
     // catastrophic-overfitting guard
-    collapse_detector guard_{options_.guard() ? options_.guard()->drop : 1.0};
+    collapse_detector guard_{options_.collapse_guard() ? options_.collapse_guard()->drop : 1.0};
     std::vector<std::vector<T>> best_weights_;
 };
 
@@ -450,10 +450,10 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
     // Fixed batches for the epoch summary and the collapse guard, built once.
     std::optional<std::pair<input_type, labels_type>> val, guard;
     if (validation) {
-        const std::size_t count = std::min(options_.eval_samples(), validation->size());
+        const std::size_t count = std::min(options_.evaluation().samples, validation->size());
         val = to_model(validation->template slice<T, M::input_rank>(0, count));
     }
-    const auto& guard_settings = options_.guard();
+    const auto& guard_settings = options_.collapse_guard();
     if (guard_settings) {
         auto order = shuffled_indices(n, detail::mix_seed(options_.seed(), 0x9a4d));
         order.resize(std::min(guard_settings->samples, n));
@@ -498,14 +498,14 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
                                          : epsilon_schedule::constant(eps_full);
     // The end of a numeric-error message; built only when one is thrown.
     auto stopped = [&] {
-        return options_.checkpoint_path().empty()
+        return options_.checkpoint().path.empty()
                    ? std::string("; training stopped")
-                   : "; training stopped; the last checkpoint '" + options_.checkpoint_path() + "' is unchanged";
+                   : "; training stopped; the last checkpoint '" + options_.checkpoint().path + "' is unchanged";
     };
     // save_checkpoint() refuses non-finite weights; say where training was when they appeared.
     auto checkpoint = [&](std::size_t epoch, std::size_t b) {
         try {
-            save_checkpoint(options_.checkpoint_path());
+            save_checkpoint(options_.checkpoint().path);
         } catch (const numeric_error& e) {
             throw numeric_error(detail::concat(fn, "(): after epoch ", epoch + 1, ", batch ", b + 1, ": ",
                                                e.what(), "; training stopped"));
@@ -559,7 +559,7 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             batch_report r{epoch, b, batches, rate, eps, losses.loss, losses.clean,
                            losses.adversarial, seconds > 0 ? samples_done / seconds : 0.0};
             progress.batch(r, logged);
-            if (logged && options_.batch_callback()) options_.batch_callback()(r);
+            if (logged && options_.on_batch()) options_.on_batch()(r);
 
             bool stop = false;
             if (guard_settings && guard_settings->every_batches > 0 &&
@@ -571,8 +571,8 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
                 ++next_batch_;
                 return result;
             }
-            if (!options_.checkpoint_path().empty() && options_.checkpoint_every() > 0 &&
-                (b + 1) % options_.checkpoint_every() == 0 && b + 1 < batches) {
+            if (!options_.checkpoint().path.empty() && options_.checkpoint().every_batches > 0 &&
+                (b + 1) % options_.checkpoint().every_batches == 0 && b + 1 < batches) {
                 ++next_batch_;  // the position saved is the next batch to run
                 checkpoint(epoch, b);
                 --next_batch_;
@@ -593,11 +593,11 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
         if (val) {
             mode_guard<M> eval(model_, mode::eval);
             report.clean_accuracy = clean_accuracy(val->first, val->second);
-            if (eps_full > 0) report.pgd_accuracy = pgd_accuracy(val->first, val->second, options_.eval_pgd_steps());
+            if (eps_full > 0) report.pgd_accuracy = pgd_accuracy(val->first, val->second, options_.evaluation().pgd_steps);
         }
         report.collapse_detected = report.collapse_detected || (guard_.collapsed() && stop);
         progress.epoch(report);
-        if (options_.epoch_callback()) options_.epoch_callback()(report);
+        if (options_.on_epoch()) options_.on_epoch()(report);
         result.epochs.push_back(report);
 
         next_batch_ = 0;
@@ -608,7 +608,7 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             ++next_epoch_;
             return result;
         }
-        if (!options_.checkpoint_path().empty()) {
+        if (!options_.checkpoint().path.empty()) {
             ++next_epoch_;
             checkpoint(epoch, batches - 1);
             --next_epoch_;

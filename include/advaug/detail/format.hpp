@@ -1,9 +1,9 @@
-// Text helpers shared by the report writers: UTF-8 clean-up, escaping for XML, JSON, CSV and
-// Markdown, number formatting, and a rough text-width estimate for chart layout.
+// Text formatting shared by every writer: numbers (shortest round trip, JSON, fixed, percent,
+// epsilon, duration), UTF-8 clean-up, and escaping for XML, JSON, CSV and Markdown.
 //
-// Every string that reaches a report file (model names, attack and corruption names, class
-// names, the title) passes through one of the escape functions here, so that a name such as
-// `a<b & "c"` or one with invalid UTF-8 still gives well-formed files.
+// Every string that reaches a report or log file (model names, attack and corruption names,
+// class names, the title) passes through one of the escape functions here, so that a name such
+// as `a<b & "c"` or one with invalid UTF-8 still gives well-formed files.
 #pragma once
 
 #include <charconv>
@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace advaug::detail_report {
+namespace advaug::detail {
 
 /// `s` with every invalid UTF-8 sequence (stray continuation bytes, overlong forms,
 /// surrogates, code points above U+10FFFF) replaced by U+FFFD.
@@ -129,16 +129,17 @@ inline std::string json_string(std::string_view s) {
     return out;
 }
 
-/// The shortest decimal text that reads back as exactly `v` ("0.1", "1e-05", "3").
-/// requires: v finite.
-inline std::string shortest(double v) {
+/// The shortest decimal text that reads back as exactly `v` ("0.1", "1e-05", "3"; "nan",
+/// "inf" and "-inf" for the others).
+inline std::string format_shortest(double v) {
     char buf[32];
     const auto r = std::to_chars(buf, buf + sizeof buf, v);
     return std::string(buf, r.ptr);
 }
 
-/// A JSON number; NaN and infinities, which JSON cannot hold, become null.
-inline std::string json_number(double v) { return std::isfinite(v) ? shortest(v) : "null"; }
+/// A JSON number, the shortest text that reads back as exactly `v`; NaN and infinities,
+/// which JSON cannot hold, become null.
+inline std::string json_number(double v) { return std::isfinite(v) ? format_shortest(v) : "null"; }
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
 inline std::string csv_field(std::string_view s) {
@@ -215,7 +216,7 @@ inline std::string percent(double fraction, int decimals = 1) {
 /// no short decimal form (8/255 = 0.0313725...).
 inline std::string format_epsilon(double eps) {
     if (!std::isfinite(eps)) return "nan";
-    const std::string exact = shortest(eps);
+    const std::string exact = format_shortest(eps);
     std::size_t digits = 0;
     bool leading = true;
     for (char ch : exact) {
@@ -234,26 +235,13 @@ inline std::string format_epsilon(double eps) {
     return buf;
 }
 
-/// Rough width in pixels of `s` set in a sans-serif font of `size` pixels (DejaVu Sans,
-/// Helvetica, Arial). Errs wide, so that layouts leave room rather than clip.
-inline double text_width(std::string_view s, double size) {
-    double em = 0;
-    for (char ch : s) {
-        const auto u = static_cast<unsigned char>(ch);
-        if ((u & 0xC0) == 0x80) continue;  // UTF-8 continuation byte
-        if (std::string_view("il.,:;|!'` ").find(ch) != std::string_view::npos) {
-            em += 0.32;
-        } else if (std::string_view("fjrt()[]-/").find(ch) != std::string_view::npos) {
-            em += 0.42;
-        } else if (std::string_view("mwMW%@").find(ch) != std::string_view::npos) {
-            em += 0.92;
-        } else if (ch >= 'A' && ch <= 'Z') {
-            em += 0.72;
-        } else {
-            em += 0.62;
-        }
-    }
-    return em * size;
+/// A duration as minutes:seconds ("1:05"), for progress lines; negative or non-finite is 0:00.
+inline std::string format_duration(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
+    const auto s = static_cast<long>(seconds + 0.5);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+    return buf;
 }
 
-}  // namespace advaug::detail_report
+}  // namespace advaug::detail
