@@ -1,6 +1,6 @@
 // A perturbation family without vjp_theta(): one error that names the member.
 // expect-error: perturbation family lacks member `void vjp_theta\(
-#include <advaug/perturbations/perturbations.hpp>
+#include <advaug/perturbations/check.hpp>
 
 struct no_vjp_theta {
     using value_type = double;
