@@ -1,0 +1,17 @@
+// Worst-case natural perturbations: the family contract, the bundled families and their
+// finite-difference check. docs/perturbations.md explains them.
+#pragma once
+
+#include "advaug/perturbations/family.hpp"
+#include "advaug/perturbations/static_checks.hpp"
+#include "advaug/perturbations/budget.hpp"
+#include "advaug/perturbations/image_shape.hpp"
+
+#include "advaug/perturbations/additive.hpp"
+#include "advaug/perturbations/blur.hpp"
+#include "advaug/perturbations/compose.hpp"
+#include "advaug/perturbations/photometric.hpp"
+#include "advaug/perturbations/spatial.hpp"
+#include "advaug/perturbations/tabular.hpp"
+
+#include "advaug/perturbations/check.hpp"
