@@ -1,5 +1,5 @@
-// Worst-case natural perturbations: the family contract, the bundled families and their
-// finite-difference check. docs/perturbations.md explains them.
+// Worst-case natural perturbations: the family contract, the bundled families, their
+// finite-difference check and the worst-case search. docs/perturbations.md explains them.
 #pragma once
 
 #include "advaug/perturbations/family.hpp"
@@ -15,3 +15,5 @@
 #include "advaug/perturbations/tabular.hpp"
 
 #include "advaug/perturbations/check.hpp"
+#include "advaug/perturbations/search.hpp"
+#include "advaug/perturbations/search_options.hpp"
