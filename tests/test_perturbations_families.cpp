@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 
 #include <advaug/perturbations/perturbations.hpp>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -90,24 +89,25 @@ static_assert(perturbation_family<quantize<double>>);
 static_assert(perturbation_family<dropped_sensors<double>>);
 static_assert(kind_of<quantize<double>>() == perturbation_kind::gradient_free);
 static_assert(kind_of<dropped_sensors<double>>() == perturbation_kind::discrete);
-static_assert(kind_of<chain<affine<double>, quantize<double>>>() == perturbation_kind::gradient_free);
+static_assert(kind_of<chain<affine<double>, quantize<double>>>() ==
+              perturbation_kind::gradient_free);
 
-TEST_CASE_TEMPLATE("image families: derivatives in theta and x match finite differences", T,
-                   float, double) {
+TEST_CASE_TEMPLATE("image families: derivatives in theta and x match finite differences", T, float,
+                   double) {
     const auto x = testing::uniform_batch<T>(3, small_image.size(), 1, 0.2, 0.8);
-    const photometric<T> photo(small_image, {.brightness = symmetric(0.05),
-                                             .contrast = symmetric(0.1),
-                                             .log_gamma = symmetric(0.2)});
+    const photometric<T> photo(
+        small_image,
+        {.brightness = symmetric(0.05), .contrast = symmetric(0.1), .log_gamma = symmetric(0.2)});
     const affine<T> warp(small_image, {.rotation = symmetric(20),
                                        .scale_x = symmetric(0.1),
                                        .scale_y = symmetric(0.1),
                                        .shear = symmetric(0.1),
                                        .translate_x = symmetric(1.5),
                                        .translate_y = symmetric(1.5)});
-    const affine<T> warp_border(small_image, {.rotation = symmetric(20),
-                                              .translate_x = symmetric(1.5),
-                                              .translate_y = symmetric(1.5)},
-                                padding::border);
+    const affine<T> warp_border(
+        small_image,
+        {.rotation = symmetric(20), .translate_x = symmetric(1.5), .translate_y = symmetric(1.5)},
+        padding::border);
     const displacement_field<T> flow(small_image, {.grid = 3, .max_displacement = 1.5});
     const gaussian_blur<T> blur(small_image, {0.5, 1.5});
     const linf_ball<T> linf(small_image, 0.05);
@@ -133,10 +133,12 @@ TEST_CASE_TEMPLATE("tabular families: derivatives match finite differences, also
     auto raw = testing::uniform_batch<T>(4, 5, 2, 0.3, 0.7);
     const std::vector<double> lo{-1, 0, 0, -5, 10}, hi{1, 10, 1, 5, 20};
     for (std::size_t i = 0; i < 4; ++i)
-        for (std::size_t f = 0; f < 5; ++f) raw(i, f) = static_cast<T>(lo[f] + (hi[f] - lo[f]) * raw(i, f));
+        for (std::size_t f = 0; f < 5; ++f)
+            raw(i, f) = static_cast<T>(lo[f] + (hi[f] - lo[f]) * raw(i, f));
     const auto x = domain.normalize(raw);
 
-    const tabular_drift<T> drift(5, {.gain = {symmetric(0.05)}, .offset = {symmetric(0.1)}}, domain);
+    const tabular_drift<T> drift(5, {.gain = {symmetric(0.05)}, .offset = {symmetric(0.1)}},
+                                 domain);
     const quantize<T> coarse(5, {{0.01, 0.05}}, domain);
     const dropped_sensors<T> dropped(5, 2, {0.0, 5.0, 0.5, 0.0, 15.0}, domain);
 
@@ -190,9 +192,9 @@ TEST_CASE("every family's samples lie in its budget, and projection brings theta
                                                    .contrast = symmetric(0.3),
                                                    .log_gamma = symmetric(0.3)}),
                  4, "photometric");
-    check_budget(affine<double>(small_image, {.rotation = symmetric(15),
-                                              .translate_x = symmetric(2)}),
-                 4, "affine");
+    check_budget(
+        affine<double>(small_image, {.rotation = symmetric(15), .translate_x = symmetric(2)}), 4,
+        "affine");
     check_budget(displacement_field<double>(small_image, {.grid = 3, .max_displacement = 0.8}), 4,
                  "displacement_field");
     check_budget(gaussian_blur<double>(small_image, {0.2, 1.0}), 4, "gaussian_blur");
@@ -218,9 +220,11 @@ TEST_CASE("every family's samples lie in its budget, and projection brings theta
 
 TEST_CASE_TEMPLATE("tabular outputs keep the input domain's bounds", T, float, double) {
     const std::vector<double> lo{-1, 0, 0, -5}, hi{1, 10, 1, 5};
-    const auto domain = input_domain{}.bounds(lo, hi).normalization({0, 5, 0.5, 0}, {0.5, 3, 0.2, 2});
+    const auto domain =
+        input_domain{}.bounds(lo, hi).normalization({0, 5, 0.5, 0}, {0.5, 3, 0.2, 2});
     // Raw values at and near the bounds, where drift and coarse steps push outside.
-    tensor<T, 2> raw = {{-1, 0, 0, -5}, {1, 10, 1, 5}, {0.98, 9.9, 0.97, 4.9}, {-0.9, 0.2, 0.05, -4.6}};
+    tensor<T, 2> raw = {
+        {-1, 0, 0, -5}, {1, 10, 1, 5}, {0.98, 9.9, 0.97, 4.9}, {-0.9, 0.2, 0.05, -4.6}};
     const auto x = domain.normalize(raw);
     const tabular_drift<T> drift(4, {.gain = {symmetric(0.3)}, .offset = {symmetric(2.0)}}, domain);
     const quantize<T> coarse(4, {{1.5, 3.0}}, domain);
@@ -238,7 +242,8 @@ TEST_CASE_TEMPLATE("tabular outputs keep the input domain's bounds", T, float, d
             const auto back = domain.denormalize(out);
             for (std::size_t i = 0; i < 4; ++i) {
                 for (std::size_t f = 0; f < 4; ++f) {
-                    INFO(what << " key " << key << " row " << i << " feature " << f << " = " << back(i, f));
+                    INFO(what << " key " << key << " row " << i << " feature " << f << " = "
+                              << back(i, f));
                     const double tol = 1e-5 * (1 + std::abs(hi[f]));
                     CHECK(static_cast<double>(back(i, f)) >= lo[f] - tol);
                     CHECK(static_cast<double>(back(i, f)) <= hi[f] + tol);
@@ -254,17 +259,22 @@ TEST_CASE_TEMPLATE("tabular outputs keep the input domain's bounds", T, float, d
 TEST_CASE("bad input gets one clear error") {
     using testing::check_throws;
     check_throws<std::invalid_argument>(
-        [] { photometric<double>(small_image, {.brightness = {0.2, -0.2}}); },
+        [] {
+            photometric<double>(small_image, {.brightness = {0.2, -0.2}});
+        },
         {"photometric()", "brightness", "lo <= hi", "0.2", "-0.2"});
     check_throws<std::invalid_argument>(
-        [] { tabular_drift<double>(3, {.offset = {{0, 1}, {2, 1}, {0, 1}}}); },
+        [] {
+            tabular_drift<double>(3, {.offset = {{0, 1}, {2, 1}, {0, 1}}});
+        },
         {"tabular_drift()", "offset[1]", "lo <= hi"});
     check_throws<std::invalid_argument>([] { image_shape_for("affine", 785, 28, 28); },
                                         {"affine()", "785", "28 x 28", "784"});
     check_throws<std::invalid_argument>(
         [] {
             const affine<double> warp({1, 28, 28}, {});
-            tensor<double, 2> x = xt::zeros<double>({2, 785}), theta = xt::zeros<double>({2, 6}), out;
+            tensor<double, 2> x = xt::zeros<double>({2, 785}), theta = xt::zeros<double>({2, 6}),
+                              out;
             warp.apply(x, theta, out);
         },
         {"affine::apply()", "[2, 785]", "784 features"});
@@ -286,12 +296,18 @@ TEST_CASE("bad input gets one clear error") {
         {"linf_ball::apply()", "theta has shape [2, 4]", "expected [3, 4]"});
     check_throws<std::invalid_argument>([] { linf_ball<double>(4, -0.1); },
                                         {"linf_ball()", "epsilon", "-0.1"});
-    check_throws<std::invalid_argument>([] { gaussian_blur<double>(small_image, {-1, 1}); },
-                                        {"gaussian_blur()", "sigma.lo", "-1"});
+    check_throws<std::invalid_argument>(
+        [] {
+            gaussian_blur<double>(small_image, {-1, 1});
+        },
+        {"gaussian_blur()", "sigma.lo", "-1"});
     check_throws<std::invalid_argument>([] { dropped_sensors<double>(4, 5); },
                                         {"dropped_sensors()", "k must be in [1, 4]", "5"});
-    check_throws<std::invalid_argument>([] { quantize<double>(3, {{0, 1}, {0, 1}}); },
-                                        {"quantize()", "step has 2 entries", "need 1 or 3"});
+    check_throws<std::invalid_argument>(
+        [] {
+            quantize<double>(3, {{0, 1}, {0, 1}});
+        },
+        {"quantize()", "step has 2 entries", "need 1 or 3"});
     check_throws<std::invalid_argument>(
         [] { photometric<double>(small_image, {}, input_domain::unbounded()); },
         {"photometric()", "bounded input domain", "inf"});
@@ -299,8 +315,6 @@ TEST_CASE("bad input gets one clear error") {
         [] { displacement_field<double>(small_image, {.grid = 1}); },
         {"displacement_field()", "grid must be >= 2", "1"});
     check_throws<std::invalid_argument>(
-        [] {
-            chain(linf_ball<double>(4, 0.1), linf_ball<double>(5, 0.1));
-        },
+        [] { chain(linf_ball<double>(4, 0.1), linf_ball<double>(5, 0.1)); },
         {"chain()", "member 1 takes 5 features", "member 0 takes 4"});
 }

@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 
 #include <advaug/perturbations/perturbations.hpp>
-
 #include <limits>
 #include <numeric>
 #include <string>
@@ -64,8 +63,8 @@ void check_gradient_search(const M& model, const F& family, const tensor<T, 2>& 
                            bool identity_is_stationary = false) {
     INFO(what);
     const auto clean = losses_at(model, x, y);
-    const auto from_identity = worst_case(
-        model, family, x, y, worst_case_options{}.steps(8).random_start(false));
+    const auto from_identity =
+        worst_case(model, family, x, y, worst_case_options{}.steps(8).random_start(false));
     CHECK(family.contains(from_identity.theta));
     const auto reported = losses_at(model, from_identity.perturbed, y);
     for (std::size_t i = 0; i < x.shape()[0]; ++i) {
@@ -99,20 +98,22 @@ TEST_CASE_TEMPLATE("gradient search never ends below its start and finds a worse
         return testing::snapshot(copy);
     }();
 
-    check_gradient_search(net, photometric<T>(tiny_image, {.brightness = symmetric(0.2),
-                                                           .contrast = symmetric(0.3),
-                                                           .log_gamma = symmetric(0.3)}),
+    check_gradient_search(net,
+                          photometric<T>(tiny_image, {.brightness = symmetric(0.2),
+                                                      .contrast = symmetric(0.3),
+                                                      .log_gamma = symmetric(0.3)}),
                           x, y, "photometric");
-    check_gradient_search(net, affine<T>(tiny_image, {.rotation = symmetric(20),
-                                                      .scale_x = symmetric(0.1),
-                                                      .translate_x = symmetric(1),
-                                                      .translate_y = symmetric(1)}),
+    check_gradient_search(net,
+                          affine<T>(tiny_image, {.rotation = symmetric(20),
+                                                 .scale_x = symmetric(0.1),
+                                                 .translate_x = symmetric(1),
+                                                 .translate_y = symmetric(1)}),
                           x, y, "affine");
-    check_gradient_search(net, displacement_field<T>(tiny_image, {.grid = 3, .max_displacement = 1}),
-                          x, y, "displacement_field");
+    check_gradient_search(net,
+                          displacement_field<T>(tiny_image, {.grid = 3, .max_displacement = 1}), x,
+                          y, "displacement_field");
     // Blur is even in sigma: its derivative at sigma = 0 vanishes, so only random starts move.
-    check_gradient_search(net, gaussian_blur<T>(tiny_image, {0, 1.5}), x, y, "gaussian_blur",
-                          true);
+    check_gradient_search(net, gaussian_blur<T>(tiny_image, {0, 1.5}), x, y, "gaussian_blur", true);
     check_gradient_search(net, linf_ball<T>(tiny_image, 0.05), x, y, "linf_ball");
     check_gradient_search(net, l2_ball<T>(tiny_image, 0.5), x, y, "l2_ball");
     check_gradient_search(net,
@@ -129,9 +130,9 @@ TEST_CASE_TEMPLATE("worst-of-k never finds a lower loss than its own best sample
     const auto x = testing::uniform_batch<T>(10, tiny_image.size(), 4, 0.2, 0.8);
     const auto y = testing::cyclic_labels(10, 3);
     const auto net = fitted_mlp(x, y);
-    const affine<T> warp(tiny_image, {.rotation = symmetric(30),
-                                      .translate_x = symmetric(2),
-                                      .translate_y = symmetric(2)});
+    const affine<T> warp(
+        tiny_image,
+        {.rotation = symmetric(30), .translate_x = symmetric(2), .translate_y = symmetric(2)});
     const auto opts = worst_case_options{}.method(search_method::random).samples(6).seed(21);
     const auto worst = worst_case(net, warp, x, y, opts);
     CHECK(warp.contains(worst.theta));
@@ -144,11 +145,13 @@ TEST_CASE_TEMPLATE("worst-of-k never finds a lower loss than its own best sample
     }
     for (std::size_t i = 0; i < 10; ++i) {
         CHECK(worst.loss(i) >= best_sample(i));
-        CHECK(worst.loss(i) == doctest::Approx(best_sample(i)).epsilon(1e-6));  // and is one of them
+        CHECK(worst.loss(i) ==
+              doctest::Approx(best_sample(i)).epsilon(1e-6));  // and is one of them
     }
 
     // `both` refines the same draws: never below worst-of-k with the same seed.
-    const auto refined = worst_case(net, warp, x, y, worst_case_options{opts}.method(search_method::both).steps(3));
+    const auto refined =
+        worst_case(net, warp, x, y, worst_case_options{opts}.method(search_method::both).steps(3));
     CHECK(warp.contains(refined.theta));
     for (std::size_t i = 0; i < 10; ++i) CHECK(refined.loss(i) >= worst.loss(i));
 }
@@ -163,12 +166,12 @@ TEST_CASE("dropped sensors: greedy by the gradient, sampled, and exhaustive") {
     const auto greedy = worst_case(net, dropped, x, y, worst_case_options{});
     const auto sampled = worst_case(net, dropped, x, y,
                                     worst_case_options{}.method(search_method::random).samples(5));
-    const auto all = worst_case(net, dropped, x, y,
-                                worst_case_options{}.method(search_method::exhaustive));
+    const auto all =
+        worst_case(net, dropped, x, y, worst_case_options{}.method(search_method::exhaustive));
     for (const auto* r : {&greedy, &sampled, &all}) CHECK(dropped.contains(r->theta));
     for (std::size_t i = 0; i < 16; ++i) {
-        CHECK(greedy.loss(i) >= clean(i));        // the empty mask is its start
-        CHECK(all.loss(i) >= greedy.loss(i));     // exhaustive is the true worst case
+        CHECK(greedy.loss(i) >= clean(i));     // the empty mask is its start
+        CHECK(all.loss(i) >= greedy.loss(i));  // exhaustive is the true worst case
         CHECK(all.loss(i) >= sampled.loss(i));
     }
     CHECK(mean(all.loss) > mean(clean) + 0.01);
@@ -244,11 +247,39 @@ TEST_CASE("bad options and inputs get one clear error") {
         },
         {"worst_case()", "exhaustive needs a discrete family"});
     check_throws<std::invalid_argument>(
-        [&] { worst_case(net, linf_ball<double>(36, 0.1), x, testing::cyclic_labels(3, 3), worst_case_options{}); },
+        [&] {
+            worst_case(net, linf_ball<double>(36, 0.1), x, testing::cyclic_labels(3, 3),
+                       worst_case_options{});
+        },
         {"worst_case()", "labels has 3 entries"});
     auto bad = x;
     bad(2, 5) = std::numeric_limits<double>::quiet_NaN();
     check_throws<std::invalid_argument>(
         [&] { worst_case(net, linf_ball<double>(36, 0.1), bad, y, worst_case_options{}); },
         {"worst_case()", "x must be finite", "nan"});
+}
+
+TEST_CASE("a rank-4 model is searched through its flat rows") {
+    // The bundled CNN takes [N, 1, 28, 28]; the family reads each image as 784 features.
+    cnn<double> net(3);
+    net.set_mode(mode::eval);
+    auto x = tensor<double, 4>::from_shape({3, 1, 28, 28});
+    detail::rng gen(4);
+    for (auto& v : x) v = gen.uniform(0.2, 0.8);
+    const auto y = testing::cyclic_labels(3, 10);
+    const affine<double> warp({1, 28, 28},
+                              {.rotation = symmetric(15), .translate_x = symmetric(2)});
+    const auto r = worst_case(net, warp, x, y, worst_case_options{}.steps(2).random_start(false));
+    CHECK(r.perturbed.shape() == x.shape());
+    CHECK(warp.contains(r.theta));
+    typename cnn<double>::cache_type c;
+    tensor<double, 2> logits;
+    net.forward(x, c, logits);
+    const auto clean = cross_entropy_per_sample(logits, y);
+    net.forward(r.perturbed, c, logits);
+    const auto reported = cross_entropy_per_sample(logits, y);
+    for (std::size_t i = 0; i < 3; ++i) {
+        CHECK(r.loss(i) >= clean(i));
+        CHECK(reported(i) == doctest::Approx(r.loss(i)).epsilon(1e-9));
+    }
 }

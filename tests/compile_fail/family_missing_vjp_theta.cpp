@@ -9,7 +9,9 @@ struct no_vjp_theta {
     std::size_t num_params() const { return 1; }
     void apply(const batch& x, const batch&, batch& out) const { out = x; }
     void vjp_input(const batch&, const batch&, const batch& dout, batch& dx) const { dx = dout; }
-    void identity(std::size_t n, batch& theta) const { theta = advaug::tensor<double, 2>::from_shape({n, 1}); }
+    void identity(std::size_t n, batch& theta) const {
+        theta = advaug::tensor<double, 2>::from_shape({n, 1});
+    }
     void sample(std::size_t n, std::uint64_t, batch& theta) const { identity(n, theta); }
     void project(batch&) const {}
     bool contains(const batch&) const { return true; }

@@ -27,7 +27,8 @@ namespace advaug {
 namespace detail {
 
 inline double checked_radius(const char* function, double eps) {
-    if (!std::isfinite(eps) || eps < 0) invalid(function, "epsilon must be finite and >= 0, got ", eps);
+    if (!std::isfinite(eps) || eps < 0)
+        invalid(function, "epsilon must be finite and >= 0, got ", eps);
     return eps;
 }
 
@@ -40,8 +41,7 @@ class additive_family : public raw_family<Derived, T> {
 protected:
     additive_family(const char* name, std::size_t groups, std::size_t inner, double eps,
                     input_domain domain)
-        : base(name, std::move(domain), groups, inner,
-               std::vector<T>(groups * inner, T(0))),
+        : base(name, std::move(domain), groups, inner, std::vector<T>(groups * inner, T(0))),
           eps_(checked_radius(name, eps)) {}
 
     double eps_;
@@ -133,7 +133,8 @@ public:
             }
             // Rounding of the scaled row may leave it above epsilon: shrink by ulps until inside.
             while (row_norm(theta, i) > this->eps_) {
-                for (std::size_t j = 0; j < p; ++j) theta(i, j) *= T(1) - std::numeric_limits<T>::epsilon();
+                for (std::size_t j = 0; j < p; ++j)
+                    theta(i, j) *= T(1) - std::numeric_limits<T>::epsilon();
             }
         }
     }

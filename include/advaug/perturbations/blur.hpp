@@ -80,9 +80,8 @@ private:
             for (std::size_t j = 0; j < w; ++j) {
                 double s = 0;
                 for (long q = -r; q <= r; ++q) {
-                    const std::size_t src =
-                        along_rows ? i * w + clamp_index(long(j) + q, w)
-                                   : clamp_index(long(i) + q, h) * w + j;
+                    const std::size_t src = along_rows ? i * w + clamp_index(long(j) + q, w)
+                                                       : clamp_index(long(i) + q, h) * w + j;
                     s += k[q + r] * in[src];
                 }
                 out[i * w + j] = s;
@@ -98,9 +97,8 @@ private:
         for (std::size_t i = 0; i < h; ++i) {
             for (std::size_t j = 0; j < w; ++j) {
                 for (long q = -r; q <= r; ++q) {
-                    const std::size_t src =
-                        along_rows ? i * w + clamp_index(long(j) + q, w)
-                                   : clamp_index(long(i) + q, h) * w + j;
+                    const std::size_t src = along_rows ? i * w + clamp_index(long(j) + q, w)
+                                                       : clamp_index(long(i) + q, h) * w + j;
                     out[src] += k[q + r] * in[i * w + j];
                 }
             }

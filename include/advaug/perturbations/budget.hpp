@@ -51,8 +51,8 @@ void check_batch(const char* function, const tensor<T, 2>& x, const tensor<T, 2>
     const T* t = theta.data();
     for (std::size_t i = 0; i < theta.size(); ++i) {
         if (!std::isfinite(t[i])) {
-            invalid(function, "theta must be finite, got ", t[i], " at row ", i / p,
-                    ", parameter ", i % p);
+            invalid(function, "theta must be finite, got ", t[i], " at row ", i / p, ", parameter ",
+                    i % p);
         }
     }
 }
@@ -114,9 +114,8 @@ public:
         const std::size_t p = lo_.size();
         theta.resize({n, p});
         for (std::size_t i = 0; i < n * p; ++i) {
-            theta.data()[i] = static_cast<T>(
-                detail::counter_uniform(key, i, static_cast<double>(lo_[i % p]),
-                                        static_cast<double>(hi_[i % p])));
+            theta.data()[i] = static_cast<T>(detail::counter_uniform(
+                key, i, static_cast<double>(lo_[i % p]), static_cast<double>(hi_[i % p])));
             theta.data()[i] = std::clamp(theta.data()[i], lo_[i % p], hi_[i % p]);
         }
     }

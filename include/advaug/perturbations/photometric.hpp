@@ -99,7 +99,9 @@ private:
             db += gw[d];
             dc += gw[d] * (y[d] - m);
             if (s > T(0)) dg += gy * y[d] * std::log(s) * gamma;
-            if (du) du[d] = s > T(0) ? gy * gamma * std::pow(s, gamma - T(1)) / (e.hi[d] - e.lo[d]) : T(0);
+            if (du)
+                du[d] =
+                    s > T(0) ? gy * gamma * std::pow(s, gamma - T(1)) / (e.hi[d] - e.lo[d]) : T(0);
         }
         if (dth) {
             dth[0] = static_cast<T>(db);

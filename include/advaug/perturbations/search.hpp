@@ -202,7 +202,8 @@ void exhaustive_masks(const char* fn, Oracle& oracle, std::size_t n, std::size_t
     double binomial = 1;
     for (std::size_t s = 0; s <= k && count <= limit; ++s) {
         if (s > 0) binomial = binomial * static_cast<double>(p - s + 1) / static_cast<double>(s);
-        count += binomial > static_cast<double>(limit) ? limit + 1 : static_cast<std::size_t>(binomial + 0.5);
+        count += binomial > static_cast<double>(limit) ? limit + 1
+                                                       : static_cast<std::size_t>(binomial + 0.5);
     }
     if (count > limit) {
         invalid(fn, "exhaustive search over masks of up to ", k, " of ", p,
@@ -263,11 +264,13 @@ worst_case_result<T, R> worst_case_search(const M& model, const F& family, const
     const search_method method = options.method();
     if (kind == perturbation_kind::gradient_free &&
         (method == search_method::gradient || method == search_method::both)) {
-        invalid(fn, "the family is gradient-free (its output is piecewise constant in theta); "
+        invalid(fn,
+                "the family is gradient-free (its output is piecewise constant in theta); "
                 "use search_method::random");
     }
     if (kind != perturbation_kind::discrete && method == search_method::exhaustive) {
-        invalid(fn, "search_method::exhaustive needs a discrete family (a mask, such as "
+        invalid(fn,
+                "search_method::exhaustive needs a discrete family (a mask, such as "
                 "dropped_sensors); use gradient, random or both");
     }
 
@@ -319,10 +322,10 @@ template <class M, class F, class T, std::size_t R>
 worst_case_result<T, R> worst_case(const M& model, const F& family, const tensor<T, R>& x,
                                    const label_vector& y, const worst_case_options& options) {
     if constexpr (check_classifier<M>() && check_perturbation_family<F>()) {
-        static_assert(std::is_same_v<typename M::value_type, T> &&
-                          std::is_same_v<typename F::value_type, T>,
-                      "advaug: worst_case() needs the model, the family and x to share one "
-                      "value type");
+        static_assert(
+            std::is_same_v<typename M::value_type, T> && std::is_same_v<typename F::value_type, T>,
+            "advaug: worst_case() needs the model, the family and x to share one "
+            "value type");
         static_assert(M::input_rank == R, "advaug: x's rank differs from the model's input_rank");
         return detail::worst_case_search(model, family, x, y, options);
     } else {

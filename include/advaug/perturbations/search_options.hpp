@@ -36,7 +36,8 @@ public:
     }
     /// Starts of the gradient search; the worst result per sample is kept. requires: >= 1.
     worst_case_options& restarts(std::size_t r) {
-        if (r == 0) detail::invalid("worst_case_options::restarts", "restarts must be >= 1, got ", r);
+        if (r == 0)
+            detail::invalid("worst_case_options::restarts", "restarts must be >= 1, got ", r);
         restarts_ = r;
         return *this;
     }

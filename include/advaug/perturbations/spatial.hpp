@@ -33,8 +33,8 @@
 namespace advaug {
 
 struct affine_budget {
-    interval rotation{};     // degrees
-    interval scale_x{};      // relative: 0.1 stretches columns by 10 %
+    interval rotation{};  // degrees
+    interval scale_x{};   // relative: 0.1 stretches columns by 10 %
     interval scale_y{};
     interval shear{};        // column shift per row, relative
     interval translate_x{};  // pixels
@@ -88,8 +88,10 @@ private:
     }
 
     void forward_row(const T* u, const T* th, T* v) const {
-        walk(u, th, [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t, double,
-                        double) { v[c * shape_.pixels() + p] = detail::bilinear_value(u + c * shape_.pixels(), t); });
+        walk(u, th,
+             [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t, double, double) {
+                 v[c * shape_.pixels() + p] = detail::bilinear_value(u + c * shape_.pixels(), t);
+             });
     }
 
     void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
@@ -97,22 +99,23 @@ private:
         if (du) std::fill(du, du + this->input_size(), T(0));
         const matrices m = matrices_for(th);
         double acc[6] = {0, 0, 0, 0, 0, 0};
-        walk(u, th, [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t, double pj,
-                        double pi) {
-            const T gp = g[c * hw + p];
-            if (du) detail::bilinear_scatter(du + c * hw, t, gp);
-            if (!dth || gp == T(0)) return;
-            double gy, gx;
-            detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
-            gy *= gp;
-            gx *= gp;
-            for (int q = 0; q < 4; ++q) {
-                acc[q] += gx * (m.da[q][0] * pj + m.da[q][1] * pi) +
-                          gy * (m.da[q][2] * pj + m.da[q][3] * pi);
-            }
-            acc[4] += gx;
-            acc[5] += gy;
-        });
+        walk(u, th,
+             [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t, double pj,
+                 double pi) {
+                 const T gp = g[c * hw + p];
+                 if (du) detail::bilinear_scatter(du + c * hw, t, gp);
+                 if (!dth || gp == T(0)) return;
+                 double gy, gx;
+                 detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
+                 gy *= gp;
+                 gx *= gp;
+                 for (int q = 0; q < 4; ++q) {
+                     acc[q] += gx * (m.da[q][0] * pj + m.da[q][1] * pi) +
+                               gy * (m.da[q][2] * pj + m.da[q][3] * pi);
+                 }
+                 acc[4] += gx;
+                 acc[5] += gy;
+             });
         if (dth) {
             for (int q = 0; q < 6; ++q) dth[q] = static_cast<T>(acc[q]);
         }
@@ -163,10 +166,9 @@ public:
           grid_(budget.grid),
           budget_("displacement_field",
                   std::vector<interval>(2 * budget.grid * budget.grid,
-                                        detail::checked_interval("displacement_field",
-                                                                 "max_displacement",
-                                                                 {-budget.max_displacement,
-                                                                  budget.max_displacement})),
+                                        detail::checked_interval(
+                                            "displacement_field", "max_displacement",
+                                            {-budget.max_displacement, budget.max_displacement})),
                   {}) {
         // Each pixel's flow is a fixed bilinear mix of four control points.
         const std::size_t hw = shape_.pixels();
@@ -219,9 +221,9 @@ private:
                 const std::size_t p = i * shape_.width + j;
                 double fy, fx;
                 flow(th, p, fy, fx);
-                const auto t = detail::bilinear_at(static_cast<double>(i) + fy,
-                                                   static_cast<double>(j) + fx, shape_.height,
-                                                   shape_.width, pad_);
+                const auto t =
+                    detail::bilinear_at(static_cast<double>(i) + fy, static_cast<double>(j) + fx,
+                                        shape_.height, shape_.width, pad_);
                 for (std::size_t c = 0; c < shape_.channels; ++c) f(c, p, t);
             }
         }

@@ -170,7 +170,8 @@ public:
             detail::invalid("dropped_sensors", "k must be in [1, ", features, "], got ", k);
         }
         for (double v : detail::per_feature("dropped_sensors", "fill", fill, features)) {
-            if (!std::isfinite(v)) detail::invalid("dropped_sensors", "fill must be finite, got ", v);
+            if (!std::isfinite(v))
+                detail::invalid("dropped_sensors", "fill must be finite, got ", v);
             fill_.push_back(static_cast<T>(v));
         }
     }
@@ -225,14 +226,14 @@ public:
         return true;
     }
 
-    std::vector<double> param_scale() const {
-        return std::vector<double>(this->input_size(), 1.0);
-    }
+    std::vector<double> param_scale() const { return std::vector<double>(this->input_size(), 1.0); }
 
 private:
     void forward_row(const T* u, const T* th, T* v) const {
         for (std::size_t d = 0; d < this->input_size(); ++d) {
-            v[d] = th[d] == T(0) ? u[d] : th[d] == T(1) ? fill_[d] : u[d] + th[d] * (fill_[d] - u[d]);
+            v[d] = th[d] == T(0)   ? u[d]
+                   : th[d] == T(1) ? fill_[d]
+                                   : u[d] + th[d] * (fill_[d] - u[d]);
         }
     }
     void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
