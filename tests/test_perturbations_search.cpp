@@ -71,7 +71,7 @@ void check_gradient_search(const M& model, const F& family, const tensor<T, 2>& 
         CHECK(from_identity.loss(i) >= clean(i));  // the identity is the start
         CHECK(reported(i) == doctest::Approx(from_identity.loss(i)).epsilon(1e-5));
     }
-    if (!identity_is_stationary) CHECK(mean(from_identity.loss) > mean(clean) + 0.01);
+    if (!identity_is_stationary) CHECK(mean(from_identity.loss) > mean(clean) + 0.1);
 
     const auto opts = worst_case_options{}.steps(4).restarts(2).seed(9);
     const auto from_random = worst_case(model, family, x, y, opts);
@@ -83,7 +83,7 @@ void check_gradient_search(const M& model, const F& family, const tensor<T, 2>& 
         const auto at_start = losses_at(model, family, x, y, start);
         for (std::size_t i = 0; i < x.shape()[0]; ++i) CHECK(from_random.loss(i) >= at_start(i));
     }
-    CHECK(mean(from_random.loss) > mean(clean) + 0.01);
+    CHECK(mean(from_random.loss) > mean(clean) + 0.1);
 }
 
 }  // namespace
@@ -174,7 +174,7 @@ TEST_CASE("dropped sensors: greedy by the gradient, sampled, and exhaustive") {
         CHECK(all.loss(i) >= greedy.loss(i));  // exhaustive is the true worst case
         CHECK(all.loss(i) >= sampled.loss(i));
     }
-    CHECK(mean(all.loss) > mean(clean) + 0.01);
+    CHECK(mean(all.loss) > mean(clean) + 0.1);
     // 1 + 6 + 15 = 22 masks; a limit below that is refused.
     testing::check_throws<std::invalid_argument>(
         [&] {
