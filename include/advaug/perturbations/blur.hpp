@@ -1,5 +1,5 @@
-// Gaussian blur with a differentiable width (the blur of Hendrycks and Dietterich's corruptions,
-// here with sigma as a searched parameter, as in adversarial corruptions, Calian et al. 2021).
+// Gaussian blur with a differentiable width: the blur of Hendrycks and Dietterich's corruptions
+// (ICLR 2019), with sigma as the parameter the search takes the worst case over.
 //
 // A separable kernel of radius ceil(3 * sigma_max) with weights exp(-k^2 / (2 sigma^2)),
 // normalized to sum 1, applied along rows then columns; outside the image the border pixel is

@@ -1,7 +1,7 @@
 // Composition: chain<F1, F2, ...> applies F1, then F2, ... to the same batch; theta is the
 // parameters of each family side by side ([theta_1 | theta_2 | ...]) and the budget is each
-// family's own. AugMax (Wang et al. 2021) and adversarial corruptions (Calian et al. 2021)
-// search such chains; chain<linf_ball<T>, affine<T>> puts the L-inf ball beside a warp.
+// family's own. AugMax (Wang et al. 2021) searches over such compositions;
+// chain<linf_ball<T>, affine<T>> puts the L-inf ball beside a warp.
 //
 // The chain is continuous when every member is; a gradient-free or discrete member makes the
 // whole chain gradient-free (searched by sampling). The identity is every member's identity,

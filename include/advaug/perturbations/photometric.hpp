@@ -1,4 +1,5 @@
-// Photometric perturbation of images: gamma, then contrast about the image mean, then brightness.
+// Photometric perturbation of images: gamma, then contrast about the image mean, then brightness
+// (brightness and contrast are among Hendrycks and Dietterich's corruptions, ICLR 2019).
 //
 // In units of the domain's range, s = (x - lo) / (hi - lo), per pixel and channel:
 //   y = s ^ exp(log_gamma)                    gamma (exp keeps it positive; 0 is the identity)
