@@ -318,3 +318,16 @@ TEST_CASE("bad input gets one clear error") {
         [] { chain(linf_ball<double>(4, 0.1), linf_ball<double>(5, 0.1)); },
         {"chain()", "member 1 takes 5 features", "member 0 takes 4"});
 }
+
+TEST_CASE("perturb() applies a family to a [N, C, H, W] batch as to its channel-major rows") {
+    const auto rows = testing::uniform_batch<double>(2, small_image.size(), 8);
+    auto images = tensor<double, 4>::from_shape({2, 2, 5, 6});
+    std::copy(rows.begin(), rows.end(), images.begin());
+    const affine<double> warp(small_image, {.rotation = symmetric(10)});
+    tensor<double, 2> theta = {{4, 0, 0, 0, 0, 0}, {-6, 0, 0, 0, 0, 0}}, expected;
+    warp.apply(rows, theta, expected);
+    const auto out = perturb(warp, images, theta);
+    REQUIRE(out.shape() == images.shape());
+    CHECK(std::equal(out.begin(), out.end(), expected.begin()));
+    CHECK(testing::max_abs_diff(expected, rows) > 0.01);
+}

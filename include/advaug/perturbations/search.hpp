@@ -39,6 +39,7 @@
 #include "advaug/model/classifier.hpp"
 #include "advaug/model/static_checks.hpp"
 #include "advaug/perturbations/family.hpp"
+#include "advaug/perturbations/perturb.hpp"
 #include "advaug/perturbations/search_options.hpp"
 #include "advaug/perturbations/static_checks.hpp"
 
@@ -74,16 +75,13 @@ struct perturbation_oracle {
     perturbation_oracle(const char* function, const M& m, const F& f, const tensor<T, R>& x0,
                         const label_vector& labels)
         : fn(function), model(m), family(f), x(x0), y(labels) {
-        const std::size_t n = x.shape()[0];
-        flat.resize({n, x.size() / n});
-        std::copy(x.data(), x.data() + x.size(), flat.data());
+        to_rows(x, flat);
     }
 
     /// Fills loss (and dtheta when `gradient`).
     void evaluate(const tensor<T, 2>& theta, bool gradient) {
         family.apply(flat, theta, perturbed);
-        shaped.resize(x.shape());
-        std::copy(perturbed.data(), perturbed.data() + perturbed.size(), shaped.data());
+        from_rows(perturbed, x.shape(), shaped);
         try {
             model.forward(shaped, cache, logits);
         } catch (const std::invalid_argument& e) {
@@ -93,8 +91,7 @@ struct perturbation_oracle {
         if (!gradient) return;
         cross_entropy_gradient(logits, y, dlogits);
         model.input_gradient(cache, dlogits, dx);
-        dflat.resize(perturbed.shape());
-        std::copy(dx.data(), dx.data() + dx.size(), dflat.data());
+        to_rows(dx, dflat);
         family.vjp_theta(flat, theta, dflat, dtheta);
         for (std::size_t i = 0; i < dtheta.size(); ++i) {
             if (!std::isfinite(dtheta.data()[i])) {
@@ -311,8 +308,7 @@ worst_case_result<T, R> worst_case_search(const M& model, const F& family, const
     result.loss = worst.loss;
     tensor<T, 2> out;
     family.apply(oracle.flat, result.theta, out);
-    result.perturbed.resize(x.shape());
-    std::copy(out.data(), out.data() + out.size(), result.perturbed.data());
+    from_rows(out, x.shape(), result.perturbed);
     return result;
 }
 
