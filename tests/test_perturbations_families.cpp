@@ -26,7 +26,7 @@ gradient_check_options fd_options() {
 }
 template <class T>
 double fd_tolerance() {
-    return std::is_same_v<T, float> ? 3e-2 : 1e-5;
+    return std::is_same_v<T, float> ? 2e-3 : 1e-7;  // measured: about 1e-4 and 1e-9
 }
 
 /// theta drawn from the family's budget, a generic point away from kinks.
@@ -42,7 +42,7 @@ void check_gradients(const F& f, const tensor<typename F::value_type, 2>& x,
                      const tensor<typename F::value_type, 2>& theta, const char* what) {
     using T = typename F::value_type;
     const auto r = check_perturbation_gradients(f, x, theta, fd_options<T>());
-    INFO(what << ": theta relative error " << r.theta.relative_error << " (norms "
+    INFO(std::string(what) << ": theta relative error " << r.theta.relative_error << " (norms "
               << r.theta.analytic_norm << ", " << r.theta.numeric_norm << "), input relative error "
               << r.input.relative_error << " (norms " << r.input.analytic_norm << ", "
               << r.input.numeric_norm << ")");
@@ -55,7 +55,7 @@ void check_identity(const F& f, const tensor<typename F::value_type, 2>& x, cons
     tensor<typename F::value_type, 2> theta, out;
     f.identity(x.shape()[0], theta);
     f.apply(x, theta, out);
-    INFO(what);
+    INFO(std::string(what));
     REQUIRE(out.shape() == x.shape());
     CHECK(std::memcmp(out.data(), x.data(), x.size() * sizeof(typename F::value_type)) == 0);
 }
@@ -63,7 +63,7 @@ void check_identity(const F& f, const tensor<typename F::value_type, 2>& x, cons
 template <class F>
 void check_budget(const F& f, std::size_t n, const char* what) {
     using T = typename F::value_type;
-    INFO(what);
+    INFO(std::string(what));
     auto theta = interior_theta(f, n, 11);
     CHECK(f.contains(theta));
     // Far outside, then projected back.
@@ -112,7 +112,8 @@ TEST_CASE_TEMPLATE("image families: derivatives in theta and x match finite diff
     const gaussian_blur<T> blur(small_image, {0.5, 1.5});
     const linf_ball<T> linf(small_image, 0.05);
     const l2_ball<T> l2(small_image, 0.3);
-    const chain<photometric<T>, affine<T>, linf_ball<T>> all(photo, warp, linf);
+    // Border padding keeps the warped pixels off 0, so the ball's clip has no kink in reach.
+    const chain<photometric<T>, affine<T>, linf_ball<T>> all(photo, warp_border, linf);
 
     check_gradients(photo, x, interior_theta(photo, 3, 1), "photometric");
     check_gradients(warp, x, interior_theta(warp, 3, 2), "affine, zero padding");
@@ -242,7 +243,7 @@ TEST_CASE_TEMPLATE("tabular outputs keep the input domain's bounds", T, float, d
             const auto back = domain.denormalize(out);
             for (std::size_t i = 0; i < 4; ++i) {
                 for (std::size_t f = 0; f < 4; ++f) {
-                    INFO(what << " key " << key << " row " << i << " feature " << f << " = "
+                    INFO(std::string(what) << " key " << key << " row " << i << " feature " << f << " = "
                               << back(i, f));
                     const double tol = 1e-5 * (1 + std::abs(hi[f]));
                     CHECK(static_cast<double>(back(i, f)) >= lo[f] - tol);
