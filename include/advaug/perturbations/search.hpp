@@ -193,7 +193,8 @@ void exhaustive_masks(const char* fn, Oracle& oracle, std::size_t n, std::size_t
                       worst_so_far<T>& worst) {
     tensor<T, 2> theta;
     oracle.family.identity(n, theta);
-    const std::size_t p = theta.shape()[1], k = oracle.family.max_active();
+    const std::size_t p = theta.shape()[1];
+    const std::size_t k = std::min<std::size_t>(oracle.family.max_active(), p);
     // Count the masks first (sum of binomials), stopping as soon as the limit is passed.
     std::size_t count = 0;
     double binomial = 1;
