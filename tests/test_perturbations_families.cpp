@@ -316,6 +316,9 @@ TEST_CASE("bad input gets one clear error") {
         [] { displacement_field<double>(small_image, {.grid = 1}); },
         {"displacement_field()", "grid must be >= 2", "1"});
     check_throws<std::invalid_argument>(
+        [] { displacement_field<double>(small_image, {.max_displacement = -0.5}); },
+        {"displacement_field()", "max_displacement must be finite and >= 0", "-0.5"});
+    check_throws<std::invalid_argument>(
         [] { chain(linf_ball<double>(4, 0.1), linf_ball<double>(5, 0.1)); },
         {"chain()", "member 1 takes 5 features", "member 0 takes 4"});
 }

@@ -166,9 +166,7 @@ public:
           grid_(budget.grid),
           budget_("displacement_field",
                   std::vector<interval>(2 * budget.grid * budget.grid,
-                                        detail::checked_interval(
-                                            "displacement_field", "max_displacement",
-                                            {-budget.max_displacement, budget.max_displacement})),
+                                        symmetric(checked_magnitude(budget.max_displacement))),
                   {}) {
         // Each pixel's flow is a fixed bilinear mix of four control points.
         const std::size_t hw = shape_.pixels();
@@ -200,6 +198,13 @@ private:
     static std::size_t checked_grid(std::size_t g) {
         if (g < 2) detail::invalid("displacement_field", "grid must be >= 2, got ", g);
         return g;
+    }
+    static double checked_magnitude(double m) {
+        if (!std::isfinite(m) || m < 0) {
+            detail::invalid("displacement_field", "max_displacement must be finite and >= 0, got ",
+                            m);
+        }
+        return m;
     }
 
     /// The flow at pixel p: (row, column) displacement.
