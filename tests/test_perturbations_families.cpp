@@ -290,6 +290,15 @@ TEST_CASE("bad input gets one clear error") {
         {"photometric::apply()", "theta must be finite", "nan", "row 1", "parameter 2"});
     check_throws<std::invalid_argument>(
         [] {
+            const gaussian_blur<double> blur(small_image, {0, 1});
+            auto x = testing::uniform_batch<double>(2, 60, 1);
+            x(0, 7) = std::numeric_limits<double>::infinity();
+            tensor<double, 2> theta = xt::zeros<double>({2, 1}), dx;
+            blur.vjp_input(x, theta, x, dx);
+        },
+        {"gaussian_blur::vjp_input()", "x must be finite", "inf", "row 0", "feature 7"});
+    check_throws<std::invalid_argument>(
+        [] {
             const linf_ball<double> ball(4, 0.1);
             tensor<double, 2> x = xt::zeros<double>({3, 4}), theta = xt::zeros<double>({2, 4}), out;
             ball.apply(x, theta, out);

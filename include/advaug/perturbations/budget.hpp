@@ -55,6 +55,13 @@ void check_batch(const char* function, const tensor<T, 2>& x, const tensor<T, 2>
                     i % p);
         }
     }
+    const T* v = x.data();
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        if (!std::isfinite(v[i])) {
+            invalid(function, "x must be finite, got ", v[i], " at row ", i / d, ", feature ",
+                    i % d);
+        }
+    }
 }
 
 /// dout has the shape of x.
