@@ -62,6 +62,7 @@
 // Distribution shifts
 #include "advaug/shifts/image_corruptions.hpp"
 #include "advaug/shifts/tabular_shifts.hpp"
+#include "advaug/perturbations/perturbations.hpp"  // worst-case natural perturbations
 
 // Tools
 #include "advaug/gradcheck/gradient_check.hpp"

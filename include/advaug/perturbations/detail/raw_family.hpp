@@ -1,0 +1,163 @@
+// What the bundled families share: the trip from the model's units to raw units and back, the
+// clip to the input domain, the identity fast path and the argument checks. A family derived
+// from raw_family writes two row kernels in raw units:
+//   forward_row(u, theta, v)           v = f(u, theta) for one sample (D values, P parameters)
+//   backward_row(u, theta, g, dth, du) dth = J_theta^T g, du = J_u^T g; either may be null
+// Internal: a user's own family implements the contract directly (family.hpp).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "advaug/detail/error.hpp"
+#include "advaug/detail/xtensor.hpp"
+#include "advaug/domain/input_domain.hpp"
+#include "advaug/perturbations/budget.hpp"
+
+namespace advaug::detail {
+
+/// An input_domain resolved per feature of a row: raw bounds, mean and std.
+template <class T>
+struct element_domain {
+    std::vector<T> lo, hi, mean, sd;  // raw units
+    bool unit = true;                 // mean 0 and std 1: model units are raw units
+
+    T to_raw(T z, std::size_t d) const { return unit ? z : z * sd[d] + mean[d]; }
+    T from_raw(T r, std::size_t d) const { return unit ? r : (r - mean[d]) / sd[d]; }
+};
+
+/// Rows of `groups` * `inner` features; the domain gives one value or one per group
+/// (per channel of an image, per feature of a table).
+template <class T>
+element_domain<T> resolve_elements(const char* function, const input_domain& dom,
+                                   std::size_t groups, std::size_t inner) {
+    auto check = [&](const char* what, std::size_t length) {
+        if (length != 1 && length != groups) {
+            invalid(function, "the input domain's ", what, " has ", length, " entries; need 1 or ",
+                    groups, " (one per channel or feature)");
+        }
+    };
+    check("bounds", dom.lo().size());
+    check("normalization", dom.mean().size());
+    element_domain<T> e;
+    const std::size_t d_size = groups * inner;
+    e.lo.resize(d_size);
+    e.hi.resize(d_size);
+    e.mean.resize(d_size);
+    e.sd.resize(d_size);
+    for (std::size_t d = 0; d < d_size; ++d) {
+        const std::size_t g = d / inner;
+        e.lo[d] = static_cast<T>(dom.lo()[domain_entry(dom.lo(), g)]);
+        e.hi[d] = static_cast<T>(dom.hi()[domain_entry(dom.hi(), g)]);
+        e.mean[d] = static_cast<T>(dom.mean()[domain_entry(dom.mean(), g)]);
+        e.sd[d] = static_cast<T>(dom.stddev()[domain_entry(dom.stddev(), g)]);
+        if (e.mean[d] != T(0) || e.sd[d] != T(1)) e.unit = false;
+    }
+    return e;
+}
+
+template <class Derived, class T>
+class raw_family {
+public:
+    using value_type = T;
+
+    std::size_t input_size() const { return d_; }
+    std::size_t num_params() const { return p_; }
+    const input_domain& domain() const { return domain_; }
+
+    void identity(std::size_t n, tensor<T, 2>& theta) const {
+        theta.resize({n, p_});
+        for (std::size_t i = 0; i < n; ++i) std::copy(id_.begin(), id_.end(), &theta(i, 0));
+    }
+
+    void apply(const tensor<T, 2>& x, const tensor<T, 2>& theta, tensor<T, 2>& out) const {
+        const std::string fn = name_ + "::apply";
+        check_batch(fn.c_str(), x, theta, d_, p_);
+        const std::size_t n = x.shape()[0];
+        out.resize({n, d_});
+        std::vector<T> u(d_), v(d_);
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* xi = x.data() + i * d_;
+            const T* ti = theta.data() + i * p_;
+            T* oi = out.data() + i * d_;
+            if (std::equal(id_.begin(), id_.end(), ti)) {  // the identity returns x bit for bit
+                std::copy(xi, xi + d_, oi);
+                continue;
+            }
+            for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
+            self().forward_row(u.data(), ti, v.data());
+            for (std::size_t d = 0; d < d_; ++d) {
+                oi[d] = dom_.from_raw(std::clamp(v[d], dom_.lo[d], dom_.hi[d]), d);
+            }
+        }
+    }
+
+    void vjp_theta(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
+                   tensor<T, 2>& dtheta) const {
+        backward("::vjp_theta", x, theta, dout, &dtheta, nullptr);
+    }
+
+    void vjp_input(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
+                   tensor<T, 2>& dx) const {
+        backward("::vjp_input", x, theta, dout, nullptr, &dx);
+    }
+
+protected:
+    /// `name` names the family in messages; `groups` x `inner` features per row resolve the
+    /// domain; `identity` is the parameter row that leaves x unchanged.
+    raw_family(std::string name, input_domain dom, std::size_t groups, std::size_t inner,
+               std::vector<T> identity)
+        : name_(std::move(name)),
+          domain_(std::move(dom)),
+          dom_(resolve_elements<T>(name_.c_str(), domain_, groups, inner)),
+          d_(groups * inner),
+          p_(identity.size()),
+          id_(std::move(identity)) {}
+
+    const element_domain<T>& elements() const { return dom_; }
+    const std::string& name() const { return name_; }
+
+private:
+    const Derived& self() const { return static_cast<const Derived&>(*this); }
+
+    void backward(const char* suffix, const tensor<T, 2>& x, const tensor<T, 2>& theta,
+                  const tensor<T, 2>& dout, tensor<T, 2>* dtheta, tensor<T, 2>* dx) const {
+        const std::string fn = name_ + suffix;
+        check_batch(fn.c_str(), x, theta, d_, p_);
+        check_upstream(fn.c_str(), x, dout);
+        const std::size_t n = x.shape()[0];
+        if (dtheta) dtheta->resize({n, p_});
+        if (dx) dx->resize({n, d_});
+        std::vector<T> u(d_), v(d_), g(d_);
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* xi = x.data() + i * d_;
+            const T* ti = theta.data() + i * p_;
+            const T* gi = dout.data() + i * d_;
+            for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
+            self().forward_row(u.data(), ti, v.data());
+            // Clipped outputs pass no gradient; dL/draw = dL/dmodel / std.
+            for (std::size_t d = 0; d < d_; ++d) {
+                const bool inside = v[d] >= dom_.lo[d] && v[d] <= dom_.hi[d];
+                g[d] = inside ? (dom_.unit ? gi[d] : gi[d] / dom_.sd[d]) : T(0);
+            }
+            T* dth = dtheta ? dtheta->data() + i * p_ : nullptr;
+            T* du = dx ? dx->data() + i * d_ : nullptr;
+            self().backward_row(u.data(), ti, g.data(), dth, du);
+            if (du && !dom_.unit) {
+                for (std::size_t d = 0; d < d_; ++d) du[d] *= dom_.sd[d];
+            }
+        }
+    }
+
+    std::string name_;
+    input_domain domain_;
+    element_domain<T> dom_;
+    std::size_t d_, p_;
+    std::vector<T> id_;
+};
+
+}  // namespace advaug::detail

@@ -1,0 +1,151 @@
+// The perturbation-family contract: what the worst-case search needs from a family of natural
+// perturbations (a brightness change, a rotation, a sensor drift), the way model/classifier.hpp
+// says what an attack needs from a model.
+//
+// This header is the single source of truth for the contract; docs/perturbations.md explains
+// it. A family is any type with these members; nothing is registered and nothing is inherited.
+// Batches are flat: x is [N, D] in the model's units (what forward() receives; an image
+// [N, C, H, W] is read as [N, C*H*W], channel-major), theta is [N, P], one row per sample.
+//
+// perturbation_family<F>
+//   typename F::value_type      float or double.
+//   input_size() const          D, the features per sample the family accepts.
+//   num_params() const          P, the parameters per sample.
+//   apply(x, theta, out) const
+//     requires: x is [N, D], theta is [N, P], both finite.
+//     ensures:  out is resized to [N, D] and holds the perturbed batch, inside the family's
+//               input domain. A row of theta equal to the identity returns its row of x bit
+//               for bit. Row n of out depends on row n of x and of theta only.
+//   vjp_theta(x, theta, dout, dtheta) const
+//     requires: as apply; dout is [N, D] and holds dL/dout.
+//     ensures:  dtheta is resized to [N, P] and holds dL/dtheta = J_theta^T dout (zero where
+//               the output was clipped to the domain; a family that is not differentiable in
+//               theta says so by its kind, and its dtheta is documented with it).
+//   vjp_input(x, theta, dout, dx) const
+//     requires: as vjp_theta.
+//     ensures:  dx is resized to [N, D] and holds dL/dx = J_x^T dout.
+//   identity(n, theta) const
+//     ensures:  theta is resized to [n, P] and every row is the parameter that leaves x as it is.
+//   sample(n, key, theta) const
+//     ensures:  theta is resized to [n, P], every row a random point of the budget; element
+//               (i, j) depends on key, i and j only (a counter-based stream,
+//               detail::counter_uniform), so results do not depend on the number of threads.
+//   project(theta) const
+//     requires: theta is [N, P] and finite.
+//     ensures:  every row is replaced by a point of the budget (the nearest one, for a box).
+//   contains(theta) const -> bool
+//     true when every row lies in the budget (up to rounding).
+//   param_scale() const -> std::vector<double>
+//     P positive numbers, the extent of the budget along each parameter (half a box's width);
+//     a gradient step of the search moves parameter j by a fraction of param_scale()[j].
+//   static constexpr perturbation_kind kind (optional, default continuous)
+//     continuous: differentiable in theta almost everywhere; searched by gradient or sampling.
+//     gradient_free: theta has no useful derivative (quantization); searched by sampling only.
+//     discrete: theta is a 0/1 mask with at most max_active() ones (dropped sensors); searched
+//               greedily by the gradient of the relaxation, by sampling, or exhaustively.
+//   max_active() const -> std::size_t (discrete families only)
+//     the largest number of ones a mask may hold.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "advaug/detail/xtensor.hpp"
+
+namespace advaug {
+
+/// How the search treats a family's parameters (see the contract above).
+enum class perturbation_kind { continuous, gradient_free, discrete };
+
+namespace detail::perturbation_contract {
+
+template <class F>
+using batch_t = tensor<typename F::value_type, 2>;
+
+// Each member is its own concept so that a missing member can be named on its own.
+template <class F>
+concept has_value_type =
+    requires { typename F::value_type; } && std::floating_point<typename F::value_type>;
+
+template <class F>
+concept has_sizes = requires(const F& f) {
+    { f.input_size() } -> std::convertible_to<std::size_t>;
+    { f.num_params() } -> std::convertible_to<std::size_t>;
+};
+
+template <class F>
+concept has_apply = requires(const F& f, const batch_t<F>& x, const batch_t<F>& theta,
+                             batch_t<F>& out) { f.apply(x, theta, out); };
+
+template <class F>
+concept has_vjp_theta = requires(const F& f, const batch_t<F>& x, const batch_t<F>& theta,
+                                 const batch_t<F>& dout, batch_t<F>& dtheta) {
+    f.vjp_theta(x, theta, dout, dtheta);
+};
+
+template <class F>
+concept has_vjp_input = requires(const F& f, const batch_t<F>& x, const batch_t<F>& theta,
+                                 const batch_t<F>& dout, batch_t<F>& dx) {
+    f.vjp_input(x, theta, dout, dx);
+};
+
+template <class F>
+concept has_identity =
+    requires(const F& f, std::size_t n, batch_t<F>& theta) { f.identity(n, theta); };
+
+template <class F>
+concept has_sample = requires(const F& f, std::size_t n, std::uint64_t key, batch_t<F>& theta) {
+    f.sample(n, key, theta);
+};
+
+template <class F>
+concept has_budget = requires(const F& f, batch_t<F>& theta, const batch_t<F>& ctheta) {
+    f.project(theta);
+    { f.contains(ctheta) } -> std::convertible_to<bool>;
+};
+
+template <class F>
+concept has_param_scale = requires(const F& f) {
+    { f.param_scale() } -> std::convertible_to<std::vector<double>>;
+};
+
+template <class F>
+concept declares_kind = requires {
+    { F::kind } -> std::convertible_to<perturbation_kind>;
+};
+
+template <class F>
+concept has_max_active = requires(const F& f) {
+    { f.max_active() } -> std::convertible_to<std::size_t>;
+};
+
+}  // namespace detail::perturbation_contract
+
+/// The kind of F: F::kind if declared, else continuous.
+template <class F>
+consteval perturbation_kind kind_of() {
+    if constexpr (detail::perturbation_contract::declares_kind<F>) {
+        return F::kind;
+    } else {
+        return perturbation_kind::continuous;
+    }
+}
+
+/// A family of perturbations that the worst-case search can use.
+template <class F>
+concept perturbation_family =
+    detail::perturbation_contract::has_value_type<F> &&
+    detail::perturbation_contract::has_sizes<F> && detail::perturbation_contract::has_apply<F> &&
+    detail::perturbation_contract::has_vjp_theta<F> &&
+    detail::perturbation_contract::has_vjp_input<F> &&
+    detail::perturbation_contract::has_identity<F> &&
+    detail::perturbation_contract::has_sample<F> &&
+    detail::perturbation_contract::has_budget<F> &&
+    detail::perturbation_contract::has_param_scale<F> &&
+    (kind_of<F>() != perturbation_kind::discrete ||
+     detail::perturbation_contract::has_max_active<F>);
+
+}  // namespace advaug
