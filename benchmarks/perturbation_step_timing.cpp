@@ -1,9 +1,8 @@
 // One worst-case step's family work (apply + vjp_theta) next to the MLP's forward and backward,
 // batch 128, float, one thread: the informal figures in docs/perturbations.md, until
-// advaug_bench gets the issue-16 row. Not part of the CMake build:
+// advaug_bench gets the issue-16 row. Built with the benchmarks:
 //
-//   g++ -std=c++20 -O3 -DNDEBUG -march=native -Iinclude benchmarks/perturbation_step_timing.cpp \
-//       -o perturbation_step_timing -lopenblas -lzip -lz -lpthread && ./perturbation_step_timing
+//   cmake --build build --target perturbation_step_timing && build/benchmarks/perturbation_step_timing
 #include <advaug/advaug.hpp>
 #include <chrono>
 #include <cstdio>
@@ -36,7 +35,7 @@ int main() {
     const std::size_t n = 128;
     mlp<float> net({784, 256, 256, 10}, 1);
     tensor<float, 2> x = tensor<float, 2>::from_shape({n, 784});
-    detail::rng gen(2);
+    advaug::rng gen(2);
     for (auto& v : x) v = float(gen.uniform(0.1, 0.9));
     label_vector y = label_vector::from_shape({n});
     for (std::size_t i = 0; i < n; ++i) y(i) = i % 10;
