@@ -25,6 +25,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <zlib.h>
@@ -523,6 +524,12 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             } catch (const numeric_error& e) {
                 throw numeric_error(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1, ": ",
                                                    e.what(), stopped()));
+            } catch (const std::invalid_argument& e) {
+                // Bad data (outside the domain) is the caller's fit(), not compute_gradient().
+                std::string_view what = e.what(), inner = "trainer::compute_gradient(): ";
+                if (what.starts_with(inner)) what.remove_prefix(inner.size());
+                throw std::invalid_argument(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1,
+                                                           ": ", what));
             }
             if (!std::isfinite(losses.loss)) {
                 throw numeric_error(detail::concat(fn, "(): the training loss is ",
