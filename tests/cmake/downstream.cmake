@@ -6,7 +6,8 @@
 #         [-DCXX_COMPILER_LAUNCHER=ccache] [-DGENERATOR=<cmake generator>]
 #         -P downstream.cmake
 #
-# find_package      install advaug into WORK_DIR/prefix, consumer finds it there
+# find_package      build and install advaug (with advaug-eval) into WORK_DIR/prefix, run the
+#                   installed advaug-eval --help, then the consumer finds advaug there
 # add_subdirectory  consumer pulls the advaug source tree in with add_subdirectory
 # copied_headers    no CMake at all: copy include/advaug, compile with c++ -I, -lopenblas -lz -lzip
 # no_blas           as copied_headers with -DADVAUG_NO_BLAS, linking no BLAS at all
@@ -52,9 +53,20 @@ if(MODE STREQUAL "find_package")
         ${common_args}
         "-DCMAKE_INSTALL_PREFIX=${prefix}"
         -DADVAUG_BUILD_TESTS=OFF -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_BENCHMARKS=OFF
-        -DADVAUG_BUILD_TOOLS=OFF)
+        -DADVAUG_BUILD_TOOLS=ON)
     step("build advaug" "${CMAKE_COMMAND}" --build "${WORK_DIR}/advaug-build" -j ${jobs})
     step("install advaug" "${CMAKE_COMMAND}" --install "${WORK_DIR}/advaug-build")
+    # The tool lands in bin/ and runs from there (docs/advaug_eval.md).
+    set(tool "${prefix}/bin/advaug-eval${CMAKE_EXECUTABLE_SUFFIX}")
+    if(NOT EXISTS "${tool}")
+        message(FATAL_ERROR "downstream find_package: cmake --install did not install ${tool}")
+    endif()
+    execute_process(COMMAND "${tool}" --help
+        RESULT_VARIABLE result OUTPUT_VARIABLE help ERROR_VARIABLE help)
+    if(NOT result EQUAL 0 OR NOT help MATCHES "--model")
+        message(FATAL_ERROR "downstream find_package: the installed advaug-eval --help failed "
+                            "(${result}):\n${help}")
+    endif()
     step("configure consumer"
         "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${consumer_build}" ${common_args}
         -DADVAUG_DOWNSTREAM_MODE=find_package
