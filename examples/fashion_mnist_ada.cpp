@@ -32,13 +32,15 @@
 // tests. `--report ''` skips the report.
 //
 // Build:
-//   g++ -std=c++20 -O2 -Iinclude examples/fashion_mnist_ada.cpp -o fashion_mnist_ada -lopenblas -lz
-//   (CLI11 is header-only: Debian's libcli11-dev.)
+//   g++ -std=c++20 -O2 -Iinclude -Itools examples/fashion_mnist_ada.cpp -o fashion_mnist_ada \
+//       -lopenblas -lz -lzip
+//   (CLI11 is header-only: Debian's libcli11-dev; tools/ holds the shared CLI validators.)
 
 #include <CLI/CLI.hpp>
 #include <advaug/advaug.hpp>
+
+#include "cli_validators.hpp"  // in tools/
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -120,43 +122,8 @@ struct settings {
     bool resume = false;
 };
 
-// Validators with plain messages (CLI11 2.1's PositiveNumber reports its range as
-// "0.000000 to 1797693...", and its unsigned parsing quietly wraps "-1" around).
-CLI::Validator whole_number(unsigned long long min, const char* description) {
-    return CLI::Validator(
-        [min](std::string& text) -> std::string {
-            unsigned long long value = 0;
-            const char* end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-            if (ec != std::errc{} || ptr != end || value < min) {
-                return "must be a whole number >= " + std::to_string(min) + ", got '" + text + "'";
-            }
-            return {};
-        },
-        description);
-}
-
-// A number in (lo, hi], or [lo, hi] when lo_included; hi = infinity asks for a finite number.
-CLI::Validator number_in(double lo, double hi, bool lo_included, const char* description) {
-    return CLI::Validator(
-        [=](std::string& text) -> std::string {
-            double value = 0;
-            const char* end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-            const bool above = lo_included ? value >= lo : value > lo;
-            if (ec == std::errc{} && ptr == end && above && std::isfinite(value) && value <= hi) {
-                return {};
-            }
-            const auto f = advaug::detail::format_shortest;
-            const std::string range =
-                std::isinf(hi)
-                    ? std::string("a finite number ") + (lo_included ? ">= " : "> ") + f(lo)
-                    : std::string("a number in ") + (lo_included ? "[" : "(") + f(lo) + ", " +
-                          f(hi) + "]";
-            return "must be " + range + ", got '" + text + "'";
-        },
-        description);
-}
+// Validators with plain messages, shared with tools/advaug-eval (tools/cli_validators.hpp).
+using advaug_cli::number_in, advaug_cli::whole_number;
 
 // Declares every option on `app`, bound to the fields of `s`.
 void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd_steps,
@@ -233,7 +200,8 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
         ->capture_default_str();
     app.add_option("--checkpoint", s.checkpoint,
                    "save each run's training state (weights, optimizer, position) at the end of "
-                   "every epoch to PATH.plain and PATH.<method>");
+                   "every epoch to PATH.plain and PATH.<method>")
+        ->type_name("PATH");
     app.add_flag("--resume", s.resume,
                  "continue each run from its --checkpoint file where that exists (the same "
                  "--model, --method, --seed and --batch-size; more --epochs extend the run)");

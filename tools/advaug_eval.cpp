@@ -27,6 +27,8 @@
 #include <CLI/CLI.hpp>
 #include <advaug/advaug.hpp>
 
+#include "cli_validators.hpp"
+
 // xtensor's .npy reader, included as io/npz.hpp includes it (its folder moved in 0.26).
 #if __has_include(<xtensor/io/xnpy.hpp>)
 #include <xtensor/io/xnpy.hpp>
@@ -118,42 +120,7 @@ struct settings {
     double domain_lo = 0, domain_hi = 1;  // of CSV features; +-inf for --domain unbounded
 };
 
-// CLI11 2.1 parses unsigned options with std::stoull, which wraps "-1" around; this refuses it.
-CLI::Validator whole_number(unsigned long long min, const char* description) {
-    return CLI::Validator(
-        [min](std::string& text) -> std::string {
-            unsigned long long value = 0;
-            const char* end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-            if (ec != std::errc{} || ptr != end || value < min) {
-                return "must be a whole number >= " + std::to_string(min) + ", got '" + text + "'";
-            }
-            return {};
-        },
-        description);
-}
-
-// An existing regular file (after following links), or with `or_directory` a directory too.
-// CLI::ExistingFile takes anything that is not a directory: /dev/zero would be read until
-// memory runs out, and a FIFO without a writer blocks the open() for ever.
-CLI::Validator regular_file(bool or_directory) {
-    return CLI::Validator(
-        [or_directory](std::string& path) -> std::string {
-            std::error_code ec;
-            const fs::file_status st = fs::status(path, ec);
-            if (!fs::exists(st)) return "'" + path + "' does not exist";
-            if (fs::is_regular_file(st) || (or_directory && fs::is_directory(st))) return {};
-            const char* what = fs::is_directory(st)        ? "a directory"
-                               : fs::is_fifo(st)           ? "a FIFO"
-                               : fs::is_character_file(st) ? "a character device"
-                               : fs::is_block_file(st)     ? "a block device"
-                               : fs::is_socket(st)         ? "a socket"
-                                                           : "not a regular file";
-            return "'" + path + "' is " + what + "; give a regular file" +
-                   (or_directory ? " or a directory" : "");
-        },
-        or_directory ? "FILE_OR_DIR" : "FILE");
-}
+using advaug_cli::regular_file, advaug_cli::whole_number;
 
 void declare_options(CLI::App& app, settings& s) {
     app.add_option("--model", s.model_path,
