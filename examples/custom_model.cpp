@@ -8,9 +8,11 @@
 //   1. write the model and let the compiler confirm that it satisfies the contract;
 //   2. verify its hand-written gradients against finite differences;
 //   3. train it on Fashion-MNIST with a few lines of plain SGD;
-//   4. measure how much FGSM and PGD attacks lower its test accuracy.
+//   4. measure how much FGSM and PGD attacks lower its test accuracy;
+//   5. hand your own arrays to advaug's trainer, checkpoint and resume it, save the model to a
+//      file and load it back.
 //
-//   custom_model [--data DIR] [--epochs N] [--smoke]
+//   custom_model [--data DIR] [--epochs N] [--out DIR] [--smoke]
 //
 // Build (the model does its own arithmetic, so BLAS is optional):
 //   g++ -std=c++20 -O2 -Iinclude examples/custom_model.cpp -o custom_model -lopenblas -lz
@@ -23,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <numeric>
 #include <random>
@@ -138,6 +141,16 @@ public:
     advaug::mode mode() const { return mode_; }
     void set_mode(advaug::mode m) { mode_ = m; }
 
+    // Not part of the contract, but what model files need (advaug/io/model_file.hpp):
+    // state() is everything a file must hold to restore the model (the parameters, plus any
+    // buffer such as batch norm's running statistics), and describe() names the architecture,
+    // so that load_model() refuses a file written by a different one. The trainer's
+    // checkpoints keep state() as well.
+    std::vector<advaug::parameter_view<float>> state() { return parameters(); }
+    std::string describe() const {
+        return "softmax_regression " + std::to_string(features()) + "-" + std::to_string(num_classes());
+    }
+
 private:
     template <class Tensor>
     static std::span<float> span(Tensor& t) {
@@ -166,20 +179,14 @@ static_assert(advaug::trainable_classifier<softmax_regression>);
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-// The number of rows of x whose largest logit is the label.
-std::size_t count_correct(const softmax_regression& model, const matrix& x,
-                          const advaug::label_vector& labels) {
+// The number of rows of x that the model classifies correctly: its logits, then the library's
+// count_correct(logits, labels).
+std::size_t correct_predictions(const softmax_regression& model, const matrix& x,
+                                const advaug::label_vector& labels) {
     softmax_regression::cache_type cache;
     matrix logits;
     model.forward(x, cache, logits);
-    const std::size_t classes = logits.shape()[1];
-    std::size_t correct = 0;
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-        const float* row = logits.data() + i * classes;
-        const auto predicted = std::max_element(row, row + classes) - row;
-        if (predicted == labels(i)) ++correct;
-    }
-    return correct;
+    return advaug::count_correct(logits, labels);
 }
 
 double percent(std::size_t part, std::size_t whole) {
@@ -279,24 +286,28 @@ void evaluate(softmax_regression& model, const advaug::tensor<std::uint8_t, 3>& 
 
     // Attacks are normally run in eval mode; the guard restores the previous mode on exit.
     advaug::mode_guard eval(model, advaug::mode::eval);
+    // The forward passes below classify the attacked batches in eval mode too.
+    softmax_regression::cache_type cache;
+    matrix logits;
     for (std::size_t first = 0; first < count; first += batch_size) {
         const std::size_t n = std::min(batch_size, count - first);
         // Pixels scaled to [0, 1], the attacks' default input domain, so an epsilon of 0.1
         // means "each pixel may move by a tenth of its range".
         const matrix x = advaug::images_to_rows<float>(images, first, n);
         const advaug::label_vector y = xt::view(labels, xt::range(first, first + n));
-        clean += count_correct(model, x, y);
+        clean += correct_predictions(model, x, y);
 
         for (std::size_t e = 0; e < epsilons.size(); ++e) {
             const double eps = epsilons[e];
             // One signed-gradient step of size eps.
             const matrix x_fgsm = advaug::fgsm(model, x, y, advaug::fgsm_options{}.epsilon(eps));
-            fgsm_correct[e] += count_correct(model, x_fgsm, y);
+            model.forward(x_fgsm, cache, logits);
+            fgsm_correct[e] += advaug::count_correct(logits, y);
             // 20 L-inf steps of 2.5 * eps / 20 from a random start in the eps-ball; the seed
             // fixes the start, so the numbers below are reproducible.
             const matrix x_pgd =
                 advaug::pgd(model, x, y, advaug::pgd_options{}.epsilon(eps).steps(20).seed(42));
-            pgd_correct[e] += count_correct(model, x_pgd, y);
+            pgd_correct[e] += correct_predictions(model, x_pgd, y);
         }
     }
 
@@ -313,20 +324,102 @@ void evaluate(softmax_regression& model, const advaug::tensor<std::uint8_t, 3>& 
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5. Your own arrays through advaug's trainer: checkpoint, resume, save and load.
+// ---------------------------------------------------------------------------------------------
+
+// The training options of step 5: the seed's recipe (FGSM, alpha 0.5) at eps 0.1, with a
+// checkpoint written at the end of every epoch.
+advaug::train_options recipe(const std::string& checkpoint, std::size_t epochs) {
+    return advaug::train_options{}
+        .method(advaug::training_method::fgsm)
+        .epsilon(0.1)
+        // The range of your features in raw units. Pixels lie in [0, 1], the default; a table
+        // of z-scores needs bounds(lo, hi) or advaug::input_domain::unbounded() here.
+        .domain(advaug::input_domain{}.bounds(0.0, 1.0))
+        .learning_rate(advaug::lr_schedule::constant(0.1))
+        .batch_size(128)
+        .epochs(epochs)
+        .seed(5)
+        .log_every(0)
+        .checkpoint(checkpoint);
+}
+
+void train_save_and_resume(const matrix& images, const advaug::label_vector& labels,
+                           const std::filesystem::path& out) {
+    std::filesystem::create_directories(out);
+    const std::string checkpoint = (out / "softmax.ckpt").string();
+    const std::string model_file = (out / "softmax.npz").string();
+    std::filesystem::remove(checkpoint);  // this demo starts from scratch every time
+
+    // The trainer takes a dataset<S>: N samples of one shape, stored as S (float here, or
+    // std::uint8_t pixels with a scale of 1/255), and one label in [0, classes) per sample.
+    // From your own arrays: the features row after row, N * 784 floats, and N labels.
+    const std::size_t n = images.shape()[0], features = images.shape()[1];
+    std::vector<float> rows(images.begin(), images.end());
+    advaug::label_vector targets = labels;
+    const advaug::dataset<float> table(std::move(rows), {features}, std::move(targets), 10);
+
+    // Epoch 1, then the program "stops": the checkpoint holds the weights, the optimizer's
+    // state and the position.
+    {
+        softmax_regression model(features, 10, /*seed=*/11);
+        advaug::sgd<float> optimizer;
+        advaug::trainer trainer(model, optimizer, recipe(checkpoint, 1));
+        trainer.fit(table);
+    }
+
+    // A new process with a fresh model and optimizer: resume() loads the checkpoint when there
+    // is one, and fit() continues with epoch 2 exactly as an uninterrupted run would.
+    softmax_regression model(features, 10, /*seed=*/11);
+    advaug::sgd<float> optimizer;
+    advaug::trainer trainer(model, optimizer, recipe(checkpoint, 2));
+    if (std::filesystem::exists(checkpoint)) {
+        trainer.resume(checkpoint);
+        std::printf("resumed from %s at epoch %zu\n", checkpoint.c_str(), trainer.next_epoch() + 1);
+    }
+    trainer.fit(table);
+
+    // The trained model as a file: every array of state() and describe(), in one .npz that
+    // numpy can read. load_model() refuses a file of another architecture.
+    advaug::io::save_model(model_file, model);
+    softmax_regression loaded(features, 10, /*seed=*/99);
+    advaug::io::load_model(model_file, loaded);
+
+    // The same with the parameters alone, for a model without describe() or state(): the
+    // metadata are free-form, and load_parameters() checks every name, shape and dtype.
+    const std::string weights_file = (out / "softmax_weights.npz").string();
+    advaug::io::save_parameters(weights_file, model.parameters(), {{"note", "softmax regression"}});
+    softmax_regression reloaded(features, 10, /*seed=*/98);
+    advaug::io::load_parameters(weights_file, reloaded.parameters());
+
+    const std::size_t correct = correct_predictions(model, images, labels);
+    if (correct_predictions(loaded, images, labels) != correct ||
+        correct_predictions(reloaded, images, labels) != correct) {
+        throw std::runtime_error("a model loaded from its file classifies differently");
+    }
+    std::printf("after 2 epochs of FGSM training: %.2f%% of the %zu training images correct; "
+                "saved to %s and loaded back\n",
+                percent(correct, n), n, model_file.c_str());
+}
+
+// ---------------------------------------------------------------------------------------------
 // The program
 // ---------------------------------------------------------------------------------------------
 
 struct command_line {
     std::string data_dir = advaug::default_fashion_mnist_dir();
     std::size_t epochs = 1;
+    std::string out_dir = "custom_model_files";
     bool smoke = false;
 };
 
 void print_usage(std::ostream& out) {
-    out << "usage: custom_model [--data DIR] [--epochs N] [--smoke] [--help]\n"
+    out << "usage: custom_model [--data DIR] [--epochs N] [--out DIR] [--smoke] [--help]\n"
            "  --data DIR   Fashion-MNIST directory (default: $ADVAUG_FASHION_MNIST, else\n"
            "               /usr/share/datasets/fashion-mnist)\n"
-           "  --epochs N   training epochs, N >= 1 (default 1)\n"
+           "  --epochs N   training epochs of step 3, N >= 1 (default 1)\n"
+           "  --out DIR    where step 5 writes its checkpoint and model files\n"
+           "               (default custom_model_files)\n"
            "  --smoke      quick run: train on 2,000 images, evaluate on 1,000\n"
            "  --help       show this help\n";
 }
@@ -358,6 +451,9 @@ int run(const command_line& args) {
     std::printf("\n");
 
     evaluate(model, data.test_images, data.test_labels, test_count);
+    std::printf("\n");
+
+    train_save_and_resume(train_x, train_y, args.out_dir);
     return 0;
 }
 
@@ -374,10 +470,12 @@ int main(int argc, char** argv) {
                 args.smoke = true;
             } else if (arg == "--data" && has_value) {
                 args.data_dir = argv[++i];
+            } else if (arg == "--out" && has_value) {
+                args.out_dir = argv[++i];
             } else if (arg == "--epochs" && has_value && parse_positive(argv[i + 1], args.epochs)) {
                 ++i;
             } else {
-                const bool takes_value = arg == "--data" || arg == "--epochs";
+                const bool takes_value = arg == "--data" || arg == "--epochs" || arg == "--out";
                 std::cerr << "custom_model: bad or incomplete argument '" << arg
                           << (takes_value && has_value ? " " + std::string(argv[i + 1]) : "")
                           << "'\n";

@@ -18,6 +18,10 @@
 //
 //   fashion_mnist_ada [--method M] [--eps E] [--alpha A] [--epochs N] [--quick] ... [--help]
 //
+// `--checkpoint PATH` saves each run's whole training state at the end of every epoch, to
+// PATH.plain and PATH.<method>; with `--resume` a run whose checkpoint exists continues from
+// it (an interrupted run, or one given more --epochs), ending exactly as an uninterrupted run.
+//
 // `--method fgsm --eps 0.01` is the blog post's recipe exactly (alpha defaults to its 0.5).
 // The default, FGSM with random start at eps 0.1 (Wong, Rice and Kolter 2020), is the fast
 // method that holds up against the stronger PGD attack of the table.
@@ -28,13 +32,15 @@
 // tests. `--report ''` skips the report.
 //
 // Build:
-//   g++ -std=c++20 -O2 -Iinclude examples/fashion_mnist_ada.cpp -o fashion_mnist_ada -lopenblas -lz
-//   (CLI11 is header-only: Debian's libcli11-dev.)
+//   g++ -std=c++20 -O2 -Iinclude -Itools examples/fashion_mnist_ada.cpp -o fashion_mnist_ada \
+//       -lopenblas -lz -lzip
+//   (CLI11 is header-only: Debian's libcli11-dev; tools/ holds the shared CLI validators.)
 
 #include <CLI/CLI.hpp>
 #include <advaug/advaug.hpp>
+
+#include "cli_validators.hpp"  // in tools/
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -69,11 +75,7 @@ constexpr std::size_t num_classes = 10;
 
 // The shortest text that reads back as exactly `v` ("0.1", "1e-05", "3"), for messages and
 // the JSON log.
-std::string shortest(double v) {
-    char buf[32];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    return std::string(buf, r.ptr);
-}
+using advaug_cli::shortest;
 
 // A JSON number; NaN (not measured), which JSON cannot hold, becomes null.
 std::string json_number(double v) { return std::isfinite(v) ? shortest(v) : "null"; }
@@ -123,45 +125,12 @@ struct settings {
     std::string model_name = "mlp";
     std::string init_name = "pytorch";
     advaug::weight_init init = advaug::weight_init::pytorch_default;
+    std::string checkpoint;  // empty: no checkpoints
+    bool resume = false;
 };
 
-// Validators with plain messages (CLI11 2.1's PositiveNumber reports its range as
-// "0.000000 to 1797693...", and its unsigned parsing quietly wraps "-1" around).
-CLI::Validator whole_number(unsigned long long min, const char* description) {
-    return CLI::Validator(
-        [min](std::string& text) -> std::string {
-            unsigned long long value = 0;
-            const char* end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-            if (ec != std::errc{} || ptr != end || value < min) {
-                return "must be a whole number >= " + std::to_string(min) + ", got '" + text + "'";
-            }
-            return {};
-        },
-        description);
-}
-
-// A number in (lo, hi], or [lo, hi] when lo_included; hi = infinity asks for a finite number.
-CLI::Validator number_in(double lo, double hi, bool lo_included, const char* description) {
-    return CLI::Validator(
-        [=](std::string& text) -> std::string {
-            double value = 0;
-            const char* end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-            const bool above = lo_included ? value >= lo : value > lo;
-            if (ec == std::errc{} && ptr == end && above && std::isfinite(value) && value <= hi) {
-                return {};
-            }
-            const auto f = shortest;
-            const std::string range =
-                std::isinf(hi)
-                    ? std::string("a finite number ") + (lo_included ? ">= " : "> ") + f(lo)
-                    : std::string("a number in ") + (lo_included ? "[" : "(") + f(lo) + ", " +
-                          f(hi) + "]";
-            return "must be " + range + ", got '" + text + "'";
-        },
-        description);
-}
+// Validators with plain messages, shared with tools/advaug-eval (tools/cli_validators.hpp).
+using advaug_cli::number_in, advaug_cli::whole_number;
 
 // Declares every option on `app`, bound to the fields of `s`.
 void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd_steps,
@@ -236,6 +205,13 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
                    "setting of the PyTorch figures in docs/training.md) or he (N(0, 2/in))")
         ->check(CLI::IsMember({"pytorch", "he"}))
         ->capture_default_str();
+    app.add_option("--checkpoint", s.checkpoint,
+                   "save each run's training state (weights, optimizer, position) at the end of "
+                   "every epoch to PATH.plain and PATH.<method>")
+        ->type_name("PATH");
+    app.add_flag("--resume", s.resume,
+                 "continue each run from its --checkpoint file where that exists (the same "
+                 "--model, --method, --seed and --batch-size; more --epochs extend the run)");
     app.add_flag("--quick", s.quick,
                  "smoke run: --epochs 1 --train-samples 10000 --test-samples 2000 "
                  "--report-samples 300 (options given explicitly win)");
@@ -267,6 +243,9 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
         throw usage_error(e.what());
     }
 
+    if (s.resume && s.checkpoint.empty()) {
+        throw usage_error("--resume needs --checkpoint PATH: the checkpoint to resume from");
+    }
     if (s.pgd_steps && s.method != advaug::training_method::pgd) {
         throw usage_error("--pgd-steps is only valid with --method pgd, not --method " +
                           s.method_name);
@@ -335,6 +314,10 @@ void train(model_type& model, advaug::training_method method, const settings& s,
                        // Epoch summary: clean and PGD-20 accuracy on the first 1,000 test
                        // images (a quick look, not the final measurement).
                        .evaluation(1000, 20);
+    // One checkpoint file per run, rewritten atomically at the end of every epoch.
+    const std::string checkpoint =
+        s.checkpoint.empty() ? "" : s.checkpoint + "." + std::string(advaug::to_string(method));
+    if (!checkpoint.empty()) options.checkpoint(checkpoint);
     // Only set what the user chose: an unset alpha means the method's own default.
     if (adversarial && s.alpha) options.alpha(*s.alpha);
     if (method == advaug::training_method::pgd && s.pgd_steps) options.pgd_steps(*s.pgd_steps);
@@ -348,6 +331,17 @@ void train(model_type& model, advaug::training_method method, const settings& s,
     // learning rate from the schedule.
     advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
     advaug::trainer<model_type, advaug::sgd<float>> trainer(model, optimizer, options);
+    // --resume: the checkpoint restores weights, optimizer state and position, and fit() goes
+    // on from there with the same batches an uninterrupted run would see.
+    if (s.resume) {
+        if (std::filesystem::exists(checkpoint)) {
+            trainer.resume(checkpoint);
+            std::printf("resumed from %s at epoch %zu, batch %zu\n", checkpoint.c_str(),
+                        trainer.next_epoch() + 1, trainer.next_batch() + 1);
+        } else {
+            std::printf("no checkpoint %s yet: training from the start\n", checkpoint.c_str());
+        }
+    }
     // The trainer prints its settings, the blog post's three losses every --log-every batches
     // (a progress bar instead on a terminal) and a summary per epoch.
     trainer.fit(train_set, &test_set);

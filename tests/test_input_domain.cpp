@@ -59,3 +59,21 @@ TEST_CASE("bad domains are refused with the argument and the value") {
                          "need 1 or one per entry of axis 1",
                          std::invalid_argument);
 }
+
+TEST_CASE("standardized data in the default [0, 1] domain is refused with the fix: bounds() or unbounded()") {
+    mlp<float> net({2, 2}, 0);
+    auto x = tensor<float, 2>::from_shape({2, 2});
+    x(0, 0) = -1.25f;  // a z-score
+    x(0, 1) = 0.3f;
+    x(1, 0) = 0.5f;
+    x(1, 1) = 1.7f;
+    const label_vector y = {0, 1};
+    CHECK_THROWS_WITH_AS(fgsm(net, x, y, fgsm_options{}.epsilon(0.1)),
+                         "fgsm(): inputs[0] element 0 = -1.25 lies outside the input domain [0, 1] (model "
+                         "units); the options' input_domain must hold the data: bounds(lo, hi) or "
+                         "unbounded() for raw values outside the default [0, 1] (standardized tables), "
+                         "and normalization(mean, std) only where the model sees (raw - mean) / std",
+                         std::invalid_argument);
+    const auto adv = fgsm(net, x, y, fgsm_options{}.epsilon(0.1).domain(input_domain::unbounded()));
+    CHECK(adv(0, 0) == doctest::Approx(-1.25f).epsilon(0.1));
+}

@@ -60,3 +60,46 @@ TEST_CASE("a file of another architecture is refused and the model is unchanged"
     CHECK(testing::snapshot(big) == before);
     fs::remove_all(dir);
 }
+
+TEST_CASE("read_architecture says which bundled model a file holds: mlp widths and activation, cnn, cnn-bn") {
+    const auto dir = temp_dir();
+    const auto mlp_path = (dir / "mlp.npz").string();
+    mlp<float> net({6, 5, 4, 3}, 1);
+    io::save_model(mlp_path, net);
+    const auto info = io::read_architecture(mlp_path);
+    CHECK(info.kind == io::architecture_kind::mlp);
+    CHECK(info.widths == std::vector<std::size_t>{6, 5, 4, 3});
+    CHECK(info.activation == "relu");
+    CHECK(info.description == net.describe());
+
+    // tanh between the dense layers
+    detail::rng gen(2);
+    auto tanh_net = sequential<float, 2>({3}).add(dense<float>(3, 4, gen)).add(tanh_layer<float, 2>{})
+                        .add(dense<float>(4, 2, gen));
+    const auto tanh_info = io::parse_architecture(tanh_net.describe());
+    CHECK(tanh_info.kind == io::architecture_kind::mlp);
+    CHECK(tanh_info.widths == std::vector<std::size_t>{3, 4, 2});
+    CHECK(tanh_info.activation == "tanh");
+
+    const auto cnn_path = (dir / "cnn.npz").string(), bn_path = (dir / "cnn-bn.npz").string();
+    cnn<float> plain(3), with_bn(4, weight_init::he_normal, true);
+    io::save_model(cnn_path, plain);
+    io::save_model(bn_path, with_bn);
+    CHECK(io::read_architecture(cnn_path).kind == io::architecture_kind::cnn);
+    CHECK(io::read_architecture(bn_path).kind == io::architecture_kind::cnn_bn);
+    CHECK(io::read_architecture(bn_path).widths.empty());
+
+    // no metadata (save_parameters), and descriptions of no bundled architecture
+    const auto bare = (dir / "bare.npz").string();
+    io::save_parameters(bare, net.parameters());
+    CHECK(io::read_architecture(bare).kind == io::architecture_kind::none);
+    CHECK(io::parse_architecture("sequential [4] -> dense(4->3) -> relu").kind == io::architecture_kind::other);
+    CHECK(io::parse_architecture("sequential [4] -> dense(4->3) -> relu -> dense(2->2)").kind ==
+          io::architecture_kind::other);  // widths that do not chain
+    CHECK(io::parse_architecture("sequential [4] -> dense(4->3) -> tanh -> dense(3->2) -> relu -> dense(2->2)")
+              .kind == io::architecture_kind::other);  // mixed activations
+    CHECK(io::parse_architecture("softmax_regression 784-10").kind == io::architecture_kind::other);
+    CHECK(std::string(io::to_string(io::architecture_kind::cnn_bn)) == "cnn-bn");
+    CHECK_THROWS_AS(io::read_architecture((dir / "missing.npz").string()), io_error);
+    fs::remove_all(dir);
+}

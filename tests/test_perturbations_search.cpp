@@ -264,7 +264,7 @@ TEST_CASE("a rank-4 model is searched through its flat rows") {
     cnn<double> net(3);
     net.set_mode(mode::eval);
     auto x = tensor<double, 4>::from_shape({3, 1, 28, 28});
-    detail::rng gen(4);
+    rng gen(4);
     for (auto& v : x) v = gen.uniform(0.2, 0.8);
     const auto y = testing::cyclic_labels(3, 10);
     const affine<double> warp({1, 28, 28},

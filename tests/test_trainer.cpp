@@ -207,6 +207,23 @@ TEST_CASE("each option's getter has its setter's name and returns what it was gi
     CHECK_FALSE(train_options(o).no_collapse_guard().collapse_guard());
 }
 
+TEST_CASE("fit() names itself and the batch when the data lie outside the domain") {
+    const auto table = blobs(40, 3, 2, 5);
+    std::vector<float> x(table.size() * 3);
+    label_vector y = label_vector::from_shape({table.size()});
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3.0f;  // standardized
+    for (std::size_t i = 0; i < table.size(); ++i) y(i) = static_cast<std::int64_t>(i % 2);
+    const dataset<float> data(std::move(x), {3}, std::move(y), 2);
+    mlp<float> net({3, 2}, 0);
+    sgd<float> opt;
+    trainer tr(net, opt, quiet(training_method::fgsm).epochs(1));
+    CHECK_THROWS_WITH_AS(tr.fit(data),
+                         doctest::Contains("trainer::fit(): at epoch 1, batch 1: inputs["),
+                         std::invalid_argument);
+    trainer ok(net, opt, quiet(training_method::fgsm).epochs(1).domain(input_domain::unbounded()));
+    CHECK_NOTHROW(ok.fit(data));
+}
+
 TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks and JSON lines") {
     const auto data = blobs(400, 8, 4, 1);
     const auto [train, val] = data.split(0.25, 2);

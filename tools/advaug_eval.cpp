@@ -27,6 +27,8 @@
 #include <CLI/CLI.hpp>
 #include <advaug/advaug.hpp>
 
+#include "cli_validators.hpp"
+
 // xtensor's .npy reader, included as io/npz.hpp includes it (its folder moved in 0.26).
 #if __has_include(<xtensor/io/xnpy.hpp>)
 #include <xtensor/io/xnpy.hpp>
@@ -142,42 +144,7 @@ struct settings {
     double domain_lo = 0, domain_hi = 1;  // of CSV features; +-inf for --domain unbounded
 };
 
-// CLI11 2.1 parses unsigned options with std::stoull, which wraps "-1" around; this refuses it.
-CLI::Validator whole_number(unsigned long long min, const char* description) {
-    return CLI::Validator(
-        [min](std::string& text) -> std::string {
-            unsigned long long value = 0;
-            const char* end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-            if (ec != std::errc{} || ptr != end || value < min) {
-                return "must be a whole number >= " + std::to_string(min) + ", got '" + text + "'";
-            }
-            return {};
-        },
-        description);
-}
-
-// An existing regular file (after following links), or with `or_directory` a directory too.
-// CLI::ExistingFile takes anything that is not a directory: /dev/zero would be read until
-// memory runs out, and a FIFO without a writer blocks the open() for ever.
-CLI::Validator regular_file(bool or_directory) {
-    return CLI::Validator(
-        [or_directory](std::string& path) -> std::string {
-            std::error_code ec;
-            const fs::file_status st = fs::status(path, ec);
-            if (!fs::exists(st)) return "'" + path + "' does not exist";
-            if (fs::is_regular_file(st) || (or_directory && fs::is_directory(st))) return {};
-            const char* what = fs::is_directory(st)        ? "a directory"
-                               : fs::is_fifo(st)           ? "a FIFO"
-                               : fs::is_character_file(st) ? "a character device"
-                               : fs::is_block_file(st)     ? "a block device"
-                               : fs::is_socket(st)         ? "a socket"
-                                                           : "not a regular file";
-            return "'" + path + "' is " + what + "; give a regular file" +
-                   (or_directory ? " or a directory" : "");
-        },
-        or_directory ? "FILE_OR_DIR" : "FILE");
-}
+using advaug_cli::regular_file, advaug_cli::whole_number;
 
 void declare_options(CLI::App& app, settings& s) {
     app.add_option("--model", s.model_path,
@@ -700,51 +667,6 @@ struct dense_stack {
     std::string activation;  // "relu" or "tanh"; empty: not known
 };
 
-std::optional<std::size_t> parse_size(std::string_view text) {
-    std::size_t value = 0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
-    return value;
-}
-
-// The dense stack whose describe() is `text`, e.g.
-// "sequential [784] -> dense(784->256) -> relu -> dense(256->10)" -> {784, 256, 10}, relu.
-// One activation, relu or tanh, between every two dense layers.
-std::optional<dense_stack> parse_dense_stack(const std::string& text) {
-    std::vector<std::string_view> parts;
-    std::string_view rest(text);
-    for (std::size_t at; (at = rest.find(" -> ")) != std::string_view::npos;
-         rest.remove_prefix(at + 4)) {
-        parts.push_back(rest.substr(0, at));
-    }
-    parts.push_back(rest);
-    const std::string_view head = "sequential [";
-    if (parts.size() < 2 || parts.size() % 2 != 0 || !parts[0].starts_with(head) ||
-        !parts[0].ends_with("]")) {
-        return std::nullopt;
-    }
-    const auto inputs = parse_size(parts[0].substr(head.size(), parts[0].size() - head.size() - 1));
-    if (!inputs || *inputs == 0) return std::nullopt;
-    dense_stack out{{*inputs}, parts.size() > 2 ? std::string(parts[2]) : "relu"};
-    if (out.activation != "relu" && out.activation != "tanh") return std::nullopt;
-    for (std::size_t i = 1; i < parts.size(); ++i) {
-        const std::string_view p = parts[i];
-        if (i % 2 == 0) {
-            if (p != out.activation) return std::nullopt;
-            continue;
-        }
-        const std::size_t arrow = p.find("->");
-        if (!p.starts_with("dense(") || !p.ends_with(")") || arrow == std::string_view::npos) {
-            return std::nullopt;
-        }
-        const auto in = parse_size(p.substr(6, arrow - 6));
-        const auto out_width = parse_size(p.substr(arrow + 2, p.size() - arrow - 3));
-        if (!in || !out_width || *in != out.widths.back() || *out_width == 0) return std::nullopt;
-        out.widths.push_back(*out_width);
-    }
-    return out;
-}
-
 // The widths of a dense file without architecture metadata, from its arrays' shapes:
 // "0.weight" [w1, w0], "2.weight" [w2, w1], ...
 std::vector<std::size_t> widths_from_arrays(const std::string& path, const char* option) {
@@ -807,18 +729,15 @@ void check_size(const std::string& path, const char* option, const dense_stack& 
 // contradicts the metadata is refused.
 loaded_model load(const std::string& path, const char* option, const std::string& arch,
                   const std::string& activation, const std::string& label) {
-    const auto meta = advaug::io::load_metadata(path);
-    const auto it = meta.find("architecture");
-    const std::string stored = it == meta.end() ? "" : it->second;
+    // The file's "__advaug__.architecture" metadata, classified by the library.
+    const advaug::io::architecture_info info = advaug::io::read_architecture(path);
+    const std::string& stored = info.description;
     const std::string shown = stored.size() > 160 ? stored.substr(0, 160) + "..." : stored;
-    const std::string cnn_plain =
-        advaug::cnn<float>(0, advaug::weight_init::he_normal, false).describe();
-    const std::string cnn_bn =
-        advaug::cnn<float>(0, advaug::weight_init::he_normal, true).describe();
     const bool is_model = std::string_view(option) == "--model";
 
     std::string kind = arch;
-    std::optional<dense_stack> dense = stored.empty() ? std::nullopt : parse_dense_stack(stored);
+    std::optional<dense_stack> dense;
+    if (info.kind == advaug::io::architecture_kind::mlp) dense = dense_stack{info.widths, info.activation};
     if (kind.empty()) {
         if (stored.empty()) {
             throw runtime_error(
@@ -828,7 +747,10 @@ loaded_model load(const std::string& path, const char* option, const std::string
                                 : "; advaug-eval takes a baseline's architecture from its own file "
                                   "only: save it with advaug::io::save_model"));
         }
-        kind = dense ? "mlp" : stored == cnn_plain ? "cnn" : stored == cnn_bn ? "cnn-bn" : "";
+        if (info.kind == advaug::io::architecture_kind::mlp || info.kind == advaug::io::architecture_kind::cnn ||
+            info.kind == advaug::io::architecture_kind::cnn_bn) {
+            kind = advaug::io::to_string(info.kind);
+        }
         if (kind.empty()) {
             throw runtime_error(concat(option, " '", path, "' holds the architecture '", shown,
                                        "', which advaug-eval cannot build; it evaluates dense "

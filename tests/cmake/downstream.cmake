@@ -6,10 +6,14 @@
 #         [-DCXX_COMPILER_LAUNCHER=ccache] [-DGENERATOR=<cmake generator>]
 #         -P downstream.cmake
 #
-# find_package      install advaug into WORK_DIR/prefix, consumer finds it there
+# find_package      build and install advaug (with advaug-eval) into WORK_DIR/prefix, run the
+#                   installed advaug-eval --help, then the consumer finds advaug there
 # add_subdirectory  consumer pulls the advaug source tree in with add_subdirectory
 # copied_headers    no CMake at all: copy include/advaug, compile with c++ -I, -lopenblas -lz -lzip
 # no_blas           as copied_headers with -DADVAUG_NO_BLAS, linking no BLAS at all
+#
+# Every mode also builds and runs main_core.cpp, which uses only the headers of advaug::core:
+# through the advaug::core target in the CMake modes, linked without -lz -lzip otherwise.
 
 cmake_minimum_required(VERSION 3.21)
 
@@ -52,9 +56,20 @@ if(MODE STREQUAL "find_package")
         ${common_args}
         "-DCMAKE_INSTALL_PREFIX=${prefix}"
         -DADVAUG_BUILD_TESTS=OFF -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_BENCHMARKS=OFF
-        -DADVAUG_BUILD_TOOLS=OFF)
+        -DADVAUG_BUILD_TOOLS=ON)
     step("build advaug" "${CMAKE_COMMAND}" --build "${WORK_DIR}/advaug-build" -j ${jobs})
     step("install advaug" "${CMAKE_COMMAND}" --install "${WORK_DIR}/advaug-build")
+    # The tool lands in bin/ and runs from there (docs/advaug_eval.md).
+    set(tool "${prefix}/bin/advaug-eval${CMAKE_EXECUTABLE_SUFFIX}")
+    if(NOT EXISTS "${tool}")
+        message(FATAL_ERROR "downstream find_package: cmake --install did not install ${tool}")
+    endif()
+    execute_process(COMMAND "${tool}" --help
+        RESULT_VARIABLE result OUTPUT_VARIABLE help ERROR_VARIABLE help)
+    if(NOT result EQUAL 0 OR NOT help MATCHES "--model")
+        message(FATAL_ERROR "downstream find_package: the installed advaug-eval --help failed "
+                            "(${result}):\n${help}")
+    endif()
     step("configure consumer"
         "${CMAKE_COMMAND}" -S "${CONSUMER_DIR}" -B "${consumer_build}" ${common_args}
         -DADVAUG_DOWNSTREAM_MODE=find_package
@@ -72,6 +87,7 @@ if(MODE STREQUAL "find_package")
     endif()
     step("build consumer" "${CMAKE_COMMAND}" --build "${consumer_build}" -j ${jobs})
     set(program "${consumer_build}/downstream")
+    set(core_program "${consumer_build}/downstream_core")
 
 elseif(MODE STREQUAL "add_subdirectory")
     step("configure consumer"
@@ -80,6 +96,7 @@ elseif(MODE STREQUAL "add_subdirectory")
         "-DADVAUG_SOURCE_DIR=${ADVAUG_SOURCE_DIR}")
     step("build consumer" "${CMAKE_COMMAND}" --build "${consumer_build}" -j ${jobs})
     set(program "${consumer_build}/downstream")
+    set(core_program "${consumer_build}/downstream_core")
 
 elseif(MODE STREQUAL "copied_headers" OR MODE STREQUAL "no_blas")
     # Only advaug's own headers are copied; xtensor & co. come from the system as usual.
@@ -87,24 +104,34 @@ elseif(MODE STREQUAL "copied_headers" OR MODE STREQUAL "no_blas")
     set(program "${WORK_DIR}/downstream")
     if(MODE STREQUAL "copied_headers")
         set(defines)
-        set(libs -lopenblas -lz -lzip)
+        set(blas -lopenblas)
     else()
         # Linking without any BLAS proves the no-BLAS build references none of it.
         set(defines -DADVAUG_NO_BLAS)
-        set(libs -lz -lzip)
+        set(blas)
     endif()
     step("compile main.cpp"
         "${CXX_COMPILER}" -std=c++20 -O1 ${defines} "-I${WORK_DIR}/include"
-        "${CONSUMER_DIR}/main.cpp" -o "${program}" ${libs})
+        "${CONSUMER_DIR}/main.cpp" -o "${program}" ${blas} -lz -lzip)
+    # Linking the core's headers without -lz -lzip proves they reference neither.
+    set(core_program "${WORK_DIR}/downstream_core")
+    step("compile main_core.cpp"
+        "${CXX_COMPILER}" -std=c++20 -O1 ${defines} "-I${WORK_DIR}/include"
+        "${CONSUMER_DIR}/main_core.cpp" -o "${core_program}" ${blas})
 
 else()
     message(FATAL_ERROR "downstream: unknown MODE '${MODE}'")
 endif()
 
-message(STATUS "downstream ${MODE}: run ${program}")
-execute_process(COMMAND "${program}"
-    RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
-message("${output}")
-if(NOT result EQUAL 0 OR NOT output MATCHES "downstream ok")
-    message(FATAL_ERROR "downstream ${MODE}: the program failed (${result})")
-endif()
+foreach(run IN ITEMS "${program}|downstream ok" "${core_program}|downstream core ok")
+    string(REPLACE "|" ";" run "${run}")
+    list(GET run 0 exe)
+    list(GET run 1 expected)
+    message(STATUS "downstream ${MODE}: run ${exe}")
+    execute_process(COMMAND "${exe}"
+        RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
+    message("${output}")
+    if(NOT result EQUAL 0 OR NOT output MATCHES "${expected}")
+        message(FATAL_ERROR "downstream ${MODE}: ${exe} failed (${result})")
+    endif()
+endforeach()

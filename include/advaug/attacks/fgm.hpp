@@ -8,7 +8,7 @@
 
 namespace advaug {
 
-/// requires: as fgsm().
+/// requires: as fgsm(); the model's mode is handled as there.
 /// ensures:  the result has x's shape, the raw-unit L2 norm of x' - x per sample is at most
 ///           epsilon, every value lies in the domain, epsilon == 0 returns x exactly.
 template <class M, class X>
@@ -16,6 +16,7 @@ template <class M, class X>
 X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options,
        attack_workspace<M>& workspace) {
     if constexpr (detail::check_attack_model<M, X>()) {
+        detail::check_attack_mode("fgm", model, options.attack_mode());
         return detail::single_step_attack("fgm", model, x, y, options.epsilon(),
                                           options.targeted(), options.domain(), norm::l2,
                                           &workspace);
@@ -28,6 +29,27 @@ X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_option
 template <class M, class X>
     requires detail::attack_tensor<X>
 X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options) {
+    attack_workspace<M> workspace;
+    return fgm(model, x, y, options, workspace);
+}
+
+/// A non-const model: switched to options.attack_mode() for the call, then restored.
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X fgm(M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options,
+      attack_workspace<M>& workspace) {
+    if constexpr (detail::check_attack_model<M, X>()) {
+        return detail::in_attack_mode(model, options.attack_mode(), [&](const M& m) {
+            return fgm(m, x, y, options, workspace);
+        });
+    } else {
+        return x;
+    }
+}
+
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X fgm(M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options) {
     attack_workspace<M> workspace;
     return fgm(model, x, y, options, workspace);
 }

@@ -13,6 +13,8 @@
 
 namespace advaug {
 
+/// The model is attacked in options.attack_mode() (default eval): a non-const model is
+/// switched to it for the call and restored after; a const model must already be in it.
 /// requires: M is a classifier (model/classifier.hpp) with value_type T and input_rank R;
 ///           x is a non-empty batch in the options' domain, finite; y holds one label per row
 ///           in [0, num_classes); options.epsilon() was set.
@@ -26,6 +28,7 @@ template <class M, class X>
 X fgsm(const M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options,
        attack_workspace<M>& workspace) {
     if constexpr (detail::check_attack_model<M, X>()) {
+        detail::check_attack_mode("fgsm", model, options.attack_mode());
         return detail::single_step_attack("fgsm", model, x, y, options.epsilon(),
                                           options.targeted(), options.domain(), norm::linf,
                                           &workspace);
@@ -38,6 +41,27 @@ X fgsm(const M& model, const X& x, const detail::labels_t<X>& y, const fgsm_opti
 template <class M, class X>
     requires detail::attack_tensor<X>
 X fgsm(const M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options) {
+    attack_workspace<M> workspace;
+    return fgsm(model, x, y, options, workspace);
+}
+
+/// A non-const model: switched to options.attack_mode() for the call, then restored.
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X fgsm(M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options,
+       attack_workspace<M>& workspace) {
+    if constexpr (detail::check_attack_model<M, X>()) {
+        return detail::in_attack_mode(model, options.attack_mode(), [&](const M& m) {
+            return fgsm(m, x, y, options, workspace);
+        });
+    } else {
+        return x;
+    }
+}
+
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X fgsm(M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options) {
     attack_workspace<M> workspace;
     return fgsm(model, x, y, options, workspace);
 }

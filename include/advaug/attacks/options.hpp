@@ -1,6 +1,11 @@
 // Options of the FGSM family. Each setter validates its value at once and throws
 // std::invalid_argument naming the option and the value; nothing falls back to a default
 // silently. Epsilon has no default: an attack whose epsilon was never set refuses to run.
+//
+// attack_mode: the mode (model/mode.hpp) the model is attacked in, eval unless set. Given a
+// non-const model, an attack switches it to this mode for the call and restores it after;
+// given a const model in another mode, it refuses (std::invalid_argument) rather than attack
+// in the wrong mode.
 #pragma once
 
 #include <cmath>
@@ -12,6 +17,7 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/tensor_ops.hpp"  // advaug::norm
 #include "advaug/domain/input_domain.hpp"
+#include "advaug/model/mode.hpp"
 
 namespace advaug {
 
@@ -51,9 +57,16 @@ public:
         domain_ = std::move(d);
         return self();
     }
+    /// The model's mode during the attack; default eval (batch norm on running statistics,
+    /// no dropout).
+    Derived& attack_mode(advaug::mode m) {
+        mode_ = m;
+        return self();
+    }
     double epsilon() const { return require_epsilon(Name, eps_); }
     bool targeted() const { return targeted_; }
     const input_domain& domain() const { return domain_; }
+    advaug::mode attack_mode() const { return mode_; }
 
 private:
     Derived& self() { return static_cast<Derived&>(*this); }
@@ -61,6 +74,7 @@ private:
     std::optional<double> eps_;
     bool targeted_ = false;
     input_domain domain_;
+    advaug::mode mode_ = advaug::mode::eval;
 };
 
 inline constexpr char fgsm_name[] = "fgsm";
@@ -77,7 +91,7 @@ class fgm_options : public detail::single_step_options<fgm_options, detail::fgm_
 
 /// PGD (Madry et al. 2018) and BIM / I-FGSM (Kurakin et al. 2017, PGD without random start).
 /// Defaults: L-infinity, 10 steps, step size 2.5 * epsilon / steps, random start, 1 restart,
-/// seed 0, untargeted.
+/// seed 0, untargeted, attack in eval mode.
 class pgd_options {
 public:
     pgd_options& epsilon(double eps) {
@@ -124,6 +138,11 @@ public:
         domain_ = std::move(d);
         return *this;
     }
+    /// The model's mode during the attack; default eval.
+    pgd_options& attack_mode(advaug::mode m) {
+        mode_ = m;
+        return *this;
+    }
 
     double epsilon() const { return detail::require_epsilon("pgd", eps_); }
     advaug::norm norm() const { return norm_; }
@@ -134,6 +153,7 @@ public:
     std::uint64_t seed() const { return seed_; }
     bool targeted() const { return targeted_; }
     const input_domain& domain() const { return domain_; }
+    advaug::mode attack_mode() const { return mode_; }
 
 private:
     std::optional<double> eps_;
@@ -145,6 +165,7 @@ private:
     std::uint64_t seed_ = 0;
     bool targeted_ = false;
     input_domain domain_;
+    advaug::mode mode_ = advaug::mode::eval;
 };
 
 }  // namespace advaug

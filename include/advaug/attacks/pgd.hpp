@@ -18,7 +18,8 @@
 
 namespace advaug {
 
-/// requires: as fgsm().
+/// requires: as fgsm(); the model's mode is handled as there (a non-const model is switched to
+///           options.attack_mode() for the call, a const one must already be in it).
 /// ensures:  the result has x's shape and stays in the epsilon-ball of the chosen norm (raw
 ///           units) and in the domain; epsilon == 0 returns x; the same seed gives the same
 ///           result (on the host; a device backend draws its own seeded stream).
@@ -32,6 +33,19 @@ template <class M, class X>
 X pgd(const M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options,
       attack_workspace<M>& workspace);
 
+/// pgd() on a non-const model: switched to options.attack_mode() for the call, then restored.
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X pgd(M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options,
+      attack_workspace<M>& workspace);
+
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X pgd(M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options) {
+    attack_workspace<M> workspace;
+    return pgd(model, x, y, options, workspace);
+}
+
 /// BIM / I-FGSM: pgd() started at x itself (random_start(false)); the other options,
 /// including the L2 norm if chosen, are used as given.
 template <class M, class X>
@@ -44,6 +58,19 @@ X bim(const M& model, const X& x, const detail::labels_t<X>& y, pgd_options opti
 template <class M, class X>
     requires detail::attack_tensor<X>
 X bim(const M& model, const X& x, const detail::labels_t<X>& y, pgd_options options,
+      attack_workspace<M>& workspace) {
+    return pgd(model, x, y, options.random_start(false), workspace);
+}
+
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X bim(M& model, const X& x, const detail::labels_t<X>& y, pgd_options options) {
+    return pgd(model, x, y, options.random_start(false));
+}
+
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X bim(M& model, const X& x, const detail::labels_t<X>& y, pgd_options options,
       attack_workspace<M>& workspace) {
     return pgd(model, x, y, options.random_start(false), workspace);
 }
@@ -99,7 +126,21 @@ template <class M, class X>
 X pgd(const M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options,
       attack_workspace<M>& workspace) {
     if constexpr (detail::check_attack_model<M, X>()) {
+        detail::check_attack_mode("pgd", model, options.attack_mode());
         return detail::pgd_attack(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
+}
+
+template <class M, class X>
+    requires detail::attack_tensor<X> && (!std::is_const_v<M>)
+X pgd(M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options,
+      attack_workspace<M>& workspace) {
+    if constexpr (detail::check_attack_model<M, X>()) {
+        return detail::in_attack_mode(model, options.attack_mode(), [&](const M& m) {
+            return pgd(m, x, y, options, workspace);
+        });
     } else {
         return x;
     }

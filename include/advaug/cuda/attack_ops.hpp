@@ -271,9 +271,8 @@ device_domain<T> check_attack_inputs(const char* fn, const M& model, const devic
         detail::download(fn, x.data() + s.outside, &v, 1);
         const std::size_t sample = s.outside / r.sample_size, d = s.outside % r.sample_size;
         advaug::detail::invalid(fn, "inputs[", sample, "] element ", d, " = ", v,
-                                " lies outside the input domain [", r.lo[d], ", ", r.hi[d],
-                                "] (model units); normalized data needs a matching "
-                                "input_domain::normalization()");
+                                " lies outside the input domain [", r.lo[d], ", ", r.hi[d], "]",
+                                advaug::detail::domain_hint);
     }
     return out;
 }

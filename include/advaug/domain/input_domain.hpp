@@ -158,6 +158,12 @@ resolved_domain<T> resolve(const char* function, const input_domain& dom, const 
     return r;
 }
 
+/// What to do about an input outside the domain; the default [0, 1] is the usual cause.
+inline constexpr const char* domain_hint =
+    " (model units); the options' input_domain must hold the data: bounds(lo, hi) or "
+    "unbounded() for raw values outside the default [0, 1] (standardized tables), and "
+    "normalization(mean, std) only where the model sees (raw - mean) / std";
+
 /// Every element of x lies in the domain (with a rounding tolerance for normalized data).
 template <class T, std::size_t N>
 void check_in_domain(const char* function, const tensor<T, N>& x, const resolved_domain<T>& r) {
@@ -183,9 +189,8 @@ void check_in_domain(const char* function, const tensor<T, N>& x, const resolved
             const T v = p[s * d_size + d];
             if (!inside(v, d)) {
                 invalid(function, "inputs[", s, "] element ", d, " = ", v,
-                        " lies outside the input domain [", r.lo[d], ", ", r.hi[d],
-                        "] (model units); normalized data needs a matching "
-                        "input_domain::normalization()");
+                        " lies outside the input domain [", r.lo[d], ", ", r.hi[d], "]",
+                        domain_hint);
             }
         }
     }

@@ -136,4 +136,25 @@ concept trainable_classifier =
     classifier<M> && detail::contract::has_parameter_gradient<M> &&
     detail::contract::has_zero_grad<M> && detail::contract::has_parameters<M>;
 
+namespace detail {
+
+/// Whether forward() does the same in train and eval mode (no batch norm, no dropout): the
+/// trainer's attack pass at x then also serves the clean loss, and an attack may run a const
+/// model in either mode. A model says so at compile time
+/// with `static constexpr bool mode_independent = true` (mlp), or at run time with
+/// `bool is_mode_independent() const` (sequential, e.g. the bundled cnn without batch norm).
+template <class M>
+bool mode_independent(const M& model) {
+    if constexpr (requires { M::mode_independent; }) {
+        if (static_cast<bool>(M::mode_independent)) return true;
+    }
+    if constexpr (requires { { model.is_mode_independent() } -> std::convertible_to<bool>; }) {
+        return static_cast<bool>(model.is_mode_independent());
+    } else {
+        return false;
+    }
+}
+
+}  // namespace detail
+
 }  // namespace advaug

@@ -25,6 +25,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <zlib.h>
@@ -62,22 +63,6 @@ struct batch_losses {
 };
 
 namespace detail {
-
-/// Whether forward() does the same in train and eval mode (no batch norm, no dropout), so the
-/// attack's forward pass at x can also serve the clean loss. A model says so at compile time
-/// with `static constexpr bool mode_independent = true` (mlp), or at run time with
-/// `bool is_mode_independent() const` (sequential, e.g. the bundled cnn without batch norm).
-template <class M>
-bool mode_independent(const M& model) {
-    if constexpr (requires { M::mode_independent; }) {
-        if (static_cast<bool>(M::mode_independent)) return true;
-    }
-    if constexpr (requires { { model.is_mode_independent() } -> std::convertible_to<bool>; }) {
-        return static_cast<bool>(model.is_mode_independent());
-    } else {
-        return false;
-    }
-}
 
 /// An optional model member (sequential has it): the input gradient and `scale` times the
 /// parameter gradient of one dlogits in one backward pass.
@@ -540,6 +525,12 @@ training_result trainer<M, Optimizer>::fit(const dataset<S>& train, const datase
             } catch (const numeric_error& e) {
                 throw numeric_error(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1, ": ",
                                                    e.what(), stopped()));
+            } catch (const std::invalid_argument& e) {
+                // Bad data (outside the domain) is the caller's fit(), not compute_gradient().
+                std::string_view what = e.what(), inner = "trainer::compute_gradient(): ";
+                if (what.starts_with(inner)) what.remove_prefix(inner.size());
+                throw std::invalid_argument(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1,
+                                                           ": ", what));
             }
             if (!std::isfinite(losses.loss)) {
                 throw numeric_error(detail::concat(fn, "(): the training loss is ",

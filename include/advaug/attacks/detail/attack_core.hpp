@@ -10,12 +10,14 @@
 #include <cstddef>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "advaug/detail/error.hpp"
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/detail/tensor_ops.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/model/classifier.hpp"
+#include "advaug/model/mode.hpp"
 #include "advaug/model/static_checks.hpp"
 
 namespace advaug {
@@ -81,6 +83,33 @@ consteval bool check_attack_model() {
                       "advaug: the inputs' rank differs from the model's input_rank");
         return std::is_same_v<typename M::value_type, T> && M::input_rank == R;
     }
+}
+
+inline const char* mode_name(mode m) { return m == mode::eval ? "eval" : "train"; }
+
+/// A const model is attacked as it is, so it must already be in the attack's mode, unless its
+/// forward() is the same in both: a model in train mode would otherwise be attacked with batch
+/// statistics and dropout, silently.
+template <class M>
+void check_attack_mode(const char* fn, const M& model, mode wanted) {
+    const mode actual = model.mode();
+    if (actual != wanted && !mode_independent(model)) {
+        invalid(fn, "the model is in ", mode_name(actual), " mode, but the options attack it in ",
+                mode_name(wanted), " mode (attack_mode()); pass the model as non-const so that "
+                "the attack switches it for the call, switch it first (advaug::mode_guard), or "
+                "set .attack_mode(advaug::mode::", mode_name(actual), ") on the options");
+    }
+}
+
+/// Runs `attack` with a non-const model switched to `wanted` for the call (restored after,
+/// also on an exception); a model already in that mode, or the same in both, is only read.
+template <class M, class Attack>
+decltype(auto) in_attack_mode(M& model, mode wanted, Attack&& attack) {
+    if (model.mode() == wanted || mode_independent(std::as_const(model))) {
+        return attack(std::as_const(model));
+    }
+    const mode_guard<M> guard(model, wanted);
+    return attack(std::as_const(model));
 }
 
 /// The gradient of the attack's loss with respect to the input, through the model contract.
