@@ -103,7 +103,7 @@ TEST_CASE("attacks run in attack_mode(): a non-const model is switched and resto
 }
 
 TEST_CASE("an attack on a model with dropout in train mode gives the eval-mode result") {
-    detail::rng gen(3);
+    advaug::rng gen(3);
     auto net = sequential<float, 2>({4}).add(dense<float>(4, 8, gen)).add(dropout<float, 2>(0.5, 1))
                    .add(dense<float>(8, 3, gen));
     const auto x = testing::uniform_batch<float>(6, 4, 2);

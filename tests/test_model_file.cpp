@@ -73,7 +73,7 @@ TEST_CASE("read_architecture says which bundled model a file holds: mlp widths a
     CHECK(info.description == net.describe());
 
     // tanh between the dense layers
-    detail::rng gen(2);
+    advaug::rng gen(2);
     auto tanh_net = sequential<float, 2>({3}).add(dense<float>(3, 4, gen)).add(tanh_layer<float, 2>{})
                         .add(dense<float>(4, 2, gen));
     const auto tanh_info = io::parse_architecture(tanh_net.describe());
