@@ -12,6 +12,7 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/layer.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 
@@ -65,6 +66,8 @@ public:
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe | optional_member::append_parameters;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -125,6 +128,8 @@ public:
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe | optional_member::append_parameters;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };

@@ -32,6 +32,7 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/layer.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 
@@ -59,6 +60,8 @@ public:
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     using shape_type = typename tensor<T, Rank>::shape_type;
+    static constexpr optional_member optional_members =
+        optional_member::describe | optional_member::append_parameters | optional_member::cache_stream;
 
     struct cache_type {
         std::uint64_t calls = 0;   // train-mode forward passes made with this cache

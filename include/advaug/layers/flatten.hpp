@@ -11,6 +11,7 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/layer.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 
@@ -23,6 +24,8 @@ public:
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 2;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe | optional_member::append_parameters;
 
     struct cache_type {
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input

@@ -7,6 +7,7 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/layer.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/parallel/threads.hpp"
@@ -42,6 +43,7 @@ public:
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members = optional_member::describe;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
