@@ -1,5 +1,6 @@
-// The layer contract (layers/layer.hpp) and its static checks (layers/static_checks.hpp). The
-// refusals themselves, one error each, are in tests/compile_fail/layer_*.cpp.
+// The layer contract (layers/layer.hpp), its static checks (layers/static_checks.hpp) and
+// parameterless_layer (layers/parameterless.hpp). The refusals themselves, one error each, are
+// in tests/compile_fail/layer_*.cpp.
 #include <doctest/doctest.h>
 
 #include <advaug/advaug.hpp>
@@ -104,9 +105,25 @@ struct with_buffer : identity {
     mutable std::uint64_t last_stream = 0;
 };
 
+// A parameterless layer through the base: only what it computes.
+template <class T>
+struct negate : parameterless_layer<T> {
+    using value_type = T;
+    static constexpr std::size_t input_rank = 2, output_rank = 2;
+    struct cache_type {};
+    void forward(const tensor<T, 2>& x, cache_type&, tensor<T, 2>& y) const {
+        y = tensor<T, 2>::from_shape(x.shape());
+        for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = -x.data()[i];
+    }
+    void backward_input(const cache_type&, const tensor<T, 2>& dy, tensor<T, 2>& dx) const {
+        dx = tensor<T, 2>::from_shape(dy.shape());
+        for (std::size_t i = 0; i < dy.size(); ++i) dx.data()[i] = -dy.data()[i];
+    }
+};
+
 }  // namespace
 
-static_assert(check_layer<identity>() && check_layer<with_buffer>());
+static_assert(check_layer<identity>() && check_layer<with_buffer>() && check_layer<negate<float>>());
 static_assert(!lc::has_zero_grad<no_zero_grad> && !layer<no_zero_grad>);
 static_assert(!lc::has_parameters<wrong_parameters> && !layer<wrong_parameters>);
 static_assert(!lc::has_forward<non_const_forward> && !layer<non_const_forward>);
@@ -144,4 +161,30 @@ TEST_CASE("sequential uses the optional members a layer lists, and defaults for 
     tensor<float, 2> logits;
     net.forward(tensor<float, 2>::from_shape({2, 3}), cache, logits);
     CHECK(net.layer<with_buffer>(1).last_stream == 42);
+}
+
+TEST_CASE_TEMPLATE("parameterless_layer: no parameters, a mode, and the gradient checks pass", T, float, double) {
+    negate<T> layer;
+    CHECK(layer.parameters().empty());
+    CHECK(layer.mode() == advaug::mode::train);
+    layer.set_mode(advaug::mode::eval);
+    CHECK(layer.mode() == advaug::mode::eval);
+    typename negate<T>::cache_type c;
+    const auto dy = tensor<T, 2>::from_shape({2, 3});
+    layer.accumulate_gradient(c, dy);
+    layer.accumulate_gradient(c, dy, T(0.5));
+    layer.zero_grad();
+    static_assert(lc::has_scaled_accumulate_gradient<negate<T>>);
+
+    auto x = tensor<T, 2>::from_shape({2, 3});
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<T>(i) - T(2.5);
+    const gradient_check_options opts{.step = std::is_same_v<T, double> ? 1e-6 : 1e-2};
+    CHECK(check_layer_input_gradient(layer, x, opts).relative_error < 1e-6);
+
+    // In a model, set_mode reaches the base's mode.
+    detail::rng gen(1);
+    auto net = sequential<T, 2>({3}).add(negate<T>{}).add(dense<T>(3, 2, gen));
+    net.set_mode(advaug::mode::eval);
+    CHECK(net.template layer<negate<T>>(0).mode() == advaug::mode::eval);
+    CHECK(net.template layer<negate<T>>(0).parameters().empty());
 }

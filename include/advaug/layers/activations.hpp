@@ -1,6 +1,7 @@
-// Elementwise activations on any rank, following layers/relu.hpp: leaky ReLU and tanh.
-// Both keep a pointer to their output in the cache (the derivative is a function of it),
-// so forward may run in place and the output must outlive the backward call.
+// Elementwise activations on any rank, following layers/relu.hpp: leaky ReLU and tanh, as
+// torch.nn.LeakyReLU and Tanh. Each keeps a pointer to its output in the cache (the derivative
+// is a function of it), so forward may run in place and the output must outlive the backward
+// call. None has parameters: they inherit parameterless_layer (layers/parameterless.hpp).
 #pragma once
 
 #include <array>
@@ -13,8 +14,7 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/layers/layer.hpp"
-#include "advaug/model/mode.hpp"
-#include "advaug/model/parameter.hpp"
+#include "advaug/layers/parameterless.hpp"
 
 namespace advaug {
 
@@ -60,14 +60,14 @@ void check_activation_gradient(const char* fn, const tensor<T, Rank>* y,
 
 /// Leaky ReLU, y = x for x > 0 and negative_slope * x otherwise.
 template <class T, std::size_t Rank = 2>
-class leaky_relu {
+class leaky_relu : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     static constexpr bool mode_independent = true;
     static constexpr optional_member optional_members =
-        optional_member::output_shape | optional_member::describe | optional_member::append_parameters;
+        optional_member::output_shape | optional_member::describe;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -108,28 +108,21 @@ public:
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
         detail::leaky_relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size(), slope_);
     }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
 
 private:
     T slope_;
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 /// y = tanh(x) (named tanh_layer so it does not hide std::tanh).
 template <class T, std::size_t Rank = 2>
-class tanh_layer {
+class tanh_layer : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     static constexpr bool mode_independent = true;
     static constexpr optional_member optional_members =
-        optional_member::output_shape | optional_member::describe | optional_member::append_parameters;
+        optional_member::output_shape | optional_member::describe;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -155,15 +148,6 @@ public:
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
         detail::tanh_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
     }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
-private:
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 }  // namespace advaug

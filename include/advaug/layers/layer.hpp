@@ -1,8 +1,10 @@
 // The layer contract: what sequential (models/sequential.hpp) needs from a layer.
 //
 // This header is the single source of truth for the contract; docs/layers.md explains it with
-// an example. A layer is any class with these members; nothing is registered. Below, T is
-// value_type, X is tensor<T, input_rank> and Y is tensor<T, output_rank>.
+// an example. A layer is any class with these members; nothing is registered. Layers without
+// parameters may inherit the parameter and mode members from parameterless_layer
+// (layers/parameterless.hpp). Below, T is value_type, X is tensor<T, input_rank> and
+// Y is tensor<T, output_rank>.
 //
 // layer<L> -- required members
 //   typename L::value_type       float or double.

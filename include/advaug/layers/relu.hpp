@@ -8,8 +8,7 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/layers/layer.hpp"
-#include "advaug/model/mode.hpp"
-#include "advaug/model/parameter.hpp"
+#include "advaug/layers/parameterless.hpp"
 #include "advaug/parallel/threads.hpp"
 
 namespace advaug {
@@ -37,7 +36,7 @@ void relu_backward(const T* y, const T* dy, T* dx, std::size_t n) {
 }  // namespace detail
 
 template <class T, std::size_t Rank = 2>
-class relu {
+class relu : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
@@ -72,14 +71,6 @@ public:
                              });
     }
     std::string describe() const { return "relu"; }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
-    void zero_grad() {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
-private:
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 }  // namespace advaug
