@@ -53,7 +53,8 @@ public:
     }
 
     // Optional members, listed above: sequential uses them to check shapes and to name the layer
-    // in messages. Without output_shape a layer must keep the shape; without describe it is "layer".
+    // in messages. Without output_shape a layer must keep the shape; without describe, its name
+    // is "layer".
     std::vector<std::size_t> output_shape(const std::vector<std::size_t>& in) const {
         if (in.size() != 1 || in[0] != scale_.size()) {
             throw std::invalid_argument("feature_scale: expects [" + std::to_string(scale_.size()) + "] samples");

@@ -51,7 +51,9 @@ TEST_CASE("relu: in place, and a wrong output gradient is refused") {
     relu<float, 2> layer;
     typename relu<float, 2>::cache_type c;
     layer.forward(x, c, x);  // y aliases x
-    for (std::size_t i = 0; i < x.size(); ++i) CHECK(x.data()[i] == std::max(expected.data()[i], 0.0f));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        CHECK(x.data()[i] == std::max(expected.data()[i], 0.0f));
+    }
     tensor<float, 2> dx;
     CHECK_THROWS_WITH_AS(layer.backward_input(c, tensor<float, 2>::from_shape({3, 5}), dx),
                          "relu::backward_input(): the output gradient has shape [3, 5], the "

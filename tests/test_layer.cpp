@@ -64,7 +64,9 @@ struct overloaded_describe : identity {
 };
 struct template_output_shape : identity {
     template <class S>
-    S output_shape(const S& s) const { return s; }
+    S output_shape(const S& s) const {
+        return s;
+    }
 };
 struct data_describe : identity {
     const char* describe = "not a function";
@@ -86,8 +88,7 @@ struct unsigned_list : identity {
 // Listed optional members: sequential uses exactly these.
 struct with_buffer : identity {
     static constexpr optional_member optional_members =
-        optional_member::describe | optional_member::append_buffers |
-        optional_member::cache_stream;
+        optional_member::describe | optional_member::append_buffers | optional_member::cache_stream;
     struct cache_type {
         std::uint64_t stream = 0;
     };
@@ -123,26 +124,31 @@ struct negate : parameterless_layer<T> {
 
 }  // namespace
 
-static_assert(check_layer<identity>() && check_layer<with_buffer>() && check_layer<negate<float>>());
+static_assert(check_layer<identity>() && check_layer<with_buffer>() &&
+              check_layer<negate<float>>());
 static_assert(!lc::has_zero_grad<no_zero_grad> && !layer<no_zero_grad>);
 static_assert(!lc::has_parameters<wrong_parameters> && !layer<wrong_parameters>);
 static_assert(!lc::has_forward<non_const_forward> && !layer<non_const_forward>);
 
 static_assert(!lc::names_describe<identity> && !lc::names_append_buffers<identity>);
 static_assert(lc::names_describe<overloaded_describe>);
-static_assert(lc::names_output_shape<template_output_shape> && lc::has_output_shape<template_output_shape>);
+static_assert(lc::names_output_shape<template_output_shape> &&
+              lc::has_output_shape<template_output_shape>);
 static_assert(lc::names_describe<data_describe> && !lc::has_describe<data_describe>);
-static_assert(lc::names_append_buffers<private_buffers> && !lc::has_append_buffers<private_buffers>);
+static_assert(lc::names_append_buffers<private_buffers> &&
+              !lc::has_append_buffers<private_buffers>);
 static_assert(lc::names_append_buffers<inherited_buffers>);
 static_assert(lc::names_append_buffers<wrong_buffers> && !lc::has_append_buffers<wrong_buffers>);
 static_assert(lc::names_mode_independent<int_mode_independent> &&
               !lc::has_mode_independent<int_mode_independent>);
-static_assert(lc::names_optional_members<unsigned_list> && !lc::has_optional_members<unsigned_list>);
+static_assert(lc::names_optional_members<unsigned_list> &&
+              !lc::has_optional_members<unsigned_list>);
 static_assert(lc::names_stream<with_buffer::cache_type> && lc::has_cache_stream<with_buffer>);
 
 static_assert(lc::declared<identity>() == optional_member::none);
 static_assert(lc::declares_append_buffers<with_buffer> && !lc::declares_output_shape<with_buffer>);
-static_assert(lc::declares_cache_stream<dropout<float, 2>> && lc::declares_append_buffers<batch_norm<float, 2>>);
+static_assert(lc::declares_cache_stream<dropout<float, 2>> &&
+              lc::declares_append_buffers<batch_norm<float, 2>>);
 
 TEST_CASE("sequential uses the optional members a layer lists, and defaults for the others") {
     auto net = sequential<float, 2>({3}).add(identity{}).add(with_buffer{});
@@ -163,7 +169,8 @@ TEST_CASE("sequential uses the optional members a layer lists, and defaults for 
     CHECK(net.layer<with_buffer>(1).last_stream == 42);
 }
 
-TEST_CASE_TEMPLATE("parameterless_layer: no parameters, a mode, and the gradient checks pass", T, float, double) {
+TEST_CASE_TEMPLATE("parameterless_layer: no parameters, a mode, and the gradient checks pass", T,
+                   float, double) {
     negate<T> layer;
     CHECK(layer.parameters().empty());
     CHECK(layer.mode() == advaug::mode::train);

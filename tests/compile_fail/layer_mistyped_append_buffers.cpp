@@ -17,7 +17,8 @@ struct broken_layer {
     std::vector<advaug::parameter_view<float>> parameters() { return {}; }
     advaug::mode mode() const { return advaug::mode::eval; }
     void set_mode(advaug::mode) {}
-    static constexpr advaug::optional_member optional_members = advaug::optional_member::append_buffers;
+    static constexpr advaug::optional_member optional_members =
+        advaug::optional_member::append_buffers;
     void append_buffers(std::vector<advaug::parameter_view<float>>&) {}
 };
 

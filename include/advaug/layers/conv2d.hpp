@@ -221,7 +221,8 @@ public:
     static constexpr std::size_t output_rank = 4;
     static constexpr bool mode_independent = true;
     static constexpr optional_member optional_members =
-        optional_member::output_shape | optional_member::describe | optional_member::append_parameters;
+        optional_member::output_shape | optional_member::describe |
+        optional_member::append_parameters;
 
     /// Images per partial sum of the weight gradient (see the header comment).
     static constexpr std::size_t grad_block_images = 8;

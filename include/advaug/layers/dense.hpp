@@ -33,7 +33,8 @@ public:
     static constexpr std::size_t output_rank = 2;
     static constexpr bool mode_independent = true;
     static constexpr optional_member optional_members =
-        optional_member::output_shape | optional_member::describe | optional_member::append_parameters;
+        optional_member::output_shape | optional_member::describe |
+        optional_member::append_parameters;
 
     /// What backward needs: the layer's input (not copied; it must outlive the backward call).
     struct cache_type {

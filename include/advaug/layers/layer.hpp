@@ -42,21 +42,21 @@
 // member that is not listed are each refused with one static_assert. Without the list, a typo
 // would silently fall back to the default and, for append_buffers, silently drop state from
 // model files.
-//   output_shape(const std::vector<std::size_t>& sample) const  (optional_member::output_shape)
+//   output_shape(const std::vector<std::size_t>& sample) const     listed as output_shape
 //     returns the shape of one output sample (a range of std::size_t); throws
 //     std::invalid_argument when the layer does not accept `sample`. Default: the shape is
 //     kept, and input_rank must equal output_rank.
-//   describe() const -> std::string                              (optional_member::describe)
+//   std::string describe() const                                   listed as describe
 //     the layer's name in messages ("dense(784->128)"). Default: "layer".
-//   append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix)
-//                                                                 (optional_member::append_parameters)
+//   append_parameters(std::vector<parameter_view<T>>&, const std::string& prefix)
+//                                                                  listed as append_parameters
 //     appends parameters() with names prefixed by `prefix`, without a temporary vector.
 //     Default: parameters(), renamed.
-//   append_buffers(std::vector<parameter_view<T>>& out, const std::string& prefix)
-//                                                                 (optional_member::append_buffers)
+//   append_buffers(std::vector<parameter_view<T>>&, const std::string& prefix)
+//                                                                  listed as append_buffers
 //     appends state that model files save but optimizers never train (batch norm's running
 //     statistics), as views with an empty gradient. Default: none.
-//   cache_type::stream, assignable from std::uint64_t             (optional_member::cache_stream)
+//   cache_type::stream, assignable from std::uint64_t              listed as cache_stream
 //     the random stream of a layer that draws (dropout); sequential copies its cache's stream
 //     into every layer cache it makes. Default: not set.
 // Optional members that need no listing, because they are themselves a declaration or share a

@@ -2,7 +2,7 @@
 // the layer contract (layers/layer.hpp) that such a layer would otherwise write out by hand.
 //
 //   template <class T>
-//   class my_activation : public advaug::parameterless_layer<T> { ... forward, backward_input ... };
+//   class my_activation : public advaug::parameterless_layer<T> { /* forward, backward_input */ };
 //
 // The derived layer still writes value_type, the ranks, cache_type, forward and backward_input,
 // and reads its mode through mode().
