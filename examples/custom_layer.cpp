@@ -1,7 +1,8 @@
 // custom_layer.cpp: your own layer in a sequential model, trained adversarially.
 //
-// advaug's layers are plain types with a handful of members; sequential<T, rank> composes any
-// of them, bundled or yours, with no registration and no base class. This program
+// advaug's layers are plain types with a handful of members (the layer contract,
+// advaug/layers/layer.hpp, explained in docs/layers.md); sequential<T, rank> composes any of
+// them, bundled or yours, with no registration and no base class. This program
 //
 //   1. writes a layer that advaug does not have: a learnable per-feature scale, y = x * s;
 //   2. checks its gradients with advaug's finite-difference checker, as every bundled layer is;
@@ -24,13 +25,20 @@ namespace {
 // 1. The layer
 // ---------------------------------------------------------------------------------------------
 
-// y[n, f] = x[n, f] * scale[f]. The members are the layer convention of advaug/layers/dense.hpp.
+// y[n, f] = x[n, f] * scale[f]. A layer that forgets a required member, or gets one wrong, is
+// refused by sequential::add with one static_assert that names the member.
 template <class T>
 class feature_scale {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = 2;   // [N, features] in
     static constexpr std::size_t output_rank = 2;  // [N, features] out
+
+    // The optional members this layer has (output_shape and describe, below). sequential checks
+    // the list against the members: a misspelled or mis-typed optional member, or one that is
+    // not listed, is a compile error rather than a silent fallback to the default.
+    static constexpr advaug::optional_member optional_members =
+        advaug::optional_member::output_shape | advaug::optional_member::describe;
 
     // What backward needs from forward. The input is not copied: sequential keeps it alive.
     struct cache_type {
@@ -44,7 +52,9 @@ public:
         grad_.fill(T(0));
     }
 
-    // Optional members: sequential uses them to check shapes and to name the layer in messages.
+    // Optional members, listed above: sequential uses them to check shapes and to name the layer
+    // in messages. Without output_shape a layer must keep the shape; without describe, its name
+    // is "layer".
     std::vector<std::size_t> output_shape(const std::vector<std::size_t>& in) const {
         if (in.size() != 1 || in[0] != scale_.size()) {
             throw std::invalid_argument("feature_scale: expects [" + std::to_string(scale_.size()) + "] samples");

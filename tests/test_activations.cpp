@@ -2,6 +2,7 @@
 
 #include <advaug/gradcheck/gradient_check.hpp>
 #include <advaug/layers/activations.hpp>
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <type_traits>
@@ -22,6 +23,47 @@ tensor<T, N> away_from_zero(std::array<std::size_t, N> shape, std::uint64_t seed
 }
 
 }  // namespace
+
+TEST_CASE_TEMPLATE("relu forward and its gradient check, rank 2 and rank 4", T, float, double) {
+    const auto opts = gradient_check_options().step(std::is_same_v<T, double> ? 1e-6 : 1e-3);
+    const double tol = std::is_same_v<T, double> ? 1e-6 : 1e-3;
+    // inputs away from the kink at 0, where finite differences are meaningless
+    const auto x = away_from_zero<T, 2>({5, 6}, 4);
+    relu<T, 2> layer;
+    typename relu<T, 2>::cache_type c;
+    tensor<T, 2> y;
+    layer.forward(x, c, y);
+    for (std::size_t i = 0; i < x.size(); ++i) CHECK(y.data()[i] == std::max(x.data()[i], T(0)));
+    CHECK(check_layer_input_gradient(layer, x, opts).relative_error < tol);
+
+    const auto x4 = away_from_zero<T, 4>({2, 3, 2, 2}, 3);
+    relu<T, 4> layer4;
+    const auto r = check_layer_input_gradient(layer4, x4, opts);
+    CHECK(r.checked == 24);
+    CHECK(r.relative_error < tol);
+    CHECK(layer4.parameters().empty());
+    CHECK(layer4.describe() == "relu");
+}
+
+TEST_CASE("relu: in place, and a wrong output gradient is refused") {
+    auto x = away_from_zero<float, 2>({3, 4}, 5);
+    const auto expected = x;
+    relu<float, 2> layer;
+    typename relu<float, 2>::cache_type c;
+    layer.forward(x, c, x);  // y aliases x
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        CHECK(x.data()[i] == std::max(expected.data()[i], 0.0f));
+    }
+    tensor<float, 2> dx;
+    CHECK_THROWS_WITH_AS(layer.backward_input(c, tensor<float, 2>::from_shape({3, 5}), dx),
+                         "relu::backward_input(): the output gradient has shape [3, 5], the "
+                         "layer's output is [3, 4]",
+                         std::invalid_argument);
+    typename relu<float, 2>::cache_type empty;
+    CHECK_THROWS_WITH_AS(layer.backward_input(empty, x, dx),
+                         "relu::backward_input(): the cache was not filled by forward()",
+                         std::invalid_argument);
+}
 
 TEST_CASE_TEMPLATE(
     "leaky_relu and tanh_layer: forward values and finite-difference gradients, rank 2 "

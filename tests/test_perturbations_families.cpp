@@ -20,9 +20,7 @@ const image_shape small_image{2, 5, 6};  // 60 features, channel-major
 // Tolerances of the finite-difference checks (gradcheck/gradient_check.hpp).
 template <class T>
 gradient_check_options fd_options() {
-    gradient_check_options o;
-    o.step = std::is_same_v<T, float> ? 1e-3 : 1e-6;
-    return o;
+    return gradient_check_options().step(std::is_same_v<T, float> ? 1e-3 : 1e-6);
 }
 template <class T>
 double fd_tolerance() {
@@ -146,8 +144,7 @@ TEST_CASE_TEMPLATE("tabular families: derivatives match finite differences, also
     check_gradients(drift, x, interior_theta(drift, 4, 1), "tabular_drift");
     check_gradients(dropped, x, interior_theta(dropped, 4, 2), "dropped_sensors (relaxed)");
     // Piecewise constant in x: a small step keeps the differences off the rounding edges.
-    gradient_check_options tiny;
-    tiny.step = 1e-6;
+    const auto tiny = gradient_check_options().step(1e-6);
     const auto r = check_perturbation_gradients(coarse, x, interior_theta(coarse, 4, 3), tiny);
     CHECK_FALSE(r.theta_checked);  // gradient-free: nothing to compare in theta
     CHECK(r.passed(fd_tolerance<T>()));

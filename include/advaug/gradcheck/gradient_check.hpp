@@ -90,7 +90,7 @@ gradient_check_result check_cross_entropy_gradient(const tensor<T, 2>& logits,
                                                    const gradient_check_options& options = {});
 
 /// Layer input gradient: a layer has forward(x, cache, y) const, backward_input(cache, dy, dx)
-/// const and a cache_type (layers/dense.hpp is an example).
+/// const and a cache_type (the layer contract of layers/layer.hpp).
 template <class L, class X>
 gradient_check_result check_layer_input_gradient(const L& layer, const X& x,
                                                  const gradient_check_options& options = {});

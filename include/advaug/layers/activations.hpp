@@ -1,6 +1,7 @@
-// Elementwise activations on any rank, following layers/relu.hpp: leaky ReLU and tanh.
-// Both keep a pointer to their output in the cache (the derivative is a function of it),
-// so forward may run in place and the output must outlive the backward call.
+// Elementwise activations on any rank: ReLU, leaky ReLU and tanh, as torch.nn.ReLU, LeakyReLU
+// and Tanh. Each keeps a pointer to its output in the cache (the derivative is a function of
+// it), so forward may run in place and the output must outlive the backward call. None has
+// parameters: they inherit parameterless_layer (layers/parameterless.hpp).
 #pragma once
 
 #include <array>
@@ -12,12 +13,32 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
-#include "advaug/model/mode.hpp"
-#include "advaug/model/parameter.hpp"
+#include "advaug/layers/layer.hpp"
+#include "advaug/layers/parameterless.hpp"
+#include "advaug/parallel/threads.hpp"
 
 namespace advaug {
 
 namespace detail {
+// Both loads happen unconditionally so that the compiler turns the select into a vector blend;
+// a conditional load compiles to a branch per element that mispredicts on ReLU's ~50% zeros.
+
+/// y = max(x, 0); in place when x and y are the same buffer. The derivative at 0 is taken as 0.
+template <class T>
+void relu_forward(const T* x, T* y, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const T v = x[i];
+        y[i] = v > T(0) ? v : T(0);
+    }
+}
+/// dx = dy where the layer's output y > 0, else 0 (y > 0 exactly when x > 0).
+template <class T>
+void relu_backward(const T* y, const T* dy, T* dx, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const T g = dy[i];
+        dx[i] = y[i] > T(0) ? g : T(0);
+    }
+}
 /// y = x for x > 0, slope * x otherwise; in place when x and y are the same buffer.
 template <class T>
 void leaky_relu_forward(const T* x, T* y, std::size_t n, T slope) {
@@ -57,14 +78,52 @@ void check_activation_gradient(const char* fn, const tensor<T, Rank>* y,
 }
 }  // namespace detail
 
-/// Leaky ReLU, y = x for x > 0 and negative_slope * x otherwise.
+/// ReLU, y = max(x, 0). Runs on advaug's threads (the bundled models' hottest element loop).
 template <class T, std::size_t Rank = 2>
-class leaky_relu {
+class relu : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members = optional_member::describe;
+    struct cache_type {
+        const tensor<T, Rank>* y = nullptr;  // the layer's output
+    };
+
+    std::string describe() const { return "relu"; }
+
+    void forward(const tensor<T, Rank>& x, cache_type& cache, tensor<T, Rank>& y) const {
+        if (y.shape() != x.shape()) y.resize(x.shape());
+        detail::parallel_for(x.size(), detail::elementwise_grain,
+                             [&](std::size_t begin, std::size_t end, std::size_t) {
+                                 detail::relu_forward(x.data() + begin, y.data() + begin,
+                                                      end - begin);
+                             });
+        cache.y = &y;
+    }
+    void backward_input(const cache_type& cache, const tensor<T, Rank>& dy,
+                        tensor<T, Rank>& dx) const {
+        detail::check_activation_gradient("relu::backward_input", cache.y, dy);
+        if (dx.shape() != dy.shape()) dx.resize(dy.shape());
+        detail::parallel_for(dy.size(), detail::elementwise_grain,
+                             [&](std::size_t begin, std::size_t end, std::size_t) {
+                                 detail::relu_backward(cache.y->data() + begin, dy.data() + begin,
+                                                       dx.data() + begin, end - begin);
+                             });
+    }
+};
+
+/// Leaky ReLU, y = x for x > 0 and negative_slope * x otherwise.
+template <class T, std::size_t Rank = 2>
+class leaky_relu : public parameterless_layer<T> {
+public:
+    using value_type = T;
+    static constexpr std::size_t input_rank = Rank;
+    static constexpr std::size_t output_rank = Rank;
+    static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -105,26 +164,21 @@ public:
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
         detail::leaky_relu_backward(cache.y->data(), dy.data(), dx.data(), dy.size(), slope_);
     }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
 
 private:
     T slope_;
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 /// y = tanh(x) (named tanh_layer so it does not hide std::tanh).
 template <class T, std::size_t Rank = 2>
-class tanh_layer {
+class tanh_layer : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe;
     struct cache_type {
         const tensor<T, Rank>* y = nullptr;  // the layer's output
     };
@@ -150,15 +204,6 @@ public:
         if (dx.shape() != dy.shape()) dx.resize(dy.shape());
         detail::tanh_backward(cache.y->data(), dy.data(), dx.data(), dy.size());
     }
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
-private:
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 }  // namespace advaug

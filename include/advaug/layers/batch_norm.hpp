@@ -31,6 +31,7 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/layer.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 
@@ -74,6 +75,9 @@ public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe |
+        optional_member::append_parameters | optional_member::append_buffers;
 
     /// What the backward members need. Buffers are resized only when a shape changes.
     struct cache_type {

@@ -33,6 +33,7 @@
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/layers/dense.hpp"  // weight_init
+#include "advaug/layers/layer.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/parallel/threads.hpp"
@@ -219,6 +220,9 @@ public:
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 4;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe |
+        optional_member::append_parameters;
 
     /// Images per partial sum of the weight gradient (see the header comment).
     static constexpr std::size_t grad_block_images = 8;

@@ -13,6 +13,7 @@
 #include "advaug/detail/gemm.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/layer.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 
@@ -31,6 +32,9 @@ public:
     static constexpr std::size_t input_rank = 2;
     static constexpr std::size_t output_rank = 2;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe |
+        optional_member::append_parameters;
 
     /// What backward needs: the layer's input (not copied; it must outlive the backward call).
     struct cache_type {

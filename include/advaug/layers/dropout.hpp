@@ -32,8 +32,8 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
-#include "advaug/model/mode.hpp"
-#include "advaug/model/parameter.hpp"
+#include "advaug/layers/layer.hpp"
+#include "advaug/layers/parameterless.hpp"
 
 namespace advaug {
 
@@ -53,12 +53,14 @@ inline std::uint64_t dropout_mask_seed(std::uint64_t seed, std::uint64_t stream,
 }  // namespace detail
 
 template <class T, std::size_t Rank = 2>
-class dropout {
+class dropout : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = Rank;
     static constexpr std::size_t output_rank = Rank;
     using shape_type = typename tensor<T, Rank>::shape_type;
+    static constexpr optional_member optional_members =
+        optional_member::describe | optional_member::cache_stream;
 
     struct cache_type {
         std::uint64_t calls = 0;   // train-mode forward passes made with this cache
@@ -89,8 +91,9 @@ public:
         if (y.shape() != x.shape()) y.resize(x.shape());
         cache.shape = x.shape();
         cache.filled = true;
-        cache.masked = mode_ == advaug::mode::train && p_ > 0;
-        if (mode_ == advaug::mode::train) ++cache.calls;
+        const bool train = this->mode() == advaug::mode::train;
+        cache.masked = train && p_ > 0;
+        if (train) ++cache.calls;
         if (!cache.masked) {
             if (&y != &x) std::copy(x.begin(), x.end(), y.begin());
             return;
@@ -129,19 +132,9 @@ public:
         for (std::size_t i = 0; i < dy.size(); ++i) d[i] = g[i] * m[i];
     }
 
-    /// No parameters, no statistics: nothing to do.
-    void accumulate_gradient(const cache_type&, const tensor<T, Rank>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
 private:
     double p_;
     std::uint64_t seed_;
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 }  // namespace advaug

@@ -11,18 +11,20 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
-#include "advaug/model/mode.hpp"
-#include "advaug/model/parameter.hpp"
+#include "advaug/layers/layer.hpp"
+#include "advaug/layers/parameterless.hpp"
 
 namespace advaug {
 
 template <class T>
-class flatten {
+class flatten : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 2;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe;
 
     struct cache_type {
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
@@ -70,16 +72,6 @@ public:
         if (dx.shape() != s) dx.resize(s);
         std::copy(dy.data(), dy.data() + dy.size(), dx.data());
     }
-
-    void accumulate_gradient(const cache_type&, const tensor<T, 2>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
-private:
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 }  // namespace advaug

@@ -17,8 +17,8 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
-#include "advaug/model/mode.hpp"
-#include "advaug/model/parameter.hpp"
+#include "advaug/layers/layer.hpp"
+#include "advaug/layers/parameterless.hpp"
 #include "advaug/parallel/threads.hpp"
 
 namespace advaug {
@@ -101,12 +101,14 @@ private:
 }  // namespace detail
 
 template <class T>
-class max_pool2d {
+class max_pool2d : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 4;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe;
 
     struct cache_type {
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
@@ -169,13 +171,6 @@ public:
                              });
     }
 
-    void accumulate_gradient(const cache_type&, const tensor<T, 4>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
 private:
     /// The outputs and argmax entries of planes [first, last).
     static void forward_planes(const T* xp, T* y, std::size_t* argmax, std::size_t first,
@@ -235,16 +230,17 @@ private:
     }
 
     detail::pool_window window_;
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 template <class T>
-class avg_pool2d {
+class avg_pool2d : public parameterless_layer<T> {
 public:
     using value_type = T;
     static constexpr std::size_t input_rank = 4;
     static constexpr std::size_t output_rank = 4;
     static constexpr bool mode_independent = true;
+    static constexpr optional_member optional_members =
+        optional_member::output_shape | optional_member::describe;
 
     struct cache_type {
         std::array<std::size_t, 4> input_shape{};  // [N, C, H, W] of forward's input
@@ -319,16 +315,8 @@ public:
         }
     }
 
-    void accumulate_gradient(const cache_type&, const tensor<T, 4>&, T = T(1)) {}
-    void zero_grad() {}
-    void append_parameters(std::vector<parameter_view<T>>&, const std::string&) {}
-    std::vector<parameter_view<T>> parameters() { return {}; }
-    advaug::mode mode() const { return mode_; }
-    void set_mode(advaug::mode m) { mode_ = m; }
-
 private:
     detail::pool_window window_;
-    advaug::mode mode_ = advaug::mode::train;
 };
 
 }  // namespace advaug

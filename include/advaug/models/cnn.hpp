@@ -11,12 +11,12 @@
 #include <cstdint>
 
 #include "advaug/detail/random.hpp"
+#include "advaug/layers/activations.hpp"
 #include "advaug/layers/batch_norm.hpp"
 #include "advaug/layers/conv2d.hpp"
 #include "advaug/layers/dense.hpp"
 #include "advaug/layers/flatten.hpp"
 #include "advaug/layers/pooling.hpp"
-#include "advaug/layers/relu.hpp"
 #include "advaug/models/sequential.hpp"
 
 namespace advaug {

@@ -15,8 +15,8 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
+#include "advaug/layers/activations.hpp"
 #include "advaug/layers/dense.hpp"
-#include "advaug/layers/relu.hpp"
 #include "advaug/models/sequential.hpp"
 
 namespace advaug {

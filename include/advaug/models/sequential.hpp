@@ -7,16 +7,10 @@
 //                  .add(advaug::flatten<float>{})
 //                  .add(advaug::dense<float>(32 * 28 * 28, 10, gen));
 //
-// A layer is any type with the members of layers/dense.hpp: value_type, input_rank and
-// output_rank (2 or 4), cache_type, forward(x, cache, y) const, backward_input(cache, dy, dx)
-// const, accumulate_gradient(cache, dy), zero_grad(), parameters(), mode(), set_mode().
-// Optional: output_shape(sample shape) to check and compute shapes (without it a layer must
-// keep the shape), describe() for messages (else "layer"), append_parameters(out, prefix),
-// append_buffers(out, prefix) for state that is saved but not trained,
-// accumulate_gradient(cache, dy, scale) adding scale times the gradient (else dy is scaled
-// into a scratch buffer first), and `static constexpr bool mode_independent = true` for a
-// layer whose forward() is the same in train and eval mode (see is_mode_independent()).
-// Nothing is registered: a user's own layer is added like a bundled one.
+// A layer is any class that follows the layer contract of layers/layer.hpp; add() checks it
+// with check_layer (layers/static_checks.hpp), so a missing member, or an optional member that
+// is misspelled, mis-typed or not listed in `optional_members`, is one readable error. Nothing
+// is registered: a user's own layer is added like a bundled one.
 //
 // Parameter names follow torch.nn.Sequential's state_dict: "<layer index>.<name>", counting
 // every layer (so dense, relu, dense gives "0.weight", "0.bias", "2.weight", "2.bias").
@@ -34,6 +28,8 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/layer.hpp"
+#include "advaug/layers/static_checks.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 
@@ -109,17 +105,15 @@ public:
     std::size_t input_rank() const override { return in_rank; }
     std::size_t output_rank() const override { return out_rank; }
     std::vector<std::size_t> output_shape(const std::vector<std::size_t>& in) const override {
-        if constexpr (requires { layer_.output_shape(in); }) {
+        if constexpr (detail::layer_contract::declares_output_shape<L>) {
             const auto out = layer_.output_shape(in);
             return std::vector<std::size_t>(out.begin(), out.end());
         } else {
-            static_assert(in_rank == out_rank,
-                          "advaug: a layer that changes the rank needs output_shape(sample shape)");
-            return in;
+            return in;  // check_layer refused a layer that changes the rank without output_shape
         }
     }
     std::string describe() const override {
-        if constexpr (requires { layer_.describe(); }) {
+        if constexpr (detail::layer_contract::declares_describe<L>) {
             return layer_.describe();
         } else {
             return "layer";
@@ -127,7 +121,7 @@ public:
     }
     std::unique_ptr<layer_cache_base> make_cache(std::uint64_t stream) const override {
         auto c = std::make_unique<cache>();
-        if constexpr (requires { c->c.stream = stream; }) c->c.stream = stream;
+        if constexpr (detail::layer_contract::declares_cache_stream<L>) c->c.stream = stream;
         return c;
     }
     void forward(activation_in<T> x, layer_cache_base& c, activation<T>& y) const override {
@@ -144,7 +138,7 @@ public:
     void accumulate_gradient(layer_cache_base& c, activation_in<T> dy, T scale, activation<T>& scratch) override {
         auto& lc = static_cast<cache&>(c).c;
         const auto& g = dy.template get<out_rank>();
-        if constexpr (requires { layer_.accumulate_gradient(lc, g, scale); }) {
+        if constexpr (detail::layer_contract::has_scaled_accumulate_gradient<L>) {
             layer_.accumulate_gradient(lc, g, scale);
         } else if (scale == T(1)) {
             layer_.accumulate_gradient(lc, g);
@@ -156,14 +150,14 @@ public:
         }
     }
     bool mode_independent() const override {
-        if constexpr (requires { L::mode_independent; }) {
+        if constexpr (detail::layer_contract::has_mode_independent<L>) {
             return static_cast<bool>(L::mode_independent);
         } else {
             return false;
         }
     }
     void append_parameters(std::vector<parameter_view<T>>& out, const std::string& prefix) override {
-        if constexpr (requires { layer_.append_parameters(out, prefix); }) {
+        if constexpr (detail::layer_contract::declares_append_parameters<L>) {
             layer_.append_parameters(out, prefix);
         } else {
             for (auto& p : layer_.parameters()) {
@@ -173,7 +167,7 @@ public:
         }
     }
     void append_buffers(std::vector<parameter_view<T>>& out, const std::string& prefix) override {
-        if constexpr (requires { layer_.append_buffers(out, prefix); }) layer_.append_buffers(out, prefix);
+        if constexpr (detail::layer_contract::declares_append_buffers<L>) layer_.append_buffers(out, prefix);
     }
     void zero_grad() override { layer_.zero_grad(); }
     void set_mode(advaug::mode m) override { layer_.set_mode(m); }
@@ -229,30 +223,17 @@ public:
     sequential& operator=(sequential&&) noexcept = default;
 
     /// Appends a layer. throws std::invalid_argument naming this layer and the one before it
-    /// when the shapes do not fit.
+    /// when the shapes do not fit. A type that breaks the layer contract is one static_assert.
     template <class L>
     sequential& add(L layer) & {
-        static_assert(std::is_same_v<typename L::value_type, T>, "advaug: the layer's value_type differs");
-        static_assert(L::input_rank == 2 || L::input_rank == 4, "advaug: layers take rank 2 or 4");
-        auto slot = std::make_unique<detail::layer_holder<T, L>>(std::move(layer));
-        const std::vector<std::size_t>& in = shapes_.empty() ? input_shape_ : shapes_.back();
-        const std::string previous =
-            layers_.empty() ? std::string("the input") : concat_index(layers_.size() - 1, layers_.back()->describe());
-        const std::string current = concat_index(layers_.size(), slot->describe());
-        if (slot->input_rank() != in.size() + 1) {
-            detail::invalid("sequential::add", current, " takes rank-", slot->input_rank(), " input, but ", previous,
-                            " gives samples of shape ", detail::shape_string(in), " (rank ", in.size() + 1, ")");
+        if constexpr (check_layer<L>()) {
+            if constexpr (std::is_same_v<typename L::value_type, T>) {
+                add_checked(std::move(layer));
+            } else {
+                static_assert(detail::layer_contract::always_false<L>,
+                              "advaug: the layer's value_type differs from the model's");
+            }
         }
-        std::vector<std::size_t> out;
-        try {
-            out = slot->output_shape(in);
-        } catch (const std::invalid_argument& e) {
-            detail::invalid("sequential::add", current, " does not fit after ", previous, ", which gives samples of shape ",
-                            detail::shape_string(in), ": ", e.what());
-        }
-        slot->set_mode(mode_);
-        layers_.push_back(std::move(slot));
-        shapes_.push_back(std::move(out));
         return *this;
     }
     template <class L>
@@ -360,6 +341,29 @@ public:
     }
 
 private:
+    template <class L>
+    void add_checked(L layer) {
+        auto slot = std::make_unique<detail::layer_holder<T, L>>(std::move(layer));
+        const std::vector<std::size_t>& in = shapes_.empty() ? input_shape_ : shapes_.back();
+        const std::string previous =
+            layers_.empty() ? std::string("the input") : concat_index(layers_.size() - 1, layers_.back()->describe());
+        const std::string current = concat_index(layers_.size(), slot->describe());
+        if (slot->input_rank() != in.size() + 1) {
+            detail::invalid("sequential::add", current, " takes rank-", slot->input_rank(), " input, but ", previous,
+                            " gives samples of shape ", detail::shape_string(in), " (rank ", in.size() + 1, ")");
+        }
+        std::vector<std::size_t> out;
+        try {
+            out = slot->output_shape(in);
+        } catch (const std::invalid_argument& e) {
+            detail::invalid("sequential::add", current, " does not fit after ", previous, ", which gives samples of shape ",
+                            detail::shape_string(in), ": ", e.what());
+        }
+        slot->set_mode(mode_);
+        layers_.push_back(std::move(slot));
+        shapes_.push_back(std::move(out));
+    }
+
     static std::string concat_index(std::size_t i, const std::string& what) {
         return "layer " + std::to_string(i) + " " + what;
     }

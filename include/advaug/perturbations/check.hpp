@@ -38,7 +38,7 @@ perturbation_check_result check_perturbation_gradients(
         using batch = tensor<typename F::value_type, 2>;
         batch out;
         family.apply(x, theta, out);
-        const batch r = detail::random_direction(out, options.seed);
+        const batch r = detail::random_direction(out, options.seed());
         batch x_probe = x, theta_probe = theta;
         auto objective = [&] {
             batch o;

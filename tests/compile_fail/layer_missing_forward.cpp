@@ -1,0 +1,23 @@
+// A layer without forward() added to sequential: one error that names the member.
+// expect-error: the layer lacks member `void forward\(const input& x, cache_type&, output& y\) const`
+#include <advaug/models/sequential.hpp>
+
+using X = advaug::tensor<float, 2>;
+
+struct broken_layer {
+    using value_type = float;
+    static constexpr std::size_t input_rank = 2;
+    static constexpr std::size_t output_rank = 2;
+    struct cache_type {};
+    void backward_input(const cache_type&, const X& dy, X& dx) const { dx = dy; }
+    void accumulate_gradient(const cache_type&, const X&) {}
+    void zero_grad() {}
+    std::vector<advaug::parameter_view<float>> parameters() { return {}; }
+    advaug::mode mode() const { return advaug::mode::eval; }
+    void set_mode(advaug::mode) {}
+};
+
+int main() {
+    auto net = advaug::sequential<float, 2>({4}).add(broken_layer{});
+    return static_cast<int>(net.size());
+}

@@ -1,0 +1,26 @@
+// A layer with append_buffers() that does not list it in optional_members: one error, so the
+// list always says which optional members sequential uses.
+// expect-error: the layer has member `append_buffers` but does not list optional_member::append_buffers
+#include <advaug/models/sequential.hpp>
+
+using X = advaug::tensor<float, 2>;
+
+struct broken_layer {
+    using value_type = float;
+    static constexpr std::size_t input_rank = 2;
+    static constexpr std::size_t output_rank = 2;
+    struct cache_type {};
+    void forward(const X& x, cache_type&, X& y) const { y = x; }
+    void backward_input(const cache_type&, const X& dy, X& dx) const { dx = dy; }
+    void accumulate_gradient(const cache_type&, const X&) {}
+    void zero_grad() {}
+    std::vector<advaug::parameter_view<float>> parameters() { return {}; }
+    advaug::mode mode() const { return advaug::mode::eval; }
+    void set_mode(advaug::mode) {}
+    void append_buffers(std::vector<advaug::parameter_view<float>>&, const std::string&) {}
+};
+
+int main() {
+    auto net = advaug::sequential<float, 2>({4}).add(broken_layer{});
+    return static_cast<int>(net.size());
+}
