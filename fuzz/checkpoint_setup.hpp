@@ -5,7 +5,9 @@
 
 #include <advaug/data/dataset.hpp>
 #include <advaug/models/mlp.hpp>
+#include <advaug/optim/adam.hpp>
 #include <advaug/optim/optimizer.hpp>
+#include <advaug/optim/sgd.hpp>
 #include <advaug/training/trainer.hpp>
 #include <cstdint>
 #include <sstream>

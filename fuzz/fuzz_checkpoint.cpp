@@ -1,4 +1,4 @@
-// Fuzz target: the checkpoint reader, trainer::resume (include/advaug/training/trainer.hpp),
+// Fuzz target: the checkpoint reader, trainer::resume (include/advaug/training/checkpoint.hpp),
 // with the optimizer states it reads (adam and sgd, include/advaug/optim/).
 //
 // A checkpoint ends in a CRC-32 of everything before it, so almost every mutation would

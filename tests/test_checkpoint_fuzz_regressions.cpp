@@ -6,7 +6,9 @@
 
 #include <advaug/data/dataset.hpp>
 #include <advaug/models/mlp.hpp>
+#include <advaug/optim/adam.hpp>
 #include <advaug/optim/optimizer.hpp>
+#include <advaug/optim/sgd.hpp>
 #include <advaug/training/trainer.hpp>
 #include <algorithm>
 #include <cstdint>

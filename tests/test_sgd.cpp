@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <advaug/optim/adam.hpp>
 #include <advaug/optim/optimizer.hpp>
+#include <advaug/optim/sgd.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <limits>

@@ -39,7 +39,9 @@
 #include "advaug/models/sequential.hpp"
 
 // Training
+#include "advaug/optim/adam.hpp"
 #include "advaug/optim/optimizer.hpp"
+#include "advaug/optim/sgd.hpp"
 #include "advaug/training/method.hpp"
 #include "advaug/training/schedule.hpp"
 #include "advaug/training/train_options.hpp"

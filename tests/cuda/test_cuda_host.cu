@@ -13,7 +13,9 @@
 #include <advaug/cuda/cuda.hpp>
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
+#include <advaug/optim/adam.hpp>
 #include <advaug/optim/optimizer.hpp>
+#include <advaug/optim/sgd.hpp>
 #include <array>
 #include <cmath>
 #include <cstdint>

@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <advaug/io/binary.hpp>
+#include <advaug/optim/adam.hpp>
 #include <advaug/optim/optimizer.hpp>
+#include <advaug/optim/sgd.hpp>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>

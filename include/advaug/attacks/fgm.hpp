@@ -29,8 +29,13 @@ X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_option
 template <class M, class X>
     requires detail::attack_tensor<X>
 X fgm(const M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options) {
-    attack_workspace<M> workspace;
-    return fgm(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return fgm(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 /// A non-const model: switched to options.attack_mode() for the call, then restored.

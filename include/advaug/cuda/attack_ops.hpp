@@ -277,6 +277,14 @@ device_domain<T> check_attack_inputs(const char* fn, const M& model, const devic
     return out;
 }
 
+/// The trainer's checks on each batch: check_attack_inputs, the domain uploaded again.
+template <class M, class T, std::size_t R>
+void check_training_inputs(const char* fn, const M& model, const device_tensor<T, R>& x,
+                           const device_labels& y, const input_domain& domain,
+                           device_domain<T>& dom) {
+    dom = check_attack_inputs(fn, model, x, y, domain);
+}
+
 template <class T, std::size_t R>
 void copy_tensor(device_tensor<T, R>& dst, const device_tensor<T, R>& src) {
     dst = src;

@@ -131,6 +131,24 @@ resolved_domain<T> check_attack_inputs(const char* fn, const M& model, const ten
     return r;
 }
 
+/// A trainer's checks on each batch: those of check_attack_inputs, with the domain in `dom`
+/// resolved again only when the sample size changes, so that a batch allocates nothing.
+template <class M, class T, std::size_t R>
+void check_training_inputs(const char* fn, const M& model, const tensor<T, R>& x,
+                           const label_vector& y, const input_domain& domain,
+                           resolved_domain<T>& dom) {
+    check_nonempty_batch(fn, "inputs", x);
+    check_labels(fn, y, x.shape()[0], model.num_classes());
+    if (dom.sample_size != x.size() / x.shape()[0]) dom = resolve<T>(fn, domain, x.shape());
+    // Where every bound is finite the domain check refuses inf and NaN itself, and the pass
+    // of check_finite is skipped; an unbounded domain lets inf through, so it is needed there.
+    auto finite = [](T v) { return std::isfinite(v); };
+    if (!std::all_of(dom.lo.begin(), dom.lo.end(), finite) || !std::all_of(dom.hi.begin(), dom.hi.end(), finite)) {
+        check_finite(fn, "inputs", x);
+    }
+    check_in_domain(fn, x, dom);
+}
+
 /// dst = src (shape and values).
 template <class T, std::size_t R>
 void copy_tensor(tensor<T, R>& dst, const tensor<T, R>& src) {

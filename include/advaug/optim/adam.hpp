@@ -19,6 +19,7 @@
 #include "advaug/io/binary.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/optim/detail/state.hpp"
+#include "advaug/optim/optimizer.hpp"
 
 namespace advaug {
 
@@ -221,5 +222,7 @@ void adam<T>::load_state(io::binary_reader& in, const std::vector<parameter_view
     m_ = std::move(m);
     v_ = std::move(v);
 }
+
+static_assert(optimizer<adam<float>, float> && optimizer<adam<double>, double>);
 
 }  // namespace advaug

@@ -22,6 +22,7 @@
 #include "advaug/io/binary.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/optim/detail/state.hpp"
+#include "advaug/optim/optimizer.hpp"
 #include "advaug/parallel/threads.hpp"
 
 namespace advaug {
@@ -234,5 +235,7 @@ void sgd<T>::load_state(io::binary_reader& in, const std::vector<parameter_view<
     layout_ = std::move(layout);
     momentum_ = std::move(momentum);
 }
+
+static_assert(optimizer<sgd<float>, float> && optimizer<sgd<double>, double>);
 
 }  // namespace advaug

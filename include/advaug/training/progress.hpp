@@ -1,5 +1,6 @@
-// What the user sees during training: a progress bar on a terminal, plain lines otherwise,
-// the seed's log line, epoch summaries, and an optional JSON-lines log for machines.
+// What the user sees during training: the header line, a progress bar on a terminal, plain
+// lines otherwise, the seed's log line, epoch summaries, and an optional JSON-lines log for
+// machines. The records it prints are in reports.hpp.
 #pragma once
 
 #include <unistd.h>
@@ -15,9 +16,29 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/format.hpp"
+#include "advaug/training/reports.hpp"
 #include "advaug/training/train_options.hpp"
 
 namespace advaug::detail {
+
+/// The line fit() starts with: the method, the data, the schedule and where a resumed run
+/// picks up.
+inline std::string training_header(const train_options& o, std::size_t samples, std::size_t batches,
+                                   std::size_t next_epoch, std::size_t next_batch) {
+    std::ostringstream h;
+    h << "advaug: training " << to_string(o.method()) << " on " << samples << " samples, " << o.epochs()
+      << " epochs of " << batches << " batches of " << o.batch_size() << ", lr "
+      << o.learning_rate()->describe();
+    if (o.method() != training_method::plain) {
+        h << ", epsilon " << o.epsilon().value_or(0.0) << " (raw units), alpha " << o.alpha();
+        if (o.epsilon_warmup() > 0) h << ", epsilon warm-up " << o.epsilon_warmup() << " epochs";
+        if (o.method() == training_method::pgd) h << ", " << o.pgd_steps() << " steps of " << o.pgd_step_size();
+        h << ", attack in " << (o.attack_mode() == mode::eval ? "eval" : "train") << " mode";
+    }
+    h << ", seed " << o.seed();
+    if (next_epoch > 0 || next_batch > 0) h << "; resuming at epoch " << next_epoch + 1 << " batch " << next_batch + 1;
+    return h.str();
+}
 
 class progress_reporter {
 public:

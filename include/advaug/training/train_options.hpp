@@ -17,35 +17,10 @@
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/training/method.hpp"
+#include "advaug/training/reports.hpp"
 #include "advaug/training/schedule.hpp"
 
 namespace advaug {
-
-/// What a user's callback sees every `log_every` batches (and what the seed printed).
-struct batch_report {
-    std::size_t epoch = 0;             // 0-based
-    std::size_t batch = 0;             // 0-based within the epoch
-    std::size_t batches_per_epoch = 0;
-    double lr = 0, epsilon = 0;
-    double loss = 0;                   // (1 - alpha) * clean + alpha * adversarial
-    double clean_loss = 0;             // CE(x)
-    double adversarial_loss = 0;       // CE(x_adv); NaN for plain training
-    double samples_per_second = 0;
-};
-
-/// One epoch's summary. Accuracies are NaN when not measured.
-struct epoch_report {
-    std::size_t epoch = 0;
-    double loss = 0, clean_loss = 0, adversarial_loss = 0;  // means over the epoch's batches
-    std::size_t batches = 0;
-    std::size_t clean_loss_batches = 0;  // with alpha = 1 CE(x) is only computed on logged batches
-    double clean_accuracy = std::numeric_limits<double>::quiet_NaN();
-    double pgd_accuracy = std::numeric_limits<double>::quiet_NaN();
-    double guard_pgd_accuracy = std::numeric_limits<double>::quiet_NaN();
-    double seconds = 0;
-    double samples_per_second = 0;
-    bool collapse_detected = false;
-};
 
 enum class progress_style {
     automatic,  ///< a bar when the output is a terminal, plain lines otherwise

@@ -1,5 +1,5 @@
-// What every attack shares: the compile-time model check and the loss-gradient oracle.
-// Internal: users call fgsm(), fgm(), pgd(), bim().
+// What every attack shares, and the trainer with them: the compile-time model check and the
+// loss-gradient oracle. Internal: users call fgsm(), fgm(), pgd(), bim() and trainer.
 //
 // The attacks are written once over a tensor type X (advaug::tensor on the host,
 // cuda::device_tensor on a GPU). Their element-wise work goes through the customization
@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -124,13 +125,20 @@ struct loss_gradient {
     using vector_type = typename tensor_traits<input_type>::vector_type;
 
     loss_gradient(const char* function, const M& m, attack_workspace<M>* workspace = nullptr)
-        : fn(function), model(m), w(workspace != nullptr ? *workspace : own) {}
+        : fn(function), model(m), w(workspace != nullptr ? *workspace : own.emplace()) {}
 
     /// grad = dCE(model(x), y)/dx. Leaves the model untouched.
     void operator()(const input_type& x, const labels_type& y) {
+        logits_gradient(x, y);
+        model.input_gradient(cache, dlogits, grad);
+    }
+
+    /// The first half of operator(): logits = model(x), dlogits = dCE/dlogits, and the cache
+    /// ready for a backward pass, for a caller that takes that pass itself (the trainer fuses
+    /// it with its parameter gradient where the model can).
+    void logits_gradient(const input_type& x, const labels_type& y) {
         forward(x);
         attack_loss_gradient(fn, logits, y, dlogits);
-        model.input_gradient(cache, dlogits, grad);
     }
 
     /// Per-sample loss at x (for keeping the worst restart).
@@ -151,7 +159,7 @@ struct loss_gradient {
 
     const char* fn;
     const M& model;
-    attack_workspace<M> own;  // used when the caller gave no workspace
+    std::optional<attack_workspace<M>> own;  // used when the caller gave no workspace
     attack_workspace<M>& w;
     typename M::cache_type& cache = w.cache_;
     logits_type& logits = w.logits_;

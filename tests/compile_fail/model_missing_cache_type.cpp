@@ -1,0 +1,37 @@
+// A model without cache_type, used by an attack and by the trainer: one error that names the member.
+// expect-error: lacks a default-constructible member type `cache_type`
+#include <advaug/advaug.hpp>
+
+struct model {
+    struct scratch {};
+    using value_type = float;
+    static constexpr std::size_t input_rank = 2;
+    // cache_type is missing
+    std::size_t num_classes() const { return 2; }
+    void forward(const advaug::tensor<float, 2>&, scratch&, advaug::tensor<float, 2>&) const {}
+    void input_gradient(scratch&, const advaug::tensor<float, 2>&,
+                        advaug::tensor<float, 2>&) const {}
+    void parameter_gradient(scratch&, const advaug::tensor<float, 2>&) {}
+    void zero_grad() {}
+    std::vector<advaug::parameter_view<float>> parameters() { return {}; }
+    advaug::mode mode() const { return advaug::mode::eval; }
+    void set_mode(advaug::mode) {}
+};
+
+advaug::dataset<float> data() {
+    auto y = advaug::label_vector::from_shape({2});
+    y(0) = 0;
+    y(1) = 1;
+    return advaug::dataset<float>({0.1f, 0.2f, 0.3f, 0.4f}, {2}, std::move(y), 2);
+}
+
+int main() {
+    model m;
+    auto x = advaug::tensor<float, 2>::from_shape({1, 2});
+    advaug::label_vector y = {0};
+    auto x_adv = advaug::fgsm(m, x, y, advaug::fgsm_options{}.epsilon(0.1));
+    advaug::sgd<float> optimizer;
+    advaug::trainer trainer(m, optimizer, advaug::train_options{}.epsilon(0.1));
+    trainer.fit(data());
+    return static_cast<int>(x_adv.size());
+}
