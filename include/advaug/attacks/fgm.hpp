@@ -55,8 +55,13 @@ X fgm(M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& opt
 template <class M, class X>
     requires detail::attack_tensor<X> && (!std::is_const_v<M>)
 X fgm(M& model, const X& x, const detail::labels_t<X>& y, const fgm_options& options) {
-    attack_workspace<M> workspace;
-    return fgm(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return fgm(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 }  // namespace advaug

@@ -67,8 +67,13 @@ X fgsm(M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& o
 template <class M, class X>
     requires detail::attack_tensor<X> && (!std::is_const_v<M>)
 X fgsm(M& model, const X& x, const detail::labels_t<X>& y, const fgsm_options& options) {
-    attack_workspace<M> workspace;
-    return fgsm(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return fgsm(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 }  // namespace advaug

@@ -42,8 +42,13 @@ X pgd(M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& opt
 template <class M, class X>
     requires detail::attack_tensor<X> && (!std::is_const_v<M>)
 X pgd(M& model, const X& x, const detail::labels_t<X>& y, const pgd_options& options) {
-    attack_workspace<M> workspace;
-    return pgd(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return pgd(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 /// BIM / I-FGSM: pgd() started at x itself (random_start(false)); the other options,
