@@ -9,13 +9,7 @@
 #include <cmath>
 #include <cstddef>
 
-#ifndef ADVAUG_HOST_DEVICE  // also defined, identically, by detail/random.hpp
-#if defined(__CUDACC__)
-#define ADVAUG_HOST_DEVICE __host__ __device__
-#else
-#define ADVAUG_HOST_DEVICE
-#endif
-#endif
+#include "advaug/detail/host_device.hpp"
 
 namespace advaug::cuda::step_math {
 

@@ -13,15 +13,7 @@
 #include <numbers>
 #include <random>
 
-// Marks the functions that a CUDA kernel calls too (the device L-inf random start,
-// cuda/attack_ops.hpp): one definition for host and device. Empty outside nvcc.
-#ifndef ADVAUG_HOST_DEVICE
-#if defined(__CUDACC__)
-#define ADVAUG_HOST_DEVICE __host__ __device__
-#else
-#define ADVAUG_HOST_DEVICE
-#endif
-#endif
+#include "advaug/detail/host_device.hpp"  // the device L-inf random start calls counter_uniform
 
 namespace advaug {
 

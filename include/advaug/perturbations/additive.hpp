@@ -60,30 +60,23 @@ private:
 }  // namespace detail
 
 template <class T>
-class linf_ball : public detail::additive_family<linf_ball<T>, T> {
+class linf_ball : public detail::additive_family<linf_ball<T>, T>, public box_budgeted<T> {
     using base = detail::additive_family<linf_ball<T>, T>;
 
 public:
     /// `features` per sample; the domain gives one value or one per feature.
     linf_ball(std::size_t features, double epsilon, input_domain domain = {})
         : base("linf_ball", features, 1, epsilon, std::move(domain)),
-          budget_("linf_ball", std::vector<interval>(features, symmetric(epsilon)), {}) {}
+          box_budgeted<T>(box_budget<T>("linf_ball",
+                                        std::vector<interval>(features, symmetric(epsilon)), {})) {}
     /// Images; the domain gives one value or one per channel.
     linf_ball(image_shape shape, double epsilon, input_domain domain = {})
         : base("linf_ball", detail::checked_image_shape("linf_ball", shape).channels,
                shape.pixels(), epsilon, std::move(domain)),
-          budget_("linf_ball", std::vector<interval>(shape.size(), symmetric(epsilon)), {}) {}
+          box_budgeted<T>(box_budget<T>(
+              "linf_ball", std::vector<interval>(shape.size(), symmetric(epsilon)), {})) {}
 
     double epsilon() const { return this->eps_; }
-    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
-        budget_.sample(n, key, theta);
-    }
-    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
-    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
-    std::vector<double> param_scale() const { return budget_.half_widths(); }
-
-private:
-    box_budget<T> budget_;
 };
 
 template <class T>

@@ -21,7 +21,7 @@
 namespace advaug {
 
 template <class T>
-class gaussian_blur : public detail::raw_family<gaussian_blur<T>, T> {
+class gaussian_blur : public detail::raw_family<gaussian_blur<T>, T>, public box_budgeted<T> {
     using base = detail::raw_family<gaussian_blur<T>, T>;
     friend base;
 
@@ -32,18 +32,10 @@ public:
                detail::checked_image_shape("gaussian_blur", shape).channels, shape.pixels(),
                std::vector<T>(1, T(0))),
           shape_(shape),
-          budget_("gaussian_blur", {sigma}, {"sigma"}) {
+          box_budgeted<T>(box_budget<T>("gaussian_blur", {sigma}, {"sigma"})) {
         if (sigma.lo < 0) detail::invalid("gaussian_blur", "sigma.lo must be >= 0, got ", sigma.lo);
         radius_ = std::max<long>(1, static_cast<long>(std::ceil(3 * sigma.hi)));
     }
-
-    const box_budget<T>& budget() const { return budget_; }
-    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
-        budget_.sample(n, key, theta);
-    }
-    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
-    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
-    std::vector<double> param_scale() const { return budget_.half_widths(); }
 
 private:
     /// Normalized weights w[k + radius] and their derivatives in sigma.
@@ -147,7 +139,6 @@ private:
     }
 
     image_shape shape_;
-    box_budget<T> budget_;
     long radius_ = 1;
 };
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "advaug/detail/error.hpp"
@@ -138,6 +139,25 @@ public:
 
 private:
     std::vector<T> lo_, hi_;
+};
+
+/// The budget members of a family whose parameters range over a box: budget(), sample(),
+/// project(), contains() and param_scale(), each forwarded to the box_budget it holds.
+template <class T>
+class box_budgeted {
+public:
+    explicit box_budgeted(box_budget<T> budget) : budget_(std::move(budget)) {}
+
+    const box_budget<T>& budget() const { return budget_; }
+    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
+        budget_.sample(n, key, theta);
+    }
+    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
+    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
+    std::vector<double> param_scale() const { return budget_.half_widths(); }
+
+private:
+    box_budget<T> budget_;
 };
 
 }  // namespace advaug

@@ -29,7 +29,7 @@ struct photometric_budget {
 };
 
 template <class T>
-class photometric : public detail::raw_family<photometric<T>, T> {
+class photometric : public detail::raw_family<photometric<T>, T>, public box_budgeted<T> {
     using base = detail::raw_family<photometric<T>, T>;
     friend base;
 
@@ -39,8 +39,9 @@ public:
         : base("photometric", std::move(domain),
                detail::checked_image_shape("photometric", shape).channels, shape.pixels(),
                std::vector<T>(3, T(0))),
-          budget_("photometric", {budget.brightness, budget.contrast, budget.log_gamma},
-                  {"brightness", "contrast", "log_gamma"}) {
+          box_budgeted<T>(box_budget<T>("photometric",
+                                        {budget.brightness, budget.contrast, budget.log_gamma},
+                                        {"brightness", "contrast", "log_gamma"})) {
         const auto& e = this->elements();
         for (std::size_t d = 0; d < e.lo.size(); ++d) {
             if (!std::isfinite(e.lo[d]) || !std::isfinite(e.hi[d]) || !(e.lo[d] < e.hi[d])) {
@@ -49,14 +50,6 @@ public:
             }
         }
     }
-
-    const box_budget<T>& budget() const { return budget_; }
-    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
-        budget_.sample(n, key, theta);
-    }
-    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
-    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
-    std::vector<double> param_scale() const { return budget_.half_widths(); }
 
 private:
     T unit(const T* u, std::size_t d) const {
@@ -110,8 +103,6 @@ private:
             dth[2] = static_cast<T>(dg);
         }
     }
-
-    box_budget<T> budget_;
 };
 
 }  // namespace advaug

@@ -42,7 +42,7 @@ struct affine_budget {
 };
 
 template <class T>
-class affine : public detail::raw_family<affine<T>, T> {
+class affine : public detail::raw_family<affine<T>, T>, public box_budgeted<T> {
     using base = detail::raw_family<affine<T>, T>;
     friend base;
 
@@ -53,18 +53,11 @@ public:
                shape.pixels(), std::vector<T>(6, T(0))),
           shape_(shape),
           pad_(pad),
-          budget_("affine",
-                  {budget.rotation, budget.scale_x, budget.scale_y, budget.shear,
-                   budget.translate_x, budget.translate_y},
-                  {"rotation", "scale_x", "scale_y", "shear", "translate_x", "translate_y"}) {}
-
-    const box_budget<T>& budget() const { return budget_; }
-    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
-        budget_.sample(n, key, theta);
-    }
-    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
-    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
-    std::vector<double> param_scale() const { return budget_.half_widths(); }
+          box_budgeted<T>(box_budget<T>(
+              "affine",
+              {budget.rotation, budget.scale_x, budget.scale_y, budget.shear, budget.translate_x,
+               budget.translate_y},
+              {"rotation", "scale_x", "scale_y", "shear", "translate_x", "translate_y"})) {}
 
 private:
     static constexpr double degree = std::numbers::pi / 180.0;
@@ -142,7 +135,6 @@ private:
 
     image_shape shape_;
     padding pad_;
-    box_budget<T> budget_;
 };
 
 struct displacement_budget {
@@ -151,7 +143,8 @@ struct displacement_budget {
 };
 
 template <class T>
-class displacement_field : public detail::raw_family<displacement_field<T>, T> {
+class displacement_field : public detail::raw_family<displacement_field<T>, T>,
+                           public box_budgeted<T> {
     using base = detail::raw_family<displacement_field<T>, T>;
     friend base;
 
@@ -164,10 +157,11 @@ public:
           shape_(shape),
           pad_(pad),
           grid_(budget.grid),
-          budget_("displacement_field",
-                  std::vector<interval>(2 * budget.grid * budget.grid,
-                                        symmetric(checked_magnitude(budget.max_displacement))),
-                  {}) {
+          box_budgeted<T>(box_budget<T>(
+              "displacement_field",
+              std::vector<interval>(2 * budget.grid * budget.grid,
+                                    symmetric(checked_magnitude(budget.max_displacement))),
+              {})) {
         // Each pixel's flow is a fixed bilinear mix of four control points.
         const std::size_t hw = shape_.pixels();
         taps_.resize(hw);
@@ -186,13 +180,6 @@ public:
     }
 
     std::size_t grid() const { return grid_; }
-    const box_budget<T>& budget() const { return budget_; }
-    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
-        budget_.sample(n, key, theta);
-    }
-    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
-    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
-    std::vector<double> param_scale() const { return budget_.half_widths(); }
 
 private:
     static std::size_t checked_grid(std::size_t g) {
@@ -266,7 +253,6 @@ private:
     image_shape shape_;
     padding pad_;
     std::size_t grid_;
-    box_budget<T> budget_;
     std::vector<detail::bilinear_taps> taps_;
 };
 

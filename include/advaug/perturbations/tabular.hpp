@@ -57,7 +57,7 @@ struct drift_budget {
 };
 
 template <class T>
-class tabular_drift : public detail::raw_family<tabular_drift<T>, T> {
+class tabular_drift : public detail::raw_family<tabular_drift<T>, T>, public box_budgeted<T> {
     using base = detail::raw_family<tabular_drift<T>, T>;
     friend base;
 
@@ -66,15 +66,7 @@ public:
         : base("tabular_drift", std::move(domain),
                detail::checked_features("tabular_drift", features), 1,
                std::vector<T>(2 * features, T(0))),
-          budget_(make_budget(features, budget)) {}
-
-    const box_budget<T>& budget() const { return budget_; }
-    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
-        budget_.sample(n, key, theta);
-    }
-    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
-    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
-    std::vector<double> param_scale() const { return budget_.half_widths(); }
+          box_budgeted<T>(make_budget(features, budget)) {}
 
 private:
     static box_budget<T> make_budget(std::size_t f, const drift_budget& b) {
@@ -102,12 +94,10 @@ private:
             if (du) du[d] = g[d] * (T(1) + th[d]);
         }
     }
-
-    box_budget<T> budget_;
 };
 
 template <class T>
-class quantize : public detail::raw_family<quantize<T>, T> {
+class quantize : public detail::raw_family<quantize<T>, T>, public box_budgeted<T> {
     using base = detail::raw_family<quantize<T>, T>;
     friend base;
 
@@ -118,21 +108,15 @@ public:
     quantize(std::size_t features, std::vector<interval> step, input_domain domain = {})
         : base("quantize", std::move(domain), detail::checked_features("quantize", features), 1,
                std::vector<T>(features, T(0))),
-          budget_("quantize", detail::per_feature("quantize", "step", step, features), {}) {
+          box_budgeted<T>(box_budget<T>(
+              "quantize", detail::per_feature("quantize", "step", step, features), {})) {
         for (std::size_t j = 0; j < features; ++j) {
-            if (budget_.lo()[j] < T(0)) {
-                detail::invalid("quantize", "step[", j, "].lo must be >= 0, got ", budget_.lo()[j]);
+            if (this->budget().lo()[j] < T(0)) {
+                detail::invalid("quantize", "step[", j, "].lo must be >= 0, got ",
+                                this->budget().lo()[j]);
             }
         }
     }
-
-    const box_budget<T>& budget() const { return budget_; }
-    void sample(std::size_t n, std::uint64_t key, tensor<T, 2>& theta) const {
-        budget_.sample(n, key, theta);
-    }
-    void project(tensor<T, 2>& theta) const { budget_.project(theta); }
-    bool contains(const tensor<T, 2>& theta) const { return budget_.contains(theta); }
-    std::vector<double> param_scale() const { return budget_.half_widths(); }
 
 private:
     void forward_row(const T* u, const T* th, T* v) const {
@@ -146,8 +130,6 @@ private:
             if (du) du[d] = th[d] > T(0) ? T(0) : g[d];
         }
     }
-
-    box_budget<T> budget_;
 };
 
 template <class T>
