@@ -55,7 +55,7 @@
 #include <advaug/attacks/pgd.hpp>
 #include <advaug/data/dataset.hpp>
 #include <advaug/data/idx.hpp>
-#include <advaug/detail/gemm.hpp>
+#include <advaug/backend/gemm.hpp>
 #include <advaug/detail/random.hpp>
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
@@ -339,7 +339,7 @@ std::vector<gemm_op> cnn_gemms(std::size_t n) {
     return ops;
 }
 
-// Times GEMM shapes with advaug::detail::gemm (OpenBLAS) on random operands, each distinct
+// Times GEMM shapes with advaug::backend::gemm (OpenBLAS) on random operands, each distinct
 // shape once. The bound wants OpenBLAS's speed, not the machine's noise, so a shape's time is
 // the fastest of its repeats (interference only ever adds time). Per-image GEMMs are
 // independent of each other, so at most 32 of them are timed and the time scaled up.
@@ -362,7 +362,7 @@ public:
         auto run = [&] {
             for (std::size_t i = 0; i < items; ++i) {
                 // gemm_serial: OpenBLAS's own threading, the rate the bound is defined by.
-                advaug::detail::gemm_serial<float>(
+                advaug::backend::gemm_serial<float>(
                     s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data() + (s.a_per_item ? i * a_size : 0),
                     lda, b.data() + (s.b_per_item ? i * b_size : 0), ldb,
                     static_cast<float>(s.beta), c.data() + (s.c_per_item ? i * c_size : 0), s.n);

@@ -1,4 +1,4 @@
-// detail::gemm against a naive triple loop, every transpose combination and odd sizes.
+// backend::gemm against a naive triple loop, every transpose combination and odd sizes.
 // tests/test_gemm_noblas.cpp runs the same checks on the built-in GEMM.
 #include <doctest/doctest.h>
 

@@ -267,7 +267,7 @@ TEST_CASE("a GEMM split across threads equals the unsplit one to rounding") {
                 for (std::size_t threads : {1, 2, 3}) {
                     set_num_threads(threads);
                     auto c = c0;
-                    detail::gemm<float>(ta, tb, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 2.0f,
+                    backend::gemm<float>(ta, tb, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 2.0f,
                                         c.data(), n);
                     results.push_back(c);
                 }

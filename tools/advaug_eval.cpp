@@ -64,7 +64,7 @@
 
 #ifndef ADVAUG_NO_BLAS
 // OpenBLAS's thread control, declared here: <cblas.h> would clash with the CBLAS declarations
-// that Debian's xtensor-blas makes itself (see advaug/detail/gemm.hpp).
+// that Debian's xtensor-blas makes itself (see advaug/backend/gemm.hpp).
 extern "C" void openblas_set_num_threads(int);
 #endif
 

@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include <advaug/detail/gemm.hpp>
+#include <advaug/backend/gemm.hpp>
 #include <advaug/detail/random.hpp>
 
 #include <array>
@@ -33,7 +33,7 @@ void check_gemm_against_reference() {
                         }
                         ref[i * n + j] = static_cast<T>(alpha * s + beta * c[i * n + j]);
                     }
-                detail::gemm<T>(ta, tb, m, n, k, alpha, a.data(), ta ? m : k, b.data(), tb ? k : n,
+                backend::gemm<T>(ta, tb, m, n, k, alpha, a.data(), ta ? m : k, b.data(), tb ? k : n,
                                 beta, c.data(), n);
                 const double tol = std::is_same_v<T, float> ? 1e-4 * (1.0 + k) : 1e-12 * (1.0 + k);
                 double worst = 0;
@@ -44,7 +44,7 @@ void check_gemm_against_reference() {
     }
     // beta = 0 ignores what C held, even NaN
     std::vector<T> a{1, 2}, b{3, 4}, c{std::nan("")};
-    detail::gemm<T>(false, false, 1, 1, 2, T(1), a.data(), 2, b.data(), 1, T(0), c.data(), 1);
+    backend::gemm<T>(false, false, 1, 1, 2, T(1), a.data(), 2, b.data(), 1, T(0), c.data(), 1);
     CHECK(c[0] == T(11));
 }
 

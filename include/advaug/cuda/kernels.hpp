@@ -26,7 +26,7 @@ inline unsigned grid_for(std::size_t n) {
          i += static_cast<std::size_t>(blockDim.x) * gridDim.x)
 
 /// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major, with the arguments of
-/// advaug::detail::gemm. cuBLAS is column-major: a row-major matrix is its transpose in
+/// advaug::backend::gemm. cuBLAS is column-major: a row-major matrix is its transpose in
 /// column-major order, so C^T = op(B)^T op(A)^T is computed with A and B swapped.
 template <class T>
 void gemm(const context& ctx, bool trans_a, bool trans_b, std::size_t m, std::size_t n,

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "advaug/detail/error.hpp"
-#include "advaug/detail/gemm.hpp"
+#include "advaug/backend/gemm.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/layers/dense.hpp"  // weight_init
@@ -319,7 +319,7 @@ public:
                 T* yi = y.data() + i * out * p;
                 detail::im2col(x.data() + i * image, g, c);
                 for (std::size_t o = 0; o < out; ++o) std::fill_n(yi + o * p, p, bias_(o));
-                detail::gemm<T>(false, false, out, p, k, T(1), weight_.data(), k, c, p, T(1), yi,
+                backend::gemm<T>(false, false, out, p, k, T(1), weight_.data(), k, c, p, T(1), yi,
                                 p);
             }
         });
@@ -340,7 +340,7 @@ public:
             T* d = dcols + slot * k * p;
             std::fill(dx.data() + begin * image, dx.data() + end * image, T(0));
             for (std::size_t i = begin; i < end; ++i) {
-                detail::gemm<T>(true, false, k, p, out, T(1), weight_.data(), k,
+                backend::gemm<T>(true, false, k, p, out, T(1), weight_.data(), k,
                                 dy.data() + i * out * p, p, T(0), d, p);
                 detail::col2im_add(d, g, dx.data() + i * image);
             }
@@ -369,7 +369,7 @@ public:
                     const T* dyi = dy.data() + i * out * p;
                     const bool first_image = i == b * grad_block_images;
                     detail::im2col(cache.x->data() + i * image, g, c);
-                    detail::gemm<T>(false, true, out, k, p, scale, dyi, p, c, p,
+                    backend::gemm<T>(false, true, out, k, p, scale, dyi, p, c, p,
                                     first_image ? T(0) : T(1), dw, k);
                     for (std::size_t o = 0; o < out; ++o) {
                         const T sum = detail::sum_of(dyi + o * p, p);

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "advaug/detail/error.hpp"
-#include "advaug/detail/gemm.hpp"
+#include "advaug/backend/gemm.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/layers/layer.hpp"
@@ -84,7 +84,7 @@ public:
         const std::size_t n = x.shape()[0], in = in_features(), out = out_features();
         if (y.shape()[0] != n || y.shape()[1] != out) y.resize({n, out});
         for (std::size_t i = 0; i < n; ++i) std::copy_n(bias_.data(), out, y.data() + i * out);
-        detail::gemm<T>(false, true, n, out, in, T(1), x.data(), in, weight_.data(), in, T(1),
+        backend::gemm<T>(false, true, n, out, in, T(1), x.data(), in, weight_.data(), in, T(1),
                         y.data(), out);
         cache.x = &x;
     }
@@ -94,7 +94,7 @@ public:
         const std::size_t n = cache.x->shape()[0], in = in_features(), out = out_features();
         check_output_gradient("dense::backward_input", dy, n);
         if (dx.shape()[0] != n || dx.shape()[1] != in) dx.resize({n, in});
-        detail::gemm<T>(false, false, n, in, out, T(1), dy.data(), out, weight_.data(), in, T(0),
+        backend::gemm<T>(false, false, n, in, out, T(1), dy.data(), out, weight_.data(), in, T(0),
                         dx.data(), in);
     }
 
@@ -102,7 +102,7 @@ public:
     void accumulate_gradient(const cache_type& cache, const tensor<T, 2>& dy, T scale = T(1)) {
         const std::size_t n = cache.x->shape()[0], in = in_features(), out = out_features();
         check_output_gradient("dense::accumulate_gradient", dy, n);
-        detail::gemm<T>(true, false, out, in, n, scale, dy.data(), out, cache.x->data(), in, T(1),
+        backend::gemm<T>(true, false, out, in, n, scale, dy.data(), out, cache.x->data(), in, T(1),
                         weight_grad_.data(), in);
         T* db = bias_grad_.data();
         for (std::size_t i = 0; i < n; ++i) {

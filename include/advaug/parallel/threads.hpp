@@ -10,7 +10,7 @@
 // second thread, and the element-wise work between the products (im2col, ReLU, pooling) runs
 // on one core while BLAS's idle threads spin. Splitting the images across threads, each
 // running single-threaded BLAS, uses every core for all of it. A large GEMM (a dense layer's)
-// is split into one block of rows or columns per thread (detail::gemm), so that BLAS's own
+// is split into one block of rows or columns per thread (backend::gemm), so that BLAS's own
 // worker threads never wake up to compete with advaug's.
 //
 // The default is the environment variable ADVAUG_NUM_THREADS when set (1 to 256), otherwise

@@ -19,7 +19,7 @@
 
 #include "advaug/parallel/threads.hpp"
 
-namespace advaug::detail {
+namespace advaug::backend {
 
 /// gemm on the calling thread (BLAS may still use its own threads; see gemm below).
 template <class T>
@@ -115,11 +115,11 @@ inline constexpr std::size_t gemm_split_macs = std::size_t(1) << 18;
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-    if (thread_pool::inside() || parallel_slots() == 1) {
+    if (detail::thread_pool::inside() || detail::parallel_slots() == 1) {
         gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    single_threaded_blas blas;
+    detail::single_threaded_blas blas;
     if (m * n * k < gemm_split_macs) {
         gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
@@ -128,7 +128,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
     constexpr std::size_t unit = 16;
     const bool by_rows = m >= n;
     const std::size_t units = ((by_rows ? m : n) + unit - 1) / unit;
-    parallel_for(units, 1, [&](std::size_t first, std::size_t last, std::size_t) {
+    detail::parallel_for(units, 1, [&](std::size_t first, std::size_t last, std::size_t) {
         if (by_rows) {
             const std::size_t r0 = first * unit, r1 = std::min(m, last * unit);
             gemm_serial(trans_a, trans_b, r1 - r0, n, k, alpha, trans_a ? a + r0 : a + r0 * lda,
@@ -141,4 +141,4 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
     });
 }
 
-}  // namespace advaug::detail
+}  // namespace advaug::backend
