@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -235,6 +236,13 @@ TEST_CASE("evaluation_options: setters keep valid values and refuse the rest") {
     CHECK_THROWS_WITH_AS(o.batch_size(0),
                          "evaluation_options::batch_size(): batch_size must be >= 1, got 0",
                          std::invalid_argument);
+    CHECK_THROWS_WITH_AS(o.on_progress(nullptr),
+                         "evaluation_options::on_progress(): the callback is empty",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(o.on_progress([](const evaluation_progress&) {}, -1.0),
+                         "evaluation_options::on_progress(): every_seconds must be finite and >= 0, got -1",
+                         std::invalid_argument);
+    CHECK_FALSE(o.on_progress());
     CHECK_THROWS_WITH_AS(o.threads(0), "evaluation_options::threads(): threads must be >= 1, got 0",
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(o.image_size(28, 0),
@@ -423,6 +431,78 @@ TEST_CASE("evaluate_robustness: bitwise the same for any thread count and on eve
     CHECK(single.rfind("fgsm(): inputs[", 0) == 0);
     CHECK(several == single);
     CHECK(model.mode() == mode::train);
+}
+
+TEST_CASE("evaluate_robustness: progress reports grow, end once at 1, and leave the results alone") {
+    const auto data = striped_images(100);
+    linear_model<float> model(64, 3, 4);
+    train_linear(model, data, 30, 1.0f);
+    const auto options = evaluation_options{}
+                             .epsilons({0.0, 0.1})
+                             .attacks({attack_spec::fgsm(), attack_spec::pgd(3)})
+                             .corruptions({corruption::contrast, corruption::gaussian_noise})
+                             .image_size(8, 8)
+                             .batch_size(32)  // 4 batches, the last of 4 samples
+                             .seed(5);
+    const auto quiet = evaluate_robustness(model, data, options, "linear");
+
+    for (std::size_t threads : {1, 3}) {
+        CAPTURE(threads);
+        std::vector<evaluation_progress> seen;
+        // every_seconds 0: a report after every forward pass's work (clean 1, FGSM 2, PGD-3 4,
+        // 2 corruptions x 5 severities), from one thread at a time.
+        const auto watched = evaluate_robustness(
+            model, data,
+            evaluation_options(options).threads(threads).on_progress(
+                [&](const evaluation_progress& p) { seen.push_back(p); }, 0.0),
+            "linear");
+        CHECK(identical(watched, quiet));
+        // Per batch: 1 clean + 1 FGSM + 1 PGD (epsilon 0 is no work) + 10 corruption reports
+        // + 1 at the batch's end = 14. Once all work is done (the last corruption of the batch
+        // that finishes last) nothing more is reported until finish() reports fraction 1: on one
+        // thread that skips that corruption and its batch's end; on three, up to 3 more ends of
+        // batches that were still finishing.
+        if (threads == 1) {
+            REQUIRE(seen.size() == 4 * 14 - 2 + 1);
+        } else {
+            REQUIRE(seen.size() >= 4 * 14 - 5 + 1);
+            REQUIRE(seen.size() <= 4 * 14 - 2 + 1);
+        }
+        for (std::size_t i = 0; i < seen.size(); ++i) {
+            CAPTURE(i);
+            CHECK(seen[i].model == "linear");
+            CHECK(seen[i].batches == 4);
+            CHECK(seen[i].samples == 100);
+            CHECK(seen[i].fraction > 0);
+            CHECK(seen[i].seconds_left >= 0);
+            if (i > 0) {
+                CHECK(seen[i].fraction >= seen[i - 1].fraction);
+                CHECK(seen[i].batches_done >= seen[i - 1].batches_done);
+                CHECK(seen[i].seconds >= seen[i - 1].seconds);
+            }
+            if (i + 1 < seen.size()) CHECK(seen[i].fraction < 1);
+        }
+        CHECK(seen.back().fraction == 1);
+        CHECK(seen.back().batches_done == 4);
+        CHECK(seen.back().seconds_left == 0);
+    }
+
+    // An exception from the callback ends the evaluation with that exception.
+    CHECK_THROWS_WITH_AS(
+        evaluate_robustness(model, data,
+                            evaluation_options(options).on_progress(
+                                [](const evaluation_progress&) { throw std::runtime_error("stop"); }, 0.0),
+                            "linear"),
+        "stop", std::runtime_error);
+    // The printer writes one line per report.
+    std::ostringstream lines;
+    evaluate_robustness(model, data, evaluation_options(options).on_progress(progress_printer(lines), 0.0),
+                        "linear");
+    const std::string text = lines.str();
+    CHECK(text.rfind("advaug: evaluating linear: ", 0) == 0);
+    CHECK(text.find("samples/s, ") != std::string::npos);
+    CHECK(text.find("\nadvaug: evaluated linear: 100 samples in ") != std::string::npos);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 55);
 }
 
 TEST_CASE("evaluate_robustness: [1, H, W] images give the numbers of flat rows") {

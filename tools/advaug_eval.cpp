@@ -133,6 +133,7 @@ struct settings {
     std::string class_names_text;
     std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
     std::uint64_t seed = 0;
+    double progress_seconds = 5;
     std::size_t examples = 0;
     std::string out_dir;
 
@@ -214,6 +215,11 @@ void declare_options(CLI::App& app, settings& s) {
         ->capture_default_str();
     app.add_option("--seed", s.seed, "seed of PGD's random start and of the random corruptions")
         ->check(whole_number(0, ""))
+        ->capture_default_str();
+    app.add_option("--progress", s.progress_seconds,
+                   "print the evaluation's progress (done, rate, time left) to stderr at most every "
+                   "S seconds (0: never)")
+        ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     app.add_option("--examples", s.examples,
                    "write N adversarial examples (PGD at the largest --eps) as examples.png and "
@@ -843,6 +849,7 @@ advaug::evaluation_options evaluation_for(const settings& s, const test_data& d)
                        .seed(s.seed)
                        .domain(domain_of(s, d));
     if (d.images()) options.image_size(d.height_px, d.width_px);
+    if (s.progress_seconds > 0) options.on_progress(advaug::progress_printer(std::cerr), s.progress_seconds);
     return options;
 }
 

@@ -28,6 +28,11 @@
 //     not recomputed.
 //   - Corruptions act on raw pixels in [0, 1]: when the domain has a normalization, each
 //     batch is mapped back to raw units, corrupted and normalized again.
+//   - Progress: with evaluation_options::on_progress(f), f receives an evaluation_progress
+//     (fraction of the work done, rate, time left) at most every `every_seconds` and once at
+//     the end, always from one thread at a time. Work is counted in forward passes of a
+//     batch (an attack of k steps is k + 1 of them), so the fraction moves steadily inside a
+//     long batch. progress_printer(std::cerr) prints those reports as lines.
 //   - The model is put in eval mode for the call (mode_guard: restored afterwards, also on an
 //     exception) and only its const members forward() and input_gradient() are used: weights,
 //     gradients and running statistics are untouched.
@@ -51,8 +56,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <exception>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <ostream>
 #include <numeric>
 #include <span>
 #include <sstream>
@@ -67,6 +76,7 @@
 #include "advaug/attacks/pgd.hpp"
 #include "advaug/data/dataset.hpp"
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
@@ -121,6 +131,23 @@ private:
     bool random_start_ = true;
 };
 
+/// A report of evaluate_robustness() while it runs (evaluation_options::on_progress).
+struct evaluation_progress {
+    std::string model;              ///< the label passed to evaluate_robustness()
+    double fraction = 0;            ///< of the work done, in [0, 1] (1 in the last report)
+    std::size_t batches_done = 0;   ///< batches whose every measurement is finished
+    std::size_t batches = 0;        ///< batches in the test set
+    std::size_t samples = 0;        ///< samples in the test set
+    double seconds = 0;             ///< since the call started
+    double samples_per_second = 0;  ///< fraction * samples / seconds: test samples fully evaluated
+    double seconds_left = 0;        ///< seconds * (1 - fraction) / fraction
+};
+
+/// A progress callback that prints one line per report to `out` (which must outlive it):
+////   advaug: evaluating plain: 43.1% (1 of 20 batches), 512.3 samples/s, 1:12 left
+/// and "advaug: evaluated plain: 10000 samples in 3:04 (54.3 samples/s)" at the end.
+inline std::function<void(const evaluation_progress&)> progress_printer(std::ostream& out);
+
 /// What evaluate_robustness() measures and how. Each setter checks its value at once and
 /// throws std::invalid_argument naming the setter and the value; how the options fit the model
 /// and the data is checked by evaluate_robustness().
@@ -154,6 +181,11 @@ public:
         domain_ = std::move(d);
         return *this;
     }
+    /// Calls `f` while the evaluation runs: at most once every `every_seconds`, and once at the
+    /// end. An exception from f ends the evaluation with that exception.
+    /// requires: f non-empty; every_seconds finite and >= 0.
+    evaluation_options& on_progress(std::function<void(const evaluation_progress&)> f,
+                                    double every_seconds = 1.0);
 
     const std::vector<double>& epsilons() const { return epsilons_; }
     const std::vector<attack_spec>& attacks() const { return attacks_; }
@@ -164,6 +196,9 @@ public:
     std::size_t threads() const { return threads_; }
     std::uint64_t seed() const { return seed_; }
     const input_domain& domain() const { return domain_; }
+    /// Empty when not set.
+    const std::function<void(const evaluation_progress&)>& on_progress() const { return progress_; }
+    double progress_every_seconds() const { return progress_every_; }
 
 private:
     std::vector<double> epsilons_;
@@ -174,6 +209,8 @@ private:
     std::size_t threads_ = 1;
     std::uint64_t seed_ = 0;
     input_domain domain_;
+    std::function<void(const evaluation_progress&)> progress_;
+    double progress_every_ = 1.0;
 };
 
 /// Evaluates `model` on `data` as described at the top of this header.
@@ -318,6 +355,34 @@ inline evaluation_options& evaluation_options::threads(std::size_t n) {
     return *this;
 }
 
+inline evaluation_options& evaluation_options::on_progress(
+    std::function<void(const evaluation_progress&)> f, double every_seconds) {
+    const char* fn = "evaluation_options::on_progress";
+    if (!f) detail::invalid(fn, "the callback is empty");
+    if (!std::isfinite(every_seconds) || every_seconds < 0)
+        detail::invalid(fn, "every_seconds must be finite and >= 0, got ", every_seconds);
+    progress_ = std::move(f);
+    progress_every_ = every_seconds;
+    return *this;
+}
+
+inline std::function<void(const evaluation_progress&)> progress_printer(std::ostream& out) {
+    return [&out](const evaluation_progress& p) {
+        if (p.fraction >= 1) {
+            out << "advaug: evaluated " << p.model << ": " << p.samples << " samples in "
+                << detail::format_duration(p.seconds) << " ("
+                << detail::fixed(p.samples_per_second, 1) << " samples/s)\n"
+                << std::flush;
+            return;
+        }
+        out << "advaug: evaluating " << p.model << ": " << detail::percent(p.fraction) << " ("
+            << p.batches_done << " of " << p.batches << " batches), "
+            << detail::fixed(p.samples_per_second, 1) << " samples/s, "
+            << detail::format_duration(p.seconds_left) << " left\n"
+            << std::flush;
+    };
+}
+
 namespace detail::robustness {
 
 // Stream tags: attacks and corruptions never share a seed.
@@ -332,6 +397,74 @@ void predict(const char* fn, const tensor<T, 2>& logits, std::vector<std::size_t
     out.resize(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = predicted_class(fn, logits.data() + i * k, k, i);
 }
+
+/// The work of one sample, in forward passes: the clean one, each attack at each non-zero
+/// epsilon (FGSM: a gradient and a forward; PGD with k steps: k gradients and a forward), and
+/// each corruption at each severity.
+inline double work_per_sample(const evaluation_options& o) {
+    double units = 1;
+    for (const attack_spec& a : o.attacks()) {
+        const double per_eps = a.type() == attack_spec::kind::fgsm ? 2.0 : static_cast<double>(a.steps()) + 1;
+        for (double e : o.epsilons()) units += e == 0.0 ? 0.0 : per_eps;
+    }
+    return units + static_cast<double>(o.corruptions().size() * severities);
+}
+
+/// Counts the work done and calls the user's progress callback, one thread at a time.
+class progress_tracker {
+public:
+    using clock = std::chrono::steady_clock;
+
+    progress_tracker(const evaluation_options& o, const std::string& label, std::size_t samples,
+                     std::size_t batches)
+        : callback_(o.on_progress()), every_(o.progress_every_seconds()),
+          total_(work_per_sample(o) * static_cast<double>(samples)), start_(clock::now()),
+          last_(start_) {
+        report_.model = label;
+        report_.batches = batches;
+        report_.samples = samples;
+    }
+
+    /// `units` forward passes of `rows` samples are done; `batch_done` after a batch's last.
+    void add(double units, std::size_t rows, bool batch_done = false) {
+        if (!callback_) return;
+        const std::lock_guard<std::mutex> lock(mutex_);
+        done_ += units * static_cast<double>(rows);
+        if (batch_done) ++report_.batches_done;
+        const auto now = clock::now();
+        if (std::chrono::duration<double>(now - last_).count() < every_) return;
+        if (done_ >= total_ || report_.batches_done == report_.batches) return;  // finish() reports the end
+        last_ = now;
+        call(now, std::min(done_ / total_, 1.0));
+    }
+
+    /// The last report, fraction 1; after every batch succeeded.
+    void finish() {
+        if (!callback_) return;
+        const std::lock_guard<std::mutex> lock(mutex_);
+        call(clock::now(), 1.0);
+    }
+
+private:
+    void call(clock::time_point now, double fraction) {
+        report_.fraction = fraction;
+        report_.seconds = std::chrono::duration<double>(now - start_).count();
+        report_.samples_per_second =
+            report_.seconds > 0 ? fraction * static_cast<double>(report_.samples) / report_.seconds : 0.0;
+        report_.seconds_left =
+            fraction > 0 ? report_.seconds * (1 - fraction) / fraction : std::numeric_limits<double>::infinity();
+        callback_(report_);
+    }
+
+    const std::function<void(const evaluation_progress&)>& callback_;
+    const double every_;
+    const double total_;
+    const clock::time_point start_;
+    clock::time_point last_;
+    double done_ = 0;
+    evaluation_progress report_;
+    std::mutex mutex_;
+};
 
 /// The counts one batch (or one thread's batches) contributes; integers, so that summing
 /// them in any order gives the same result.
@@ -466,7 +599,7 @@ std::uint64_t count(const char* fn, const M& model, worker<M>& s, const input_t<
 template <class M, class S>
 void run_batch(const char* fn, const M& model, const dataset<S>& data,
                const evaluation_options& options, std::size_t h, std::size_t w, std::size_t b,
-               worker<M>& s) {
+               worker<M>& s, progress_tracker& progress) {
     const std::size_t n = data.size(), bs = options.batch_size();
     const std::size_t first = b * bs, rows = std::min(bs, n - first);
     s.indices.resize(rows);
@@ -480,6 +613,7 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
     for (std::size_t i = 0; i < rows; ++i) {
         s.counts.confusion[static_cast<std::size_t>(s.y(i)) * classes + s.predicted[i]] += 1;
     }
+    progress.add(1, rows);
 
     // Attacks: one seed per (attack, batch), shared by all epsilons.
     const auto& eps = options.epsilons();
@@ -509,6 +643,8 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
                                         s.attack);
             }
             slot += count(fn, model, s, s.scratch);
+            progress.add(spec.type() == attack_spec::kind::fgsm ? 2.0 : static_cast<double>(spec.steps()) + 1,
+                         rows);
         }
     }
 
@@ -522,8 +658,10 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
             corrupt_copy(fn, s.x, s.scratch, options.domain(), raw_is_model, h, w, kind, sev, seed);
             s.counts.corrupted[c * severities + static_cast<std::size_t>(sev - 1)] +=
                 count(fn, model, s, s.scratch);
+            progress.add(1, rows);
         }
     }
+    progress.add(0, rows, true);
 }
 
 }  // namespace detail::robustness
@@ -546,6 +684,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
         const std::size_t batches = batches_per_epoch(data.size(), options.batch_size(), false);
 
         rb::tally total = zero;
+        rb::progress_tracker progress(options, label, data.size(), batches);
         {
             const mode_guard<M> guard(model, mode::eval);
             const M& frozen = model;
@@ -553,7 +692,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
             if (n_threads == 1) {
                 rb::worker<M> s(zero);
                 for (std::size_t b = 0; b < batches; ++b) {
-                    rb::run_batch(fn, frozen, data, options, h, w, b, s);
+                    rb::run_batch(fn, frozen, data, options, h, w, b, s, progress);
                 }
                 total.add(s.counts);
             } else {
@@ -568,7 +707,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
                     try {
                         rb::worker<M> s(zero);  // this thread's cache and buffers
                         while (!failed.load() && (b = next.fetch_add(1)) < batches) {
-                            rb::run_batch(fn, frozen, data, options, h, w, b, s);
+                            rb::run_batch(fn, frozen, data, options, h, w, b, s, progress);
                         }
                         counts[t] = std::move(s.counts);
                     } catch (...) {
@@ -595,6 +734,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
                 for (const auto& c : counts) total.add(c);
             }
         }
+        progress.finish();
 
         const double n = static_cast<double>(data.size());
         const double nan = std::numeric_limits<double>::quiet_NaN();
