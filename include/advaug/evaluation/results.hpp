@@ -23,6 +23,16 @@ struct corruption_result {
     double mean_accuracy = 0;        // mean over severities
 };
 
+/// Accuracy under the worst perturbation of one family (perturbations/) within each budget:
+/// "accuracy under the worst rotation within 15 degrees" (evaluation/worst_case.hpp).
+struct family_curve {
+    std::string family;           // "rotation", "brightness", ...
+    std::string parameter;        // the budget's unit, e.g. "degrees", "pixels", "raw units"
+    std::string search;           // how the worst case was sought, e.g. "worst of 10 draws + 5 steps"
+    std::vector<double> budget;   // ascending, >= 0; 0 is the clean accuracy
+    std::vector<double> accuracy; // fraction in [0, 1], one per budget
+};
+
 /// Everything measured for one model.
 struct model_evaluation {
     std::string model;                                   // label, e.g. "plain", "fgsm-rs"
@@ -31,6 +41,7 @@ struct model_evaluation {
     std::vector<double> per_class_accuracy;              // one per class
     std::vector<std::vector<std::uint64_t>> confusion;   // [true class][predicted class]
     std::vector<eps_curve> curves;
+    std::vector<family_curve> families;                  // worst case per perturbation family
     std::vector<corruption_result> corruptions;
     double mean_corruption_accuracy = 0;                 // mean over corruptions and severities
     /// Relative mean corruption error against a baseline model (Hendrycks and Dietterich

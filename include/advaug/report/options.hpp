@@ -148,6 +148,32 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
                 check_accuracy(fn, c.accuracy[i], curve + ": accuracy " + std::to_string(i));
             }
         }
+        std::set<std::string> families;
+        for (const auto& f : m.families) {
+            if (f.family.empty()) detail::invalid(fn, who, ": a family curve has an empty family name");
+            const std::string curve = who + ", family '" + f.family + "'";
+            if (!families.insert(f.family).second) detail::invalid(fn, curve, " appears twice");
+            if (file_stem(f.family) != f.family) {
+                detail::invalid(fn, curve, ": a family name names a file: only letters, digits, '-', '_' and '.', not first");
+            }
+            if (f.budget.size() != f.accuracy.size()) {
+                detail::invalid(fn, curve, ": ", f.budget.size(), " budgets but ", f.accuracy.size(),
+                                " accuracies");
+            }
+            for (std::size_t i = 0; i < f.budget.size(); ++i) {
+                const double b = f.budget[i];
+                if (!std::isfinite(b) || b < 0) {
+                    detail::invalid(fn, curve, ": budget ", i, " must be finite and >= 0, got ",
+                                    std::isfinite(b) ? detail::format_shortest(b) : "non-finite");
+                }
+                if (i > 0 && !(b > f.budget[i - 1])) {
+                    detail::invalid(fn, curve, ": budgets must be strictly ascending, got ",
+                                    detail::format_shortest(f.budget[i - 1]), " then ",
+                                    detail::format_shortest(b));
+                }
+                check_accuracy(fn, f.accuracy[i], curve + ": accuracy " + std::to_string(i));
+            }
+        }
         std::set<std::string> corruptions;
         for (const auto& c : m.corruptions) {
             if (c.name.empty()) detail::invalid(fn, who, ": a corruption has an empty name");
@@ -195,6 +221,17 @@ inline std::vector<std::string> attack_names(const std::vector<model_evaluation>
     for (const auto& m : models) {
         for (const auto& c : m.curves) {
             if (std::find(out.begin(), out.end(), c.attack) == out.end()) out.push_back(c.attack);
+        }
+    }
+    return out;
+}
+
+/// The perturbation families across all models, in order of first appearance.
+inline std::vector<std::string> family_names(const std::vector<model_evaluation>& models) {
+    std::vector<std::string> out;
+    for (const auto& m : models) {
+        for (const auto& f : m.families) {
+            if (std::find(out.begin(), out.end(), f.family) == out.end()) out.push_back(f.family);
         }
     }
     return out;

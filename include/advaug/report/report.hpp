@@ -94,6 +94,33 @@ inline constexpr const char* json_file = "results.json";
 inline constexpr const char* csv_file = "results.csv";
 inline constexpr const char* eps_chart_file = "accuracy_vs_eps.svg";
 inline constexpr const char* corruption_chart_file = "corruptions.svg";
+
+/// worst_case_<family>.svg
+inline std::string family_chart_file(const std::string& family) { return "worst_case_" + family + ".svg"; }
+
+/// The budgets at which some model measured `family`, ascending, without duplicates.
+inline std::vector<double> budgets_of(const std::vector<model_evaluation>& models, const std::string& family) {
+    std::vector<double> out;
+    for (const auto& m : models) {
+        for (const auto& f : m.families) {
+            if (f.family == family) out.insert(out.end(), f.budget.begin(), f.budget.end());
+        }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+/// A model's accuracy under the worst `family` within exactly `budget`; NaN if not measured.
+inline double family_accuracy_at(const model_evaluation& m, const std::string& family, double budget) {
+    for (const auto& f : m.families) {
+        if (f.family != family) continue;
+        for (std::size_t i = 0; i < f.budget.size(); ++i) {
+            if (f.budget[i] == budget) return f.accuracy[i];
+        }
+    }
+    return std::nan("");
+}
 inline constexpr const char* readme_file = "README.md";
 
 inline std::string json_numbers(const std::vector<double>& values) {
@@ -207,6 +234,15 @@ inline std::string results_json(const std::vector<model_evaluation>& models,
                    ", \"accuracy\": " + json_numbers(c.accuracy) + "}";
         }
         out += m.curves.empty() ? "],\n" : "\n      ],\n";
+        out += "      \"families\": [";
+        for (std::size_t i = 0; i < m.families.size(); ++i) {
+            const auto& f = m.families[i];
+            out += (i ? ",\n" : "\n");
+            out += "        {\"family\": " + json_string(f.family) + ", \"parameter\": " + json_string(f.parameter) +
+                   ", \"search\": " + json_string(f.search) + ", \"budget\": " + json_numbers(f.budget) +
+                   ", \"accuracy\": " + json_numbers(f.accuracy) + "}";
+        }
+        out += m.families.empty() ? "],\n" : "\n      ],\n";
         out += "      \"corruptions\": [";
         for (std::size_t i = 0; i < m.corruptions.size(); ++i) {
             const auto& c = m.corruptions[i];
@@ -236,6 +272,12 @@ inline std::string results_csv(const std::vector<model_evaluation>& models,
             for (std::size_t i = 0; i < c.epsilon.size(); ++i) {
                 out += model + ",attack," + csv_field(c.attack) + "," +
                        format_shortest(c.epsilon[i]) + "," + number(c.accuracy[i]) + "\n";
+            }
+        }
+        for (const auto& f : m.families) {
+            for (std::size_t i = 0; i < f.budget.size(); ++i) {
+                out += model + ",family," + csv_field(f.family) + "," + format_shortest(f.budget[i]) + "," +
+                       number(f.accuracy[i]) + "\n";
             }
         }
         for (const auto& c : m.corruptions) {
@@ -326,6 +368,42 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
     }
     if (attacks.empty()) out += "No attack was evaluated.\n\n";
 
+    // Worst-case natural perturbations.
+    const std::vector<std::string> families = family_names(models);
+    if (!families.empty()) {
+        out += "## Worst-case natural perturbations\n\n";
+        out += "Accuracy under the worst perturbation of each family within its budget, found per "
+               "sample by a search in the family's parameters (perturbations/); budget 0 is the "
+               "clean accuracy.\n\n";
+        for (const auto& f : families) {
+            std::string parameter, search;
+            for (const auto& m : models) {
+                for (const auto& c : m.families) {
+                    if (c.family == f) {
+                        parameter = c.parameter;
+                        search = c.search;
+                    }
+                }
+            }
+            out += "### " + markdown_escape(f) + "\n\n";
+            out += "![Accuracy under the worst " + markdown_escape(f) + " versus its budget](" +
+                   family_chart_file(f) + ")\n\n";
+            std::vector<std::string> h = {"model"};
+            const std::vector<double> bs = budgets_of(models, f);
+            for (double b : bs) h.push_back(format_shortest(b) + " " + markdown_escape(parameter));
+            out += md_row(h) + md_rule(h.size());
+            for (const auto& m : models) {
+                bool has = false;
+                for (const auto& c : m.families) has = has || c.family == f;
+                if (!has) continue;
+                std::vector<std::string> row = {markdown_escape(m.model)};
+                for (double b : bs) row.push_back(percent(family_accuracy_at(m, f, b)));
+                out += md_row(row);
+            }
+            out += "\nSearch: " + markdown_escape(search) + ".\n\n";
+        }
+    }
+
     // Corruptions.
     out += "## Common corruptions\n\n";
     out += std::string("![Mean accuracy per corruption for each model](") + corruption_chart_file +
@@ -396,11 +474,16 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
     out += md_row({std::string("[") + json_file + "](" + json_file + ")",
                    "every number in this report, machine-readable; null where not measured"});
     out += md_row({std::string("[") + csv_file + "](" + csv_file + ")",
-                   "one row per model and measurement: model, kind (clean, attack, corruption, "
-                   "class), name, parameter (" +
-                       eps + ", severity or class), accuracy"});
+                   "one row per model and measurement: model, kind (clean, attack, family, "
+                   "corruption, class), name, parameter (" +
+                       eps + ", budget, severity or class), accuracy"});
     out += md_row({std::string("[") + eps_chart_file + "](" + eps_chart_file + ")",
                    "accuracy versus " + eps + ", one line per model and attack"});
+    for (const auto& f : families) {
+        const std::string file = family_chart_file(f);
+        out += md_row({"[" + file + "](" + file + ")",
+                       "accuracy under the worst " + markdown_escape(f) + " versus its budget, one line per model"});
+    }
     out += md_row({std::string("[") + corruption_chart_file + "](" + corruption_chart_file + ")",
                    "mean accuracy per corruption, one bar per model; dashed: clean accuracy"});
     for (const auto* m : with_confusion) {
@@ -424,6 +507,7 @@ inline void write_report(const std::string& directory, const std::vector<model_e
     files.emplace_back(json_file, results_json(models, options));
     files.emplace_back(csv_file, results_csv(models, options));
     files.emplace_back(eps_chart_file, accuracy_vs_eps_svg(models, options));
+    for (const auto& f : family_names(models)) files.emplace_back(family_chart_file(f), worst_case_svg(models, options, f));
     files.emplace_back(corruption_chart_file, corruptions_svg(models, options));
     if (options.confusion_matrices()) {
         for (const auto& m : models) {
