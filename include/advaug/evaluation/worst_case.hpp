@@ -46,72 +46,10 @@
 #include "advaug/model/classifier.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/static_checks.hpp"
-#include "advaug/perturbations/blur.hpp"
-#include "advaug/perturbations/photometric.hpp"
+#include "advaug/perturbations/natural.hpp"
 #include "advaug/perturbations/search.hpp"
-#include "advaug/perturbations/spatial.hpp"
 
 namespace advaug {
-
-/// The image families evaluate_worst_case() builds from a name and a budget b:
-///   rotation      affine, rotation within +-b degrees
-///   translation   affine, shift within +-b pixels in x and in y
-///   scale         affine, relative scale within +-b in x and in y (0.1: 90% to 110%)
-///   shear         affine, shear within +-b
-///   brightness    photometric, offset within +-b of the domain's range
-///   contrast      photometric, contrast gain within +-b (0.3: 0.7x to 1.3x about the mean)
-///   gamma         photometric, log of the gamma exponent within +-b
-///   blur          gaussian_blur, sigma within [0, b] pixels
-///   displacement  displacement_field on a 4 x 4 control grid, each within +-b pixels (stAdv)
-enum class natural_family { rotation, translation, scale, shear, brightness, contrast, gamma, blur, displacement };
-
-inline constexpr std::string_view to_string(natural_family f) {
-    switch (f) {
-        case natural_family::rotation: return "rotation";
-        case natural_family::translation: return "translation";
-        case natural_family::scale: return "scale";
-        case natural_family::shear: return "shear";
-        case natural_family::brightness: return "brightness";
-        case natural_family::contrast: return "contrast";
-        case natural_family::gamma: return "gamma";
-        case natural_family::blur: return "blur";
-        case natural_family::displacement: return "displacement";
-    }
-    return "?";
-}
-
-/// The unit of a family's budget, as the report prints it.
-inline constexpr std::string_view budget_unit(natural_family f) {
-    switch (f) {
-        case natural_family::rotation: return "degrees";
-        case natural_family::translation: return "pixels";
-        case natural_family::scale: return "relative scale";
-        case natural_family::shear: return "shear";
-        case natural_family::brightness: return "of the range";
-        case natural_family::contrast: return "relative gain";
-        case natural_family::gamma: return "log gamma";
-        case natural_family::blur: return "sigma, pixels";
-        case natural_family::displacement: return "pixels";
-    }
-    return "?";
-}
-
-inline std::vector<natural_family> all_natural_families() {
-    return {natural_family::rotation,   natural_family::translation, natural_family::scale,
-            natural_family::shear,      natural_family::brightness,  natural_family::contrast,
-            natural_family::gamma,      natural_family::blur,        natural_family::displacement};
-}
-
-/// The family named `name` ("rotation", ...). throws: std::invalid_argument naming `function`,
-/// the name and the known ones.
-inline natural_family parse_natural_family(const char* function, std::string_view name) {
-    std::string known;
-    for (natural_family f : all_natural_families()) {
-        if (to_string(f) == name) return f;
-        known += (known.empty() ? "" : ", ") + std::string(to_string(f));
-    }
-    detail::invalid(function, "unknown perturbation family '", std::string(name), "'; expected one of: ", known);
-}
 
 /// How evaluate_worst_case() searches and batches. Setters validate at once and throw
 /// std::invalid_argument naming the setter and the value.
@@ -318,51 +256,10 @@ family_curve evaluate_worst_case(M& model, const dataset<S>& data, natural_famil
         for (std::size_t d : shape) features *= d;
         img = image_shape_for(fn, features, h, w);
     }
-    const input_domain& dom = options.domain();
-    // Each case is its own family type, so each calls the general overload itself.
     const std::string name(to_string(family)), unit(budget_unit(family));
-    switch (family) {
-        case natural_family::rotation:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) { return affine<T>(img, {.rotation = symmetric(b)}, padding::zeros, dom); }, options);
-        case natural_family::translation:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) {
-                                           return affine<T>(img, {.translate_x = symmetric(b), .translate_y = symmetric(b)},
-                                                            padding::zeros, dom);
-                                       },
-                                       options);
-        case natural_family::scale:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) {
-                                           return affine<T>(img, {.scale_x = symmetric(b), .scale_y = symmetric(b)},
-                                                            padding::zeros, dom);
-                                       },
-                                       options);
-        case natural_family::shear:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) { return affine<T>(img, {.shear = symmetric(b)}, padding::zeros, dom); }, options);
-        case natural_family::brightness:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) { return photometric<T>(img, {.brightness = symmetric(b)}, dom); }, options);
-        case natural_family::contrast:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) { return photometric<T>(img, {.contrast = symmetric(b)}, dom); }, options);
-        case natural_family::gamma:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) { return photometric<T>(img, {.log_gamma = symmetric(b)}, dom); }, options);
-        case natural_family::blur:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) { return gaussian_blur<T>(img, interval{0, b}, dom); }, options);
-        case natural_family::displacement:
-            return evaluate_worst_case(model, data, name, unit, std::move(budgets),
-                                       [&](double b) {
-                                           return displacement_field<T>(img, {.grid = 4, .max_displacement = b},
-                                                                        padding::zeros, dom);
-                                       },
-                                       options);
-    }
-    detail::invalid(fn, "family is not a natural_family, got value ", static_cast<int>(family));
+    return with_natural_family<T>(family, img, options.domain(), [&](auto make) {
+        return evaluate_worst_case(model, data, name, unit, std::move(budgets), make, options);
+    });
 }
 
 }  // namespace advaug
