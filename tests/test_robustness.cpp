@@ -97,7 +97,14 @@ bool identical(const model_evaluation& a, const model_evaluation& b) {
     for (std::size_t i = 0; same && i < a.curves.size(); ++i) {
         same = a.curves[i].attack == b.curves[i].attack &&
                same_bits(a.curves[i].epsilon, b.curves[i].epsilon) &&
-               same_bits(a.curves[i].accuracy, b.curves[i].accuracy);
+               same_bits(a.curves[i].accuracy, b.curves[i].accuracy) &&
+               a.curves[i].members == b.curves[i].members &&
+               a.curves[i].per_class_accuracy.size() == b.curves[i].per_class_accuracy.size() &&
+               a.curves[i].broken_by.size() == b.curves[i].broken_by.size();
+        for (std::size_t e = 0; same && e < a.curves[i].per_class_accuracy.size(); ++e)
+            same = same_bits(a.curves[i].per_class_accuracy[e], b.curves[i].per_class_accuracy[e]);
+        for (std::size_t e = 0; same && e < a.curves[i].broken_by.size(); ++e)
+            same = same_bits(a.curves[i].broken_by[e], b.curves[i].broken_by[e]);
     }
     for (std::size_t i = 0; same && i < a.corruptions.size(); ++i) {
         same = a.corruptions[i].name == b.corruptions[i].name &&
@@ -130,6 +137,31 @@ void check_consistent(const model_evaluation& r, const label_vector& labels) {
     }
     CHECK(all == r.samples);
     CHECK(r.clean_accuracy == static_cast<double>(diagonal) / static_cast<double>(r.samples));
+    // Each curve's per-class robust accuracies average, weighted by the classes' sizes, to its
+    // accuracy; an ensemble's shares broken by each member plus what survived is the clean accuracy.
+    for (const auto& c : r.curves) {
+        CAPTURE(c.attack);
+        REQUIRE(c.per_class_accuracy.size() == c.epsilon.size());
+        for (std::size_t e = 0; e < c.epsilon.size(); ++e) {
+            double weighted = 0;
+            for (std::size_t t = 0; t < k; ++t) {
+                const auto row = std::accumulate(r.confusion[t].begin(), r.confusion[t].end(), std::uint64_t{0});
+                if (row > 0) weighted += c.per_class_accuracy[e][t] * static_cast<double>(row);
+            }
+            CHECK(weighted / static_cast<double>(r.samples) == doctest::Approx(c.accuracy[e]));
+            if (c.epsilon[e] == 0) CHECK(c.per_class_accuracy[e] == r.per_class_accuracy);
+        }
+        if (c.members.empty()) {
+            CHECK(c.broken_by.empty());
+            continue;
+        }
+        REQUIRE(c.broken_by.size() == c.epsilon.size());
+        for (std::size_t e = 0; e < c.epsilon.size(); ++e) {
+            double broken = 0;
+            for (double b : c.broken_by[e]) broken += b;
+            CHECK(broken + c.accuracy[e] == doctest::Approx(r.clean_accuracy));
+        }
+    }
     double sum = 0;
     for (const auto& c : r.corruptions) {
         REQUIRE(c.accuracy.size() == 5);
@@ -208,6 +240,12 @@ TEST_CASE("evaluation_options: setters keep valid values and refuse the rest") {
                          "evaluation_options::on_progress(): every_seconds must be finite and >= 0, got -1",
                          std::invalid_argument);
     CHECK_FALSE(o.on_progress());
+    CHECK(attack_spec::autoattack().name() == "autoattack");
+    CHECK(attack_spec::autoattack(autoattack_version::plus).name() == "autoattack-plus");
+    CHECK(attack_spec::autoattack(autoattack_version::rand).name() == "autoattack-rand");
+    CHECK_THROWS_WITH_AS(attack_spec::autoattack().step_factor(2),
+                         "attack_spec::step_factor(): only PGD has a step size; this attack is autoattack",
+                         std::invalid_argument);
     CHECK_THROWS_WITH_AS(o.threads(0), "evaluation_options::threads(): threads must be >= 1, got 0",
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(o.image_size(28, 0),
@@ -313,6 +351,12 @@ TEST_CASE("evaluate_robustness: argument errors name the function, the argument 
         evaluate_robustness(model, data, evaluation_options{}.attacks({attack_spec::fgsm()}), "m"),
         "evaluate_robustness(): options has 1 attack(s) but no epsilons; set "
         "evaluation_options::epsilons()",
+        std::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        evaluate_robustness(model, data,
+                            evaluation_options{}.epsilons({0.1}).attacks({attack_spec::autoattack()}), "m"),
+        "evaluate_robustness(): attack autoattack needs a model with at least 4 classes (its targeted "
+        "members attack the 3 classes after the top one and more), the model has 2",
         std::invalid_argument);
     const auto fog = evaluation_options{}.corruptions({corruption::fog});
     CHECK_THROWS_WITH_AS(evaluate_robustness(model, data, fog, "m"),
@@ -681,4 +725,28 @@ TEST_CASE("evaluate_robustness: an MLP trained on Fashion-MNIST") {
     const auto base = evaluate_robustness(model, test, quick, "mlp");
     CHECK(identical(evaluate_robustness(model, test, evaluation_options(quick).threads(2), "mlp"),
                     base));
+
+    // AutoAttack as an attack of the evaluation: its curve starts at the clean accuracy, is
+    // no higher than PGD-10's (it contains a stronger APGD, and more), says which member broke
+    // each sample, and is the same for one and two threads.
+    std::vector<std::size_t> first(100);
+    std::iota(first.begin(), first.end(), 0);
+    const auto hundred = test.subset(first);
+    const auto with_aa = evaluation_options{}
+                             .epsilons({0.0, 0.03})
+                             .attacks({attack_spec::pgd(10), attack_spec::autoattack()})
+                             .image_size(28, 28)
+                             .batch_size(50)
+                             .seed(2);
+    const auto aa = evaluate_robustness(model, hundred, with_aa, "mlp");
+    check_consistent(aa, hundred.labels());
+    REQUIRE(aa.curves.size() == 2);
+    const auto& aa_curve = aa.curves[1];
+    CHECK(aa_curve.attack == "autoattack");
+    CHECK(aa_curve.members == std::vector<std::string>{"apgd-ce", "apgd-t", "square"});
+    CHECK(aa_curve.accuracy[0] == aa.clean_accuracy);
+    CHECK(aa_curve.accuracy[1] <= aa.curves[0].accuracy[1] + 2.0 / 100);
+    CHECK(aa_curve.accuracy[1] < aa.clean_accuracy);
+    CHECK(aa_curve.broken_by[1][0] > 0);  // APGD-CE breaks most
+    CHECK(identical(evaluate_robustness(model, hundred, evaluation_options(with_aa).threads(2), "mlp"), aa));
 }

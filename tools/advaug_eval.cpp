@@ -187,7 +187,8 @@ void declare_options(CLI::App& app, settings& s) {
         ->check(whole_number(1, "POSITIVE"));
     app.add_option("--attacks", s.attacks_text,
                    "comma list of attacks: fgsm, pgd (PGD with --pgd-steps steps and a random "
-                   "start), or none")
+                   "start), autoattack (AutoAttack's standard version; the report's headline), "
+                   "autoattack-plus, autoattack-rand, or none")
         ->capture_default_str();
     app.add_option("--eps", s.eps_text,
                    "comma list of L-inf attack radii in input units (pixels in [0, 1]); 0 is the "
@@ -292,9 +293,16 @@ std::vector<advaug::attack_spec> parse_attacks(const std::string& text, std::siz
             out.push_back(advaug::attack_spec::fgsm());
         } else if (item == "pgd") {
             out.push_back(advaug::attack_spec::pgd(pgd_steps));
+        } else if (item == "autoattack") {
+            out.push_back(advaug::attack_spec::autoattack());
+        } else if (item == "autoattack-plus") {
+            out.push_back(advaug::attack_spec::autoattack(advaug::autoattack_version::plus));
+        } else if (item == "autoattack-rand") {
+            out.push_back(advaug::attack_spec::autoattack(advaug::autoattack_version::rand));
         } else {
             throw usage_error("--attacks: unknown attack '" + item +
-                              "'; valid names: fgsm, pgd (or none alone)");
+                              "'; valid names: fgsm, pgd, autoattack, autoattack-plus, autoattack-rand "
+                              "(or none alone)");
         }
     }
     return out;

@@ -11,9 +11,16 @@ namespace advaug {
 
 /// Accuracy under one attack at a list of epsilons (the accuracy-versus-eps curve).
 struct eps_curve {
-    std::string attack;           // "fgsm" or "pgd-20", as printed
+    std::string attack;           // "fgsm", "pgd-20" or "autoattack", as printed
     std::vector<double> epsilon;  // raw units, ascending
     std::vector<double> accuracy; // fraction in [0, 1], one per epsilon
+    /// Per epsilon, the robust accuracy within each class (NaN for a class without samples);
+    /// empty when not measured.
+    std::vector<std::vector<double>> per_class_accuracy;
+    /// An ensemble (AutoAttack): its members in the order they ran, and per epsilon the share
+    /// of all samples each member broke (the attack that broke each sample); empty otherwise.
+    std::vector<std::string> members;
+    std::vector<std::vector<double>> broken_by;
 };
 
 /// Accuracy under one corruption at each severity 1..5.

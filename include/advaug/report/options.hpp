@@ -147,6 +147,31 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
                 }
                 check_accuracy(fn, c.accuracy[i], curve + ": accuracy " + std::to_string(i));
             }
+            if (!c.per_class_accuracy.empty() && c.per_class_accuracy.size() != c.epsilon.size()) {
+                detail::invalid(fn, curve, ": ", c.epsilon.size(), " epsilons but per-class accuracies for ",
+                                c.per_class_accuracy.size());
+            }
+            for (std::size_t i = 0; i < c.per_class_accuracy.size(); ++i) {
+                for (std::size_t k = 0; k < c.per_class_accuracy[i].size(); ++k) {
+                    const double a = c.per_class_accuracy[i][k];
+                    if (!std::isnan(a)) {
+                        check_accuracy(fn, a, curve + ": per-class accuracy " + std::to_string(i) + ", class " +
+                                                  std::to_string(k));
+                    }
+                }
+            }
+            if (!c.broken_by.empty() && c.broken_by.size() != c.epsilon.size()) {
+                detail::invalid(fn, curve, ": ", c.epsilon.size(), " epsilons but broken_by for ", c.broken_by.size());
+            }
+            for (std::size_t i = 0; i < c.broken_by.size(); ++i) {
+                if (c.broken_by[i].size() != c.members.size()) {
+                    detail::invalid(fn, curve, ": ", c.members.size(), " members but broken_by ", i, " has ",
+                                    c.broken_by[i].size(), " shares");
+                }
+                for (std::size_t k = 0; k < c.broken_by[i].size(); ++k) {
+                    check_accuracy(fn, c.broken_by[i][k], curve + ": broken_by " + std::to_string(i));
+                }
+            }
         }
         std::set<std::string> families;
         for (const auto& f : m.families) {
