@@ -664,3 +664,37 @@ TEST_CASE("report: AutoAttack is the headline, its breakdown is shown, and maski
                          "write_report(): model 'net', attack 'autoattack': 3 members but broken_by 1 has 1 shares",
                          std::invalid_argument);
 }
+
+TEST_CASE("report: covered and not-covered means, mCE, and no praise for a model less accurate under shift") {
+    using advaug::corruption_result, advaug::report_options, advaug::report_markdown;
+    auto corruption = [](std::string name, double acc) {
+        corruption_result c;
+        c.name = std::move(name);
+        c.accuracy.assign(5, acc);
+        c.mean_accuracy = acc;
+        return c;
+    };
+    model_evaluation plain, fgsm;
+    plain.model = "plain";
+    fgsm.model = "fgsm-rs";
+    plain.samples = fgsm.samples = 100;
+    plain.clean_accuracy = 0.9;
+    fgsm.clean_accuracy = 0.7;
+    plain.corruptions = {corruption("rotate", 0.6), corruption("fog", 0.5)};
+    fgsm.corruptions = {corruption("rotate", 0.55), corruption("fog", 0.45)};
+    plain.mean_corruption_accuracy = 0.55;
+    fgsm.mean_corruption_accuracy = 0.5;
+    plain.relative_mce = 1.0;
+    fgsm.relative_mce = 0.8;  // it degrades less from its lower clean accuracy
+    plain.absolute_mce = 1.0;
+    fgsm.absolute_mce = 1.1;
+    fgsm.covered_corruptions = {"rotate"};
+    plain.mean_corruption_accuracy = 0.55;
+    const std::string md = report_markdown({fgsm, plain}, report_options{});
+    CHECK(md.find("| model | clean | corruptions (mean) | covered | not covered | mCE | relative mCE |") !=
+          std::string::npos);
+    CHECK(md.find("| fgsm-rs | 70.0% | 50.0% | 55.0% | 45.0% | 110.0% | 80.0% |") != std::string::npos);
+    CHECK(md.find("| plain | 90.0% | 55.0% | \xE2\x80\x93 | 55.0% | 100.0% | 100.0% |") != std::string::npos);
+    CHECK(md.find("**fgsm-rs degrades less than plain (relative mCE 80.0%) but is less accurate under corruption "
+                  "(50.0% against 55.0%): it is not more robust.**") != std::string::npos);
+}

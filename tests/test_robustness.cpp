@@ -578,6 +578,51 @@ TEST_CASE("evaluate_robustness: normalized inputs are corrupted in raw pixel uni
     CHECK(a.corruptions[1].accuracy[4] < a.clean_accuracy);  // brightness +0.5 hurts
 }
 
+TEST_CASE("set_absolute_mce and the covered / not-covered means: hand-computed") {
+    model_evaluation base, model;
+    base.model = "plain";
+    model.model = "robust";
+    base.clean_accuracy = 0.9;
+    model.clean_accuracy = 0.95;
+    // a: model errors sum 0.1+0.15+0.2+0.25+0.3 = 1.0, baseline 0.2+...+0.6 = 2.0 -> 0.5
+    // b: model 5 * 0.05 = 0.25, baseline 5 * 0.15 = 0.75 -> 1/3
+    // c: the baseline makes no error: left out
+    base.corruptions = {corruption_of("a", {0.8, 0.7, 0.6, 0.5, 0.4}),
+                        corruption_of("b", {0.85, 0.85, 0.85, 0.85, 0.85}),
+                        corruption_of("c", {1, 1, 1, 1, 1})};
+    model.corruptions = {corruption_of("c", {0.5, 0.5, 0.5, 0.5, 0.5}),
+                         corruption_of("a", {0.9, 0.85, 0.8, 0.75, 0.7}),
+                         corruption_of("b", {0.95, 0.95, 0.95, 0.95, 0.95})};
+    set_absolute_mce(model, base);
+    CHECK(model.absolute_mce == doctest::Approx((0.5 + 1.0 / 3) / 2));
+    set_absolute_mce(base, base);
+    CHECK(base.absolute_mce == doctest::Approx(1.0));
+    model_evaluation renamed = model;
+    renamed.corruptions[1].name = "z";
+    renamed.absolute_mce = 7;
+    CHECK_THROWS_WITH_AS(set_absolute_mce(renamed, base),
+                         "set_absolute_mce(): corruption 'z' of model 'robust' is missing from baseline 'plain'",
+                         std::invalid_argument);
+    CHECK(renamed.absolute_mce == 7);  // unchanged after an error
+
+    // Covered and not covered split the severities' mean by name.
+    CHECK(std::isnan(mean_corruption_accuracy(model, true)));
+    CHECK(mean_corruption_accuracy(model, false) == doctest::Approx((2.5 + 4.0 + 4.75) / 15));
+    model.covered_corruptions = {"a", "b"};
+    CHECK(mean_corruption_accuracy(model, true) == doctest::Approx((4.0 + 4.75) / 10));
+    CHECK(mean_corruption_accuracy(model, false) == doctest::Approx(0.5));
+
+    // The table of docs/shift_robustness.md.
+    CHECK(covered_corruption_names({"affine", "photometric", "linf_ball"}) ==
+          std::vector<std::string>{"shot_noise", "shear", "scale", "rotate", "brightness", "translate",
+                                   "gaussian_noise", "contrast"});
+    CHECK(covered_corruption_names({"displacement_field"}).empty());
+    CHECK_THROWS_WITH_AS(corruptions_covered_by("rotation"),
+                         "corruptions_covered_by(): unknown training family 'rotation'; known: photometric, "
+                         "affine, displacement_field, gaussian_blur, linf_ball, l2_ball",
+                         std::invalid_argument);
+}
+
 TEST_CASE("set_relative_mce: hand-computed, against itself, and mismatches") {
     model_evaluation base, model;
     base.model = "plain";

@@ -1096,6 +1096,8 @@ int run(const settings& s) {
     if (results.size() == 2 && !results[0].corruptions.empty()) {
         advaug::set_relative_mce(results[0], results[1]);
         advaug::set_relative_mce(results[1], results[1]);  // the baseline scores 1
+        advaug::set_absolute_mce(results[0], results[1]);
+        advaug::set_absolute_mce(results[1], results[1]);
         // Below 0 when the corruptions lower the model's error while they raise the baseline's
         // (a model near chance); no ranking is possible then, and the report takes only >= 0.
         if (results[0].relative_mce < 0) {

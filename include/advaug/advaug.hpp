@@ -52,6 +52,7 @@
 #include "advaug/data/dataset.hpp"
 #include "advaug/data/idx.hpp"
 #include "advaug/evaluation/accuracy.hpp"
+#include "advaug/evaluation/coverage.hpp"
 #include "advaug/evaluation/results.hpp"
 #include "advaug/evaluation/robustness.hpp"
 #include "advaug/evaluation/worst_case.hpp"

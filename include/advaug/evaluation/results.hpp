@@ -1,9 +1,12 @@
 // Plain result records of a robustness evaluation: what evaluation/robustness.hpp computes
-// and report/ writes. No behaviour here, so producers and writers depend on this alone.
+// and report/ writes, and one summary computed from a record alone. Nothing else, so
+// producers and writers depend on this alone.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -55,6 +58,29 @@ struct model_evaluation {
     /// 2019): mean over corruptions c of sum_s (E(c,s) - E_clean) / sum_s (E_base(c,s) -
     /// E_base_clean), E = 1 - accuracy; NaN until set_relative_mce() is called.
     double relative_mce = 0;
+    /// Absolute mean corruption error against a baseline: mean over corruptions c of
+    /// sum_s E(c,s) / sum_s E_base(c,s); NaN until set_absolute_mce() is called.
+    double absolute_mce = std::numeric_limits<double>::quiet_NaN();
+    /// The corruptions the model's training perturbations cover (evaluation/coverage.hpp,
+    /// docs/shift_robustness.md), by name; empty when none are declared.
+    std::vector<std::string> covered_corruptions;
 };
+
+/// The mean accuracy over all severities of the corruptions whose name is (covered = true) or
+/// is not (false) in model.covered_corruptions; NaN when there are none.
+inline double mean_corruption_accuracy(const model_evaluation& model, bool covered) {
+    double sum = 0;
+    std::size_t count = 0;
+    for (const corruption_result& c : model.corruptions) {
+        const bool in = std::find(model.covered_corruptions.begin(), model.covered_corruptions.end(), c.name) !=
+                        model.covered_corruptions.end();
+        if (in != covered) continue;
+        for (double a : c.accuracy) {
+            sum += a;
+            ++count;
+        }
+    }
+    return count == 0 ? std::numeric_limits<double>::quiet_NaN() : sum / static_cast<double>(count);
+}
 
 }  // namespace advaug

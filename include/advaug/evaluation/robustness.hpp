@@ -266,6 +266,15 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
 ///           `model` is unchanged then.
 inline void set_relative_mce(model_evaluation& model, const model_evaluation& baseline);
 
+/// Sets model.absolute_mce to the mean corruption error against `baseline` (Hendrycks and
+/// Dietterich 2019, without subtracting the clean error):
+///   CE_c = sum_s E(c, s) / sum_s E_base(c, s),   absolute mCE = mean over c of CE_c
+/// Below 1: fewer errors under corruption than the baseline. A corruption on which the
+/// baseline makes no error is left out (NaN if all are). requires and throws: as
+/// set_relative_mce, naming "set_absolute_mce".
+inline void set_absolute_mce(model_evaluation& model, const model_evaluation& baseline);
+
+
 // ---------------------------------------------------------------------------------------
 // Implementation
 // ---------------------------------------------------------------------------------------
@@ -903,51 +912,77 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
             n_corruptions == 0 ? nan
                                : sum_all / static_cast<double>(n_corruptions * rb::severities);
         out.relative_mce = nan;
+        out.absolute_mce = nan;
         return out;
     } else {
         return {};
     }
 }
 
-inline void set_relative_mce(model_evaluation& model, const model_evaluation& baseline) {
-    const char* fn = "set_relative_mce";
+namespace detail::robustness {
+
+/// The mean over corruptions of numerator(model's, baseline's) / denominator, as both mCEs
+/// compute it; corruptions matched by name, a vanishing denominator left out.
+template <class Ratio>
+double mean_ratio(const char* fn, const model_evaluation& model, const model_evaluation& baseline, Ratio&& ratio) {
     if (model.corruptions.empty()) {
-        detail::invalid(fn, "model '", model.model, "' has no corruption results");
+        invalid(fn, "model '", model.model, "' has no corruption results");
     }
     if (model.corruptions.size() != baseline.corruptions.size()) {
-        detail::invalid(fn, "model '", model.model, "' has ", model.corruptions.size(),
-                        " corruptions but baseline '", baseline.model, "' has ",
-                        baseline.corruptions.size());
+        invalid(fn, "model '", model.model, "' has ", model.corruptions.size(),
+                " corruptions but baseline '", baseline.model, "' has ", baseline.corruptions.size());
     }
-    const double model_clean = 1.0 - model.clean_accuracy;
-    const double base_clean = 1.0 - baseline.clean_accuracy;
     double sum = 0;
     std::size_t used = 0;
     for (const corruption_result& c : model.corruptions) {
         const auto it = std::find_if(baseline.corruptions.begin(), baseline.corruptions.end(),
                                      [&](const corruption_result& b) { return b.name == c.name; });
         if (it == baseline.corruptions.end()) {
-            detail::invalid(fn, "corruption '", c.name, "' of model '", model.model,
-                            "' is missing from baseline '", baseline.model, "'");
+            invalid(fn, "corruption '", c.name, "' of model '", model.model, "' is missing from baseline '",
+                    baseline.model, "'");
         }
         if (it->accuracy.size() != c.accuracy.size() || c.accuracy.empty()) {
-            detail::invalid(fn, "corruption '", c.name, "' has ", c.accuracy.size(),
-                            " severities in model '", model.model, "' and ", it->accuracy.size(),
-                            " in baseline '", baseline.model, "'; need the same number, >= 1");
+            invalid(fn, "corruption '", c.name, "' has ", c.accuracy.size(), " severities in model '",
+                    model.model, "' and ", it->accuracy.size(), " in baseline '", baseline.model,
+                    "'; need the same number, >= 1");
         }
-        double num = 0, den = 0;
-        for (std::size_t s = 0; s < c.accuracy.size(); ++s) {
-            num += (1.0 - c.accuracy[s]) - model_clean;
-            den += (1.0 - it->accuracy[s]) - base_clean;
-        }
+        const auto [num, den] = ratio(c, *it);
         // Accuracies are counts over N <= 10^9 samples, so a genuinely non-zero sum is far above
         // 1e-9; below it the difference is rounding and the ratio undefined: left out of the mean.
         if (std::abs(den) < 1e-9) continue;
         sum += num / den;
         ++used;
     }
-    model.relative_mce =
-        used == 0 ? std::numeric_limits<double>::quiet_NaN() : sum / static_cast<double>(used);
+    return used == 0 ? std::numeric_limits<double>::quiet_NaN() : sum / static_cast<double>(used);
 }
+
+}  // namespace detail::robustness
+
+inline void set_relative_mce(model_evaluation& model, const model_evaluation& baseline) {
+    const double model_clean = 1.0 - model.clean_accuracy;
+    const double base_clean = 1.0 - baseline.clean_accuracy;
+    model.relative_mce = detail::robustness::mean_ratio(
+        "set_relative_mce", model, baseline, [&](const corruption_result& c, const corruption_result& b) {
+            double num = 0, den = 0;
+            for (std::size_t s = 0; s < c.accuracy.size(); ++s) {
+                num += (1.0 - c.accuracy[s]) - model_clean;
+                den += (1.0 - b.accuracy[s]) - base_clean;
+            }
+            return std::pair{num, den};
+        });
+}
+
+inline void set_absolute_mce(model_evaluation& model, const model_evaluation& baseline) {
+    model.absolute_mce = detail::robustness::mean_ratio(
+        "set_absolute_mce", model, baseline, [&](const corruption_result& c, const corruption_result& b) {
+            double num = 0, den = 0;
+            for (std::size_t s = 0; s < c.accuracy.size(); ++s) {
+                num += 1.0 - c.accuracy[s];
+                den += 1.0 - b.accuracy[s];
+            }
+            return std::pair{num, den};
+        });
+}
+
 
 }  // namespace advaug

@@ -124,6 +124,14 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
             detail::invalid(fn, who, ": relative_mce must be finite or NaN, got ",
                             m.relative_mce);
         }
+        if (std::isinf(m.absolute_mce) || m.absolute_mce < 0) {
+            detail::invalid(fn, who, ": absolute_mce must be finite and >= 0, or NaN, got ", m.absolute_mce);
+        }
+        std::set<std::string> covered;
+        for (const auto& c : m.covered_corruptions) {
+            if (c.empty()) detail::invalid(fn, who, ": a covered corruption has an empty name");
+            if (!covered.insert(c).second) detail::invalid(fn, who, ": covered corruption '", c, "' appears twice");
+        }
         std::set<std::string> attacks;
         for (const auto& c : m.curves) {
             if (c.attack.empty()) detail::invalid(fn, who, ": a curve has an empty attack name");

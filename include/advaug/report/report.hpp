@@ -277,6 +277,13 @@ inline std::string results_json(const std::vector<model_evaluation>& models,
         out += "      \"mean_corruption_accuracy\": " + json_number(m.mean_corruption_accuracy) +
                ",\n";
         out += "      \"relative_mce\": " + json_number(m.relative_mce) + ",\n";
+        out += "      \"absolute_mce\": " + json_number(m.absolute_mce) + ",\n";
+        out += "      \"covered_corruptions\": [";
+        for (std::size_t k = 0; k < m.covered_corruptions.size(); ++k)
+            out += (k ? ", " : "") + json_string(m.covered_corruptions[k]);
+        out += "],\n";
+        out += "      \"covered_corruption_accuracy\": " + json_number(mean_corruption_accuracy(m, true)) + ",\n";
+        out += "      \"not_covered_corruption_accuracy\": " + json_number(mean_corruption_accuracy(m, false)) + ",\n";
         out += "      \"per_class_accuracy\": " + json_numbers(m.per_class_accuracy) + ",\n";
         out += "      \"confusion\": [";
         for (std::size_t r = 0; r < m.confusion.size(); ++r) {
@@ -398,8 +405,18 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
             header.push_back(markdown_escape(a) + " " + eps + "=" + format_epsilon(e));
         }
     }
+    bool coverage = false, absolute = false;
+    for (const auto& m : models) {
+        coverage = coverage || !m.covered_corruptions.empty();
+        absolute = absolute || std::isfinite(m.absolute_mce);
+    }
     if (corruptions) {
         header.push_back("corruptions (mean)");
+        if (coverage) {
+            header.push_back("covered");
+            header.push_back("not covered");
+        }
+        if (absolute) header.push_back("mCE");
         header.push_back("relative mCE");
     }
     out += md_row(header) + md_rule(header.size());
@@ -409,16 +426,45 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
         if (corruptions) {
             const bool has = !m.corruptions.empty();
             row.push_back(has ? percent(m.mean_corruption_accuracy) : percent(std::nan("")));
+            if (coverage) {
+                row.push_back(percent(mean_corruption_accuracy(m, true)));
+                row.push_back(percent(mean_corruption_accuracy(m, false)));
+            }
+            if (absolute) row.push_back(has ? percent(m.absolute_mce) : percent(std::nan("")));
             row.push_back(has ? percent(m.relative_mce) : percent(std::nan("")));
         }
         out += md_row(row);
     }
     out += "\n";
     if (corruptions) {
+        if (coverage) {
+            out += "Covered and not covered split the corruptions by whether the model's training "
+                   "perturbations produce that kind of change (docs/shift_robustness.md); the not-covered "
+                   "mean measures generalization. ";
+        }
+        if (absolute) {
+            out += "mCE is the error under the corruptions relative to the baseline's (lower is better, "
+                   "the baseline scores 100%). ";
+        }
         out +=
             "Relative mCE (Hendrycks and Dietterich, 2019) is the error added by the "
             "corruptions, relative to the baseline model's: lower is better, the baseline "
-            "scores 100%. \xE2\x80\x93 means not measured.\n\n";
+            "scores 100%; it measures how much a model degrades, not how accurate it is. "
+            "\xE2\x80\x93 means not measured.\n\n";
+        // Never call a model more robust when it is less accurate under shift.
+        const model_evaluation* base = nullptr;
+        for (const auto& m : models) {
+            if (m.relative_mce == 1.0) base = &m;
+        }
+        for (const auto& m : models) {
+            if (!base || &m == base || m.corruptions.empty()) continue;
+            if (m.relative_mce < 1.0 && m.mean_corruption_accuracy < base->mean_corruption_accuracy) {
+                out += "**" + markdown_escape(m.model) + " degrades less than " + markdown_escape(base->model) +
+                       " (relative mCE " + percent(m.relative_mce) + ") but is less accurate under "
+                       "corruption (" + percent(m.mean_corruption_accuracy) + " against " +
+                       percent(base->mean_corruption_accuracy) + "): it is not more robust.**\n\n";
+            }
+        }
     }
 
     // Attacks.
