@@ -34,10 +34,10 @@ inline std::string training_header(const train_options& o, std::size_t samples, 
         if (const auto& f = o.family()) {
             const worst_case_options& w = f->search;
             const char* how[] = {"gradient", "random", "both", "exhaustive"};
-            h << " (" << std::visit([](const auto& g) { return g.num_params(); }, f->family)
-              << " parameters; search " << how[static_cast<int>(w.method())] << ", " << w.steps() << " steps of "
-              << w.step_fraction() << " x param_scale from " << (w.random_start() ? "a random" : "the identity")
-              << " start, " << w.restarts() << " restarts, " << w.samples() << " samples), alpha " << o.alpha();
+            h << ", a family of " << std::visit([](const auto& g) { return g.num_params(); }, f->family)
+              << " parameters, search " << how[static_cast<int>(w.method())] << " (steps " << w.steps()
+              << " of " << w.step_fraction() << " x param_scale, " << (w.random_start() ? "random" : "identity")
+              << " start, restarts " << w.restarts() << ", samples " << w.samples() << "), alpha " << o.alpha();
         } else {
             h << ", epsilon " << o.epsilon().value_or(0.0) << " (raw units), alpha " << o.alpha();
         }
