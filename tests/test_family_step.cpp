@@ -296,6 +296,14 @@ TEST_CASE("family training resumed from a checkpoint mid-epoch ends bit-identica
     CHECK(tr.next_batch() == 2);
     tr.fit(data);
     CHECK(weights(net) == expected);
+
+    // a checkpoint of another family is refused
+    trainer other(net, opt, quiet().family(photometric<float>(small_image, photometric_budget{.brightness = symmetric(0.1)}))
+                                .epochs(3));
+    CHECK_THROWS_WITH_AS(other.resume(checkpoint),
+                         doctest::Contains("was written with method family (6 parameters, 16 features), this trainer "
+                                           "has family (3 parameters, 16 features)"),
+                         std::invalid_argument);
     fs::remove_all(dir);
 }
 

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <variant>
 #include <vector>
@@ -160,6 +161,18 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
     family.apply(flat_, theta_, rows_);
     from_rows(rows_, x.shape(), x_adv);
     return clean_taken;
+}
+
+/// The method as a checkpoint records it: its name, and for method family the family's
+/// parameter and feature counts, so that a checkpoint of another family is refused.
+inline std::string checkpoint_method(const train_options& options) {
+    std::string method(to_string(options.method()));
+    if (const auto& f = options.family()) {
+        std::visit([&](const auto& g) {
+            method += concat(" (", g.num_params(), " parameters, ", g.input_size(), " features)");
+        }, f->family);
+    }
+    return method;
 }
 
 /// The family's worst case of (x, y) for the epoch summary and the collapse guard: worst_case()

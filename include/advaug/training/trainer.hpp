@@ -117,7 +117,7 @@ private:
     double pgd_accuracy(const input_type& x, const labels_type& y, std::size_t steps) const;
     double clean_accuracy(const input_type& x, const labels_type& y) const;
     detail::checkpoint_run run() const {
-        return {std::string(to_string(options_.method())), options_.seed(), options_.batch_size()};
+        return {detail::checkpoint_method(options_), options_.seed(), options_.batch_size()};
     }
     /// The guard's reading on its batch; snapshots a new best, restores it on a collapse that
     /// stops training. Returns whether to stop.
