@@ -12,7 +12,8 @@ template <class T>
 chain<linf_ball<T>, affine<T>> linf_then_affine() {
     return chain<linf_ball<T>, affine<T>>(
         linf_ball<T>(small_image, 0.05),
-        affine<T>(small_image, affine_budget{.rotation = symmetric(20), .translate_x = symmetric(1)}));
+        affine<T>(small_image,
+                  affine_budget{.rotation = symmetric(20), .translate_x = symmetric(1)}));
 }
 }  // namespace
 
@@ -52,7 +53,8 @@ TEST_CASE("worst_case() searches an any_family as it searches the family it hold
     const auto x = testing::uniform_batch<double>(8, small_image.size(), 3, 0.2, 0.8);
     const auto y = testing::cyclic_labels(8, 3);
     mlp<double> net({16, 6, 3}, 1);
-    const auto search = worst_case_options{}.method(search_method::both).samples(3).steps(2).seed(5);
+    const auto search =
+        worst_case_options{}.method(search_method::both).samples(3).steps(2).seed(5);
     const auto direct = worst_case(net, linf_then_affine<double>(), x, y, search);
     const auto held = worst_case(net, any_family<double>(linf_then_affine<double>()), x, y, search);
     CHECK(held.theta == direct.theta);
@@ -60,7 +62,8 @@ TEST_CASE("worst_case() searches an any_family as it searches the family it hold
 }
 
 TEST_CASE("target() gives the held family back by type; copies share it") {
-    const any_family<double> held = affine<double>(small_image, affine_budget{.rotation = symmetric(5)});
+    const any_family<double> held =
+        affine<double>(small_image, affine_budget{.rotation = symmetric(5)});
     const any_family<double> copy = held;
     REQUIRE(held.target<affine<double>>() != nullptr);
     CHECK(held.target<affine<double>>() == copy.target<affine<double>>());

@@ -1,7 +1,8 @@
 // any_family<T>: any continuous perturbation family of value type T behind one type, so that a
 // family chosen at run time (a command-line flag) or held by a non-template object (the
 // trainer's train_options) can be stored and passed around. It is itself a perturbation family:
-// worst_case(), perturb() and check_perturbation_gradients() take it as they take the family it holds.
+// worst_case(), perturb() and check_perturbation_gradients() take it as they take the family it
+// holds.
 //
 // Copies share the family they hold, which is never modified (every member of the contract is
 // const), so a copy is cheap and two threads may use copies at once.
@@ -33,8 +34,8 @@ public:
     /// requires: F is a continuous perturbation family of value type T (one readable error
     ///           names a missing member, a discrete or gradient-free kind, or another T).
     template <class F>
-        requires(!std::same_as<std::remove_cvref_t<F>, any_family>)
-    any_family(F family) {  // NOLINT: implicit, so a family converts where an any_family is taken
+    requires(!std::same_as<std::remove_cvref_t<F>, any_family>) any_family(
+        F family) {  // NOLINT: implicit, so a family converts where an any_family is taken
         if constexpr (check_perturbation_family<F>()) {
             static_assert(std::is_same_v<typename F::value_type, T>,
                           "advaug: any_family<T> holds a family of value_type T only");
@@ -47,7 +48,9 @@ public:
 
     std::size_t input_size() const { return impl_->input_size(); }
     std::size_t num_params() const { return impl_->num_params(); }
-    void apply(const batch& x, const batch& theta, batch& out) const { impl_->apply(x, theta, out); }
+    void apply(const batch& x, const batch& theta, batch& out) const {
+        impl_->apply(x, theta, out);
+    }
     void vjp_theta(const batch& x, const batch& theta, const batch& dout, batch& dtheta) const {
         impl_->vjp_theta(x, theta, dout, dtheta);
     }
@@ -55,7 +58,9 @@ public:
         impl_->vjp_input(x, theta, dout, dx);
     }
     void identity(std::size_t n, batch& theta) const { impl_->identity(n, theta); }
-    void sample(std::size_t n, std::uint64_t key, batch& theta) const { impl_->sample(n, key, theta); }
+    void sample(std::size_t n, std::uint64_t key, batch& theta) const {
+        impl_->sample(n, key, theta);
+    }
     void project(batch& theta) const { impl_->project(theta); }
     bool contains(const batch& theta) const { return impl_->contains(theta); }
     std::vector<double> param_scale() const { return impl_->param_scale(); }
@@ -87,7 +92,9 @@ private:
         explicit holder(F f) : family(std::move(f)) {}
         std::size_t input_size() const override { return family.input_size(); }
         std::size_t num_params() const override { return family.num_params(); }
-        void apply(const batch& x, const batch& th, batch& out) const override { family.apply(x, th, out); }
+        void apply(const batch& x, const batch& th, batch& out) const override {
+            family.apply(x, th, out);
+        }
         void vjp_theta(const batch& x, const batch& th, const batch& g, batch& d) const override {
             family.vjp_theta(x, th, g, d);
         }
@@ -95,7 +102,9 @@ private:
             family.vjp_input(x, th, g, d);
         }
         void identity(std::size_t n, batch& th) const override { family.identity(n, th); }
-        void sample(std::size_t n, std::uint64_t key, batch& th) const override { family.sample(n, key, th); }
+        void sample(std::size_t n, std::uint64_t key, batch& th) const override {
+            family.sample(n, key, th);
+        }
         void project(batch& th) const override { family.project(th); }
         bool contains(const batch& th) const override { return family.contains(th); }
         std::vector<double> param_scale() const override { return family.param_scale(); }

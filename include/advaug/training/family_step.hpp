@@ -41,7 +41,8 @@ inline constexpr bool is_host_tensor<tensor<T, R>> = true;
 
 /// The family of `settings` as an any_family<T>; names `fn` and both value types otherwise.
 template <class T>
-const any_family<T>& training_family(const char* fn, const train_options::family_settings& settings) {
+const any_family<T>& training_family(const char* fn,
+                                     const train_options::family_settings& settings) {
     const auto* f = std::get_if<any_family<T>>(&settings.family);
     if (!f) {
         invalid(fn, "the family's value_type is ", std::is_same_v<T, float> ? "double" : "float",
@@ -65,9 +66,10 @@ public:
     /// `clean_allowed`) `at` is x itself and the pass also takes the clean half.
     /// Returns whether it did. requires: a host model; 0 <= fraction <= 1.
     template <class Pass>
-    bool operator()(const char* fn, const train_options::family_settings& settings, const input_type& x,
-                    const labels_type& y, double fraction, std::uint64_t batch_seed, bool clean_allowed,
-                    loss_gradient<M>& oracle, Pass&& pass, input_type& x_adv);
+    bool operator()(const char* fn, const train_options::family_settings& settings,
+                    const input_type& x, const labels_type& y, double fraction,
+                    std::uint64_t batch_seed, bool clean_allowed, loss_gradient<M>& oracle,
+                    Pass&& pass, input_type& x_adv);
 
 private:
     // theta = id + s (theta' - id), or theta' itself at s = 1
@@ -91,12 +93,13 @@ template <class M>
 template <class Pass>
 bool family_step<M>::operator()(const char* fn, const train_options::family_settings& settings,
                                 const input_type& x, const labels_type& y, double fraction,
-                                std::uint64_t batch_seed, bool clean_allowed, loss_gradient<M>& oracle,
-                                Pass&& pass, input_type& x_adv) {
+                                std::uint64_t batch_seed, bool clean_allowed,
+                                loss_gradient<M>& oracle, Pass&& pass, input_type& x_adv) {
     const any_family<T>& family = training_family<T>(fn, settings);
     const std::size_t n = x.shape()[0], d = x.size() / n;
     if (d != family.input_size()) {
-        invalid(fn, "the batch has ", d, " features per sample; the family takes ", family.input_size());
+        invalid(fn, "the batch has ", d, " features per sample; the family takes ",
+                family.input_size());
     }
     const T s = static_cast<T>(fraction);
     to_rows(x, flat_);
@@ -143,9 +146,10 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
             for (std::size_t i = 0; i < dtheta.size(); ++i) {
                 T& g = dtheta.data()[i];
                 if (!std::isfinite(g)) {
-                    throw numeric_error(concat(fn, "(): the loss gradient in the family's theta is not finite (",
-                                               g, " at row ", i / dtheta.shape()[1], ", parameter ",
-                                               i % dtheta.shape()[1], ")"));
+                    throw numeric_error(
+                        concat(fn, "(): the loss gradient in the family's theta is not finite (", g,
+                               " at row ", i / dtheta.shape()[1], ", parameter ",
+                               i % dtheta.shape()[1], ")"));
                 }
                 if (s != T(1)) g *= s;
             }
@@ -168,9 +172,12 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
 inline std::string checkpoint_method(const train_options& options) {
     std::string method(to_string(options.method()));
     if (const auto& f = options.family()) {
-        std::visit([&](const auto& g) {
-            method += concat(" (", g.num_params(), " parameters, ", g.input_size(), " features)");
-        }, f->family);
+        std::visit(
+            [&](const auto& g) {
+                method +=
+                    concat(" (", g.num_params(), " parameters, ", g.input_size(), " features)");
+            },
+            f->family);
     }
     return method;
 }
