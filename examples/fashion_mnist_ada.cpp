@@ -18,6 +18,13 @@
 //
 //   fashion_mnist_ada [--method M] [--eps E] [--alpha A] [--epochs N] [--quick] ... [--help]
 //
+// `--method family --family affine` trains on the worst case of a family of natural
+// perturbations instead of an L-inf ball (docs/perturbations.md): each batch is rotated and
+// shifted, per image, where the model does worst within the budget. The table then adds the
+// family's worst case on the test set for both models. --family photometric, blur,
+// displacement and chain (the L-inf ball of --eps, then the affine warp) pick other families;
+// --family-steps and --family-start set the search.
+//
 // `--checkpoint PATH` saves each run's whole training state at the end of every epoch, to
 // PATH.plain and PATH.<method>; with `--resume` a run whose checkpoint exists continues from
 // it (an interrupted run, or one given more --epochs), ending exactly as an uninterrupted run.
@@ -127,6 +134,9 @@ struct settings {
     advaug::weight_init init = advaug::weight_init::pytorch_default;
     std::string checkpoint;  // empty: no checkpoints
     bool resume = false;
+    std::string family_name = "affine";  // --method family only
+    std::optional<std::size_t> family_steps;
+    std::string family_start = "random";
 };
 
 // Validators with plain messages, shared with tools/advaug-eval (tools/cli_validators.hpp).
@@ -142,7 +152,7 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
         ->capture_default_str();
     app.add_option("--method", s.method_name,
                    "adversarial training method of the second model: plain, fgsm (the blog "
-                   "post's), fgsm-rs, n-fgsm or pgd")
+                   "post's), fgsm-rs, n-fgsm, pgd or family (the worst case of --family)")
         ->capture_default_str();
     app.add_option("--eps", s.eps,
                    "training epsilon, L-inf, in pixel units ([0, 1] scale); also the radius of "
@@ -175,6 +185,23 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
     app.add_option("--pgd-steps", pgd_steps,
                    "PGD training steps (only with --method pgd; default 7)")
         ->check(whole_number(1, "POSITIVE"));
+    app.add_option("--family", s.family_name,
+                   "with --method family: affine (rotation +-15 degrees, shift +-2 pixels), "
+                   "photometric (brightness +-0.2, contrast +-30%, log gamma +-0.3), blur (sigma "
+                   "up to 1.5 pixels), displacement (a 4 x 4 lattice of shifts up to 1 pixel) or "
+                   "chain (the L-inf ball of --eps, then affine)")
+        ->check(CLI::IsMember({"affine", "photometric", "blur", "displacement", "chain"}))
+        ->capture_default_str();
+    app.add_option("--family-steps", s.family_steps,
+                   "with --method family: sign-gradient steps of the search in the family's "
+                   "parameters, each 1.25 (one step) or 2.5 / steps of the budget's half width "
+                   "(default 1)")
+        ->check(whole_number(1, "POSITIVE"));
+    app.add_option("--family-start", s.family_start,
+                   "with --method family: the search starts at a random point of the budget, or "
+                   "at the identity (then its first pass is also the clean loss's, as FGSM's)")
+        ->check(CLI::IsMember({"random", "identity"}))
+        ->capture_default_str();
     app.add_option("--log-every", s.log_every,
                    "print the three losses every N batches, as the blog post did (0: never)")
         ->check(whole_number(0, ""))
@@ -250,6 +277,13 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
         throw usage_error("--pgd-steps is only valid with --method pgd, not --method " +
                           s.method_name);
     }
+    const bool family = s.method == advaug::training_method::family;
+    for (const char* option : {"--family", "--family-steps", "--family-start"}) {
+        if (given(option) && !family) {
+            throw usage_error(std::string(option) + " is only valid with --method family, not --method " +
+                              s.method_name);
+        }
+    }
     if (s.alpha && *s.alpha != 0 && s.method == advaug::training_method::plain) {
         throw usage_error("--alpha " + shortest(*s.alpha) +
                           " needs an adversarial method; plain has no adversarial loss");
@@ -287,6 +321,37 @@ byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images,
 // 2. Training
 // ---------------------------------------------------------------------------------------------
 
+// The family of --family, on the 28 x 28 images in [0, 1]. any_family holds whichever was
+// chosen, so the rest of the program has one type for all of them.
+advaug::any_family<float> make_family(const settings& s) {
+    using namespace advaug;
+    const image_shape images{1, 28, 28};
+    const auto warp = affine<float>(images, affine_budget{.rotation = symmetric(15),
+                                                          .translate_x = symmetric(2),
+                                                          .translate_y = symmetric(2)});
+    if (s.family_name == "affine") return warp;
+    if (s.family_name == "photometric") {
+        return photometric<float>(images, photometric_budget{.brightness = symmetric(0.2),
+                                                             .contrast = symmetric(0.3),
+                                                             .log_gamma = symmetric(0.3)});
+    }
+    if (s.family_name == "blur") return gaussian_blur<float>(images, interval{0, 1.5});
+    if (s.family_name == "displacement") {
+        return displacement_field<float>(images, displacement_budget{.grid = 4, .max_displacement = 1});
+    }
+    return chain<linf_ball<float>, affine<float>>(linf_ball<float>(images, s.eps), warp);
+}
+
+// The search of each training batch: --family-steps sign steps, from a random start (the
+// family's FGSM-RS and PGD) or from the identity (its seed's recipe).
+advaug::worst_case_options family_search(const settings& s) {
+    const std::size_t steps = s.family_steps.value_or(1);
+    return advaug::worst_case_options{}
+        .steps(steps)
+        .step_fraction(steps == 1 ? 1.25 : 2.5 / static_cast<double>(steps))
+        .random_start(s.family_start == "random");
+}
+
 // Appends one JSON object (already formatted) to the log, if there is one.
 void json_line(const settings& s, const std::string& object) {
     if (s.json_log.empty()) return;
@@ -303,9 +368,6 @@ void train(model_type& model, advaug::training_method method, const settings& s,
     const bool adversarial = method != advaug::training_method::plain;
     auto options = advaug::train_options{}
                        .method(method)
-                       // For plain training epsilon only sets the PGD attack of the epoch
-                       // summary, so both runs report robustness at the same radius.
-                       .epsilon(s.eps)
                        .learning_rate(*s.schedule)
                        .epochs(s.epochs)
                        .batch_size(s.batch_size)
@@ -314,6 +376,15 @@ void train(model_type& model, advaug::training_method method, const settings& s,
                        // Epoch summary: clean and PGD-20 accuracy on the first 1,000 test
                        // images (a quick look, not the final measurement).
                        .evaluation(1000, 20);
+    if (method == advaug::training_method::family) {
+        // The family's worst case instead of an L-inf ball; the epoch summary and the guard
+        // search the family too, so epsilon is not set.
+        options.family(make_family(s), family_search(s));
+    } else {
+        // For plain training epsilon only sets the PGD attack of the epoch summary, so both
+        // runs report robustness at the same radius.
+        options.epsilon(s.eps);
+    }
     // One checkpoint file per run, rewritten atomically at the end of every epoch.
     const std::string checkpoint =
         s.checkpoint.empty() ? "" : s.checkpoint + "." + std::string(advaug::to_string(method));
@@ -371,7 +442,7 @@ auto gaussian_noise(double sigma) {
 }
 
 template <class model_type>
-std::vector<measurement<model_type>> measurements() {
+std::vector<measurement<model_type>> measurements(const settings& s) {
     using advaug::accuracy, advaug::robust_accuracy, advaug::transformed_accuracy;
     std::vector<measurement<model_type>> rows;
     rows.push_back({"clean", [](model_type& m, const byte_dataset& d) { return accuracy(m, d); }});
@@ -414,6 +485,21 @@ std::vector<measurement<model_type>> measurements() {
                             for (float& v : x) v = std::min(v + 0.2f, 1.0f);
                         });
                     }});
+
+    // With --method family, the family's worst case per test image: the worst of 10 random
+    // draws, refined by 10 sign-gradient steps (stronger than the training search).
+    if (s.method == advaug::training_method::family) {
+        rows.push_back({"worst-case " + s.family_name, [family = make_family(s)](model_type& m, const byte_dataset& d) {
+                            const auto search = advaug::worst_case_options{}
+                                                    .method(advaug::search_method::both)
+                                                    .samples(10)
+                                                    .steps(10)
+                                                    .seed(pgd_seed);
+                            return robust_accuracy(m, d, [&](const auto& model, const auto& x, const auto& y) {
+                                return advaug::worst_case(model, family, x, y, search).perturbed;
+                            });
+                        }});
+    }
     return rows;
 }
 
@@ -655,7 +741,7 @@ int run_with(const settings& s, clock_type::time_point started, MakeModel make_m
 
     // 3. The same measurements, on the same test images, for both models.
     std::printf("\n");
-    const auto rows = measurements<model_type>();
+    const auto rows = measurements<model_type>(s);
     std::vector<std::string> labels{"plain"};
     std::vector<std::vector<double>> results{evaluate(plain, "plain", rows, test_set)};
     if (compare) {

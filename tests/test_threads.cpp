@@ -79,14 +79,21 @@ std::vector<float> cnn_training_run(std::size_t threads, training_method method)
                        .seed(3)
                        .progress(progress_style::none)
                        .output(sink);
-    if (method != training_method::plain) options.epsilon(0.1);
+    if (method == training_method::family) {
+        options.family(affine<float>(image_shape{1, 28, 28}, affine_budget{.rotation = symmetric(15),
+                                                                        .translate_x = symmetric(2)}),
+                       worst_case_options{}.steps(2));
+    } else if (method != training_method::plain) {
+        options.epsilon(0.1);
+    }
     trainer tr(net, opt, options);
     const auto x = images(24, 11);
     const auto y = testing::cyclic_labels(24, 10);
     std::vector<float> out;
     for (std::uint64_t batch = 0; batch < 2; ++batch) {
         net.set_mode(mode::train);
-        tr.compute_gradient(x, y, method == training_method::plain ? 0.0 : 0.1, batch);
+        const double eps = method == training_method::plain ? 0.0 : method == training_method::family ? 1.0 : 0.1;
+        tr.compute_gradient(x, y, eps, batch);
         auto params = net.parameters();
         opt.step(params, 0.05);
         net.zero_grad();
@@ -324,7 +331,7 @@ TEST_CASE("convolution, pooling, ReLU and the random start compute the same bits
 
 TEST_CASE("CNN training steps agree on 1, 2 and 3 threads") {
     thread_count_guard guard;
-    for (auto method : {training_method::plain, training_method::fgsm, training_method::fgsm_rs}) {
+    for (auto method : {training_method::plain, training_method::fgsm, training_method::fgsm_rs, training_method::family}) {
         CAPTURE(to_string(method));
         const auto one = cnn_training_run(1, method);
         for (std::size_t threads : {2, 3}) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "advaug/perturbations/additive.hpp"
+#include "advaug/perturbations/any_family.hpp"
 #include "advaug/perturbations/blur.hpp"
 #include "advaug/perturbations/budget.hpp"
 #include "advaug/perturbations/check.hpp"

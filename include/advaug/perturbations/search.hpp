@@ -240,26 +240,9 @@ void random_draws(Oracle& oracle, std::size_t n, const worst_case_options& optio
     }
 }
 
-template <class M, class F, class T, std::size_t R>
-worst_case_result<T, R> worst_case_search(const M& model, const F& family, const tensor<T, R>& x,
-                                          const label_vector& y,
-                                          const worst_case_options& options) {
-    const char* fn = "worst_case";
-    check_nonempty_batch(fn, "x", x);
-    const std::size_t n = x.shape()[0], d = x.size() / n;
-    if (d != family.input_size()) {
-        invalid(fn, "x has shape ", shape_string(x.shape()), " (", d,
-                " features per sample); the family takes ", family.input_size());
-    }
-    check_labels(fn, y, n, model.num_classes());
-    check_finite(fn, "x", x);
-    const std::vector<double> scale = family.param_scale();
-    if (scale.size() != family.num_params()) {
-        invalid(fn, "the family's param_scale() has ", scale.size(), " entries, num_params() is ",
-                family.num_params());
-    }
-    constexpr perturbation_kind kind = kind_of<F>();
-    const search_method method = options.method();
+/// The search methods a family of kind `kind` admits; otherwise names `fn` and the method.
+template <perturbation_kind kind>
+void check_search_method(const char* fn, search_method method) {
     if (kind == perturbation_kind::gradient_free &&
         (method == search_method::gradient || method == search_method::both)) {
         invalid(fn,
@@ -271,9 +254,18 @@ worst_case_result<T, R> worst_case_search(const M& model, const F& family, const
                 "search_method::exhaustive needs a discrete family (a mask, such as "
                 "dropped_sensors); use gradient, random or both");
     }
+}
 
-    perturbation_oracle<M, F, T, R> oracle(fn, model, family, x, y);
-    worst_so_far<T> worst;
+/// The search itself, for any oracle with the members of perturbation_oracle (`family`,
+/// `evaluate(theta, gradient)`, `loss`, `dtheta`): worst_case() and the trainer's family method
+/// (training/family_step.hpp) run this one search. `worst` receives every candidate.
+/// requires: the method fits the family's kind (check_search_method).
+template <class Oracle, class T>
+void search_theta(const char* fn, Oracle& oracle, std::size_t n, const std::vector<double>& scale,
+                  const worst_case_options& options, worst_so_far<T>& worst) {
+    using F = std::remove_cvref_t<decltype(oracle.family)>;
+    constexpr perturbation_kind kind = kind_of<F>();
+    const search_method method = options.method();
     if constexpr (kind == perturbation_kind::discrete) {
         if (method == search_method::exhaustive) {
             exhaustive_masks(fn, oracle, n, options.max_candidates(), worst);
@@ -293,16 +285,42 @@ worst_case_result<T, R> worst_case_search(const M& model, const F& family, const
             } else if (method == search_method::gradient) {
                 for (std::size_t r = 0; r < options.restarts(); ++r) {
                     if (options.random_start()) {
-                        family.sample(n, perturbation_start_key(options.seed(), r), theta);
+                        oracle.family.sample(n, perturbation_start_key(options.seed(), r), theta);
                     } else {
-                        family.identity(n, theta);
+                        oracle.family.identity(n, theta);
                     }
-                    family.project(theta);
+                    oracle.family.project(theta);
                     ascend(oracle, theta, scale, options, worst);
                 }
             }
         }
     }
+}
+
+template <class M, class F, class T, std::size_t R>
+worst_case_result<T, R> worst_case_search(const M& model, const F& family, const tensor<T, R>& x,
+                                          const label_vector& y,
+                                          const worst_case_options& options) {
+    const char* fn = "worst_case";
+    check_nonempty_batch(fn, "x", x);
+    const std::size_t n = x.shape()[0], d = x.size() / n;
+    if (d != family.input_size()) {
+        invalid(fn, "x has shape ", shape_string(x.shape()), " (", d,
+                " features per sample); the family takes ", family.input_size());
+    }
+    check_labels(fn, y, n, model.num_classes());
+    check_finite(fn, "x", x);
+    const std::vector<double> scale = family.param_scale();
+    if (scale.size() != family.num_params()) {
+        invalid(fn, "the family's param_scale() has ", scale.size(), " entries, num_params() is ",
+                family.num_params());
+    }
+    constexpr perturbation_kind kind = kind_of<F>();
+    check_search_method<kind>(fn, options.method());
+
+    perturbation_oracle<M, F, T, R> oracle(fn, model, family, x, y);
+    worst_so_far<T> worst;
+    search_theta(fn, oracle, n, scale, options, worst);
 
     worst_case_result<T, R> result;
     result.theta = worst.theta;

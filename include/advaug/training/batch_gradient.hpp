@@ -8,7 +8,8 @@
 // attack, which added one more grad CE(x) to every step (docs/training.md measures the cost).
 //
 // Host and device models share every line: element-wise work and checks are the
-// customization points of detail/tensor_ops.hpp, found by argument-dependent lookup.
+// customization points of detail/tensor_ops.hpp, found by argument-dependent lookup. The family
+// method (family_step.hpp) works on host models only.
 #pragma once
 
 #include <concepts>
@@ -21,6 +22,7 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/loss/cross_entropy.hpp"
 #include "advaug/model/mode.hpp"
+#include "advaug/training/family_step.hpp"
 #include "advaug/training/method.hpp"
 #include "advaug/training/reports.hpp"
 #include "advaug/training/train_options.hpp"
@@ -54,8 +56,9 @@ public:
         }
     }
 
-    /// zero_grad(), then the gradient of options.method() at `epsilon` (raw units); `fn` names
-    /// the caller in errors. See trainer::compute_gradient().
+    /// zero_grad(), then the gradient of options.method() at `epsilon` (raw units; for method
+    /// family the fraction of the family's budget, in [0, 1]); `fn` names the caller in errors.
+    /// See trainer::compute_gradient().
     batch_losses operator()(const char* fn, const train_options& options, const input_type& x,
                             const labels_type& y, double epsilon, std::uint64_t batch_seed,
                             bool clean_loss_wanted);
@@ -69,6 +72,7 @@ private:
     attack_workspace<M> workspace_;  // the attack's cache, logits and input gradient
     typename M::cache_type clean_cache_, adv_cache_;
     typename tensor_traits<input_type>::domain_type domain_;
+    family_step<M> family_;
 };
 
 template <class M>
@@ -102,18 +106,47 @@ batch_losses batch_gradient<M>::operator()(const char* fn, const train_options& 
 
     // 1. The adversarial example, with the model in the attack's mode.
     const bool attack_is_training_mode = options.attack_mode() == model_.mode() || same_in_both_modes;
-    // The seed's FGSM starts at x itself: its forward pass is the clean forward pass ...
-    const bool reuse_clean = method == training_method::fgsm && attack_is_training_mode;
+    // The seed's FGSM starts at x itself: its forward pass is the clean forward pass (so may a
+    // family's search be, family_step.hpp) ...
+    bool reuse_clean = method == training_method::fgsm && attack_is_training_mode;
     // ... and its backward pass is the clean half's: one pass gives the attack's input gradient
     // and (1 - alpha) grad CE(x), where the model has that member.
-    const bool fuse_clean = combined_backward<M> && reuse_clean && alpha < 1;
+    const bool fuse_clean = combined_backward<M> && alpha < 1;
+    // The attack's pass at `at`; with `clean`, `at` is x and the pass also takes the clean half.
+    auto attack_pass = [&](const input_type& at, bool clean) {
+        if constexpr (combined_backward<M>) {
+            if (clean && fuse_clean) {
+                oracle.logits_gradient(at, y);
+                model_.input_and_parameter_gradient(attack_cache, dlogits, oracle.grad, T(1) - alpha);
+            } else {
+                oracle(at, y);
+            }
+        } else {
+            oracle(at, y);
+        }
+        if (!clean) return;
+        out.clean = cross_entropy(logits, y);
+        if (alpha < 1 && !fuse_clean) {
+            scale_in_place(dlogits, T(1) - alpha);
+            model_.parameter_gradient(attack_cache, dlogits);
+        }
+    };
     const T eps = static_cast<T>(epsilon);
     {
         std::optional<mode_guard<M>> guard;
         if (model_.mode() != options.attack_mode()) guard.emplace(model_, options.attack_mode());
+        if (method == training_method::family) {
+            if (epsilon > 1) invalid(fn, "method family takes a budget fraction in [0, 1], got ", epsilon);
+            if constexpr (is_host_tensor<input_type>) {
+                reuse_clean = family_(fn, *options.family(), x, y, epsilon, batch_seed, attack_is_training_mode,
+                                      oracle, attack_pass, x_adv_);
+            } else {
+                invalid(fn, "method family needs a host model; a family works on host tensors");
+            }
+        }
         auto gen = attack_rng(x, batch_seed);
         T step = eps, ball = eps;
-        std::size_t steps = 1;
+        std::size_t steps = method == training_method::family ? 0 : 1;
         switch (method) {
             case training_method::fgsm:
                 copy_tensor(x_adv_, x);
@@ -138,43 +171,27 @@ batch_losses batch_gradient<M>::operator()(const char* fn, const train_options& 
                 break;
             }
             case training_method::plain:
+            case training_method::family:
                 break;
         }
         for (std::size_t k = 0; k < steps; ++k) {
             // The seed's FGSM takes its gradient at x itself; the cache must refer to x, not
             // to x_adv_, which the step below changes in place.
-            const input_type& at = method == training_method::fgsm ? x : x_adv_;
-            if constexpr (combined_backward<M>) {
-                if (fuse_clean) {
-                    oracle.logits_gradient(at, y);
-                    model_.input_and_parameter_gradient(attack_cache, dlogits, oracle.grad, T(1) - alpha);
-                } else {
-                    oracle(at, y);
-                }
-            } else {
-                oracle(at, y);
-            }
+            attack_pass(method == training_method::fgsm ? x : x_adv_, reuse_clean);
             linf_step(fn, x_adv_, x, oracle.grad, domain_, step, ball, T(1));
         }
         check_gradients_finite(fn, domain_);  // what a device model's step kernels recorded
     }
-    // attack_cache, logits and dlogits still hold the forward pass at x and dCE/dlogits
-    if (reuse_clean) out.clean = cross_entropy(logits, y);
 
-    // 2. The clean half: (1 - alpha) * grad CE(x). Without dropout the passes need no separate
-    // random streams, so they share the attack's cache: a batch of activations less (tens of MB
-    // for a CNN).
+    // 2. The clean half: (1 - alpha) * grad CE(x), unless the attack's pass at x took it. Without
+    // dropout the passes need no separate random streams, so they share the attack's cache: a
+    // batch of activations less (tens of MB for a CNN).
     auto& clean_cache = same_in_both_modes ? attack_cache : clean_cache_;
-    if (reuse_clean) {
-        if (alpha < 1 && !fuse_clean) {
-            scale_in_place(dlogits, T(1) - alpha);
-            model_.parameter_gradient(attack_cache, dlogits);
-        }
-    } else if (alpha < 1) {
+    if (!reuse_clean && alpha < 1) {
         model_.forward(x, clean_cache, logits);
         out.clean = cross_entropy_gradient(logits, y, dlogits, T(1) - alpha);
         model_.parameter_gradient(clean_cache, dlogits);
-    } else if (clean_loss_wanted) {
+    } else if (!reuse_clean && clean_loss_wanted) {
         model_.forward(x, clean_cache, logits);
         out.clean = cross_entropy(logits, y);
     }

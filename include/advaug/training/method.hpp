@@ -19,6 +19,8 @@ enum class training_method {
               ///< projection to the eps-ball (only to the domain); default alpha 1
     pgd,      ///< PGD adversarial training (Madry et al. 2018): k steps from a random start;
               ///< default alpha 1
+    family,   ///< the worst case of a perturbation family (train_options::family): x_adv is
+              ///< worst_case()'s result in the family's budget; default alpha 0.5 (the seed's)
 };
 
 inline std::string_view to_string(training_method m) {
@@ -28,25 +30,28 @@ inline std::string_view to_string(training_method m) {
         case training_method::fgsm_rs: return "fgsm-rs";
         case training_method::n_fgsm: return "n-fgsm";
         case training_method::pgd: return "pgd";
+        case training_method::family: return "family";
     }
     return "?";
 }
 
-/// "plain", "fgsm", "fgsm-rs", "n-fgsm" or "pgd"; anything else is an error listing them.
+/// "plain", "fgsm", "fgsm-rs", "n-fgsm", "pgd" or "family"; anything else is an error listing
+/// them.
 inline training_method parse_training_method(std::string_view name) {
     for (auto m : {training_method::plain, training_method::fgsm, training_method::fgsm_rs,
-                   training_method::n_fgsm, training_method::pgd}) {
+                   training_method::n_fgsm, training_method::pgd, training_method::family}) {
         if (name == to_string(m)) return m;
     }
     detail::invalid("parse_training_method", "unknown method '", std::string(name),
-                    "'; expected one of: plain, fgsm, fgsm-rs, n-fgsm, pgd");
+                    "'; expected one of: plain, fgsm, fgsm-rs, n-fgsm, pgd, family");
 }
 
-/// alpha when the user does not set one: 0 for plain, the seed's 0.5 for fgsm, else 1.
+/// alpha when the user does not set one: 0 for plain, the seed's 0.5 for fgsm and family, else 1.
 inline double default_alpha(training_method m) {
     switch (m) {
         case training_method::plain: return 0.0;
-        case training_method::fgsm: return 0.5;
+        case training_method::fgsm:
+        case training_method::family: return 0.5;
         default: return 1.0;
     }
 }

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <variant>
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/format.hpp"
@@ -30,8 +31,19 @@ inline std::string training_header(const train_options& o, std::size_t samples, 
       << " epochs of " << batches << " batches of " << o.batch_size() << ", lr "
       << o.learning_rate()->describe();
     if (o.method() != training_method::plain) {
-        h << ", epsilon " << o.epsilon().value_or(0.0) << " (raw units), alpha " << o.alpha();
-        if (o.epsilon_warmup() > 0) h << ", epsilon warm-up " << o.epsilon_warmup() << " epochs";
+        if (const auto& f = o.family()) {
+            const worst_case_options& w = f->search;
+            const char* how[] = {"gradient", "random", "both", "exhaustive"};
+            h << ", a family of " << std::visit([](const auto& g) { return g.num_params(); }, f->family)
+              << " parameters, search " << how[static_cast<int>(w.method())] << " (steps " << w.steps()
+              << " of " << w.step_fraction() << " x param_scale, " << (w.random_start() ? "random" : "identity")
+              << " start, restarts " << w.restarts() << ", samples " << w.samples() << "), alpha " << o.alpha();
+        } else {
+            h << ", epsilon " << o.epsilon().value_or(0.0) << " (raw units), alpha " << o.alpha();
+        }
+        if (o.epsilon_warmup() > 0) {
+            h << (o.family() ? ", budget" : ", epsilon") << " warm-up " << o.epsilon_warmup() << " epochs";
+        }
         if (o.method() == training_method::pgd) h << ", " << o.pgd_steps() << " steps of " << o.pgd_step_size();
         h << ", attack in " << (o.attack_mode() == mode::eval ? "eval" : "train") << " mode";
     }
@@ -44,7 +56,7 @@ class progress_reporter {
 public:
     progress_reporter(const train_options& options, std::size_t epochs)
         : out_(options.output() ? *options.output() : std::cout), epochs_(epochs),
-          batch_size_(static_cast<double>(options.batch_size())) {
+          batch_size_(static_cast<double>(options.batch_size())), family_(options.family().has_value()) {
         style_ = options.progress();
         if (style_ == progress_style::automatic) {
             const bool terminal = options.output() == nullptr && ::isatty(STDOUT_FILENO);
@@ -127,8 +139,10 @@ public:
         if (std::isfinite(r.adversarial_loss)) s << "Adv: " << r.adversarial_loss;
         s << ')' << std::setprecision(2);
         if (std::isfinite(r.clean_accuracy)) s << "  val clean " << 100 * r.clean_accuracy << '%';
-        if (std::isfinite(r.pgd_accuracy)) s << "  val PGD " << 100 * r.pgd_accuracy << '%';
-        if (std::isfinite(r.guard_pgd_accuracy)) s << "  guard PGD " << 100 * r.guard_pgd_accuracy << '%';
+        // method family: the family's worst case in place of PGD
+        const char* attack = family_ ? "worst case" : "PGD";
+        if (std::isfinite(r.pgd_accuracy)) s << "  val " << attack << ' ' << 100 * r.pgd_accuracy << '%';
+        if (std::isfinite(r.guard_pgd_accuracy)) s << "  guard " << attack << ' ' << 100 * r.guard_pgd_accuracy << '%';
         s << std::setprecision(0) << "  " << r.samples_per_second << " samples/s";
         return s.str();
     }
@@ -159,6 +173,7 @@ private:
     std::ostream& out_;
     std::size_t epochs_;
     double batch_size_;
+    bool family_;  // the robust accuracies are the family's worst case, not PGD's
     progress_style style_;
     std::ofstream json_;
     std::chrono::steady_clock::time_point last_draw_{};

@@ -12,10 +12,15 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <type_traits>
+#include <variant>
 
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/model/mode.hpp"
+#include "advaug/perturbations/any_family.hpp"
+#include "advaug/perturbations/search_options.hpp"
 #include "advaug/training/method.hpp"
 #include "advaug/training/reports.hpp"
 #include "advaug/training/schedule.hpp"
@@ -56,7 +61,27 @@ public:
         lr_ = std::move(s);
         return *this;
     }
-    /// Ramps epsilon linearly from 0 over the first `epochs` epochs (0: no warm-up).
+    /// Method family: the perturbation family whose worst case each batch trains on, and the
+    /// search that finds it (perturbations/search.hpp; its seed is mixed with each batch's).
+    /// Every start draws from the family's budget, so `search.random_start(false)` with one
+    /// gradient step is the seed's recipe in theta, and its forward pass at x is the clean
+    /// loss's too. The family takes the trainer's input domain (give both the same one).
+    /// requires: a continuous family of the model's value type (checked when the trainer is
+    ///           built); a search method other than exhaustive, which is for masks.
+    template <class F>
+    train_options& family(F f, worst_case_options search = {}) {
+        using T = typename F::value_type;
+        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                      "advaug: train_options::family takes a family of float or double");
+        if (search.method() == search_method::exhaustive) {
+            detail::invalid("train_options::family", "search method exhaustive needs a discrete "
+                            "family (a mask); use gradient, random or both");
+        }
+        family_ = family_settings{any_family<T>(std::move(f)), search};
+        return *this;
+    }
+    /// Ramps epsilon linearly from 0 over the first `epochs` epochs (0: no warm-up). With
+    /// method family it ramps the family's budget about the identity (docs/training.md).
     train_options& epsilon_warmup(double epochs) {
         if (!std::isfinite(epochs) || epochs < 0) bad("epsilon_warmup", "must be finite and >= 0", epochs);
         warmup_ = epochs;
@@ -170,6 +195,11 @@ public:
         std::size_t samples = 1000;
         std::size_t pgd_steps = 20;
     };
+    /// What family() was given: the family, held as an any_family of its value type.
+    struct family_settings {
+        std::variant<any_family<float>, any_family<double>> family;
+        worst_case_options search;
+    };
     /// What checkpoint() was given; an empty path means no checkpoints.
     struct checkpoint_settings {
         std::string path;
@@ -199,6 +229,8 @@ public:
     /// Empty when there is no guard (the default, or after no_collapse_guard()).
     const std::optional<guard_settings>& collapse_guard() const { return guard_; }
     const checkpoint_settings& checkpoint() const { return checkpoint_; }
+    /// Empty unless family() was called.
+    const std::optional<family_settings>& family() const { return family_; }
     const std::function<void(const batch_report&)>& on_batch() const { return on_batch_; }
     const std::function<void(const epoch_report&)>& on_epoch() const { return on_epoch_; }
 
@@ -206,7 +238,16 @@ public:
     void validate(const char* fn) const {
         if (!lr_) detail::invalid(fn, "learning_rate was not set; call .learning_rate(...)");
         const bool attacks = method_ != training_method::plain;
-        if (attacks && !epsilon_) {
+        const bool family = method_ == training_method::family;
+        if (family && !family_) detail::invalid(fn, "method family needs a family; call .family(...)");
+        if (!family && family_) {
+            detail::invalid(fn, "a family is set but the method is ", to_string(method_), ", not family");
+        }
+        if (family && epsilon_) {
+            detail::invalid(fn, "epsilon is set (", detail::format_shortest(*epsilon_), ") but method family takes its budget "
+                            "from the family; the epoch summary and the guard search the family too");
+        }
+        if (attacks && !family && !epsilon_) {
             detail::invalid(fn, "method ", to_string(method_), " needs epsilon; call .epsilon(...)");
         }
         if (!attacks && alpha_ && *alpha_ != 0) {
@@ -216,14 +257,14 @@ public:
             detail::invalid(fn, "pgd_steps/pgd_step_size are set but the method is ",
                             to_string(method_), ", not pgd");
         }
-        if (attacks && *epsilon_ == 0) {
+        if (attacks && !family && *epsilon_ == 0) {
             detail::invalid(fn, "method ", to_string(method_), " with epsilon 0 is plain training; "
                             "use method plain");
         }
         if (warmup_ > 0 && !attacks) {
             detail::invalid(fn, "epsilon_warmup is set but method plain has no attack");
         }
-        if (guard_ && !epsilon_) {
+        if (guard_ && !epsilon_ && !family) {
             detail::invalid(fn, "the collapse guard needs epsilon for its PGD attack");
         }
     }
@@ -256,6 +297,7 @@ private:
     checkpoint_settings checkpoint_;
     std::function<void(const batch_report&)> on_batch_;
     std::function<void(const epoch_report&)> on_epoch_;
+    std::optional<family_settings> family_;
 };
 
 }  // namespace advaug

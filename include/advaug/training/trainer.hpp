@@ -78,8 +78,8 @@ public:
 
     const train_options& options() const { return options_; }
 
-    /// One batch's gradient: zero_grad(), then the method's gradient at the given epsilon
-    /// (raw units), without an optimizer step. `batch_seed` seeds the random start;
+    /// One batch's gradient: zero_grad(), then the method's gradient at the given epsilon (raw
+    /// units; for method family the fraction of its budget, in [0, 1]), without an optimizer step. `batch_seed` seeds the random start;
     /// `clean_loss_wanted` also computes CE(x) when alpha is 1 (for the log line).
     /// ensures: every parameter gradient equals (1 - alpha) grad CE(x) + alpha grad CE(x_adv),
     ///          x_adv is adversarial_batch(), and the model's mode is as before.
@@ -113,11 +113,11 @@ private:
     using T = value_type;
     using host_input = tensor<T, M::input_rank>;
 
-    /// Robust accuracy of the current model on (x, y) under PGD at the full epsilon.
+    /// Robust accuracy of the current model on (x, y): PGD at the full epsilon, or the family's worst case.
     double pgd_accuracy(const input_type& x, const labels_type& y, std::size_t steps) const;
     double clean_accuracy(const input_type& x, const labels_type& y) const;
     detail::checkpoint_run run() const {
-        return {std::string(to_string(options_.method())), options_.seed(), options_.batch_size()};
+        return {detail::checkpoint_method(options_), options_.seed(), options_.batch_size()};
     }
     /// The guard's reading on its batch; snapshots a new best, restores it on a collapse that
     /// stops training. Returns whether to stop.
@@ -170,6 +170,7 @@ template <class M, class Optimizer, bool B>
 trainer<M, Optimizer, B>::trainer(M& model, Optimizer& optimizer, train_options options)
     : model_(model), optimizer_(optimizer), options_(std::move(options)) {
     options_.validate("trainer");
+    if (options_.family()) detail::training_family<T>("trainer", *options_.family());
     params_ = model_.parameters();
     // What a checkpoint and the collapse guard's snapshot keep: the whole state where the
     // model has one (batch norm's running statistics are not parameters), else parameters.
@@ -183,11 +184,11 @@ trainer<M, Optimizer, B>::trainer(M& model, Optimizer& optimizer, train_options 
 template <class M, class Optimizer, bool B>
 double trainer<M, Optimizer, B>::pgd_accuracy(const input_type& x, const labels_type& y,
                                               std::size_t steps) const {
-    const double eps = *options_.epsilon();
-    const auto attack = pgd_options{}.epsilon(eps).steps(steps).seed(options_.seed() ^ 0x5eed)
-                            .domain(options_.domain());
-    const input_type adv = pgd(model_, x, y, attack);
-    return clean_accuracy(adv, y);
+    const std::uint64_t seed = options_.seed() ^ 0x5eed;
+    const auto& f = options_.family();  // method family: the family's worst case
+    return clean_accuracy(f ? detail::family_worst_case("trainer", model_, *f, x, y, steps, seed)
+                            : pgd(model_, x, y, pgd_options{}.epsilon(*options_.epsilon()).steps(steps).seed(seed)
+                                                     .domain(options_.domain())), y);
 }
 
 template <class M, class Optimizer, bool B>
@@ -242,7 +243,7 @@ training_result trainer<M, Optimizer, B>::fit(const dataset<S>& train, const dat
     }
     const std::size_t batches = batches_per_epoch(n, batch, false);
     const lr_schedule& lr = *options_.learning_rate();
-    const double eps_full = options_.epsilon().value_or(0.0);
+    const double eps_full = options_.family() ? 1.0 : options_.epsilon().value_or(0.0);  // family: the budget
     detail::progress_reporter progress(options_, options_.epochs());
     progress.header(detail::training_header(options_, n, batches, pos_.epoch, pos_.batch));
 
