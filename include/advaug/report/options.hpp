@@ -104,6 +104,27 @@ inline void check_accuracy(const char* fn, double a, const std::string& what) {
 
 /// Checks the records against results.hpp's contract and the options against the records.
 /// throws std::invalid_argument naming `fn`, the model and the field.
+/// A curve's x values (`what`: "epsilon" or "budget") are finite, >= 0 and strictly
+/// ascending, with one accuracy in [0, 1] each.
+inline void check_curve_points(const char* fn, const std::string& curve, const std::string& what,
+                               const std::vector<double>& xs, const std::vector<double>& accuracy) {
+    if (xs.size() != accuracy.size()) {
+        detail::invalid(fn, curve, ": ", xs.size(), " ", what, "s but ", accuracy.size(), " accuracies");
+    }
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        const double x = xs[i];
+        if (!std::isfinite(x) || x < 0) {
+            detail::invalid(fn, curve, ": ", what, " ", i, " must be finite and >= 0, got ",
+                            std::isfinite(x) ? detail::format_shortest(x) : "non-finite");
+        }
+        if (i > 0 && !(x > xs[i - 1])) {
+            detail::invalid(fn, curve, ": ", what, "s must be strictly ascending, got ",
+                            detail::format_shortest(xs[i - 1]), " then ", detail::format_shortest(x));
+        }
+        check_accuracy(fn, accuracy[i], curve + ": accuracy " + std::to_string(i));
+    }
+}
+
 inline void check_models(const char* fn, const std::vector<model_evaluation>& models,
                          const report_options& options) {
     if (models.empty()) detail::invalid(fn, "models is empty; there is nothing to report");
@@ -138,23 +159,7 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
             const std::string curve = who + ", attack '" + c.attack + "'";
             if (!attacks.insert(c.attack).second) detail::invalid(fn, curve, " appears twice");
             all_attacks.insert(c.attack);
-            if (c.epsilon.size() != c.accuracy.size()) {
-                detail::invalid(fn, curve, ": ", c.epsilon.size(), " epsilons but ",
-                                c.accuracy.size(), " accuracies");
-            }
-            for (std::size_t i = 0; i < c.epsilon.size(); ++i) {
-                const double e = c.epsilon[i];
-                if (!std::isfinite(e) || e < 0) {
-                    detail::invalid(fn, curve, ": epsilon ", i, " must be finite and >= 0, got ",
-                                    std::isfinite(e) ? detail::format_shortest(e) : "non-finite");
-                }
-                if (i > 0 && !(e > c.epsilon[i - 1])) {
-                    detail::invalid(fn, curve, ": epsilons must be strictly ascending, got ",
-                                    detail::format_shortest(c.epsilon[i - 1]), " then ",
-                                    detail::format_shortest(e));
-                }
-                check_accuracy(fn, c.accuracy[i], curve + ": accuracy " + std::to_string(i));
-            }
+            check_curve_points(fn, curve, "epsilon", c.epsilon, c.accuracy);
             if (!c.per_class_accuracy.empty() && c.per_class_accuracy.size() != c.epsilon.size()) {
                 detail::invalid(fn, curve, ": ", c.epsilon.size(), " epsilons but per-class accuracies for ",
                                 c.per_class_accuracy.size());
@@ -189,23 +194,7 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
             if (file_stem(f.family) != f.family) {
                 detail::invalid(fn, curve, ": a family name names a file: only letters, digits, '-', '_' and '.', not first");
             }
-            if (f.budget.size() != f.accuracy.size()) {
-                detail::invalid(fn, curve, ": ", f.budget.size(), " budgets but ", f.accuracy.size(),
-                                " accuracies");
-            }
-            for (std::size_t i = 0; i < f.budget.size(); ++i) {
-                const double b = f.budget[i];
-                if (!std::isfinite(b) || b < 0) {
-                    detail::invalid(fn, curve, ": budget ", i, " must be finite and >= 0, got ",
-                                    std::isfinite(b) ? detail::format_shortest(b) : "non-finite");
-                }
-                if (i > 0 && !(b > f.budget[i - 1])) {
-                    detail::invalid(fn, curve, ": budgets must be strictly ascending, got ",
-                                    detail::format_shortest(f.budget[i - 1]), " then ",
-                                    detail::format_shortest(b));
-                }
-                check_accuracy(fn, f.accuracy[i], curve + ": accuracy " + std::to_string(i));
-            }
+            check_curve_points(fn, curve, "budget", f.budget, f.accuracy);
         }
         std::set<std::string> corruptions;
         for (const auto& c : m.corruptions) {

@@ -100,30 +100,6 @@ inline constexpr const char* corruption_chart_file = "corruptions.svg";
 /// worst_case_<family>.svg
 inline std::string family_chart_file(const std::string& family) { return "worst_case_" + family + ".svg"; }
 
-/// The budgets at which some model measured `family`, ascending, without duplicates.
-inline std::vector<double> budgets_of(const std::vector<model_evaluation>& models, const std::string& family) {
-    std::vector<double> out;
-    for (const auto& m : models) {
-        for (const auto& f : m.families) {
-            if (f.family == family) out.insert(out.end(), f.budget.begin(), f.budget.end());
-        }
-    }
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
-}
-
-/// A model's accuracy under the worst `family` within exactly `budget`; NaN if not measured.
-inline double family_accuracy_at(const model_evaluation& m, const std::string& family, double budget) {
-    for (const auto& f : m.families) {
-        if (f.family != family) continue;
-        for (std::size_t i = 0; i < f.budget.size(); ++i) {
-            if (f.budget[i] == budget) return f.accuracy[i];
-        }
-    }
-    return std::nan("");
-}
-
 inline constexpr const char* readme_file = "README.md";
 
 
@@ -156,13 +132,16 @@ inline std::vector<std::string> summary_attacks(const std::vector<model_evaluati
     return chosen.empty() ? all : chosen;
 }
 
-/// The epsilons at which some model measured `attack`, ascending, without duplicates.
-inline std::vector<double> epsilons_of(const std::vector<model_evaluation>& models,
-                                       const std::string& attack) {
+/// The x values (epsilons, budgets) at which some model measured the curve named `wanted`
+/// among its `curves` (model_evaluation::curves or ::families), ascending, without duplicates.
+template <class Curve>
+std::vector<double> points_of(const std::vector<model_evaluation>& models,
+                              std::vector<Curve> model_evaluation::*curves, std::string Curve::*name,
+                              std::vector<double> Curve::*xs, const std::string& wanted) {
     std::vector<double> out;
     for (const auto& m : models) {
-        for (const auto& c : m.curves) {
-            if (c.attack == attack) out.insert(out.end(), c.epsilon.begin(), c.epsilon.end());
+        for (const auto& c : m.*curves) {
+            if (c.*name == wanted) out.insert(out.end(), (c.*xs).begin(), (c.*xs).end());
         }
     }
     std::sort(out.begin(), out.end());
@@ -170,15 +149,39 @@ inline std::vector<double> epsilons_of(const std::vector<model_evaluation>& mode
     return out;
 }
 
-/// A model's accuracy under `attack` at exactly `eps`; NaN if not measured.
-inline double accuracy_at(const model_evaluation& m, const std::string& attack, double eps) {
-    for (const auto& c : m.curves) {
-        if (c.attack != attack) continue;
-        for (std::size_t i = 0; i < c.epsilon.size(); ++i) {
-            if (c.epsilon[i] == eps) return c.accuracy[i];
+/// A model's accuracy on the curve named `wanted` at exactly x; NaN if not measured.
+template <class Curve>
+double accuracy_on(const model_evaluation& m, std::vector<Curve> model_evaluation::*curves,
+                   std::string Curve::*name, std::vector<double> Curve::*xs, const std::string& wanted,
+                   double x) {
+    for (const auto& c : m.*curves) {
+        if (c.*name != wanted) continue;
+        for (std::size_t i = 0; i < (c.*xs).size(); ++i) {
+            if ((c.*xs)[i] == x) return c.accuracy[i];
         }
     }
     return std::nan("");
+}
+
+/// The epsilons at which some model measured `attack`, ascending, without duplicates.
+inline std::vector<double> epsilons_of(const std::vector<model_evaluation>& models, const std::string& attack) {
+    return points_of(models, &model_evaluation::curves, &eps_curve::attack, &eps_curve::epsilon, attack);
+}
+
+/// A model's accuracy under `attack` at exactly `eps`; NaN if not measured.
+inline double accuracy_at(const model_evaluation& m, const std::string& attack, double eps) {
+    return accuracy_on(m, &model_evaluation::curves, &eps_curve::attack, &eps_curve::epsilon, attack, eps);
+}
+
+/// The budgets at which some model measured `family`, ascending, without duplicates.
+inline std::vector<double> budgets_of(const std::vector<model_evaluation>& models, const std::string& family) {
+    return points_of(models, &model_evaluation::families, &family_curve::family, &family_curve::budget, family);
+}
+
+/// A model's accuracy under the worst `family` within exactly `budget`; NaN if not measured.
+inline double family_accuracy_at(const model_evaluation& m, const std::string& family, double budget) {
+    return accuracy_on(m, &model_evaluation::families, &family_curve::family, &family_curve::budget, family,
+                       budget);
 }
 
 /// One Markdown table row.
