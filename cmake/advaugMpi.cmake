@@ -51,7 +51,8 @@ message(STATUS "advaug: MPI data parallelism on (MPI ${MPI_CXX_VERSION})")
 # and root (as in CI containers) needs OpenMPI's explicit consent.
 set(ADVAUG_MPIEXEC_FLAGS --oversubscribe)
 set(ADVAUG_MPIEXEC_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-    OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1)
+    OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+    OMPI_MCA_mpi_yield_when_idle=1)
 
 if(ADVAUG_BUILD_TESTS)
     add_subdirectory(tests/distributed)

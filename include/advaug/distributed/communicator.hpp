@@ -99,8 +99,8 @@ public:
 private:
     void all_reduce(void* data, std::size_t n, MPI_Datatype type) const {
         check_count("MPI_Allreduce", n);
-        // MPI's reduction order is fixed for a given size and count, so every rank gets the
-        // same bits and a rerun with the same size gets them again.
+        // Open MPI reduces in an order fixed by size and count: every rank gets the same bits,
+        // and a rerun gets them again (tests/distributed checks both).
         check("MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), type, MPI_SUM, comm_));
     }
     void check_count(const char* op, std::size_t n) const {
