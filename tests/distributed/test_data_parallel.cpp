@@ -92,6 +92,7 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
         training_method method;
         double alpha;
     };
+    SUBCASE("plain and the seed's FGSM")
     for (auto [method, alpha] : {setting{training_method::plain, 0.0}, setting{training_method::fgsm, 0.5},
                                  setting{training_method::fgsm, 1.0}}) {
         CAPTURE(to_string(method));
@@ -105,10 +106,20 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
         CHECK(same_on_every_rank(shared));
         CHECK(shared == train(distributed::data_parallel(world(), o), data));  // bit-identical rerun
     }
+    SUBCASE("method family, one gradient step from the identity (no randomness)") {
+        const auto o = options(training_method::plain, 4)
+                           .method(training_method::family)
+                           .family(linf_ball<float>(12, 0.05), worst_case_options{}.steps(1).random_start(false));
+        const auto alone = train(o, data);
+        const auto shared = train(distributed::data_parallel(world(), o), data);
+        CHECK(max_relative_difference(shared, alone) <= 1e-5);
+        CHECK(same_on_every_rank(shared));
+    }
 }
 
 TEST_CASE("random-start methods: every rank attacks its shard, ranks agree and reruns repeat bit for bit") {
     const auto data = synthetic(72);
+    SUBCASE("FGSM-RS, N-FGSM, PGD")
     for (auto method : {training_method::fgsm_rs, training_method::n_fgsm, training_method::pgd}) {
         CAPTURE(to_string(method));
         const auto o = distributed::data_parallel(world(), options(method, 2));
@@ -117,6 +128,14 @@ TEST_CASE("random-start methods: every rank attacks its shard, ranks agree and r
         CHECK(first == train(o, data));
         // the same step in distribution: close to the single-process run, not equal to it
         CHECK(max_relative_difference(first, train(options(method, 2), data)) < 0.2);
+    }
+    SUBCASE("method family, 2 steps from a random start") {
+        const auto o = options(training_method::plain, 2)
+                           .method(training_method::family)
+                           .family(linf_ball<float>(12, 0.05), worst_case_options{}.steps(2));
+        const auto first = train(distributed::data_parallel(world(), o), data);
+        CHECK(same_on_every_rank(first));
+        CHECK(first == train(distributed::data_parallel(world(), o), data));
     }
 }
 
