@@ -33,7 +33,8 @@ namespace {
 struct settings {
     std::string model = "mlp", method = "fgsm-rs", checkpoint;
     double eps = 0.1;
-    std::size_t epochs = 1, batch = 128, train_samples = 10000, test_samples = 2000, threads = 1, bench = 0;
+    std::size_t epochs = 1, batch = 128, train_samples = 10000, test_samples = 2000, threads = 1,
+                bench = 0;
     bool resume = false;
 };
 
@@ -45,29 +46,44 @@ settings parse(int argc, char** argv) {
             if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
             return argv[++i];
         };
-        if (a == "--model") s.model = value();
-        else if (a == "--method") s.method = value();
-        else if (a == "--eps") s.eps = std::stod(value());
-        else if (a == "--epochs") s.epochs = std::stoul(value());
-        else if (a == "--batch") s.batch = std::stoul(value());
-        else if (a == "--train-samples") s.train_samples = std::stoul(value());
-        else if (a == "--test-samples") s.test_samples = std::stoul(value());
-        else if (a == "--threads") s.threads = std::stoul(value());
-        else if (a == "--checkpoint") s.checkpoint = value();
-        else if (a == "--resume") s.resume = true;
-        else if (a == "--bench") s.bench = std::stoul(value());
-        else throw std::invalid_argument("unknown option '" + a + "' (see the comment at the top of the source)");
+        if (a == "--model")
+            s.model = value();
+        else if (a == "--method")
+            s.method = value();
+        else if (a == "--eps")
+            s.eps = std::stod(value());
+        else if (a == "--epochs")
+            s.epochs = std::stoul(value());
+        else if (a == "--batch")
+            s.batch = std::stoul(value());
+        else if (a == "--train-samples")
+            s.train_samples = std::stoul(value());
+        else if (a == "--test-samples")
+            s.test_samples = std::stoul(value());
+        else if (a == "--threads")
+            s.threads = std::stoul(value());
+        else if (a == "--checkpoint")
+            s.checkpoint = value();
+        else if (a == "--resume")
+            s.resume = true;
+        else if (a == "--bench")
+            s.bench = std::stoul(value());
+        else
+            throw std::invalid_argument("unknown option '" + a +
+                                        "' (see the comment at the top of the source)");
     }
-    if (s.model != "mlp" && s.model != "cnn") throw std::invalid_argument("--model must be mlp or cnn, got " + s.model);
+    if (s.model != "mlp" && s.model != "cnn")
+        throw std::invalid_argument("--model must be mlp or cnn, got " + s.model);
     return s;
 }
 
 using byte_dataset = advaug::dataset<std::uint8_t>;
 
-byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images, const advaug::label_vector& labels,
-                          std::size_t count, bool nchw) {
+byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images,
+                          const advaug::label_vector& labels, std::size_t count, bool nchw) {
     count = std::min(count, images.shape(0));
-    const advaug::tensor<std::uint8_t, 3> head = xt::view(images, xt::range(0, count), xt::all(), xt::all());
+    const advaug::tensor<std::uint8_t, 3> head =
+        xt::view(images, xt::range(0, count), xt::all(), xt::all());
     const advaug::label_vector head_labels = xt::view(labels, xt::range(0, count));
     return byte_dataset::from_images(head, head_labels, 10, nchw);
 }
@@ -79,7 +95,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // The cost of the gradient all-reduce alone: `steps` MPI_Allreduce calls of the model's
 // parameter count, as the trainer makes once per step. Printed by rank 0.
 template <class Model>
-void bench_all_reduce(const advaug::distributed::communicator& comm, Model& model, std::size_t steps) {
+void bench_all_reduce(const advaug::distributed::communicator& comm, Model& model,
+                      std::size_t steps) {
     std::size_t count = 0;
     for (const auto& p : model.parameters()) count += p.grad.size();
     std::vector<float> buffer(count, 1.0f);
@@ -89,8 +106,9 @@ void bench_all_reduce(const advaug::distributed::communicator& comm, Model& mode
     for (std::size_t i = 0; i < steps; ++i) comm.all_reduce_sum(std::span<float>(buffer));
     const double per_step = seconds_since(start) / static_cast<double>(steps);
     if (comm.is_root()) {
-        std::printf("all-reduce of %zu floats (%.2f MB) over %zu ranks: %.3f ms per step (%zu steps)\n", count,
-                    count * 4 / 1e6, comm.size(), per_step * 1e3, steps);
+        std::printf(
+            "all-reduce of %zu floats (%.2f MB) over %zu ranks: %.3f ms per step (%zu steps)\n",
+            count, count * 4 / 1e6, comm.size(), per_step * 1e3, steps);
     }
 }
 
@@ -107,8 +125,10 @@ int run(const settings& s, const advaug::distributed::communicator& comm, Model 
         return 0;
     }
     if (root) {
-        std::printf("%zu ranks x %zu threads, %s, %s at eps %g, global batch %zu, %zu training images\n",
-                    comm.size(), s.threads, s.model.c_str(), s.method.c_str(), s.eps, s.batch, train.size());
+        std::printf(
+            "%zu ranks x %zu threads, %s, %s at eps %g, global batch %zu, %zu training images\n",
+            comm.size(), s.threads, s.model.c_str(), s.method.c_str(), s.eps, s.batch,
+            train.size());
     }
 
     // 2. The options are those of a single-process run; data_parallel() adds the sharing.
@@ -136,8 +156,9 @@ int run(const settings& s, const advaug::distributed::communicator& comm, Model 
     const double clean = advaug::distributed::accuracy(comm, model, test);
     if (root) {
         const double rate = result.epochs.empty() ? 0.0 : result.epochs.back().samples_per_second;
-        std::printf("trained in %.1f s (%.0f samples/s in the last epoch); clean test accuracy %.2f%%\n", seconds,
-                    rate, 100 * clean);
+        std::printf(
+            "trained in %.1f s (%.0f samples/s in the last epoch); clean test accuracy %.2f%%\n",
+            seconds, rate, 100 * clean);
     }
     return 0;
 }

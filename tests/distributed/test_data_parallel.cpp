@@ -2,7 +2,6 @@
 // every rank of `mpirun -np R`: R ranks on a global batch B take the single-process step on
 // the same B samples, up to float summation order; ranks agree bit for bit; reruns repeat.
 #include <doctest/doctest.h>
-
 #include <signal.h>
 
 #include <algorithm>
@@ -35,7 +34,8 @@ dataset<float> synthetic(std::size_t n, std::uint64_t seed = 7) {
     auto y = label_vector::from_shape({n});
     for (std::size_t i = 0; i < n; ++i) {
         double s = 0;
-        for (std::size_t d = 0; d < 12; ++d) s += (x[i * 12 + d] = static_cast<float>(gen.uniform())) * (d % 3);
+        for (std::size_t d = 0; d < 12; ++d)
+            s += (x[i * 12 + d] = static_cast<float>(gen.uniform())) * (d % 3);
         y(i) = static_cast<std::int64_t>(s) % 3;
     }
     return dataset<float>(std::move(x), {12}, std::move(y), 3);
@@ -43,8 +43,15 @@ dataset<float> synthetic(std::size_t n, std::uint64_t seed = 7) {
 
 train_options options(training_method m, std::size_t epochs = 5) {
     static std::ostringstream sink;
-    auto o = train_options{}.method(m).learning_rate(lr_schedule::constant(0.2)).batch_size(16).seed(11)
-                 .epochs(epochs).progress(progress_style::none).output(sink).log_every(0);
+    auto o = train_options{}
+                 .method(m)
+                 .learning_rate(lr_schedule::constant(0.2))
+                 .batch_size(16)
+                 .seed(11)
+                 .epochs(epochs)
+                 .progress(progress_style::none)
+                 .output(sink)
+                 .log_every(0);
     if (m != training_method::plain) o.epsilon(0.05);
     return o;
 }
@@ -68,7 +75,8 @@ std::vector<float> train(const train_options& o, const dataset<float>& data) {
 bool same_on_every_rank(std::vector<float> v) {
     std::vector<float> root = v;
     world().broadcast(std::as_writable_bytes(std::span<float>(root)));
-    std::uint64_t differs[1] = {std::memcmp(root.data(), v.data(), v.size() * sizeof(float)) != 0 ? 1u : 0u};
+    std::uint64_t differs[1] = {
+        std::memcmp(root.data(), v.data(), v.size() * sizeof(float)) != 0 ? 1u : 0u};
     world().all_reduce_sum(std::span<std::uint64_t>(differs));
     return differs[0] == 0;
 }
@@ -93,8 +101,9 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
         double alpha;
     };
     SUBCASE("plain and the seed's FGSM")
-    for (auto [method, alpha] : {setting{training_method::plain, 0.0}, setting{training_method::fgsm, 0.5},
-                                 setting{training_method::fgsm, 1.0}}) {
+    for (auto [method, alpha] :
+         {setting{training_method::plain, 0.0}, setting{training_method::fgsm, 0.5},
+          setting{training_method::fgsm, 1.0}}) {
         CAPTURE(to_string(method));
         CAPTURE(alpha);
         auto o = options(method, 4);
@@ -102,14 +111,17 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
         const auto alone = train(o, data);
         const auto shared = train(distributed::data_parallel(world(), o), data);
         CHECK(max_relative_difference(shared, alone) <= 1e-5);
-        CHECK(max_relative_difference(shared, flat(*std::make_unique<mlp<float>>(std::vector<std::size_t>{12, 16, 3}, 5))) > 1e-2);
+        CHECK(max_relative_difference(shared, flat(*std::make_unique<mlp<float>>(
+                                                  std::vector<std::size_t>{12, 16, 3}, 5))) > 1e-2);
         CHECK(same_on_every_rank(shared));
-        CHECK(shared == train(distributed::data_parallel(world(), o), data));  // bit-identical rerun
+        CHECK(shared ==
+              train(distributed::data_parallel(world(), o), data));  // bit-identical rerun
     }
     SUBCASE("method family, one gradient step from the identity (no randomness)") {
         const auto o = options(training_method::plain, 4)
                            .method(training_method::family)
-                           .family(linf_ball<float>(12, 0.05), worst_case_options{}.steps(1).random_start(false));
+                           .family(linf_ball<float>(12, 0.05),
+                                   worst_case_options{}.steps(1).random_start(false));
         const auto alone = train(o, data);
         const auto shared = train(distributed::data_parallel(world(), o), data);
         CHECK(max_relative_difference(shared, alone) <= 1e-5);
@@ -117,7 +129,9 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
     }
 }
 
-TEST_CASE("random-start methods: every rank attacks its shard, ranks agree and reruns repeat bit for bit") {
+TEST_CASE(
+    "random-start methods: every rank attacks its shard, ranks agree and reruns repeat bit for "
+    "bit") {
     const auto data = synthetic(72);
     SUBCASE("FGSM-RS, N-FGSM, PGD")
     for (auto method : {training_method::fgsm_rs, training_method::n_fgsm, training_method::pgd}) {
@@ -139,7 +153,8 @@ TEST_CASE("random-start methods: every rank attacks its shard, ranks agree and r
     }
 }
 
-TEST_CASE("a global batch with fewer samples than ranks is refused on every rank, naming the batch") {
+TEST_CASE(
+    "a global batch with fewer samples than ranks is refused on every rank, naming the batch") {
     const std::size_t ranks = world().size();
     // the last batch has ranks - 1 samples; one rank alone takes a last batch of 1
     const auto data = synthetic(16 + std::max<std::size_t>(ranks - 1, 1));
@@ -156,8 +171,9 @@ TEST_CASE("a global batch with fewer samples than ranks is refused on every rank
         CHECK(message.empty());
         return;
     }
-    CHECK(message.find("trainer::fit(): a batch of " + std::to_string(ranks - 1) + " samples cannot be split over " +
-                       std::to_string(ranks) + " processes") == 0);
+    CHECK(message.find("trainer::fit(): a batch of " + std::to_string(ranks - 1) +
+                       " samples cannot be split over " + std::to_string(ranks) + " processes") ==
+          0);
 }
 
 TEST_CASE("sharded evaluation reduces the counts to the single-process accuracy") {
@@ -173,7 +189,8 @@ TEST_CASE("sharded evaluation reduces the counts to the single-process accuracy"
     CHECK(n[0] == data.size());
 }
 
-TEST_CASE("rank 0 writes the checkpoint, every rank resumes from it, and the run continues bit for bit") {
+TEST_CASE(
+    "rank 0 writes the checkpoint, every rank resumes from it, and the run continues bit for bit") {
     const auto data = synthetic(72);
     const std::string path = "distributed_checkpoint_np" + std::to_string(world().size()) + ".bin";
     const auto o = options(training_method::fgsm_rs, 2);
@@ -183,7 +200,7 @@ TEST_CASE("rank 0 writes the checkpoint, every rank resumes from it, and the run
         first.epochs(1).checkpoint(path, 2);
         train(distributed::data_parallel(world(), first), data);
     }
-    world().barrier();  // rank 0's file is complete before anyone reads it
+    world().barrier();                // rank 0's file is complete before anyone reads it
     mlp<float> net({12, 16, 3}, 99);  // other initial weights: the checkpoint must replace them
     sgd<float> opt;
     trainer tr(net, opt, distributed::data_parallel(world(), o));
@@ -238,6 +255,7 @@ TEST_CASE("kill -9 of one rank, then resume from the last checkpoint" * doctest:
     if (world().is_root()) {
         std::ofstream out(std::string(dir) + "/" + which + ".params", std::ios::binary);
         const auto v = flat(net);
-        out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+        out.write(reinterpret_cast<const char*>(v.data()),
+                  static_cast<std::streamsize>(v.size() * sizeof(float)));
     }
 }

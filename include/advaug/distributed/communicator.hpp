@@ -6,8 +6,8 @@
 #include <mpi.h>
 
 #include <cstddef>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -32,7 +32,8 @@ public:
         int provided = 0;
         check("MPI_Init_thread", MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided));
         if (provided < MPI_THREAD_FUNNELED) {
-            throw mpi_error("distributed::environment(): the MPI library does not provide MPI_THREAD_FUNNELED");
+            throw mpi_error(
+                "distributed::environment(): the MPI library does not provide MPI_THREAD_FUNNELED");
         }
     }
     environment(const environment&) = delete;
@@ -45,7 +46,8 @@ public:
 
 private:
     static void check(const char* op, int code) {
-        if (code != MPI_SUCCESS) throw mpi_error(advaug::detail::concat("distributed::environment(): ", op, " failed"));
+        if (code != MPI_SUCCESS)
+            throw mpi_error(advaug::detail::concat("distributed::environment(): ", op, " failed"));
     }
 };
 
@@ -80,12 +82,15 @@ public:
     /// In place, on every process: v = the element-wise sum of all processes' v.
     void all_reduce_sum(std::span<float> v) const { all_reduce(v.data(), v.size(), MPI_FLOAT); }
     void all_reduce_sum(std::span<double> v) const { all_reduce(v.data(), v.size(), MPI_DOUBLE); }
-    void all_reduce_sum(std::span<std::uint64_t> v) const { all_reduce(v.data(), v.size(), MPI_UINT64_T); }
+    void all_reduce_sum(std::span<std::uint64_t> v) const {
+        all_reduce(v.data(), v.size(), MPI_UINT64_T);
+    }
 
     /// In place: v = the root's v on every process.
     void broadcast(std::span<std::byte> v, std::size_t root = 0) const {
         check_count("MPI_Bcast", v.size());
-        check("MPI_Bcast", MPI_Bcast(v.data(), static_cast<int>(v.size()), MPI_BYTE, static_cast<int>(root), comm_));
+        check("MPI_Bcast", MPI_Bcast(v.data(), static_cast<int>(v.size()), MPI_BYTE,
+                                     static_cast<int>(root), comm_));
     }
     void barrier() const { check("MPI_Barrier", MPI_Barrier(comm_)); }
 
@@ -101,12 +106,14 @@ private:
         check_count("MPI_Allreduce", n);
         // Open MPI reduces in an order fixed by size and count: every rank gets the same bits,
         // and a rerun gets them again (tests/distributed checks both).
-        check("MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), type, MPI_SUM, comm_));
+        check("MPI_Allreduce",
+              MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), type, MPI_SUM, comm_));
     }
     void check_count(const char* op, std::size_t n) const {
         if (n > static_cast<std::size_t>(INT32_MAX)) {
-            throw mpi_error(advaug::detail::concat("distributed::communicator: ", op, " on rank ", rank_, " of ", size_,
-                                           ": ", n, " elements exceed MPI's int count"));
+            throw mpi_error(advaug::detail::concat("distributed::communicator: ", op, " on rank ",
+                                                   rank_, " of ", size_, ": ", n,
+                                                   " elements exceed MPI's int count"));
         }
     }
     void check(const char* op, int code) const {
@@ -114,8 +121,9 @@ private:
         char text[MPI_MAX_ERROR_STRING];
         int length = 0;
         MPI_Error_string(code, text, &length);
-        throw mpi_error(advaug::detail::concat("distributed::communicator: ", op, " failed on rank ", rank_, " of ", size_,
-                                       ": ", std::string(text, static_cast<std::size_t>(length))));
+        throw mpi_error(advaug::detail::concat(
+            "distributed::communicator: ", op, " failed on rank ", rank_, " of ", size_, ": ",
+            std::string(text, static_cast<std::size_t>(length))));
     }
 
     MPI_Comm comm_ = MPI_COMM_NULL;

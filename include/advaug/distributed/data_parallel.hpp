@@ -46,7 +46,11 @@ private:
 inline train_options data_parallel(const communicator& comm, train_options options) {
     options.sharing(std::make_shared<mpi_sharing>(comm));
     if (!comm.is_root()) {
-        options.progress(progress_style::none).json_log("").on_batch({}).on_epoch({}).no_checkpoint();
+        options.progress(progress_style::none)
+            .json_log("")
+            .on_batch({})
+            .on_epoch({})
+            .no_checkpoint();
     }
     return options;
 }

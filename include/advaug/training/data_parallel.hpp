@@ -4,8 +4,8 @@
 // (docs/distributed.md). Without a gradient_sharing (the default) nothing here runs.
 #pragma once
 
-#include <cstddef>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -44,7 +44,8 @@ inline std::span<const std::size_t> shard_of(const char* fn, const gradient_shar
     const std::size_t n = batch.size(), r = s->rank(), size = s->size();
     if (n < size) {
         invalid(fn, "a batch of ", n, " samples cannot be split over ", size,
-                " processes; choose a batch size and data set size whose last batch has at least ", size);
+                " processes; choose a batch size and data set size whose last batch has at least ",
+                size);
     }
     return batch.subspan(r * n / size, (r + 1) * n / size - r * n / size);
 }
@@ -60,11 +61,14 @@ inline std::uint64_t shard_seed(const gradient_sharing* s, std::uint64_t batch_s
 /// local / global, then all sum. The losses are combined the same way (for the log and the
 /// finiteness check, which then agree on every process).
 template <class M, class T>
-batch_losses share_gradient(const char* fn, gradient_sharing* s, const M&, std::vector<parameter_view<T>>& params,
-                            batch_losses losses, std::size_t local, std::size_t global) {
+batch_losses share_gradient(const char* fn, gradient_sharing* s, const M&,
+                            std::vector<parameter_view<T>>& params, batch_losses losses,
+                            std::size_t local, std::size_t global) {
     if (!s || s->size() == 1) return losses;
     if constexpr (!std::same_as<model_input_t<M>, tensor<T, M::input_rank>>) {
-        invalid(fn, "data-parallel training needs a host model; a device model's gradients live on the device");
+        invalid(fn,
+                "data-parallel training needs a host model; a device model's gradients live on the "
+                "device");
     } else {
         thread_local std::vector<T> flat;
         std::size_t total = 0;
