@@ -7,6 +7,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -38,7 +39,8 @@ namespace detail {
 /// This process's part of a global batch: a contiguous block, rank r of R taking
 /// [r * n / R, (r + 1) * n / R), so the split depends only on n and R.
 /// throws: std::invalid_argument when the batch has fewer samples than there are processes.
-inline std::span<const std::size_t> shard_of(const char* fn, const gradient_sharing* s,
+inline std::span<const std::size_t> shard_of(const char* fn,
+                                             const std::shared_ptr<gradient_sharing>& s,
                                              std::span<const std::size_t> batch) {
     if (!s || s->size() == 1) return batch;
     const std::size_t n = batch.size(), r = s->rank(), size = s->size();
@@ -52,7 +54,8 @@ inline std::span<const std::size_t> shard_of(const char* fn, const gradient_shar
 
 /// The seed of a batch's random starts on this process: the single-process seed, mixed with
 /// the rank so that shards draw independent noise.
-inline std::uint64_t shard_seed(const gradient_sharing* s, std::uint64_t batch_seed) {
+inline std::uint64_t shard_seed(const std::shared_ptr<gradient_sharing>& s,
+                                std::uint64_t batch_seed) {
     return s && s->size() > 1 ? mix_seed(batch_seed, 0xd157, s->rank()) : batch_seed;
 }
 
@@ -61,7 +64,7 @@ inline std::uint64_t shard_seed(const gradient_sharing* s, std::uint64_t batch_s
 /// local / global, then all sum. The losses are combined the same way (for the log and the
 /// finiteness check, which then agree on every process).
 template <class M, class T>
-batch_losses share_gradient(const char* fn, gradient_sharing* s, const M&,
+batch_losses share_gradient(const char* fn, const std::shared_ptr<gradient_sharing>& s, const M&,
                             std::vector<parameter_view<T>>& params, batch_losses losses,
                             std::size_t local, std::size_t global) {
     if (!s || s->size() == 1) return losses;

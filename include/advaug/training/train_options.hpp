@@ -245,7 +245,7 @@ public:
     const checkpoint_settings& checkpoint() const { return checkpoint_; }
     /// Empty unless family() was called.
     const std::optional<family_settings>& family() const { return family_; }
-    gradient_sharing* sharing() const { return sharing_.get(); }
+    const std::shared_ptr<gradient_sharing>& sharing() const { return sharing_; }
     const std::function<void(const batch_report&)>& on_batch() const { return on_batch_; }
     const std::function<void(const epoch_report&)>& on_epoch() const { return on_epoch_; }
 
