@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "advaug/model/mode.hpp"
 #include "advaug/perturbations/any_family.hpp"
 #include "advaug/perturbations/search_options.hpp"
+#include "advaug/training/data_parallel.hpp"
 #include "advaug/training/method.hpp"
 #include "advaug/training/reports.hpp"
 #include "advaug/training/schedule.hpp"
@@ -173,6 +175,18 @@ public:
         checkpoint_ = checkpoint_settings{std::move(path), every_batches};
         return *this;
     }
+    /// No checkpoints (the default).
+    train_options& no_checkpoint() {
+        checkpoint_ = checkpoint_settings{};
+        return *this;
+    }
+    /// Data parallelism (training/data_parallel.hpp): each global batch of batch_size() is
+    /// split across the processes of `s`, and their gradients summed before each step.
+    /// Empty (the default): this process trains alone.
+    train_options& sharing(std::shared_ptr<gradient_sharing> s) {
+        sharing_ = std::move(s);
+        return *this;
+    }
     train_options& on_batch(std::function<void(const batch_report&)> f) {
         on_batch_ = std::move(f);
         return *this;
@@ -231,6 +245,7 @@ public:
     const checkpoint_settings& checkpoint() const { return checkpoint_; }
     /// Empty unless family() was called.
     const std::optional<family_settings>& family() const { return family_; }
+    const std::shared_ptr<gradient_sharing>& sharing() const { return sharing_; }
     const std::function<void(const batch_report&)>& on_batch() const { return on_batch_; }
     const std::function<void(const epoch_report&)>& on_epoch() const { return on_epoch_; }
 
@@ -295,6 +310,7 @@ private:
     evaluation_settings evaluation_;
     std::optional<guard_settings> guard_;
     checkpoint_settings checkpoint_;
+    std::shared_ptr<gradient_sharing> sharing_;
     std::function<void(const batch_report&)> on_batch_;
     std::function<void(const epoch_report&)> on_epoch_;
     std::optional<family_settings> family_;

@@ -295,8 +295,8 @@ training_result trainer<M, Optimizer, B>::fit(const dataset<S>& train, const dat
         for (; pos_.batch < batches; ++pos_.batch) {
             const std::size_t b = pos_.batch;
             const std::size_t first = b * batch, count = std::min(batch, n - first);
-            detail::load_batch(train, std::span<const std::size_t>(order.data() + first, count), x_, y_,
-                               host_x_, host_y_);
+            const auto mine = detail::shard_of(fn, options_.sharing(), {order.data() + first, count});
+            detail::load_batch(train, mine, x_, y_, host_x_, host_y_);
             const double progress_epoch =
                 static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(batches);
             const double rate = lr.at(progress_epoch);
@@ -304,7 +304,8 @@ training_result trainer<M, Optimizer, B>::fit(const dataset<S>& train, const dat
             const bool logged = options_.log_every() > 0 && b % options_.log_every() == 0;
             batch_losses losses;
             try {
-                losses = compute_gradient(x_, y_, eps, detail::mix_seed(options_.seed(), epoch, b + 1), logged);
+                const auto seed = detail::shard_seed(options_.sharing(), detail::mix_seed(options_.seed(), epoch, b + 1));
+                losses = compute_gradient(x_, y_, eps, seed, logged);
             } catch (const numeric_error& e) {
                 throw numeric_error(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1, ": ",
                                                    e.what(), stopped()));
@@ -315,6 +316,7 @@ training_result trainer<M, Optimizer, B>::fit(const dataset<S>& train, const dat
                 throw std::invalid_argument(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1,
                                                            ": ", what));
             }
+            losses = detail::share_gradient(fn, options_.sharing(), model_, params_, losses, mine.size(), count);
             if (!std::isfinite(losses.loss)) {
                 throw numeric_error(detail::concat(fn, "(): the training loss is ",
                                                    std::isnan(losses.loss) ? "nan" : losses.loss > 0 ? "inf" : "-inf",

@@ -1,0 +1,133 @@
+// A communicator: the MPI processes of one job, as an RAII object whose failures are advaug
+// exceptions. Only this header and distributed/ include <mpi.h>; the umbrella advaug.hpp never
+// includes distributed/, so the library builds and runs without MPI (docs/distributed.md).
+#pragma once
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <span>
+#include <stdexcept>
+#include <string>
+
+#include "advaug/detail/error.hpp"
+
+namespace advaug::distributed {
+
+/// A collective or setup call that failed: the message names the operation, the rank and
+/// MPI's own description.
+class mpi_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// MPI_Init_thread / MPI_Finalize. Make one, in main(), before any communicator; MPI is used
+/// from the thread that made it only (MPI_THREAD_FUNNELED: advaug's worker threads never call
+/// MPI).
+class environment {
+public:
+    environment(int& argc, char**& argv) {
+        int provided = 0;
+        check("MPI_Init_thread", MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided));
+        if (provided < MPI_THREAD_FUNNELED) {
+            throw mpi_error(
+                "distributed::environment(): the MPI library does not provide MPI_THREAD_FUNNELED");
+        }
+    }
+    environment(const environment&) = delete;
+    environment& operator=(const environment&) = delete;
+    ~environment() {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized) MPI_Finalize();
+    }
+
+private:
+    static void check(const char* op, int code) {
+        if (code != MPI_SUCCESS)
+            throw mpi_error(advaug::detail::concat("distributed::environment(): ", op, " failed"));
+    }
+};
+
+/// A duplicate of MPI_COMM_WORLD (or of `parent`), freed on destruction. Its error handler
+/// returns codes, which every member turns into mpi_error; a process that dies is MPI's
+/// runtime's to report (mpirun ends the job and names the rank).
+/// requires: an environment exists for the whole lifetime of the communicator.
+class communicator {
+public:
+    explicit communicator(MPI_Comm parent = MPI_COMM_WORLD) {
+        int r = 0, s = 0;
+        check("MPI_Comm_dup", MPI_Comm_dup(parent, &comm_));
+        check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+        check("MPI_Comm_rank", MPI_Comm_rank(comm_, &r));
+        check("MPI_Comm_size", MPI_Comm_size(comm_, &s));
+        rank_ = static_cast<std::size_t>(r);
+        size_ = static_cast<std::size_t>(s);
+    }
+    communicator(const communicator&) = delete;
+    communicator& operator=(const communicator&) = delete;
+    ~communicator() {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    }
+
+    std::size_t rank() const { return rank_; }
+    std::size_t size() const { return size_; }
+    bool is_root() const { return rank_ == 0; }
+    MPI_Comm native() const { return comm_; }
+
+    /// In place, on every process: v = the element-wise sum of all processes' v.
+    void all_reduce_sum(std::span<float> v) const { all_reduce(v.data(), v.size(), MPI_FLOAT); }
+    void all_reduce_sum(std::span<double> v) const { all_reduce(v.data(), v.size(), MPI_DOUBLE); }
+    void all_reduce_sum(std::span<std::uint64_t> v) const {
+        all_reduce(v.data(), v.size(), MPI_UINT64_T);
+    }
+
+    /// In place: v = the root's v on every process.
+    void broadcast(std::span<std::byte> v, std::size_t root = 0) const {
+        check_count("MPI_Bcast", v.size());
+        check("MPI_Bcast", MPI_Bcast(v.data(), static_cast<int>(v.size()), MPI_BYTE,
+                                     static_cast<int>(root), comm_));
+    }
+    void barrier() const { check("MPI_Barrier", MPI_Barrier(comm_)); }
+
+    /// Ends every process of the job with `code` (after an error on one of them, so that the
+    /// others do not wait in a collective forever).
+    [[noreturn]] void abort(int code) const {
+        MPI_Abort(comm_, code);
+        std::abort();
+    }
+
+private:
+    void all_reduce(void* data, std::size_t n, MPI_Datatype type) const {
+        check_count("MPI_Allreduce", n);
+        // Open MPI reduces in an order fixed by size and count: every rank gets the same bits,
+        // and a rerun gets them again (tests/distributed checks both).
+        check("MPI_Allreduce",
+              MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), type, MPI_SUM, comm_));
+    }
+    void check_count(const char* op, std::size_t n) const {
+        if (n > static_cast<std::size_t>(INT32_MAX)) {
+            throw mpi_error(advaug::detail::concat("distributed::communicator: ", op, " on rank ",
+                                                   rank_, " of ", size_, ": ", n,
+                                                   " elements exceed MPI's int count"));
+        }
+    }
+    void check(const char* op, int code) const {
+        if (code == MPI_SUCCESS) return;
+        char text[MPI_MAX_ERROR_STRING];
+        int length = 0;
+        MPI_Error_string(code, text, &length);
+        throw mpi_error(advaug::detail::concat(
+            "distributed::communicator: ", op, " failed on rank ", rank_, " of ", size_, ": ",
+            std::string(text, static_cast<std::size_t>(length))));
+    }
+
+    MPI_Comm comm_ = MPI_COMM_NULL;
+    std::size_t rank_ = 0, size_ = 0;
+};
+
+}  // namespace advaug::distributed
