@@ -83,6 +83,7 @@ def machine(meta_a, meta_p, load_start, version):
     return [
         ("CPU", f"{model} ({simd})"),
         ("cores", f"{os.cpu_count()} online; the benchmark uses 2 threads"),
+        ("kernels", f"{meta_a.get('kernels', '?')} (ADVAUG_BACKEND {meta_a.get('backend', '?')})"),
         ("OpenBLAS", f"{meta_a.get('openblas', '?')} (Debian package {openblas or '?'})"),
         ("PyTorch", f"{meta_p.get('torch', '?')}, numpy {meta_p.get('numpy', '?')}, "
                     f"GOMP_SPINCOUNT={meta_p.get('gomp_spincount')}, torch threads {meta_p.get('threads')}"),

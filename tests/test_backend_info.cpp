@@ -12,6 +12,13 @@ using advaug::backend::cpu_features;
 using advaug::backend::slow_blas_warning;
 
 TEST_CASE("describe() names the backend, its libraries and versions") {
+    // A product first, so that the kernel libraries are linked and loaded as in any program.
+    float a = 2, b = 3, c = 0;
+    advaug::backend::gemm<float>(false, false, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);
+    double x = 2, y = 3, z = 0;
+    advaug::backend::gemm<double>(false, false, 1, 1, 1, 1.0, &x, 1, &y, 1, 0.0, &z, 1);
+    REQUIRE(c == 6.0f);
+    REQUIRE(z == 6.0);
     const auto info = advaug::backend::describe();
 #ifdef ADVAUG_TEST_EXPECTED_BACKEND
     CHECK(info.backend == ADVAUG_TEST_EXPECTED_BACKEND);

@@ -51,6 +51,13 @@ void gemm_serial(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
 #endif
 }
 
+/// OpenBLAS's own thread count, for a program that sets it (as OPENBLAS_NUM_THREADS would);
+/// 0 where the linked BLAS is not OpenBLAS or is not loaded (the oneDNN and loop backends
+/// need none for float), and then set_blas_threads does nothing. advaug itself holds it at 1
+/// inside its parallel work (parallel/threads.hpp).
+inline int blas_threads() { return advaug::detail::blas_threads::get(); }
+inline void set_blas_threads(int threads) { advaug::detail::blas_threads::set(threads); }
+
 /// Products with at least this many multiply-adds are split across advaug's threads.
 inline constexpr std::size_t gemm_split_macs = std::size_t(1) << 18;
 
