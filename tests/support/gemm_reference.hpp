@@ -59,6 +59,13 @@ void check_gemm_kernel(Gemm gemm) {
             }
         }
     }
+    // A NaN or infinity in B reaches C through a zero in A, as IEEE arithmetic says
+    for (bool tb : {false, true}) {
+        std::vector<T> za{0, 0}, nb{std::nan(""), 1, 1, 1}, zc{5, 5};
+        gemm(false, tb, 1, 2, 2, T(1), za.data(), 2, nb.data(), 2, T(0), zc.data(), 2);
+        CHECK_MESSAGE(std::isnan(zc[0]), "tb=", tb);
+        CHECK(zc[1] == T(0));
+    }
     // beta = 0 ignores what C held, even NaN; also with k = 0
     std::vector<T> a{1, 2}, b{3, 4}, c{std::nan("")};
     gemm(false, false, 1, 1, 2, T(1), a.data(), 2, b.data(), 1, T(0), c.data(), 1);

@@ -33,8 +33,9 @@ void loop_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::si
                 for (std::size_t i = 0; i < m; ++i) {
                     T* ci = c + i * ldc;
                     for (std::size_t p = p0; p < p1; ++p) {
+                        // No skip of a zero aip: 0 * NaN must give NaN, as in BLAS and oneDNN,
+                        // so that a diverged weight shows in every backend alike.
                         const T aip = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
-                        if (aip == T(0)) continue;
                         const T* bp = b + p * ldb;
                         for (std::size_t j = j0; j < j1; ++j) ci[j] += aip * bp[j];
                     }
