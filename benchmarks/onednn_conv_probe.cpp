@@ -9,14 +9,13 @@
 // reorders a layer would need into and out of nChw16c.
 #include <advaug/layers/conv2d.hpp>
 #include <advaug/parallel/threads.hpp>
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 
 namespace {
@@ -42,7 +41,8 @@ double fastest_us(F f) {
     for (int r = 0; r < 5; ++r) {
         const auto t0 = clock_type::now();
         for (int i = 0; i < 30; ++i) f();
-        best = std::min(best, std::chrono::duration<double, std::micro>(clock_type::now() - t0).count() / 30);
+        best = std::min(
+            best, std::chrono::duration<double, std::micro>(clock_type::now() - t0).count() / 30);
     }
     return best;
 }
@@ -69,7 +69,8 @@ void probe_onednn(const conv_layer& l, int batch, bool blocked) {
     primitive_attr attr;
     attr.set_scratchpad_mode(scratchpad_mode::user);  // no scratchpad allocation per call
     const convolution_forward::primitive_desc fpd(
-        {prop_kind::forward_training, algorithm::convolution_direct, sd, wd, bd, dd, stride, pad, pad},
+        {prop_kind::forward_training, algorithm::convolution_direct, sd, wd, bd, dd, stride, pad,
+         pad},
         attr, eng);
     const convolution_backward_data::primitive_desc dpd(
         {algorithm::convolution_direct, sd, wd, dd, stride, pad, pad}, attr, eng, fpd);
@@ -81,21 +82,29 @@ void probe_onednn(const conv_layer& l, int batch, bool blocked) {
     for (auto* m : {&x, &w, &b, &dy}) {
         fill(static_cast<float*>(m->get_data_handle()), m->get_desc().get_size() / sizeof(float));
     }
-    const std::size_t scratch_bytes = std::max({fpd.scratchpad_desc().get_size(),
-                                                dpd.scratchpad_desc().get_size(),
-                                                wpd.scratchpad_desc().get_size(), std::size_t(1)});
-    memory scratch(memory::desc({static_cast<memory::dim>(scratch_bytes)}, memory::data_type::u8, tag::x), eng);
+    const std::size_t scratch_bytes =
+        std::max({fpd.scratchpad_desc().get_size(), dpd.scratchpad_desc().get_size(),
+                  wpd.scratchpad_desc().get_size(), std::size_t(1)});
+    memory scratch(
+        memory::desc({static_cast<memory::dim>(scratch_bytes)}, memory::data_type::u8, tag::x),
+        eng);
     const convolution_forward fwd(fpd);
     const convolution_backward_data bwd_data(dpd);
     const convolution_backward_weights bwd_weights(wpd);
     // The C API with the arguments on the stack: the least a caller can allocate.
-    const dnnl_exec_arg_t fwd_args[] = {{DNNL_ARG_SRC, x.get()}, {DNNL_ARG_WEIGHTS, w.get()},
-                                        {DNNL_ARG_BIAS, b.get()}, {DNNL_ARG_DST, y.get()},
+    const dnnl_exec_arg_t fwd_args[] = {{DNNL_ARG_SRC, x.get()},
+                                        {DNNL_ARG_WEIGHTS, w.get()},
+                                        {DNNL_ARG_BIAS, b.get()},
+                                        {DNNL_ARG_DST, y.get()},
                                         {DNNL_ARG_SCRATCHPAD, scratch.get()}};
-    const dnnl_exec_arg_t data_args[] = {{DNNL_ARG_DIFF_DST, dy.get()}, {DNNL_ARG_WEIGHTS, w.get()},
-                                         {DNNL_ARG_DIFF_SRC, dx.get()}, {DNNL_ARG_SCRATCHPAD, scratch.get()}};
-    const dnnl_exec_arg_t weight_args[] = {{DNNL_ARG_SRC, x.get()}, {DNNL_ARG_DIFF_DST, dy.get()},
-                                           {DNNL_ARG_DIFF_WEIGHTS, dw.get()}, {DNNL_ARG_DIFF_BIAS, db.get()},
+    const dnnl_exec_arg_t data_args[] = {{DNNL_ARG_DIFF_DST, dy.get()},
+                                         {DNNL_ARG_WEIGHTS, w.get()},
+                                         {DNNL_ARG_DIFF_SRC, dx.get()},
+                                         {DNNL_ARG_SCRATCHPAD, scratch.get()}};
+    const dnnl_exec_arg_t weight_args[] = {{DNNL_ARG_SRC, x.get()},
+                                           {DNNL_ARG_DIFF_DST, dy.get()},
+                                           {DNNL_ARG_DIFF_WEIGHTS, dw.get()},
+                                           {DNNL_ARG_DIFF_BIAS, db.get()},
                                            {DNNL_ARG_SCRATCHPAD, scratch.get()}};
     auto run_fwd = [&] { dnnl_primitive_execute(fwd.get(), s.get(), 5, fwd_args); };
     auto run_data = [&] { dnnl_primitive_execute(bwd_data.get(), s.get(), 4, data_args); };
@@ -104,11 +113,12 @@ void probe_onednn(const conv_layer& l, int batch, bool blocked) {
     const long before = allocations.load();
     run_fwd();
     const long per_call = allocations.load() - before;
-    std::printf("conv %d->%d %dx%d, oneDNN %-7s (%s / %s / %s): fwd %7.1f us, bwd-data %7.1f us, "
-                "bwd-weights %7.1f us; %ld allocations per execute\n",
-                l.in, l.out, l.size, l.size, blocked ? "blocked" : "NCHW", fpd.impl_info_str(),
-                dpd.impl_info_str(), wpd.impl_info_str(), fastest_us(run_fwd), fastest_us(run_data),
-                fastest_us(run_weights), per_call);
+    std::printf(
+        "conv %d->%d %dx%d, oneDNN %-7s (%s / %s / %s): fwd %7.1f us, bwd-data %7.1f us, "
+        "bwd-weights %7.1f us; %ld allocations per execute\n",
+        l.in, l.out, l.size, l.size, blocked ? "blocked" : "NCHW", fpd.impl_info_str(),
+        dpd.impl_info_str(), wpd.impl_info_str(), fastest_us(run_fwd), fastest_us(run_data),
+        fastest_us(run_weights), per_call);
 }
 
 void probe_advaug(const conv_layer& l, int batch) {
@@ -122,11 +132,12 @@ void probe_advaug(const conv_layer& l, int batch) {
     advaug::conv2d<float>::cache_type cache;
     conv.forward(x, cache, y);
     const advaug::tensor<float, 4> dy = y;
-    std::printf("conv %d->%d %dx%d, advaug im2col + backend::gemm: fwd %7.1f us, bwd-data %7.1f us, "
-                "bwd-weights %7.1f us\n",
-                l.in, l.out, l.size, l.size, fastest_us([&] { conv.forward(x, cache, y); }),
-                fastest_us([&] { conv.backward_input(cache, dy, dx); }),
-                fastest_us([&] { conv.accumulate_gradient(cache, dy); }));
+    std::printf(
+        "conv %d->%d %dx%d, advaug im2col + backend::gemm: fwd %7.1f us, bwd-data %7.1f us, "
+        "bwd-weights %7.1f us\n",
+        l.in, l.out, l.size, l.size, fastest_us([&] { conv.forward(x, cache, y); }),
+        fastest_us([&] { conv.backward_input(cache, dy, dx); }),
+        fastest_us([&] { conv.accumulate_gradient(cache, dy); }));
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 
 #include <advaug/backend/gemm.hpp>
 #include <advaug/backend/info.hpp>
-
 #include <sstream>
 #include <string>
 

@@ -4,7 +4,6 @@
 
 #include <advaug/backend/gemm.hpp>
 #include <advaug/detail/random.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -21,8 +20,12 @@ namespace advaug::testing {
 template <class T, class Gemm>
 void check_gemm_kernel(Gemm gemm) {
     rng gen(1);
-    for (auto [m, n, k] : {std::array<std::size_t, 3>{1, 1, 1}, {7, 5, 3}, {17, 33, 9},
-                           {33, 517, 260}, {128, 256, 784}, {4, 3, 0}}) {
+    for (auto [m, n, k] : {std::array<std::size_t, 3>{1, 1, 1},
+                           {7, 5, 3},
+                           {17, 33, 9},
+                           {33, 517, 260},
+                           {128, 256, 784},
+                           {4, 3, 0}}) {
         for (bool ta : {false, true}) {
             for (bool tb : {false, true}) {
                 for (std::size_t pad : {std::size_t(0), std::size_t(3)}) {
@@ -51,10 +54,11 @@ void check_gemm_kernel(Gemm gemm) {
                     for (std::size_t i = 0; i < m; ++i)
                         for (std::size_t j = 0; j < ldc; ++j) {
                             // ref holds C's padding columns unchanged: gemm must not touch them
-                            worst = std::max(worst, std::abs(double(c[i * ldc + j]) - double(ref[i * ldc + j])));
+                            worst = std::max(
+                                worst, std::abs(double(c[i * ldc + j]) - double(ref[i * ldc + j])));
                         }
-                    CHECK_MESSAGE(worst <= tol, "m=", m, " n=", n, " k=", k, " ta=", ta,
-                                  " tb=", tb, " pad=", pad, " worst=", worst);
+                    CHECK_MESSAGE(worst <= tol, "m=", m, " n=", n, " k=", k, " ta=", ta, " tb=", tb,
+                                  " pad=", pad, " worst=", worst);
                 }
             }
         }

@@ -46,7 +46,7 @@ struct kernel_library {
 
 /// The backend of this build: which library multiplies float and double matrices.
 struct backend_info {
-    std::string backend;     ///< "onednn", "blas" or "none": the ADVAUG_BACKEND it was built with
+    std::string backend;  ///< "onednn", "blas" or "none": the ADVAUG_BACKEND it was built with
     kernel_library float_gemm;
     kernel_library double_gemm;
     std::string blas_config;  ///< openblas_get_config(), when OpenBLAS is linked
@@ -80,9 +80,9 @@ inline cpu_features host_cpu() {
 /// returns them, any case).
 inline bool openblas_kernel_lacks_avx2(std::string_view core) {
     static constexpr std::array<std::string_view, 17> old_kernels{
-        "generic", "prescott", "katmai", "coppermine", "northwood", "core2", "penryn",
-        "dunnington", "nehalem", "atom", "sandybridge", "opteron", "opteron_sse3", "barcelona",
-        "bobcat", "bulldozer", "unknown"};
+        "generic",      "prescott",   "katmai",  "coppermine", "northwood",   "core2",
+        "penryn",       "dunnington", "nehalem", "atom",       "sandybridge", "opteron",
+        "opteron_sse3", "barcelona",  "bobcat",  "bulldozer",  "unknown"};
     std::string lower(core);
     for (auto& ch : lower) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
     for (auto k : old_kernels)

@@ -42,8 +42,10 @@ struct openmp_api {
         static const openmp_api api = [] {
             openmp_api a;
 #ifdef ADVAUG_OPENMP_LOOKUP
-            a.get_max_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
-            a.set_num_threads = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+            a.get_max_threads =
+                reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+            a.set_num_threads =
+                reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
             if (a.get_max_threads == nullptr || a.set_num_threads == nullptr) a = openmp_api{};
 #endif
             return a;
@@ -87,9 +89,8 @@ inline void onednn_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n
         return;
     }
     const auto d = [](std::size_t v) { return static_cast<dnnl_dim_t>(v); };
-    const dnnl_status_t st =
-        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', d(m), d(n), d(k), alpha, a, d(lda), b,
-                   d(ldb), beta, c, d(ldc));
+    const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', d(m), d(n), d(k),
+                                        alpha, a, d(lda), b, d(ldb), beta, c, d(ldc));
     if (st != dnnl_success) {
         throw std::runtime_error(advaug::detail::concat(
             "backend::gemm(): dnnl_sgemm failed with status ", static_cast<int>(st), " for m = ", m,
@@ -106,18 +107,30 @@ inline std::string onednn_version() {
 /// The most capable instruction set oneDNN dispatches to on this CPU ("avx512_core_amx").
 inline std::string onednn_isa() {
     switch (dnnl_get_effective_cpu_isa()) {
-        case dnnl_cpu_isa_sse41: return "sse41";
-        case dnnl_cpu_isa_avx: return "avx";
-        case dnnl_cpu_isa_avx2: return "avx2";
-        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-        case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
-        case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
-        case dnnl_cpu_isa_avx512_core: return "avx512_core";
-        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-        case dnnl_cpu_isa_all: return "all";
-        default: return "unknown";
+        case dnnl_cpu_isa_sse41:
+            return "sse41";
+        case dnnl_cpu_isa_avx:
+            return "avx";
+        case dnnl_cpu_isa_avx2:
+            return "avx2";
+        case dnnl_cpu_isa_avx2_vnni:
+            return "avx2_vnni";
+        case dnnl_cpu_isa_avx512_mic:
+            return "avx512_mic";
+        case dnnl_cpu_isa_avx512_mic_4ops:
+            return "avx512_mic_4ops";
+        case dnnl_cpu_isa_avx512_core:
+            return "avx512_core";
+        case dnnl_cpu_isa_avx512_core_vnni:
+            return "avx512_core_vnni";
+        case dnnl_cpu_isa_avx512_core_bf16:
+            return "avx512_core_bf16";
+        case dnnl_cpu_isa_avx512_core_amx:
+            return "avx512_core_amx";
+        case dnnl_cpu_isa_all:
+            return "all";
+        default:
+            return "unknown";
     }
 }
 
