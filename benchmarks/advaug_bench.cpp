@@ -632,7 +632,8 @@ std::string json(const result& r) {
       << ",\"step_ms_max\":" << fixed(1e3 * r.t.max, 4) << ",\"repeats\":" << r.t.repeats
       << ",\"steps_per_repeat\":" << r.t.steps_per_repeat
       << ",\"gemm_mflop_per_step\":" << fixed(r.gemm.flops / 1e6, 3)
-      << ",\"gflops\":" << fixed(gflops, 2) << ",\"openblas_gflops\":" << fixed(gemm_gflops, 2)
+      << ",\"gflops\":" << fixed(gflops, 2) << ",\"gemm_gflops\":" << fixed(gemm_gflops, 2)
+      << ",\"openblas_gflops\":" << fixed(gemm_gflops, 2)
       << ",\"gemm_bound_samples_per_s\":" << fixed(bound, 1)
       << ",\"gemm_bound_pct\":" << fixed(bound > 0 ? 100 * r.samples_per_s / bound : 0, 1)
       << ",\"allocations_per_step\":" << fixed(r.allocations, 2) << "}";

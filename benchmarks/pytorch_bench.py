@@ -2,8 +2,12 @@
 """The PyTorch side of advaug's benchmark (docs/benchmarks.md): the workloads of
 benchmarks/advaug_bench.cpp, with the same architectures, data and timing.
 
-  GOMP_SPINCOUNT=0 /usr/bin/python3 benchmarks/pytorch_bench.py [--smoke] [--json out.jsonl]
-  GOMP_SPINCOUNT=0 /usr/bin/python3 benchmarks/pytorch_bench.py --full-run mlp:seed-fgsm
+  GOMP_SPINCOUNT=0 PYTHON benchmarks/pytorch_bench.py [--smoke] [--json out.jsonl] [--side NAME]
+  GOMP_SPINCOUNT=0 PYTHON benchmarks/pytorch_bench.py --compile-only [--json out.jsonl]
+  GOMP_SPINCOUNT=0 PYTHON benchmarks/pytorch_bench.py --full-run mlp:seed-fgsm
+
+PYTHON is any interpreter with torch: scripts/bench.sh runs the newest torch 2.x from PyPI in a
+virtual environment (side "pytorch") and Debian's python3-torch (side "pytorch-debian").
 
 MLP 784-256-256-10 and advaug's bundled CNN, float32, batch 128, torch.set_num_threads(2),
 SGD lr 0.05 momentum 0.9, epsilon 0.1. Each workload runs in up to two variants:
@@ -14,6 +18,9 @@ SGD lr 0.05 momentum 0.9, epsilon 0.1. Each workload runs in up to two variants:
   efficient   the same algorithm written well: torch.autograd.grad for the attack (no
               parameter gradients), the model in eval mode for attacks, the clean forward
               reused for the seed's recipe, zero_grad(set_to_none=True).
+  compiled    efficient, with the model wrapped in torch.compile(mode="max-autotune-no-cudagraphs")
+              (--compile-only; training steps only; torch 2.x). Compilation happens in the
+              warm-up; a workload that fails to compile is reported with its error.
 
 Timing is the C++ side's: a warm-up of at least 3 steps and 0.3 s, one probe step, then 7
 repeats of k steps (k chosen so a repeat lasts 0.25 s); the median of the repeats' per-step
@@ -37,6 +44,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 DATA = os.environ.get("ADVAUG_FASHION_MNIST") or "/usr/share/datasets/fashion-mnist"
+COMPILE_MODE = "max-autotune-no-cudagraphs"
+COMPILED_WORKLOADS = ("plain", "seed-fgsm", "fgsm-rs", "pgd7")
 EPS = 0.1
 LR = 0.05
 
@@ -268,7 +277,14 @@ def run(name, variant, arch, batches, timing, width=256):
     torch.manual_seed(0)
     net = make_model(arch, width)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9)
-    fn = step_function(name, variant, net, opt)
+    if variant == "compiled":
+        # The seed's recipe keeps the clean graph for a second backward (retain_graph=True),
+        # which AOTAutograd's donated buffers forbid; without them it compiles.
+        if hasattr(torch, "_functorch") and hasattr(torch._functorch.config, "donated_buffer"):
+            torch._functorch.config.donated_buffer = False
+        fn = step_function(name, "efficient", torch.compile(net, mode=COMPILE_MODE), opt)
+    else:
+        fn = step_function(name, variant, net, opt)
     state = {"next": 0}
 
     def step():
@@ -285,11 +301,33 @@ def run(name, variant, arch, batches, timing, width=256):
             "repeats": n, "steps_per_repeat": k, "batch": b}
 
 
+def kernels():
+    """What PyTorch's CPU kernels are: its BLAS, oneDNN, and the instruction set it dispatches to."""
+    out = {}
+    try:
+        out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # torch 1.x
+        out["cpu_capability"] = "?"
+    config = torch.__config__.show()
+    for line in config.splitlines():
+        line = line.strip()
+        if line.startswith("- Intel(R) Math Kernel Library") or line.startswith("- Intel(R) oneAPI Math Kernel Library"):
+            out["mkl"] = line[2:]
+        elif line.startswith("- Intel(R) MKL-DNN") or line.startswith("- oneDNN"):
+            out["onednn"] = line[2:]
+        elif line.startswith("- BLAS_INFO="):
+            out["blas"] = line[len("- BLAS_INFO="):]
+        elif "BLAS_INFO=" in line and "blas" not in out:
+            out["blas"] = line.split("BLAS_INFO=")[1].split(",")[0]
+    out["mkldnn_enabled"] = bool(torch.backends.mkldnn.is_available())
+    return out
+
+
 # ------------------------------------------------------------------------------------------
 # The full training run (peak RSS)
 # ------------------------------------------------------------------------------------------
 
-def full_run(spec, epochs, batch, samples):
+def full_run(spec, epochs, batch, samples, side="pytorch"):
     arch, _, name = spec.partition(":")
     if arch not in ("mlp", "cnn") or name not in ("plain", "seed-fgsm", "fgsm-rs", "n-fgsm", "pgd7"):
         sys.exit(f"pytorch_bench.py: --full-run expects MODEL:WORKLOAD such as mlp:seed-fgsm, got '{spec}'")
@@ -311,7 +349,7 @@ def full_run(spec, epochs, batch, samples):
                 x = x.reshape(-1, 1, 28, 28)
             loss = fn(x, torch.from_numpy(labels[idx])).item()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"side": "pytorch", "table": "full-run", "model": arch, "workload": name,
+    print(json.dumps({"side": side, "table": "full-run", "model": arch, "workload": name,
                       "variant": "efficient", "epochs": epochs, "samples": len(images),
                       "seconds": round(time.time() - start, 2), "final_loss": round(loss, 4),
                       "self_max_rss_kib": rss}))
@@ -326,6 +364,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=None, help="batch size of the main table (128; 32 with --smoke)")
     p.add_argument("--json", help="write the JSON lines to PATH instead of stdout")
+    p.add_argument("--side", default="pytorch", help="the name of this side in the report (pytorch, pytorch-debian)")
+    p.add_argument("--compile-only", action="store_true",
+                   help=f"only the training steps, each with torch.compile(mode='{COMPILE_MODE}')")
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument("--no-cnn-scaling", action="store_true")
     p.add_argument("--random-inputs", action="store_true")
@@ -338,7 +379,7 @@ def main():
     if a.batch is None:
         a.batch = 32 if a.smoke and not a.full_run else 128
     if a.full_run:
-        return full_run(a.full_run, a.epochs, a.batch, a.train_samples)
+        return full_run(a.full_run, a.epochs, a.batch, a.train_samples, a.side)
 
     out = open(a.json, "w") if a.json else sys.stdout
 
@@ -354,10 +395,31 @@ def main():
             if not a.smoke:
                 raise
             print(f"Fashion-MNIST not available ({e}); using uniform random inputs", file=sys.stderr)
-    emit({"side": "pytorch", "table": "meta", "torch": torch.__version__, "threads": torch.get_num_threads(),
+    side = a.side
+    emit({"side": side, "table": "meta", "torch": torch.__version__, "threads": torch.get_num_threads(),
           "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "numpy": np.__version__,
+          "python": sys.executable, "kernels": kernels(),
           "inputs": "Fashion-MNIST training images" if data is not None else "uniform random inputs in [0, 1]"})
     timing = (0, 0, 1, 0) if a.smoke else (3, 0.3, 7, 0.25)
+    if a.compile_only:
+        if not hasattr(torch, "compile"):
+            emit({"side": side, "table": "compile-error", "error": f"torch {torch.__version__} has no torch.compile"})
+            return 0
+        for arch in ("mlp", "cnn"):
+            batches = make_batches(data, arch, a.batch, 8, a.random_inputs)
+            for name in COMPILED_WORKLOADS:
+                if a.only and a.only != f"{arch}/{name}":
+                    continue
+                row = {"side": side, "table": "main", "model": arch, "workload": name, "variant": "compiled",
+                       "width": 256 if arch == "mlp" else 0}
+                try:
+                    started = time.perf_counter()
+                    r = run(name, "compiled", arch, batches, timing)
+                    emit({**row, **r, "seconds_with_compilation": round(time.perf_counter() - started, 1)})
+                except Exception as e:  # noqa: BLE001 - any compile failure is reported, not fatal
+                    emit({**row, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"})
+                    torch._dynamo.reset()
+        return 0
     for arch in ("mlp", "cnn"):
         batches = make_batches(data, arch, a.batch, 8, a.random_inputs)
         for name, variants in WORKLOADS:
@@ -365,7 +427,7 @@ def main():
                 continue
             for variant in variants:
                 r = run(name, variant, arch, batches, timing)
-                emit({"side": "pytorch", "table": "main", "model": arch, "workload": name, "variant": variant,
+                emit({"side": side, "table": "main", "model": arch, "workload": name, "variant": variant,
                       "width": 256 if arch == "mlp" else 0, **r})
     if a.no_scaling or a.only:
         return 0
@@ -380,13 +442,13 @@ def main():
             batches = make_batches(data, arch, n, 4 if arch == "mlp" else 2, a.random_inputs)
             for name in ("plain", "fgsm-rs"):
                 r = run(name, "efficient", arch, batches, timing_here)
-                emit({"side": "pytorch", "table": "batch", "model": arch, "workload": name, "variant": "efficient",
+                emit({"side": side, "table": "batch", "model": arch, "workload": name, "variant": "efficient",
                       "width": 256 if arch == "mlp" else 0, **r})
     batches = make_batches(data, "mlp", a.batch, 8, a.random_inputs)
     for w in widths:
         for name in ("plain", "fgsm-rs"):
             r = run(name, "efficient", "mlp", batches, scale_timing, width=w)
-            emit({"side": "pytorch", "table": "width", "model": "mlp", "workload": name, "variant": "efficient",
+            emit({"side": side, "table": "width", "model": "mlp", "workload": name, "variant": "efficient",
                   "width": w, **r})
     return 0
 

@@ -349,6 +349,7 @@ template <class model_type>
 struct measurement {
     std::string name;
     std::function<double(model_type&, const byte_dataset&)> accuracy;
+    double work = 1;  // forward passes per image (an attack of k steps: k + 1), for the progress lines
 };
 
 // x + N(0, sigma^2) per pixel, clipped to [0, 1]. Batch b always gets the same noise, drawn
@@ -378,7 +379,8 @@ std::vector<measurement<model_type>> measurements() {
                                 m, d, [&](const auto& model, const auto& x, const auto& y) {
                                     return advaug::fgsm(model, x, y, options);
                                 });
-                        }});
+                        },
+                        2.0});
     }
 
     // The stronger test: 20 steps of 2.5 * eps / 20 from a random start in the eps-ball. A
@@ -389,7 +391,8 @@ std::vector<measurement<model_type>> measurements() {
              return robust_accuracy(m, d, [&](const auto& model, const auto& x, const auto& y) {
                  return advaug::pgd(model, x, y, options);
              });
-         }});
+         },
+         21.0});
 
     // Distribution shifts no attacker chose: sensor noise and a brighter camera.
     for (const double sigma : {0.1, 0.2}) {
@@ -413,7 +416,21 @@ std::vector<double> evaluate(model_type& model, const std::string& label,
                              const std::vector<measurement<model_type>>& rows, const byte_dataset& test_set) {
     const auto start = clock_type::now();
     std::vector<double> results;
-    for (const auto& row : rows) results.push_back(row.accuracy(model, test_set));
+    double total = 0, done = 0;
+    for (const auto& row : rows) total += row.work;
+    for (const auto& row : rows) {
+        results.push_back(row.accuracy(model, test_set));
+        // A line per measurement with the time left, estimated from the forward passes done:
+        // on the CNN the table takes minutes.
+        done += row.work;
+        const double elapsed = seconds_since(start);
+        const auto left = static_cast<long>(elapsed * (total - done) / done + 0.5);
+        std::printf("  evaluating %s: %-24s %3.0f%% of the work, %.0f images/s, %ld:%02ld left\n",
+                    label.c_str(), row.name.c_str(), 100 * done / total,
+                    elapsed > 0 ? done / total * static_cast<double>(test_set.size()) / elapsed : 0.0,
+                    left / 60, left % 60);
+        std::fflush(stdout);
+    }
     std::printf("evaluated the %s model on %zu test images in %.1f s\n", label.c_str(),
                 test_set.size(), seconds_since(start));
     return results;
@@ -531,7 +548,9 @@ void write_robustness_report(const settings& s, const byte_dataset& images, mode
                              .corruptions(advaug::all_corruptions())
                              .image_size(28, 28)
                              .threads(threads)
-                             .seed(pgd_seed);
+                             .seed(pgd_seed)
+                             // A line every 10 s: the report takes minutes on a CNN.
+                             .on_progress(advaug::progress_printer(std::cout), 10.0);
     const std::string method(advaug::to_string(s.method));
     std::vector<advaug::model_evaluation> models;
     {

@@ -607,3 +607,60 @@ TEST_CASE("format helpers") {
     CHECK(t.decimals == 2);
     CHECK(nice_ticks(8.0 / 255).end() >= 8.0 / 255);
 }
+
+TEST_CASE("report: AutoAttack is the headline, its breakdown is shown, and masking is flagged") {
+    using advaug::eps_curve, advaug::report_options, advaug::report_markdown, advaug::masking_flags,
+        advaug::write_report;
+    auto curve = [](std::string attack, std::vector<double> acc) {
+        eps_curve c;
+        c.attack = std::move(attack);
+        c.epsilon = {0, 0.05, 0.1};
+        c.accuracy = std::move(acc);
+        return c;
+    };
+    model_evaluation m;
+    m.model = "net";
+    m.samples = 1000;
+    m.clean_accuracy = 0.9;
+    m.mean_corruption_accuracy = std::nan("");
+    m.relative_mce = std::nan("");
+    m.curves = {curve("fgsm", {0.9, 0.5, 0.4}), curve("pgd-20", {0.9, 0.45, 0.3}),
+                curve("autoattack", {0.9, 0.4, 0.2})};
+    m.curves[2].members = {"apgd-ce", "apgd-t", "square"};
+    m.curves[2].broken_by = {{0, 0, 0}, {0.4, 0.1, 0}, {0.6, 0.1, 0}};
+
+    const std::string clean_md = report_markdown({m}, report_options{});
+    CHECK(clean_md.find("| model | clean | autoattack \xCE\xB5=0.05 | autoattack \xCE\xB5=0.1 | pgd-20 \xCE\xB5=0.05 |") !=
+          std::string::npos);
+    CHECK(clean_md.find("### autoattack: the attack that broke each sample, net") != std::string::npos);
+    CHECK(clean_md.find("| 0.1 | 60.0% | 10.0% | 0.0% | 20.0% |") != std::string::npos);
+    CHECK(clean_md.find("None of the signs checked was found") != std::string::npos);
+    CHECK(masking_flags({m}).empty());
+
+    // FGSM beats PGD at 0.1, PGD's accuracy rises from 0.05 to 0.1, Square breaks 2%.
+    model_evaluation masked = m;
+    masked.curves[0].accuracy = {0.9, 0.5, 0.3};
+    masked.curves[1].accuracy = {0.9, 0.45, 0.5};
+    masked.curves[2].broken_by[2] = {0.6, 0.08, 0.02};
+    const auto flags = masking_flags({masked});
+    REQUIRE(flags.size() == 3);
+    CHECK(flags[0] == "net: under pgd-20 the accuracy rises from 45.0% at \xCE\xB5=0.05 to 50.0% at \xCE\xB5=0.1: "
+                      "a larger budget should never help the model");
+    CHECK(flags[1] == "net: at \xCE\xB5=0.1 Square, which uses no gradients, broke 2.0% of the samples that every "
+                      "gradient attack of autoattack left");
+    CHECK(flags[2] == "net: at \xCE\xB5=0.1 FGSM (30.0%) breaks more than pgd-20 (50.0%): the many-step attack is stuck");
+    CHECK(report_markdown({masked}, report_options{}).find("**Likely gradient masking**") != std::string::npos);
+
+    // Two samples of 1000 (0.2 points) is within the margin.
+    model_evaluation close = m;
+    close.curves[1].accuracy = {0.9, 0.45, 0.302};
+    close.curves[0].accuracy = {0.9, 0.5, 0.3};
+    CHECK(masking_flags({close}).empty());
+
+    // The records' contract covers the new fields.
+    model_evaluation bad = m;
+    bad.curves[2].broken_by[1] = {0.4};
+    CHECK_THROWS_WITH_AS(write_report("unused", {bad}, report_options{}),
+                         "write_report(): model 'net', attack 'autoattack': 3 members but broken_by 1 has 1 shares",
+                         std::invalid_argument);
+}

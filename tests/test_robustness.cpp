@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "support/models.hpp"
 #include "support/ten_samples.hpp"
 #include "support/skip.hpp"
+#include "support/striped_images.hpp"
 
 using namespace advaug;
 using testing::fashion_mnist_skip_message;
@@ -26,6 +28,8 @@ using testing::linear_model;
 using testing::ten_features;
 using testing::ten_labels;
 using testing::ten_samples;
+using testing::striped_images;
+using testing::train_linear;
 
 namespace {
 
@@ -74,44 +78,6 @@ struct image_model {
     linear_model<float> inner;
 };
 
-/// 240 grey 8 x 8 images in 3 classes (a bright row, a bright column, the diagonal) with noise.
-dataset<std::uint8_t> striped_images(std::size_t n = 240) {
-    const std::size_t side = 8, k = 3;
-    rng gen(11);
-    std::vector<std::uint8_t> f(n * side * side);
-    auto y = label_vector::from_shape({n});
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t c = i % k, at = 1 + (i / k) % 6;
-        y(i) = static_cast<std::int64_t>(c);
-        for (std::size_t r = 0; r < side; ++r)
-            for (std::size_t q = 0; q < side; ++q) {
-                const bool on = c == 0 ? r == at : c == 1 ? q == at : r == q;
-                const double v = (on ? 190.0 : 50.0) + 40.0 * gen.normal();
-                f[i * side * side + r * side + q] =
-                    static_cast<std::uint8_t>(std::clamp(v, 0.0, 255.0));
-            }
-    }
-    return dataset<std::uint8_t>(std::move(f), {side * side}, y, k, 1.0 / 255.0);
-}
-
-/// Full-batch gradient descent on the cross-entropy; leaves the model in train mode.
-template <class M>
-void train_linear(M& model, const dataset<std::uint8_t>& data, int steps, float lr) {
-    model.set_mode(mode::train);
-    const auto [x, y] = data.slice<float, 2>(0, data.size());
-    typename M::cache_type cache;
-    tensor<float, 2> logits, g;
-    for (int step = 0; step < steps; ++step) {
-        model.zero_grad();
-        model.forward(x, cache, logits);
-        cross_entropy_gradient(logits, y, g);
-        model.parameter_gradient(cache, g);
-        for (auto& p : model.parameters()) {
-            for (std::size_t i = 0; i < p.value.size(); ++i) p.value[i] -= lr * p.grad[i];
-        }
-    }
-}
-
 /// Every field, doubles compared bitwise (NaN equals NaN).
 bool same_bits(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
 
@@ -131,7 +97,14 @@ bool identical(const model_evaluation& a, const model_evaluation& b) {
     for (std::size_t i = 0; same && i < a.curves.size(); ++i) {
         same = a.curves[i].attack == b.curves[i].attack &&
                same_bits(a.curves[i].epsilon, b.curves[i].epsilon) &&
-               same_bits(a.curves[i].accuracy, b.curves[i].accuracy);
+               same_bits(a.curves[i].accuracy, b.curves[i].accuracy) &&
+               a.curves[i].members == b.curves[i].members &&
+               a.curves[i].per_class_accuracy.size() == b.curves[i].per_class_accuracy.size() &&
+               a.curves[i].broken_by.size() == b.curves[i].broken_by.size();
+        for (std::size_t e = 0; same && e < a.curves[i].per_class_accuracy.size(); ++e)
+            same = same_bits(a.curves[i].per_class_accuracy[e], b.curves[i].per_class_accuracy[e]);
+        for (std::size_t e = 0; same && e < a.curves[i].broken_by.size(); ++e)
+            same = same_bits(a.curves[i].broken_by[e], b.curves[i].broken_by[e]);
     }
     for (std::size_t i = 0; same && i < a.corruptions.size(); ++i) {
         same = a.corruptions[i].name == b.corruptions[i].name &&
@@ -164,6 +137,31 @@ void check_consistent(const model_evaluation& r, const label_vector& labels) {
     }
     CHECK(all == r.samples);
     CHECK(r.clean_accuracy == static_cast<double>(diagonal) / static_cast<double>(r.samples));
+    // Each curve's per-class robust accuracies average, weighted by the classes' sizes, to its
+    // accuracy; an ensemble's shares broken by each member plus what survived is the clean accuracy.
+    for (const auto& c : r.curves) {
+        CAPTURE(c.attack);
+        REQUIRE(c.per_class_accuracy.size() == c.epsilon.size());
+        for (std::size_t e = 0; e < c.epsilon.size(); ++e) {
+            double weighted = 0;
+            for (std::size_t t = 0; t < k; ++t) {
+                const auto row = std::accumulate(r.confusion[t].begin(), r.confusion[t].end(), std::uint64_t{0});
+                if (row > 0) weighted += c.per_class_accuracy[e][t] * static_cast<double>(row);
+            }
+            CHECK(weighted / static_cast<double>(r.samples) == doctest::Approx(c.accuracy[e]));
+            if (c.epsilon[e] == 0) CHECK(c.per_class_accuracy[e] == r.per_class_accuracy);
+        }
+        if (c.members.empty()) {
+            CHECK(c.broken_by.empty());
+            continue;
+        }
+        REQUIRE(c.broken_by.size() == c.epsilon.size());
+        for (std::size_t e = 0; e < c.epsilon.size(); ++e) {
+            double broken = 0;
+            for (double b : c.broken_by[e]) broken += b;
+            CHECK(broken + c.accuracy[e] == doctest::Approx(r.clean_accuracy));
+        }
+    }
     double sum = 0;
     for (const auto& c : r.corruptions) {
         REQUIRE(c.accuracy.size() == 5);
@@ -234,6 +232,19 @@ TEST_CASE("evaluation_options: setters keep valid values and refuse the rest") {
     CHECK(o.epsilons() == std::vector<double>{0.0, 0.03, 0.1});  // unchanged by the failures
     CHECK_THROWS_WITH_AS(o.batch_size(0),
                          "evaluation_options::batch_size(): batch_size must be >= 1, got 0",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(o.on_progress(nullptr),
+                         "evaluation_options::on_progress(): the callback is empty",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(o.on_progress([](const evaluation_progress&) {}, -1.0),
+                         "evaluation_options::on_progress(): every_seconds must be finite and >= 0, got -1",
+                         std::invalid_argument);
+    CHECK_FALSE(o.on_progress());
+    CHECK(attack_spec::autoattack().name() == "autoattack");
+    CHECK(attack_spec::autoattack(autoattack_version::plus).name() == "autoattack-plus");
+    CHECK(attack_spec::autoattack(autoattack_version::rand).name() == "autoattack-rand");
+    CHECK_THROWS_WITH_AS(attack_spec::autoattack().step_factor(2),
+                         "attack_spec::step_factor(): only PGD has a step size; this attack is autoattack",
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(o.threads(0), "evaluation_options::threads(): threads must be >= 1, got 0",
                          std::invalid_argument);
@@ -341,6 +352,12 @@ TEST_CASE("evaluate_robustness: argument errors name the function, the argument 
         "evaluate_robustness(): options has 1 attack(s) but no epsilons; set "
         "evaluation_options::epsilons()",
         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        evaluate_robustness(model, data,
+                            evaluation_options{}.epsilons({0.1}).attacks({attack_spec::autoattack()}), "m"),
+        "evaluate_robustness(): attack autoattack needs a model with at least 4 classes (its targeted "
+        "members attack the 3 classes after the top one and more), the model has 2",
+        std::invalid_argument);
     const auto fog = evaluation_options{}.corruptions({corruption::fog});
     CHECK_THROWS_WITH_AS(evaluate_robustness(model, data, fog, "m"),
                          "evaluate_robustness(): corruptions need the image size: set "
@@ -423,6 +440,78 @@ TEST_CASE("evaluate_robustness: bitwise the same for any thread count and on eve
     CHECK(single.rfind("fgsm(): inputs[", 0) == 0);
     CHECK(several == single);
     CHECK(model.mode() == mode::train);
+}
+
+TEST_CASE("evaluate_robustness: progress reports grow, end once at 1, and leave the results alone") {
+    const auto data = striped_images(100);
+    linear_model<float> model(64, 3, 4);
+    train_linear(model, data, 30, 1.0f);
+    const auto options = evaluation_options{}
+                             .epsilons({0.0, 0.1})
+                             .attacks({attack_spec::fgsm(), attack_spec::pgd(3)})
+                             .corruptions({corruption::contrast, corruption::gaussian_noise})
+                             .image_size(8, 8)
+                             .batch_size(32)  // 4 batches, the last of 4 samples
+                             .seed(5);
+    const auto quiet = evaluate_robustness(model, data, options, "linear");
+
+    for (std::size_t threads : {1, 3}) {
+        CAPTURE(threads);
+        std::vector<evaluation_progress> seen;
+        // every_seconds 0: a report after every forward pass's work (clean 1, FGSM 2, PGD-3 4,
+        // 2 corruptions x 5 severities), from one thread at a time.
+        const auto watched = evaluate_robustness(
+            model, data,
+            evaluation_options(options).threads(threads).on_progress(
+                [&](const evaluation_progress& p) { seen.push_back(p); }, 0.0),
+            "linear");
+        CHECK(identical(watched, quiet));
+        // Per batch: 1 clean + 1 FGSM + 1 PGD (epsilon 0 is no work) + 10 corruption reports
+        // + 1 at the batch's end = 14. Once all work is done (the last corruption of the batch
+        // that finishes last) nothing more is reported until finish() reports fraction 1: on one
+        // thread that skips that corruption and its batch's end; on three, up to 3 more ends of
+        // batches that were still finishing.
+        if (threads == 1) {
+            REQUIRE(seen.size() == 4 * 14 - 2 + 1);
+        } else {
+            REQUIRE(seen.size() >= 4 * 14 - 5 + 1);
+            REQUIRE(seen.size() <= 4 * 14 - 2 + 1);
+        }
+        for (std::size_t i = 0; i < seen.size(); ++i) {
+            CAPTURE(i);
+            CHECK(seen[i].model == "linear");
+            CHECK(seen[i].batches == 4);
+            CHECK(seen[i].samples == 100);
+            CHECK(seen[i].fraction > 0);
+            CHECK(seen[i].seconds_left >= 0);
+            if (i > 0) {
+                CHECK(seen[i].fraction >= seen[i - 1].fraction);
+                CHECK(seen[i].batches_done >= seen[i - 1].batches_done);
+                CHECK(seen[i].seconds >= seen[i - 1].seconds);
+            }
+            if (i + 1 < seen.size()) CHECK(seen[i].fraction < 1);
+        }
+        CHECK(seen.back().fraction == 1);
+        CHECK(seen.back().batches_done == 4);
+        CHECK(seen.back().seconds_left == 0);
+    }
+
+    // An exception from the callback ends the evaluation with that exception.
+    CHECK_THROWS_WITH_AS(
+        evaluate_robustness(model, data,
+                            evaluation_options(options).on_progress(
+                                [](const evaluation_progress&) { throw std::runtime_error("stop"); }, 0.0),
+                            "linear"),
+        "stop", std::runtime_error);
+    // The printer writes one line per report.
+    std::ostringstream lines;
+    evaluate_robustness(model, data, evaluation_options(options).on_progress(progress_printer(lines), 0.0),
+                        "linear");
+    const std::string text = lines.str();
+    CHECK(text.rfind("advaug: evaluating linear: ", 0) == 0);
+    CHECK(text.find("samples/s, ") != std::string::npos);
+    CHECK(text.find("\nadvaug: evaluated linear: 100 samples in ") != std::string::npos);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 55);
 }
 
 TEST_CASE("evaluate_robustness: [1, H, W] images give the numbers of flat rows") {
@@ -636,4 +725,28 @@ TEST_CASE("evaluate_robustness: an MLP trained on Fashion-MNIST") {
     const auto base = evaluate_robustness(model, test, quick, "mlp");
     CHECK(identical(evaluate_robustness(model, test, evaluation_options(quick).threads(2), "mlp"),
                     base));
+
+    // AutoAttack as an attack of the evaluation: its curve starts at the clean accuracy, is
+    // no higher than PGD-10's (it contains a stronger APGD, and more), says which member broke
+    // each sample, and is the same for one and two threads.
+    std::vector<std::size_t> first(100);
+    std::iota(first.begin(), first.end(), 0);
+    const auto hundred = test.subset(first);
+    const auto with_aa = evaluation_options{}
+                             .epsilons({0.0, 0.03})
+                             .attacks({attack_spec::pgd(10), attack_spec::autoattack()})
+                             .image_size(28, 28)
+                             .batch_size(50)
+                             .seed(2);
+    const auto aa = evaluate_robustness(model, hundred, with_aa, "mlp");
+    check_consistent(aa, hundred.labels());
+    REQUIRE(aa.curves.size() == 2);
+    const auto& aa_curve = aa.curves[1];
+    CHECK(aa_curve.attack == "autoattack");
+    CHECK(aa_curve.members == std::vector<std::string>{"apgd-ce", "apgd-t", "square"});
+    CHECK(aa_curve.accuracy[0] == aa.clean_accuracy);
+    CHECK(aa_curve.accuracy[1] <= aa.curves[0].accuracy[1] + 2.0 / 100);
+    CHECK(aa_curve.accuracy[1] < aa.clean_accuracy);
+    CHECK(aa_curve.broken_by[1][0] > 0);  // APGD-CE breaks most
+    CHECK(identical(evaluate_robustness(model, hundred, evaluation_options(with_aa).threads(2), "mlp"), aa));
 }

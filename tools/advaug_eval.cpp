@@ -122,11 +122,13 @@ struct settings {
     std::string eps_text = "0,0.05,0.1,0.2";
     std::size_t pgd_steps = 20;
     std::optional<std::string> corruptions_text;  // unset: all for images, none for tables
+    std::string families_text;                    // empty: none
     std::string baseline_path;
     std::string label;
     std::string class_names_text;
     std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
     std::uint64_t seed = 0;
+    double progress_seconds = 5;
     std::size_t examples = 0;
     std::string out_dir;
 
@@ -135,6 +137,7 @@ struct settings {
     std::vector<advaug::attack_spec> attacks;
     std::vector<std::string> class_names;
     std::vector<advaug::corruption> corruptions;
+    std::vector<std::pair<advaug::natural_family, std::vector<double>>> families;
     double domain_lo = 0, domain_hi = 1;  // of CSV features; +-inf for --domain unbounded
 };
 
@@ -178,7 +181,8 @@ void declare_options(CLI::App& app, settings& s) {
         ->check(whole_number(1, "POSITIVE"));
     app.add_option("--attacks", s.attacks_text,
                    "comma list of attacks: fgsm, pgd (PGD with --pgd-steps steps and a random "
-                   "start), or none")
+                   "start), autoattack (AutoAttack's standard version; the report's headline), "
+                   "autoattack-plus, autoattack-rand, or none")
         ->capture_default_str();
     app.add_option("--eps", s.eps_text,
                    "comma list of L-inf attack radii in input units (pixels in [0, 1]); 0 is the "
@@ -192,6 +196,12 @@ void declare_options(CLI::App& app, settings& s) {
                    "image corruptions at severities 1-5: all, none, or a comma list of names "
                    "(fog,shot_noise,...; see docs/corruptions.md); image data only (default: all "
                    "for images, none for CSV)");
+    app.add_option("--families", s.families_text,
+                   "worst-case accuracy under natural perturbations, image data only: "
+                   "'FAMILY:B1,B2,...;FAMILY:...' with the budgets in the family's unit, e.g. "
+                   "'rotation:0,5,10,15;brightness:0,0.1,0.2' (families: rotation, translation, "
+                   "scale, shear, brightness, contrast, gamma, blur, displacement; see "
+                   "docs/perturbations.md)");
     app.add_option("--baseline", s.baseline_path,
                    "a second model file, evaluated the same way and shown beside the first: "
                    "the reference of the relative mCE; its architecture comes from its own "
@@ -208,6 +218,11 @@ void declare_options(CLI::App& app, settings& s) {
         ->capture_default_str();
     app.add_option("--seed", s.seed, "seed of PGD's random start and of the random corruptions")
         ->check(whole_number(0, ""))
+        ->capture_default_str();
+    app.add_option("--progress", s.progress_seconds,
+                   "print the evaluation's progress (done, rate, time left) at most every "
+                   "S seconds (0: never)")
+        ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     app.add_option("--examples", s.examples,
                    "write N adversarial examples (PGD at the largest --eps) as examples.png and "
@@ -272,9 +287,16 @@ std::vector<advaug::attack_spec> parse_attacks(const std::string& text, std::siz
             out.push_back(advaug::attack_spec::fgsm());
         } else if (item == "pgd") {
             out.push_back(advaug::attack_spec::pgd(pgd_steps));
+        } else if (item == "autoattack") {
+            out.push_back(advaug::attack_spec::autoattack());
+        } else if (item == "autoattack-plus") {
+            out.push_back(advaug::attack_spec::autoattack(advaug::autoattack_version::plus));
+        } else if (item == "autoattack-rand") {
+            out.push_back(advaug::attack_spec::autoattack(advaug::autoattack_version::rand));
         } else {
             throw usage_error("--attacks: unknown attack '" + item +
-                              "'; valid names: fgsm, pgd (or none alone)");
+                              "'; valid names: fgsm, pgd, autoattack, autoattack-plus, autoattack-rand "
+                              "(or none alone)");
         }
     }
     return out;
@@ -301,6 +323,53 @@ std::vector<advaug::corruption> corruptions_for(const settings& s, bool images) 
         advaug::evaluation_options{}.corruptions(out);  // refuses a name given twice
     } catch (const std::invalid_argument& e) {
         throw usage_error(std::string("--corruptions: ") + e.what());
+    }
+    return out;
+}
+
+// "rotation:0,5,10;blur:0,1" -> {{rotation, {0, 5, 10}}, {blur, {0, 1}}}; `images` says whether
+// the data are images. Every error is a usage error naming --families and the value.
+std::vector<std::pair<advaug::natural_family, std::vector<double>>> families_for(const settings& s, bool images) {
+    std::vector<std::pair<advaug::natural_family, std::vector<double>>> out;
+    const std::string text(trim(s.families_text));
+    if (text.empty()) return out;
+    if (!images) {
+        throw usage_error("--families " + text +
+                          ": the perturbation families need image data (--format idx or npy), not a CSV table");
+    }
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t semi = std::min(text.find(';', start), text.size());
+        const std::string item(trim(std::string_view(text).substr(start, semi - start)));
+        start = semi + 1;
+        const std::size_t colon = item.find(':');
+        if (colon == std::string::npos) {
+            throw usage_error("--families: '" + item + "' must be FAMILY:BUDGET,BUDGET,..., e.g. rotation:0,5,10");
+        }
+        advaug::natural_family f{};
+        try {
+            f = advaug::parse_natural_family("--families", trim(std::string_view(item).substr(0, colon)));
+        } catch (const std::invalid_argument& e) {
+            throw usage_error(e.what());
+        }
+        for (const auto& [g, budgets] : out) {
+            if (g == f) throw usage_error(concat("--families: ", advaug::to_string(f), " is given twice"));
+        }
+        std::vector<double> budgets;
+        for (const std::string& b : split_list(item.substr(colon + 1), "--families")) {
+            double v = 0;
+            const auto [end, ec] = std::from_chars(b.data(), b.data() + b.size(), v);
+            if (ec != std::errc() || end != b.data() + b.size() || !std::isfinite(v) || v < 0) {
+                throw usage_error(concat("--families: ", advaug::to_string(f), " budget '", b,
+                                         "' must be a finite number >= 0"));
+            }
+            if (std::find(budgets.begin(), budgets.end(), v) != budgets.end()) {
+                throw usage_error(concat("--families: ", advaug::to_string(f), " budget ", b, " is given twice"));
+            }
+            budgets.push_back(v);
+        }
+        out.emplace_back(f, std::move(budgets));
+        if (semi == text.size()) break;
     }
     return out;
 }
@@ -399,6 +468,7 @@ void finish_settings(const CLI::App& app, settings& s) {
         std::tie(s.domain_lo, s.domain_hi) = parse_domain(*s.domain_text);
     }
     s.corruptions = corruptions_for(s, s.format != "csv");
+    s.families = families_for(s, s.format != "csv");
     if (!s.class_names.empty()) {
         try {
             advaug::report_options{}.class_names(s.class_names);
@@ -837,6 +907,7 @@ advaug::evaluation_options evaluation_for(const settings& s, const test_data& d)
                        .seed(s.seed)
                        .domain(domain_of(s, d));
     if (d.images()) options.image_size(d.height_px, d.width_px);
+    if (s.progress_seconds > 0) options.on_progress(advaug::progress_printer(std::cout), s.progress_seconds);
     return options;
 }
 
@@ -1005,6 +1076,16 @@ int run(const settings& s) {
     std::vector<advaug::model_evaluation> results;
     for (std::size_t i = 0; i < models.size(); ++i) {
         results.push_back(evaluate(models[i], sets[i], options));
+        for (const auto& [family, budgets] : s.families) {
+            const auto start = clock_type::now();
+            auto worst = advaug::worst_case_evaluation_options{}.seed(s.seed).domain(options.domain());
+            if (data.images()) worst.image_size(data.height_px, data.width_px);
+            results.back().families.push_back(std::visit(
+                [&](auto& net) { return advaug::evaluate_worst_case(net, sets[i], family, budgets, worst); },
+                models[i].net));
+            std::printf("worst-case %s of %s in %.1f s\n", std::string(advaug::to_string(family)).c_str(),
+                        models[i].label.c_str(), std::chrono::duration<double>(clock_type::now() - start).count());
+        }
     }
     if (results.size() == 2 && !results[0].corruptions.empty()) {
         advaug::set_relative_mce(results[0], results[1]);

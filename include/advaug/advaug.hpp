@@ -54,6 +54,7 @@
 #include "advaug/evaluation/accuracy.hpp"
 #include "advaug/evaluation/results.hpp"
 #include "advaug/evaluation/robustness.hpp"
+#include "advaug/evaluation/worst_case.hpp"
 #include "advaug/io/atomic_file.hpp"
 #include "advaug/io/binary.hpp"
 #include "advaug/io/model_file.hpp"

@@ -134,8 +134,8 @@ elseif(CASE STREQUAL "help")
     endif()
     foreach(option IN ITEMS --model --arch --activation --data --format --labels --csv-header
                             --domain --samples
-                            --attacks --eps --pgd-steps --corruptions --baseline --label
-                            --class-names --threads --seed --examples --out)
+                            --attacks --eps --pgd-steps --corruptions --families --baseline --label
+                            --class-names --threads --seed --progress --examples --out)
         if(NOT out MATCHES "(^|[ ,])${option}[ =:\n]")
             fail("--help does not mention ${option}")
         endif()
@@ -145,14 +145,18 @@ elseif(CASE STREQUAL "end_to_end")
     set(report "${WORK_DIR}/report")
     run_eval(--model "${robust}" --baseline "${plain}" --samples 200 --attacks fgsm,pgd
              --eps 0,0.05,0.1 --pgd-steps 10 --corruptions fog,shot_noise --examples 4
-             --threads 2 --out "${report}")
+             --families rotation:0,10 --threads 2 --out "${report}")
     if(NOT rc EQUAL 0)
         fail("the run should succeed")
     endif()
     if(NOT err STREQUAL "")
         fail("a successful run should print nothing on stderr")
     endif()
+    if(NOT out MATCHES "advaug: evaluated plain: 200 samples in ")
+        fail("the run should report the evaluation's progress")
+    endif()
     foreach(file IN ITEMS README.md results.json results.csv accuracy_vs_eps.svg corruptions.svg
+                          worst_case_rotation.svg
                           confusion_fgsm-rs.svg confusion_plain.svg examples.png
                           examples_clean.npy examples_adversarial.npy examples_labels.npy)
         if(NOT EXISTS "${report}/${file}")
@@ -195,6 +199,18 @@ elseif(CASE STREQUAL "model_path")
 elseif(CASE STREQUAL "corruption_name")
     set(EVAL_ARGS --model "${plain}" --corruptions fog,spatterz --out "${WORK_DIR}/report")
     expect_error(2 "spatterz")
+
+elseif(CASE STREQUAL "family_spec")
+    # An unknown family, a budget that is not a number and one given twice: each refused up
+    # front, before the evaluation starts.
+    set(EVAL_ARGS --model "${plain}" --families spin:1 --out "${WORK_DIR}/report")
+    expect_error(2 "--families" "unknown perturbation family 'spin'" "rotation, translation")
+    set(EVAL_ARGS --model "${plain}" --families rotation:5,x --out "${WORK_DIR}/report")
+    expect_error(2 "--families: rotation budget 'x' must be a finite number >= 0")
+    set(EVAL_ARGS --model "${plain}" --families rotation:5,5 --out "${WORK_DIR}/report")
+    expect_error(2 "--families: rotation budget 5 is given twice")
+    set(EVAL_ARGS --model "${plain}" --families rotation --out "${WORK_DIR}/report")
+    expect_error(2 "--families: 'rotation' must be FAMILY:BUDGET,BUDGET,...")
 
 elseif(CASE STREQUAL "csv_mismatch")
     # 30 features and a label per row, as the breast cancer table; the model takes 784 inputs.

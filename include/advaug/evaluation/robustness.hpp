@@ -28,6 +28,11 @@
 //     not recomputed.
 //   - Corruptions act on raw pixels in [0, 1]: when the domain has a normalization, each
 //     batch is mapped back to raw units, corrupted and normalized again.
+//   - Progress: with evaluation_options::on_progress(f), f receives an evaluation_progress
+//     (fraction of the work done, rate, time left) at most every `every_seconds` and once at
+//     the end, always from one thread at a time. Work is counted in forward passes of a
+//     batch (an attack of k steps is k + 1 of them), so the fraction moves steadily inside a
+//     long batch. progress_printer(std::cerr) prints those reports as lines.
 //   - The model is put in eval mode for the call (mode_guard: restored afterwards, also on an
 //     exception) and only its const members forward() and input_gradient() are used: weights,
 //     gradients and running statistics are untouched.
@@ -51,8 +56,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <exception>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <ostream>
 #include <numeric>
 #include <span>
 #include <sstream>
@@ -62,11 +71,13 @@
 #include <utility>
 #include <vector>
 
+#include "advaug/attacks/autoattack.hpp"
 #include "advaug/attacks/fgsm.hpp"
 #include "advaug/attacks/options.hpp"
 #include "advaug/attacks/pgd.hpp"
 #include "advaug/data/dataset.hpp"
 #include "advaug/detail/error.hpp"
+#include "advaug/detail/format.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
@@ -88,13 +99,22 @@ namespace advaug {
 ///   pgd(steps):   `steps` steps of step_factor * epsilon / steps, projected onto the
 ///                 epsilon-ball and the domain, from a random start (attacks/pgd.hpp).
 ///                 Defaults: 20 steps, step_factor 2.5 (Madry et al. 2018), random start.
+///   autoattack(v): the AutoAttack ensemble (attacks/autoattack.hpp), its `standard`, `plus`
+///                 or `rand` version with the authors' settings; its curve also says which
+///                 member broke each sample. The report takes it as the headline.
 /// Its name in the results is "fgsm", "pgd-<steps>", or "bim-<steps>" without random start,
-/// followed by "-step<factor>" when step_factor is not 2.5.
+/// followed by "-step<factor>" when step_factor is not 2.5, and "autoattack",
+/// "autoattack-plus" or "autoattack-rand".
 class attack_spec {
 public:
-    enum class kind { fgsm, pgd };
+    enum class kind { fgsm, pgd, autoattack };
 
     static attack_spec fgsm() { return attack_spec(kind::fgsm, 1); }
+    static attack_spec autoattack(autoattack_version v = autoattack_version::standard) {
+        attack_spec a(kind::autoattack, 1);
+        a.version_ = v;
+        return a;
+    }
     /// requires: steps >= 1.
     static attack_spec pgd(std::size_t steps = 20) {
         if (steps == 0) detail::invalid("attack_spec::pgd", "steps must be >= 1, got 0");
@@ -110,6 +130,8 @@ public:
     std::size_t steps() const { return steps_; }
     double step_factor() const { return step_factor_; }
     bool random_start() const { return random_start_; }
+    /// AutoAttack's version (standard for the other kinds).
+    autoattack_version version() const { return version_; }
     std::string name() const;
 
 private:
@@ -119,7 +141,25 @@ private:
     std::size_t steps_;
     double step_factor_ = 2.5;
     bool random_start_ = true;
+    autoattack_version version_ = autoattack_version::standard;
 };
+
+/// A report of evaluate_robustness() while it runs (evaluation_options::on_progress).
+struct evaluation_progress {
+    std::string model;              ///< the label passed to evaluate_robustness()
+    double fraction = 0;            ///< of the work done, in [0, 1] (1 in the last report)
+    std::size_t batches_done = 0;   ///< batches whose every measurement is finished
+    std::size_t batches = 0;        ///< batches in the test set
+    std::size_t samples = 0;        ///< samples in the test set
+    double seconds = 0;             ///< since the call started
+    double samples_per_second = 0;  ///< fraction * samples / seconds: test samples fully evaluated
+    double seconds_left = 0;        ///< seconds * (1 - fraction) / fraction
+};
+
+/// A progress callback that prints one line per report to `out` (which must outlive it):
+////   advaug: evaluating plain: 43.1% (1 of 20 batches), 512.3 samples/s, 1:12 left
+/// and "advaug: evaluated plain: 10000 samples in 3:04 (54.3 samples/s)" at the end.
+inline std::function<void(const evaluation_progress&)> progress_printer(std::ostream& out);
 
 /// What evaluate_robustness() measures and how. Each setter checks its value at once and
 /// throws std::invalid_argument naming the setter and the value; how the options fit the model
@@ -154,6 +194,11 @@ public:
         domain_ = std::move(d);
         return *this;
     }
+    /// Calls `f` while the evaluation runs: at most once every `every_seconds`, and once at the
+    /// end. An exception from f ends the evaluation with that exception.
+    /// requires: f non-empty; every_seconds finite and >= 0.
+    evaluation_options& on_progress(std::function<void(const evaluation_progress&)> f,
+                                    double every_seconds = 1.0);
 
     const std::vector<double>& epsilons() const { return epsilons_; }
     const std::vector<attack_spec>& attacks() const { return attacks_; }
@@ -164,6 +209,9 @@ public:
     std::size_t threads() const { return threads_; }
     std::uint64_t seed() const { return seed_; }
     const input_domain& domain() const { return domain_; }
+    /// Empty when not set.
+    const std::function<void(const evaluation_progress&)>& on_progress() const { return progress_; }
+    double progress_every_seconds() const { return progress_every_; }
 
 private:
     std::vector<double> epsilons_;
@@ -174,6 +222,8 @@ private:
     std::size_t threads_ = 1;
     std::uint64_t seed_ = 0;
     input_domain domain_;
+    std::function<void(const evaluation_progress&)> progress_;
+    double progress_every_ = 1.0;
 };
 
 /// Evaluates `model` on `data` as described at the top of this header.
@@ -241,6 +291,11 @@ inline attack_spec& attack_spec::random_start(bool b) {
 
 inline std::string attack_spec::name() const {
     if (kind_ == kind::fgsm) return "fgsm";
+    if (kind_ == kind::autoattack) {
+        return version_ == autoattack_version::standard ? "autoattack"
+               : version_ == autoattack_version::plus   ? "autoattack-plus"
+                                                        : "autoattack-rand";
+    }
     std::string out = detail::concat(random_start_ ? "pgd-" : "bim-", steps_);
     if (step_factor_ != 2.5) {
         std::ostringstream f;  // shortest readable form: 1.5, not 1.5000000000000000
@@ -318,6 +373,34 @@ inline evaluation_options& evaluation_options::threads(std::size_t n) {
     return *this;
 }
 
+inline evaluation_options& evaluation_options::on_progress(
+    std::function<void(const evaluation_progress&)> f, double every_seconds) {
+    const char* fn = "evaluation_options::on_progress";
+    if (!f) detail::invalid(fn, "the callback is empty");
+    if (!std::isfinite(every_seconds) || every_seconds < 0)
+        detail::invalid(fn, "every_seconds must be finite and >= 0, got ", every_seconds);
+    progress_ = std::move(f);
+    progress_every_ = every_seconds;
+    return *this;
+}
+
+inline std::function<void(const evaluation_progress&)> progress_printer(std::ostream& out) {
+    return [&out](const evaluation_progress& p) {
+        if (p.fraction >= 1) {
+            out << "advaug: evaluated " << p.model << ": " << p.samples << " samples in "
+                << detail::format_duration(p.seconds) << " ("
+                << detail::fixed(p.samples_per_second, 1) << " samples/s)\n"
+                << std::flush;
+            return;
+        }
+        out << "advaug: evaluating " << p.model << ": " << detail::percent(p.fraction) << " ("
+            << p.batches_done << " of " << p.batches << " batches), "
+            << detail::fixed(p.samples_per_second, 1) << " samples/s, "
+            << detail::format_duration(p.seconds_left) << " left\n"
+            << std::flush;
+    };
+}
+
 namespace detail::robustness {
 
 // Stream tags: attacks and corruptions never share a seed.
@@ -333,24 +416,118 @@ void predict(const char* fn, const tensor<T, 2>& logits, std::vector<std::size_t
     for (std::size_t i = 0; i < n; ++i) out[i] = predicted_class(fn, logits.data() + i * k, k, i);
 }
 
+/// AutoAttack's work per sample in forward passes, roughly: 100 APGD steps per member and
+/// restart (APGD-T: per target), Square's 5000 queries; the attack stops early on broken
+/// samples, so progress runs ahead of this estimate near the end.
+inline double autoattack_work(const attack_spec& a) {
+    switch (a.version()) {
+        case autoattack_version::standard: return 100 + 9 * 100 + 5000;
+        case autoattack_version::plus: return 5 * 100 + 5 * 100 + 5000 + 9 * 100;
+        case autoattack_version::rand: return 2 * 100 * 20;
+    }
+    return 1;
+}
+
+/// The work of one sample, in forward passes: the clean one, each attack at each non-zero
+/// epsilon (FGSM: a gradient and a forward; PGD with k steps: k gradients and a forward), and
+/// each corruption at each severity.
+inline double work_per_sample(const evaluation_options& o) {
+    double units = 1;
+    for (const attack_spec& a : o.attacks()) {
+        const double per_eps = a.type() == attack_spec::kind::fgsm         ? 2.0
+                               : a.type() == attack_spec::kind::autoattack ? autoattack_work(a)
+                                                                           : static_cast<double>(a.steps()) + 1;
+        for (double e : o.epsilons()) units += e == 0.0 ? 0.0 : per_eps;
+    }
+    return units + static_cast<double>(o.corruptions().size() * severities);
+}
+
+/// Counts the work done and calls the user's progress callback, one thread at a time.
+class progress_tracker {
+public:
+    using clock = std::chrono::steady_clock;
+
+    progress_tracker(const evaluation_options& o, const std::string& label, std::size_t samples,
+                     std::size_t batches)
+        : callback_(o.on_progress()), every_(o.progress_every_seconds()),
+          total_(work_per_sample(o) * static_cast<double>(samples)), start_(clock::now()),
+          last_(start_) {
+        report_.model = label;
+        report_.batches = batches;
+        report_.samples = samples;
+    }
+
+    /// `units` forward passes of `rows` samples are done; `batch_done` after a batch's last.
+    void add(double units, std::size_t rows, bool batch_done = false) {
+        if (!callback_) return;
+        const std::lock_guard<std::mutex> lock(mutex_);
+        done_ += units * static_cast<double>(rows);
+        if (batch_done) ++report_.batches_done;
+        const auto now = clock::now();
+        if (std::chrono::duration<double>(now - last_).count() < every_) return;
+        if (done_ >= total_ || report_.batches_done == report_.batches) return;  // finish() reports the end
+        last_ = now;
+        call(now, std::min(done_ / total_, 1.0));
+    }
+
+    /// The last report, fraction 1; after every batch succeeded.
+    void finish() {
+        if (!callback_) return;
+        const std::lock_guard<std::mutex> lock(mutex_);
+        call(clock::now(), 1.0);
+    }
+
+private:
+    void call(clock::time_point now, double fraction) {
+        report_.fraction = fraction;
+        report_.seconds = std::chrono::duration<double>(now - start_).count();
+        report_.samples_per_second =
+            report_.seconds > 0 ? fraction * static_cast<double>(report_.samples) / report_.seconds : 0.0;
+        report_.seconds_left =
+            fraction > 0 ? report_.seconds * (1 - fraction) / fraction : std::numeric_limits<double>::infinity();
+        callback_(report_);
+    }
+
+    const std::function<void(const evaluation_progress&)>& callback_;
+    const double every_;
+    const double total_;
+    const clock::time_point start_;
+    clock::time_point last_;
+    double done_ = 0;
+    evaluation_progress report_;
+    std::mutex mutex_;
+};
+
 /// The counts one batch (or one thread's batches) contributes; integers, so that summing
 /// them in any order gives the same result.
+/// The most members an ensemble attack has (AutoAttack's plus version runs 4).
+inline constexpr std::size_t max_members = 8;
+
 struct tally {
     std::uint64_t clean = 0;
-    std::vector<std::uint64_t> attacked;   // [attack][epsilon], flat
-    std::vector<std::uint64_t> corrupted;  // [corruption][severity - 1], flat
-    std::vector<std::uint64_t> confusion;  // [true][predicted], flat
+    std::vector<std::uint64_t> attacked;        // [attack][epsilon], flat
+    std::vector<std::uint64_t> attacked_class;  // [attack][epsilon][class], flat
+    std::vector<std::uint64_t> broken;          // [attack][epsilon][member < max_members], flat
+    std::vector<std::uint64_t> corrupted;       // [corruption][severity - 1], flat
+    std::vector<std::uint64_t> confusion;       // [true][predicted], flat
 
     tally(std::size_t attack_points, std::size_t corruption_points, std::size_t classes)
         : attacked(attack_points, 0),
+          attacked_class(attack_points * classes, 0),
+          broken(attack_points * max_members, 0),
           corrupted(corruption_points, 0),
           confusion(classes * classes, 0) {}
 
     void add(const tally& o) {
         clean += o.clean;
-        for (std::size_t i = 0; i < attacked.size(); ++i) attacked[i] += o.attacked[i];
-        for (std::size_t i = 0; i < corrupted.size(); ++i) corrupted[i] += o.corrupted[i];
-        for (std::size_t i = 0; i < confusion.size(); ++i) confusion[i] += o.confusion[i];
+        auto sum = [](std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b) {
+            for (std::size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+        };
+        sum(attacked, o.attacked);
+        sum(attacked_class, o.attacked_class);
+        sum(broken, o.broken);
+        sum(corrupted, o.corrupted);
+        sum(confusion, o.confusion);
     }
 };
 
@@ -358,7 +535,7 @@ struct tally {
 template <class M>
 struct worker {
     using T = typename M::value_type;
-    std::vector<std::size_t> indices, predicted;
+    std::vector<std::size_t> indices, predicted, predicted_clean;
     input_t<M> x, scratch;
     label_vector y;
     logits_t<M> logits;
@@ -389,6 +566,13 @@ std::pair<std::size_t, std::size_t> check_evaluation(const char* fn, const M& mo
     if (!options.attacks().empty() && options.epsilons().empty()) {
         invalid(fn, "options has ", options.attacks().size(),
                 " attack(s) but no epsilons; set evaluation_options::epsilons()");
+    }
+    for (const attack_spec& a : options.attacks()) {
+        if (a.type() == attack_spec::kind::autoattack && a.version() != autoattack_version::rand &&
+            model.num_classes() < 4) {
+            invalid(fn, "attack ", a.name(), " needs a model with at least 4 classes (its targeted "
+                    "members attack the 3 classes after the top one and more), the model has ", model.num_classes());
+        }
     }
     if (options.corruptions().empty()) return {0, 0};
 
@@ -450,23 +634,50 @@ void corrupt_copy(const char* fn, const tensor<T, R>& x, tensor<T, R>& out, cons
     }
 }
 
-/// Classifies `input` and returns the number of rows predicted as y.
+/// Classifies `input` and returns the number of rows predicted as y; with `per_class`, also
+/// adds each correct row to per_class[its label].
 template <class M>
-std::uint64_t count(const char* fn, const M& model, worker<M>& s, const input_t<M>& input) {
+std::uint64_t count(const char* fn, const M& model, worker<M>& s, const input_t<M>& input,
+                    std::uint64_t* per_class = nullptr) {
     model.forward(input, s.attack.model_cache(), s.logits);
     predict(fn, s.logits, s.predicted);
     std::uint64_t correct = 0;
     for (std::size_t i = 0; i < s.predicted.size(); ++i) {
-        if (static_cast<std::int64_t>(s.predicted[i]) == s.y(i)) ++correct;
+        if (static_cast<std::int64_t>(s.predicted[i]) == s.y(i)) {
+            ++correct;
+            if (per_class) ++per_class[static_cast<std::size_t>(s.y(i))];
+        }
     }
     return correct;
+}
+
+/// AutoAttack's options for an evaluation: the evaluation's domain and seed, at most
+/// classes - 1 targets, and Square's view of a rank-2 sample (the image size, else a row).
+template <class M>
+autoattack_options autoattack_for(const attack_spec& spec, const evaluation_options& options,
+                                  double eps, std::uint64_t seed, std::size_t classes,
+                                  std::size_t features, std::size_t h, std::size_t w) {
+    auto o = autoattack_options{}
+                 .epsilon(eps)
+                 .version(spec.version())
+                 .n_target_classes(std::min<std::size_t>(9, classes > 1 ? classes - 1 : 1))
+                 .seed(seed)
+                 .domain(options.domain());
+    if constexpr (M::input_rank == 2) {
+        if (h > 0 && features % (h * w) == 0) {
+            o.image_shape(features / (h * w), h, w);
+        } else {
+            o.image_shape(1, 1, features);
+        }
+    }
+    return o;
 }
 
 /// All measurements on batch b, added to s.counts.
 template <class M, class S>
 void run_batch(const char* fn, const M& model, const dataset<S>& data,
                const evaluation_options& options, std::size_t h, std::size_t w, std::size_t b,
-               worker<M>& s) {
+               worker<M>& s, progress_tracker& progress) {
     const std::size_t n = data.size(), bs = options.batch_size();
     const std::size_t first = b * bs, rows = std::min(bs, n - first);
     s.indices.resize(rows);
@@ -477,9 +688,11 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
     const std::size_t classes = model.num_classes();
     const std::uint64_t clean = count(fn, model, s, s.x);
     s.counts.clean += clean;
+    s.predicted_clean = s.predicted;
     for (std::size_t i = 0; i < rows; ++i) {
         s.counts.confusion[static_cast<std::size_t>(s.y(i)) * classes + s.predicted[i]] += 1;
     }
+    progress.add(1, rows);
 
     // Attacks: one seed per (attack, batch), shared by all epsilons.
     const auto& eps = options.epsilons();
@@ -487,9 +700,26 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
         const attack_spec& spec = options.attacks()[a];
         const std::uint64_t seed = mix_seed(options.seed(), attack_stream + 16 * a, b);
         for (std::size_t e = 0; e < eps.size(); ++e) {
-            std::uint64_t& slot = s.counts.attacked[a * eps.size() + e];
-            if (eps[e] == 0.0) {  // both attacks return x itself
+            const std::size_t point = a * eps.size() + e;
+            std::uint64_t& slot = s.counts.attacked[point];
+            std::uint64_t* per_class = s.counts.attacked_class.data() + point * classes;
+            if (eps[e] == 0.0) {  // every attack returns x itself
                 slot += clean;
+                for (std::size_t i = 0; i < rows; ++i) {
+                    if (static_cast<std::int64_t>(s.predicted_clean[i]) == s.y(i)) ++per_class[static_cast<std::size_t>(s.y(i))];
+                }
+                continue;
+            }
+            if (spec.type() == attack_spec::kind::autoattack) {
+                const auto r = advaug::autoattack(
+                    model, s.x, s.y,
+                    autoattack_for<M>(spec, options, eps[e], seed, classes, s.x.size() / std::max<std::size_t>(rows, 1), h, w),
+                    s.attack);
+                for (int by : r.broken_by) {
+                    if (by >= 0 && static_cast<std::size_t>(by) < max_members) ++s.counts.broken[point * max_members + static_cast<std::size_t>(by)];
+                }
+                slot += count(fn, model, s, r.adversarial, per_class);
+                progress.add(autoattack_work(spec), rows);
                 continue;
             }
             if (spec.type() == attack_spec::kind::fgsm) {
@@ -508,7 +738,9 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
                                             .domain(options.domain()),
                                         s.attack);
             }
-            slot += count(fn, model, s, s.scratch);
+            slot += count(fn, model, s, s.scratch, per_class);
+            progress.add(spec.type() == attack_spec::kind::fgsm ? 2.0 : static_cast<double>(spec.steps()) + 1,
+                         rows);
         }
     }
 
@@ -522,8 +754,10 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
             corrupt_copy(fn, s.x, s.scratch, options.domain(), raw_is_model, h, w, kind, sev, seed);
             s.counts.corrupted[c * severities + static_cast<std::size_t>(sev - 1)] +=
                 count(fn, model, s, s.scratch);
+            progress.add(1, rows);
         }
     }
+    progress.add(0, rows, true);
 }
 
 }  // namespace detail::robustness
@@ -546,6 +780,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
         const std::size_t batches = batches_per_epoch(data.size(), options.batch_size(), false);
 
         rb::tally total = zero;
+        rb::progress_tracker progress(options, label, data.size(), batches);
         {
             const mode_guard<M> guard(model, mode::eval);
             const M& frozen = model;
@@ -553,7 +788,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
             if (n_threads == 1) {
                 rb::worker<M> s(zero);
                 for (std::size_t b = 0; b < batches; ++b) {
-                    rb::run_batch(fn, frozen, data, options, h, w, b, s);
+                    rb::run_batch(fn, frozen, data, options, h, w, b, s, progress);
                 }
                 total.add(s.counts);
             } else {
@@ -568,7 +803,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
                     try {
                         rb::worker<M> s(zero);  // this thread's cache and buffers
                         while (!failed.load() && (b = next.fetch_add(1)) < batches) {
-                            rb::run_batch(fn, frozen, data, options, h, w, b, s);
+                            rb::run_batch(fn, frozen, data, options, h, w, b, s, progress);
                         }
                         counts[t] = std::move(s.counts);
                     } catch (...) {
@@ -595,6 +830,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
                 for (const auto& c : counts) total.add(c);
             }
         }
+        progress.finish();
 
         const double n = static_cast<double>(data.size());
         const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -619,8 +855,30 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
             eps_curve curve;
             curve.attack = options.attacks()[a].name();
             curve.epsilon = options.epsilons();
+            const attack_spec& spec = options.attacks()[a];
+            if (spec.type() == attack_spec::kind::autoattack) {
+                for (const auto& m : detail::autoattack_members(spec.version()))
+                    curve.members.emplace_back(detail::member_name(m.member));
+            }
             for (std::size_t e = 0; e < n_eps; ++e) {
-                curve.accuracy.push_back(static_cast<double>(total.attacked[a * n_eps + e]) / n);
+                const std::size_t point = a * n_eps + e;
+                curve.accuracy.push_back(static_cast<double>(total.attacked[point]) / n);
+                std::vector<double> per_class(classes, nan);
+                for (std::size_t t = 0; t < classes; ++t) {
+                    std::uint64_t row = 0;
+                    for (std::size_t p = 0; p < classes; ++p) row += out.confusion[t][p];
+                    if (row > 0) {
+                        per_class[t] = static_cast<double>(total.attacked_class[point * classes + t]) /
+                                       static_cast<double>(row);
+                    }
+                }
+                curve.per_class_accuracy.push_back(std::move(per_class));
+                if (!curve.members.empty()) {
+                    std::vector<double> broken;
+                    for (std::size_t m = 0; m < curve.members.size(); ++m)
+                        broken.push_back(static_cast<double>(total.broken[point * rb::max_members + m]) / n);
+                    curve.broken_by.push_back(std::move(broken));
+                }
             }
             out.curves.push_back(std::move(curve));
         }

@@ -9,6 +9,7 @@
 #include "advaug/perturbations/compose.hpp"
 #include "advaug/perturbations/family.hpp"
 #include "advaug/perturbations/image_shape.hpp"
+#include "advaug/perturbations/natural.hpp"
 #include "advaug/perturbations/perturb.hpp"
 #include "advaug/perturbations/photometric.hpp"
 #include "advaug/perturbations/search.hpp"

@@ -38,6 +38,11 @@ namespace advaug {
 inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& models,
                                        const report_options& options = {});
 
+/// Accuracy under the worst perturbation of `family` (model_evaluation::families) versus its
+/// budget, one line per model that measured it. throws: as accuracy_vs_eps_svg.
+inline std::string worst_case_svg(const std::vector<model_evaluation>& models,
+                                  const report_options& options, const std::string& family);
+
 /// A grouped bar chart of the mean accuracy (over severities) under each corruption, one bar
 /// per model, plus a last group with each model's mean over all corruptions; each model's
 /// clean accuracy is a dashed reference line in its colour. throws: as accuracy_vs_eps_svg.
@@ -141,16 +146,25 @@ struct series {
 
 }  // namespace detail::report
 
-inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& models,
-                                       const report_options& options) {
-    using namespace detail;
-    using namespace detail::report;
-    check_models("accuracy_vs_eps_svg", models, options);
-    const std::vector<std::string> attacks = attack_names(models);
+namespace detail::report {
+
+/// What a line chart of accuracy over a budget says: eps curves of attacks, or worst-case
+/// curves of one perturbation family.
+struct curve_chart_text {
+    std::string title, subtitle, x_label, legend_heading, point_prefix, svg_title, svg_description,
+        empty;
+};
+
+/// One line per model and curve: accuracy over the curve's `epsilon` (the budget).
+/// curves[mi] are model mi's curves; `names` every curve name, in legend order.
+inline std::string curve_chart(const std::vector<model_evaluation>& models,
+                               const std::vector<std::vector<eps_curve>>& curves,
+                               const std::vector<std::string>& names, const curve_chart_text& text) {
+    const std::vector<std::string>& attacks = names;
     std::vector<series> all;
     double max_eps = 0;
     for (std::size_t mi = 0; mi < models.size(); ++mi) {
-        for (const auto& c : models[mi].curves) {
+        for (const auto& c : curves[mi]) {
             const auto ai = static_cast<std::size_t>(
                 std::find(attacks.begin(), attacks.end(), c.attack) - attacks.begin());
             all.push_back({mi, ai, &c});
@@ -168,7 +182,7 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
 
     // Layout: plot on the left, legend on the right.
     const double legend_font = 13, row = 22, sample = 40;
-    double legend_text = text_width("model \xC2\xB7 attack", legend_font);
+    double legend_text = text_width(text.legend_heading, legend_font);
     for (const auto& s : all)
         legend_text = std::max(legend_text, text_width(series_label(s), legend_font));
     const double legend_w = 12 + sample + 10 + legend_text + 12;
@@ -176,10 +190,9 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
     const double left = 78, top = 80, plot_w = 520;
     const double plot_h = std::max(320.0, legend_h);
     const double right = left + plot_w, bottom = top + plot_h;
-    const std::string title = "Accuracy under attack";
+    const std::string& title = text.title;
     const std::string subtitle =
-        "Accuracy versus perturbation budget \xCE\xB5, one line per model and attack" +
-        (sample_note(models).empty() ? "" : " (" + sample_note(models) + ")");
+        text.subtitle + (sample_note(models).empty() ? "" : " (" + sample_note(models) + ")");
     const double width = std::max(right + 28 + legend_w + 20, heading_width(left, title, subtitle));
     const double height = bottom + 64;
 
@@ -204,12 +217,11 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
     }
     svg.line(left, top, left, bottom, ink, 1.2);
     svg.line(left, bottom, right, bottom, ink, 1.2);
-    svg.text((left + right) / 2, bottom + 46, "\xCE\xB5 (perturbation budget, input units)",
-             {.size = 14, .anchor = "middle"});
+    svg.text((left + right) / 2, bottom + 46, text.x_label, {.size = 14, .anchor = "middle"});
     svg.close_group();
 
     if (all.empty()) {
-        svg.text((left + right) / 2, (top + bottom) / 2, "no attack was evaluated",
+        svg.text((left + right) / 2, (top + bottom) / 2, text.empty,
                  {.size = 15, .anchor = "middle", .fill = muted});
     }
 
@@ -239,7 +251,7 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
             if (std::isnan(a)) continue;
             svg.point(
                 marker_for(s.model), px(e), py(a), 4.2, series_colour(s),
-                series_label(s) + ": \xCE\xB5 = " + format_epsilon(e) + ", accuracy " + percent(a));
+                series_label(s) + ": " + text.point_prefix + format_epsilon(e) + ", accuracy " + percent(a));
         }
         svg.close_group();
     }
@@ -248,7 +260,7 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
     const double lx = right + 28, ly = top;
     svg.open_group("class=\"legend\"");
     svg.rect(lx, ly, legend_w, legend_h, "#ffffff", "stroke=\"#cccccc\" rx=\"4\"");
-    svg.text(lx + 12, ly + 10 + row / 2, "model \xC2\xB7 attack",
+    svg.text(lx + 12, ly + 10 + row / 2, text.legend_heading,
              {.size = legend_font, .bold = true, .centre_vertically = true});
     for (std::size_t i = 0; i < all.size(); ++i) {
         const double y = ly + 10 + row * static_cast<double>(i + 1) + row / 2;
@@ -258,8 +270,51 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
                  {.size = legend_font, .centre_vertically = true});
     }
     svg.close_group();
-    return svg.str(options.title() + ": accuracy under attack",
-                   "Line chart of accuracy versus epsilon for each model and attack.");
+    return svg.str(text.svg_title, text.svg_description);
+}
+
+}  // namespace detail::report
+
+inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& models,
+                                       const report_options& options) {
+    using namespace detail::report;
+    check_models("accuracy_vs_eps_svg", models, options);
+    std::vector<std::vector<eps_curve>> curves;
+    for (const auto& m : models) curves.push_back(m.curves);
+    return curve_chart(models, curves, attack_names(models),
+                       {.title = "Accuracy under attack",
+                        .subtitle = "Accuracy versus perturbation budget \xCE\xB5, one line per model and attack",
+                        .x_label = "\xCE\xB5 (perturbation budget, input units)",
+                        .legend_heading = "model \xC2\xB7 attack",
+                        .point_prefix = "\xCE\xB5 = ",
+                        .svg_title = options.title() + ": accuracy under attack",
+                        .svg_description = "Line chart of accuracy versus epsilon for each model and attack.",
+                        .empty = "no attack was evaluated"});
+}
+
+inline std::string worst_case_svg(const std::vector<model_evaluation>& models,
+                                  const report_options& options, const std::string& family) {
+    using namespace detail::report;
+    check_models("worst_case_svg", models, options);
+    std::vector<std::vector<eps_curve>> curves(models.size());
+    std::string parameter;
+    for (std::size_t mi = 0; mi < models.size(); ++mi) {
+        for (const auto& f : models[mi].families) {
+            if (f.family != family) continue;
+            curves[mi].push_back({f.family, f.budget, f.accuracy});
+            parameter = f.parameter;
+        }
+    }
+    return curve_chart(models, curves, {family},
+                       {.title = "Worst case: " + family,
+                        .subtitle = "Accuracy under the worst " + family + " within each budget, one line per model",
+                        .x_label = "budget (" + parameter + ")",
+                        .legend_heading = "model \xC2\xB7 family",
+                        .point_prefix = "budget ",
+                        .svg_title = options.title() + ": worst-case " + family,
+                        .svg_description = "Line chart of accuracy under the worst " + family +
+                                           " versus its budget for each model.",
+                        .empty = "no model measured " + family});
 }
 
 inline std::string corruptions_svg(const std::vector<model_evaluation>& models,

@@ -147,6 +147,57 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
                 }
                 check_accuracy(fn, c.accuracy[i], curve + ": accuracy " + std::to_string(i));
             }
+            if (!c.per_class_accuracy.empty() && c.per_class_accuracy.size() != c.epsilon.size()) {
+                detail::invalid(fn, curve, ": ", c.epsilon.size(), " epsilons but per-class accuracies for ",
+                                c.per_class_accuracy.size());
+            }
+            for (std::size_t i = 0; i < c.per_class_accuracy.size(); ++i) {
+                for (std::size_t k = 0; k < c.per_class_accuracy[i].size(); ++k) {
+                    const double a = c.per_class_accuracy[i][k];
+                    if (!std::isnan(a)) {
+                        check_accuracy(fn, a, curve + ": per-class accuracy " + std::to_string(i) + ", class " +
+                                                  std::to_string(k));
+                    }
+                }
+            }
+            if (!c.broken_by.empty() && c.broken_by.size() != c.epsilon.size()) {
+                detail::invalid(fn, curve, ": ", c.epsilon.size(), " epsilons but broken_by for ", c.broken_by.size());
+            }
+            for (std::size_t i = 0; i < c.broken_by.size(); ++i) {
+                if (c.broken_by[i].size() != c.members.size()) {
+                    detail::invalid(fn, curve, ": ", c.members.size(), " members but broken_by ", i, " has ",
+                                    c.broken_by[i].size(), " shares");
+                }
+                for (std::size_t k = 0; k < c.broken_by[i].size(); ++k) {
+                    check_accuracy(fn, c.broken_by[i][k], curve + ": broken_by " + std::to_string(i));
+                }
+            }
+        }
+        std::set<std::string> families;
+        for (const auto& f : m.families) {
+            if (f.family.empty()) detail::invalid(fn, who, ": a family curve has an empty family name");
+            const std::string curve = who + ", family '" + f.family + "'";
+            if (!families.insert(f.family).second) detail::invalid(fn, curve, " appears twice");
+            if (file_stem(f.family) != f.family) {
+                detail::invalid(fn, curve, ": a family name names a file: only letters, digits, '-', '_' and '.', not first");
+            }
+            if (f.budget.size() != f.accuracy.size()) {
+                detail::invalid(fn, curve, ": ", f.budget.size(), " budgets but ", f.accuracy.size(),
+                                " accuracies");
+            }
+            for (std::size_t i = 0; i < f.budget.size(); ++i) {
+                const double b = f.budget[i];
+                if (!std::isfinite(b) || b < 0) {
+                    detail::invalid(fn, curve, ": budget ", i, " must be finite and >= 0, got ",
+                                    std::isfinite(b) ? detail::format_shortest(b) : "non-finite");
+                }
+                if (i > 0 && !(b > f.budget[i - 1])) {
+                    detail::invalid(fn, curve, ": budgets must be strictly ascending, got ",
+                                    detail::format_shortest(f.budget[i - 1]), " then ",
+                                    detail::format_shortest(b));
+                }
+                check_accuracy(fn, f.accuracy[i], curve + ": accuracy " + std::to_string(i));
+            }
         }
         std::set<std::string> corruptions;
         for (const auto& c : m.corruptions) {
@@ -195,6 +246,17 @@ inline std::vector<std::string> attack_names(const std::vector<model_evaluation>
     for (const auto& m : models) {
         for (const auto& c : m.curves) {
             if (std::find(out.begin(), out.end(), c.attack) == out.end()) out.push_back(c.attack);
+        }
+    }
+    return out;
+}
+
+/// The perturbation families across all models, in order of first appearance.
+inline std::vector<std::string> family_names(const std::vector<model_evaluation>& models) {
+    std::vector<std::string> out;
+    for (const auto& m : models) {
+        for (const auto& f : m.families) {
+            if (std::find(out.begin(), out.end(), f.family) == out.end()) out.push_back(f.family);
         }
     }
     return out;

@@ -21,12 +21,14 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -94,7 +96,36 @@ inline constexpr const char* json_file = "results.json";
 inline constexpr const char* csv_file = "results.csv";
 inline constexpr const char* eps_chart_file = "accuracy_vs_eps.svg";
 inline constexpr const char* corruption_chart_file = "corruptions.svg";
+
+/// worst_case_<family>.svg
+inline std::string family_chart_file(const std::string& family) { return "worst_case_" + family + ".svg"; }
+
+/// The budgets at which some model measured `family`, ascending, without duplicates.
+inline std::vector<double> budgets_of(const std::vector<model_evaluation>& models, const std::string& family) {
+    std::vector<double> out;
+    for (const auto& m : models) {
+        for (const auto& f : m.families) {
+            if (f.family == family) out.insert(out.end(), f.budget.begin(), f.budget.end());
+        }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+/// A model's accuracy under the worst `family` within exactly `budget`; NaN if not measured.
+inline double family_accuracy_at(const model_evaluation& m, const std::string& family, double budget) {
+    for (const auto& f : m.families) {
+        if (f.family != family) continue;
+        for (std::size_t i = 0; i < f.budget.size(); ++i) {
+            if (f.budget[i] == budget) return f.accuracy[i];
+        }
+    }
+    return std::nan("");
+}
+
 inline constexpr const char* readme_file = "README.md";
+
 
 inline std::string json_numbers(const std::vector<double>& values) {
     std::string out = "[";
@@ -102,19 +133,27 @@ inline std::string json_numbers(const std::vector<double>& values) {
     return out + "]";
 }
 
-/// The attacks that get summary columns: options', else the "pgd..." ones, else all.
+/// The attacks that get summary columns: options', else AutoAttack's and the "pgd..." ones
+/// (AutoAttack first: it is the headline where it ran), else all.
 inline std::vector<std::string> summary_attacks(const std::vector<model_evaluation>& models,
                                                 const report_options& options) {
     if (!options.table_attacks().empty()) return options.table_attacks();
     const std::vector<std::string> all = attack_names(models);
-    std::vector<std::string> pgd;
-    for (const auto& a : all) {
-        if (a.size() >= 3 && (a[0] == 'p' || a[0] == 'P') && (a[1] == 'g' || a[1] == 'G') &&
-            (a[2] == 'd' || a[2] == 'D')) {
-            pgd.push_back(a);
+    auto starts = [](const std::string& a, std::string_view prefix) {
+        if (a.size() < prefix.size()) return false;
+        for (std::size_t i = 0; i < prefix.size(); ++i) {
+            if (std::tolower(static_cast<unsigned char>(a[i])) != prefix[i]) return false;
         }
+        return true;
+    };
+    std::vector<std::string> chosen;
+    for (const auto& a : all) {
+        if (starts(a, "autoattack")) chosen.push_back(a);
     }
-    return pgd.empty() ? all : pgd;
+    for (const auto& a : all) {
+        if (starts(a, "pgd")) chosen.push_back(a);
+    }
+    return chosen.empty() ? all : chosen;
 }
 
 /// The epsilons at which some model measured `attack`, ascending, without duplicates.
@@ -165,6 +204,56 @@ inline bool any_corruptions(const std::vector<model_evaluation>& models) {
 
 }  // namespace detail::report
 
+/// Signs of gradient masking (Athalye et al. 2018; Croce and Hein 2020) in the measured
+/// curves, one sentence each: a one-step attack that breaks more than a many-step one, an
+/// accuracy that rises with epsilon, and Square (no gradients) breaking samples the gradient
+/// members of AutoAttack left. A difference counts when it is more than 0.5 points and more
+/// than 2 samples, so that a tie broken by one sample is not flagged.
+inline std::vector<std::string> masking_flags(const std::vector<model_evaluation>& models) {
+    using namespace detail;
+    std::vector<std::string> out;
+    for (const auto& m : models) {
+        const double n = static_cast<double>(std::max<std::size_t>(m.samples, 1));
+        const double margin = std::max(0.005, 2.0 / n);
+        const eps_curve* fgsm = nullptr;
+        for (const auto& c : m.curves) {
+            if (c.attack == "fgsm") fgsm = &c;
+            for (std::size_t i = 1; i < c.epsilon.size(); ++i) {
+                if (c.accuracy[i] > c.accuracy[i - 1] + margin) {
+                    out.push_back(m.model + ": under " + c.attack + " the accuracy rises from " +
+                                  percent(c.accuracy[i - 1]) + " at \xCE\xB5=" + format_epsilon(c.epsilon[i - 1]) +
+                                  " to " + percent(c.accuracy[i]) + " at \xCE\xB5=" + format_epsilon(c.epsilon[i]) +
+                                  ": a larger budget should never help the model");
+                }
+            }
+            for (std::size_t i = 0; i < c.broken_by.size() && i < c.epsilon.size(); ++i) {
+                for (std::size_t k = 0; k < c.members.size() && k < c.broken_by[i].size(); ++k) {
+                    if (c.members[k] == "square" && c.broken_by[i][k] > margin) {
+                        out.push_back(m.model + ": at \xCE\xB5=" + format_epsilon(c.epsilon[i]) + " Square, which uses no " +
+                                      "gradients, broke " + percent(c.broken_by[i][k]) +
+                                      " of the samples that every gradient attack of " + c.attack + " left");
+                    }
+                }
+            }
+        }
+        if (!fgsm) continue;
+        for (const auto& c : m.curves) {
+            if (c.attack.rfind("pgd", 0) != 0 && c.attack.rfind("bim", 0) != 0) continue;
+            for (std::size_t i = 0; i < fgsm->epsilon.size(); ++i) {
+                for (std::size_t j = 0; j < c.epsilon.size(); ++j) {
+                    if (c.epsilon[j] != fgsm->epsilon[i] || c.epsilon[j] == 0) continue;
+                    if (fgsm->accuracy[i] + margin < c.accuracy[j]) {
+                        out.push_back(m.model + ": at \xCE\xB5=" + format_epsilon(c.epsilon[j]) + " FGSM (" +
+                                      percent(fgsm->accuracy[i]) + ") breaks more than " + c.attack + " (" +
+                                      percent(c.accuracy[j]) + "): the many-step attack is stuck");
+                    }
+                }
+            }
+        }
+    }
+    return out;
+}
+
 inline std::string results_json(const std::vector<model_evaluation>& models,
                                 const report_options& options) {
     using namespace detail;
@@ -204,9 +293,31 @@ inline std::string results_json(const std::vector<model_evaluation>& models,
             out += (i ? ",\n" : "\n");
             out += "        {\"attack\": " + json_string(c.attack) +
                    ", \"epsilon\": " + json_numbers(c.epsilon) +
-                   ", \"accuracy\": " + json_numbers(c.accuracy) + "}";
+                   ", \"accuracy\": " + json_numbers(c.accuracy);
+            out += ", \"per_class_accuracy\": [";
+            for (std::size_t k = 0; k < c.per_class_accuracy.size(); ++k)
+                out += (k ? ", " : "") + json_numbers(c.per_class_accuracy[k]);
+            out += "]";
+            if (!c.members.empty()) {
+                out += ", \"members\": [";
+                for (std::size_t k = 0; k < c.members.size(); ++k) out += (k ? ", " : "") + json_string(c.members[k]);
+                out += "], \"broken_by\": [";
+                for (std::size_t k = 0; k < c.broken_by.size(); ++k)
+                    out += (k ? ", " : "") + json_numbers(c.broken_by[k]);
+                out += "]";
+            }
+            out += "}";
         }
         out += m.curves.empty() ? "],\n" : "\n      ],\n";
+        out += "      \"families\": [";
+        for (std::size_t i = 0; i < m.families.size(); ++i) {
+            const auto& f = m.families[i];
+            out += (i ? ",\n" : "\n");
+            out += "        {\"family\": " + json_string(f.family) + ", \"parameter\": " + json_string(f.parameter) +
+                   ", \"search\": " + json_string(f.search) + ", \"budget\": " + json_numbers(f.budget) +
+                   ", \"accuracy\": " + json_numbers(f.accuracy) + "}";
+        }
+        out += m.families.empty() ? "],\n" : "\n      ],\n";
         out += "      \"corruptions\": [";
         for (std::size_t i = 0; i < m.corruptions.size(); ++i) {
             const auto& c = m.corruptions[i];
@@ -236,6 +347,12 @@ inline std::string results_csv(const std::vector<model_evaluation>& models,
             for (std::size_t i = 0; i < c.epsilon.size(); ++i) {
                 out += model + ",attack," + csv_field(c.attack) + "," +
                        format_shortest(c.epsilon[i]) + "," + number(c.accuracy[i]) + "\n";
+            }
+        }
+        for (const auto& f : m.families) {
+            for (std::size_t i = 0; i < f.budget.size(); ++i) {
+                out += model + ",family," + csv_field(f.family) + "," + format_shortest(f.budget[i]) + "," +
+                       number(f.accuracy[i]) + "\n";
             }
         }
         for (const auto& c : m.corruptions) {
@@ -326,6 +443,77 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
     }
     if (attacks.empty()) out += "No attack was evaluated.\n\n";
 
+    // Which member of an ensemble broke the samples.
+    for (const auto& m : models) {
+        for (const auto& c : m.curves) {
+            if (c.members.empty() || c.broken_by.empty()) continue;
+            out += "### " + markdown_escape(c.attack) + ": the attack that broke each sample, " +
+                   markdown_escape(m.model) + "\n\n";
+            std::vector<std::string> h = {eps};
+            for (const auto& member : c.members) h.push_back(markdown_escape(member));
+            h.push_back("robust");
+            out += md_row(h) + md_rule(h.size());
+            for (std::size_t i = 0; i < c.epsilon.size() && i < c.broken_by.size(); ++i) {
+                std::vector<std::string> row = {format_epsilon(c.epsilon[i])};
+                for (double b : c.broken_by[i]) row.push_back(percent(b));
+                row.push_back(percent(c.accuracy[i]));
+                out += md_row(row);
+            }
+            out += "\nEach member runs on the samples the members before it left; the shares are of all samples.\n\n";
+        }
+    }
+
+    // Gradient masking.
+    if (!attacks.empty()) {
+        out += "## Checks for gradient masking\n\n";
+        const std::vector<std::string> flags = masking_flags(models);
+        if (flags.empty()) {
+            out += "None of the signs checked was found: no one-step attack beat a many-step one, no accuracy "
+                   "rose with " + eps + ", and Square broke nothing the gradient attacks left (where each "
+                   "was measured).\n\n";
+        } else {
+            out += "**Likely gradient masking**: the robust accuracies above may overstate robustness.\n\n";
+            for (const auto& f : flags) out += "- " + markdown_escape(f) + "\n";
+            out += "\n";
+        }
+    }
+
+    // Worst-case natural perturbations.
+    const std::vector<std::string> families = family_names(models);
+    if (!families.empty()) {
+        out += "## Worst-case natural perturbations\n\n";
+        out += "Accuracy under the worst perturbation of each family within its budget, found per "
+               "sample by a search in the family's parameters (perturbations/); budget 0 is the "
+               "clean accuracy.\n\n";
+        for (const auto& f : families) {
+            std::string parameter, search;
+            for (const auto& m : models) {
+                for (const auto& c : m.families) {
+                    if (c.family == f) {
+                        parameter = c.parameter;
+                        search = c.search;
+                    }
+                }
+            }
+            out += "### " + markdown_escape(f) + "\n\n";
+            out += "![Accuracy under the worst " + markdown_escape(f) + " versus its budget](" +
+                   family_chart_file(f) + ")\n\n";
+            std::vector<std::string> h = {"model"};
+            const std::vector<double> bs = budgets_of(models, f);
+            for (double b : bs) h.push_back(format_shortest(b) + " " + markdown_escape(parameter));
+            out += md_row(h) + md_rule(h.size());
+            for (const auto& m : models) {
+                bool has = false;
+                for (const auto& c : m.families) has = has || c.family == f;
+                if (!has) continue;
+                std::vector<std::string> row = {markdown_escape(m.model)};
+                for (double b : bs) row.push_back(percent(family_accuracy_at(m, f, b)));
+                out += md_row(row);
+            }
+            out += "\nSearch: " + markdown_escape(search) + ".\n\n";
+        }
+    }
+
     // Corruptions.
     out += "## Common corruptions\n\n";
     out += std::string("![Mean accuracy per corruption for each model](") + corruption_chart_file +
@@ -396,11 +584,16 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
     out += md_row({std::string("[") + json_file + "](" + json_file + ")",
                    "every number in this report, machine-readable; null where not measured"});
     out += md_row({std::string("[") + csv_file + "](" + csv_file + ")",
-                   "one row per model and measurement: model, kind (clean, attack, corruption, "
-                   "class), name, parameter (" +
-                       eps + ", severity or class), accuracy"});
+                   "one row per model and measurement: model, kind (clean, attack, family, "
+                   "corruption, class), name, parameter (" +
+                       eps + ", budget, severity or class), accuracy"});
     out += md_row({std::string("[") + eps_chart_file + "](" + eps_chart_file + ")",
                    "accuracy versus " + eps + ", one line per model and attack"});
+    for (const auto& f : families) {
+        const std::string file = family_chart_file(f);
+        out += md_row({"[" + file + "](" + file + ")",
+                       "accuracy under the worst " + markdown_escape(f) + " versus its budget, one line per model"});
+    }
     out += md_row({std::string("[") + corruption_chart_file + "](" + corruption_chart_file + ")",
                    "mean accuracy per corruption, one bar per model; dashed: clean accuracy"});
     for (const auto* m : with_confusion) {
@@ -424,6 +617,7 @@ inline void write_report(const std::string& directory, const std::vector<model_e
     files.emplace_back(json_file, results_json(models, options));
     files.emplace_back(csv_file, results_csv(models, options));
     files.emplace_back(eps_chart_file, accuracy_vs_eps_svg(models, options));
+    for (const auto& f : family_names(models)) files.emplace_back(family_chart_file(f), worst_case_svg(models, options, f));
     files.emplace_back(corruption_chart_file, corruptions_svg(models, options));
     if (options.confusion_matrices()) {
         for (const auto& m : models) {
