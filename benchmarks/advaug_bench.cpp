@@ -1,7 +1,7 @@
 // advaug_bench: how fast advaug's attacks and training steps run, and how close they come to
 // the rate their matrix products alone would allow.
 //
-// For the bundled MLP 784-256-256-10 and the bundled CNN, at batch 128 on 2 OpenBLAS threads,
+// For the bundled MLP 784-256-256-10 and the bundled CNN, at batch 128 on 2 threads,
 // it measures samples per second of
 //
 //   fgsm-attack    advaug::fgsm(), epsilon 0.1 (model in eval mode), one attack_workspace
@@ -15,7 +15,8 @@
 // on real Fashion-MNIST batches (8 batches cycled, already converted to float, as a data
 // loader would hand them over; --random-inputs uses uniform [0, 1] pixels instead). For each
 // it also prints the GEMM flops one step needs (counted from the layer shapes, below), the
-// achieved GFLOP/s, OpenBLAS's GFLOP/s on exactly those GEMM shapes (timed here, the fastest
+// achieved GFLOP/s, the kernel library's GFLOP/s on exactly those GEMM shapes (oneDNN or
+// OpenBLAS, whichever ADVAUG_BACKEND chose; the header line names it; timed here, the fastest
 // of 9 repeats; --gemms lists them one by one), the bound
 // "samples/s if the step were nothing but its GEMMs at that rate", the percentage of it
 // reached, and the heap allocations of a step after the first (a replaced operator new).
@@ -30,7 +31,7 @@
 //   advaug_bench --smoke               one step of everything at batch 32 (CI); non-zero exit
 //                                      on error
 //   advaug_bench --json out.jsonl      also writes one JSON object per result
-//   advaug_bench --gemms --no-scaling  first lists OpenBLAS's speed on every GEMM shape
+//   advaug_bench --gemms --no-scaling  first lists the kernel library's speed on every GEMM shape
 //   advaug_bench --only mlp/seed-fgsm --seconds 20     one workload for a profiler
 //   advaug_bench --full-run mlp:seed-fgsm --epochs 1   train on all 60,000 images (peak RSS;
 //                                      dataset::from_idx, the training set only)
@@ -79,12 +80,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#ifndef ADVAUG_NO_BLAS
-// Declared here: <cblas.h> would clash with xtensor-blas's own CBLAS declarations.
-extern "C" void openblas_set_num_threads(int);
-extern "C" char* openblas_get_config(void);
-#endif
 
 // ---------------------------------------------------------------------------------------------
 // Heap allocations, counted by replacing every form of the global operator new
@@ -339,13 +334,28 @@ std::vector<gemm_op> cnn_gemms(std::size_t n) {
     return ops;
 }
 
-// Times GEMM shapes with advaug::backend::gemm (OpenBLAS) on random operands, each distinct
-// shape once. The bound wants OpenBLAS's speed, not the machine's noise, so a shape's time is
+// One product on the kernel library's own threads, the rate the GEMM bound is defined by:
+// OpenBLAS's threads (openblas_set_num_threads), or oneDNN's OpenMP team of `threads`.
+void library_gemm(int threads, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k,
+                  float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
+                  float beta, float* c, std::size_t ldc) {
+#ifdef ADVAUG_BACKEND_ONEDNN
+    const auto& omp = advaug::backend::detail::openmp_api::get();
+    if (omp.set_num_threads != nullptr) omp.set_num_threads(threads);
+    advaug::backend::onednn_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+    (void)threads;
+    advaug::backend::gemm_serial<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+// Times GEMM shapes with the kernel library on random operands, each distinct
+// shape once. The bound wants the library's speed, not the machine's noise, so a shape's time is
 // the fastest of its repeats (interference only ever adds time). Per-image GEMMs are
 // independent of each other, so at most 32 of them are timed and the time scaled up.
 class gemm_timer {
 public:
-    explicit gemm_timer(bool quick) : quick_(quick) {}
+    gemm_timer(bool quick, int threads) : quick_(quick), threads_(threads) {}
 
     double seconds(const gemm_shape& s) {
         const std::string key = s.key();
@@ -359,21 +369,30 @@ public:
             for (auto& x : *v) x = static_cast<float>(gen.uniform(-1, 1));
         }
         const std::size_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
-        auto run = [&] {
+        // Two ways to run the products, the faster counts: on the library's own threads, and
+        // through backend::gemm, which splits a large product over advaug's threads (oneDNN's
+        // OpenMP team loses whole time slices at its barriers on a busy machine).
+        auto run_with = [&](bool library_threads) {
             for (std::size_t i = 0; i < items; ++i) {
-                // gemm_serial: OpenBLAS's own threading, the rate the bound is defined by.
-                advaug::backend::gemm_serial<float>(
-                    s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data() + (s.a_per_item ? i * a_size : 0),
-                    lda, b.data() + (s.b_per_item ? i * b_size : 0), ldb,
-                    static_cast<float>(s.beta), c.data() + (s.c_per_item ? i * c_size : 0), s.n);
+                const float* ai = a.data() + (s.a_per_item ? i * a_size : 0);
+                const float* bi = b.data() + (s.b_per_item ? i * b_size : 0);
+                float* ci = c.data() + (s.c_per_item ? i * c_size : 0);
+                if (library_threads) {
+                    library_gemm(threads_, s.ta, s.tb, s.m, s.n, s.k, 1.0f, ai, lda, bi, ldb,
+                                 static_cast<float>(s.beta), ci, s.n);
+                } else {
+                    advaug::backend::gemm<float>(s.ta, s.tb, s.m, s.n, s.k, 1.0f, ai, lda, bi,
+                                                 ldb, static_cast<float>(s.beta), ci, s.n);
+                }
             }
         };
         // Accumulating into C (beta 1) grows it a little per run; it stays finite for runs this
         // short, and the speed does not depend on the values.
         const timing_config c2 =
             quick_ ? timing_config{0, 0, 1, 0} : timing_config{2, 0.01, 9, 0.02};
-        const double t =
-            measure(run, c2).min * static_cast<double>(s.count) / static_cast<double>(items);
+        const double fastest = std::min(measure([&] { run_with(true); }, c2).min,
+                                        measure([&] { run_with(false); }, c2).min);
+        const double t = fastest * static_cast<double>(s.count) / static_cast<double>(items);
         cache_.emplace(key, t);
         return t;
     }
@@ -391,12 +410,13 @@ public:
 
 private:
     bool quick_;
+    int threads_;
     std::map<std::string, double> cache_;
 };
 
 struct gemm_summary {
     double flops = 0;    // per step
-    double seconds = 0;  // per step, every GEMM at OpenBLAS's measured speed
+    double seconds = 0;  // per step, every GEMM at the kernel library's measured speed
 };
 
 gemm_summary summarize(const std::vector<gemm_op>& ops, const gemm_mix& mix, gemm_timer& timer) {
@@ -410,10 +430,11 @@ gemm_summary summarize(const std::vector<gemm_op>& ops, const gemm_mix& mix, gem
     return s;
 }
 
-// Every GEMM of a model at OpenBLAS's measured speed, each form (--gemms).
+// Every GEMM of a model at the kernel library's measured speed, each form (--gemms).
 void print_gemms(const std::string& model, const std::vector<gemm_op>& ops, gemm_timer& timer) {
     static const char* kinds[] = {"forward", "input grad", "param grad"};
-    std::printf("\nOpenBLAS on the GEMMs of the %s (fastest of 9 repeats)\n", model.c_str());
+    std::printf("\n%s on the GEMMs of the %s (fastest of 9 repeats)\n",
+                advaug::backend::describe().float_gemm.summary().c_str(), model.c_str());
     std::printf("%-18s %-11s %-11s %-5s %22s %6s %10s %8s\n", "layer", "gemm", "form", "trans",
                 "m x n x k", "count", "us", "GFLOP/s");
     for (const auto& op : ops) {
@@ -611,7 +632,8 @@ std::string json(const result& r) {
       << ",\"step_ms_max\":" << fixed(1e3 * r.t.max, 4) << ",\"repeats\":" << r.t.repeats
       << ",\"steps_per_repeat\":" << r.t.steps_per_repeat
       << ",\"gemm_mflop_per_step\":" << fixed(r.gemm.flops / 1e6, 3)
-      << ",\"gflops\":" << fixed(gflops, 2) << ",\"openblas_gflops\":" << fixed(gemm_gflops, 2)
+      << ",\"gflops\":" << fixed(gflops, 2) << ",\"gemm_gflops\":" << fixed(gemm_gflops, 2)
+      << ",\"openblas_gflops\":" << fixed(gemm_gflops, 2)
       << ",\"gemm_bound_samples_per_s\":" << fixed(bound, 1)
       << ",\"gemm_bound_pct\":" << fixed(bound > 0 ? 100 * r.samples_per_s / bound : 0, 1)
       << ",\"allocations_per_step\":" << fixed(r.allocations, 2) << "}";
@@ -833,7 +855,7 @@ void declare_options(CLI::App& app, settings& s) {
     app.add_flag(
         "--smoke", s.smoke,
         "one step of every workload at batch 32 (unless --batch) and a tiny scaling run (CI)");
-    app.add_option("--threads", s.threads, "threads of OpenBLAS and of advaug")
+    app.add_option("--threads", s.threads, "threads of the kernel library and of advaug")
         ->check(CLI::Range(1, 256))
         ->capture_default_str();
     app.add_option("--advaug-threads", s.advaug_threads,
@@ -849,7 +871,7 @@ void declare_options(CLI::App& app, settings& s) {
     app.add_flag("!--no-scaling", s.scaling, "skip the scaling tables");
     app.add_flag("!--no-cnn-scaling", s.cnn_scaling,
                  "skip the CNN rows of the batch scaling table");
-    app.add_flag("--gemms", s.gemms, "also list OpenBLAS's speed on every GEMM of both models");
+    app.add_flag("--gemms", s.gemms, "also list the kernel library's speed on every GEMM of both models");
     app.add_option("--only", s.only, "run only MODEL/WORKLOAD (e.g. mlp/seed-fgsm), no scaling");
     app.add_option("--seconds", s.only_seconds,
                    "with --only: run for this long instead of the timed repeats, without the GEMM "
@@ -878,11 +900,11 @@ int main(int argc, char** argv) {
         advaug::set_num_threads(
             static_cast<std::size_t>(s.advaug_threads > 0 ? s.advaug_threads : s.threads));
 #ifndef ADVAUG_NO_BLAS
-        openblas_set_num_threads(s.threads);
-        const std::string blas = openblas_get_config();
-#else
-        const std::string blas = "advaug's built-in GEMM (ADVAUG_NO_BLAS)";
+        advaug::backend::set_blas_threads(s.threads);
 #endif
+        // What runs the products (backend/info.hpp); the float GEMM is what the steps use.
+        const auto kernels = advaug::backend::describe();
+        const std::string blas = kernels.blas_config.empty() ? kernels.summary() : kernels.blas_config;
         if (!s.full_run.empty()) return full_run(s);
         if (s.smoke) {
             s.timing = timing_config{0, 0, 1, 0};
@@ -903,17 +925,21 @@ int main(int argc, char** argv) {
         }
         const std::string inputs =
             data ? "Fashion-MNIST training images" : "uniform random inputs in [0, 1]";
-        std::printf("advaug_bench: %d OpenBLAS threads, %s, %s%s\n", s.threads, blas.c_str(),
+        std::printf("advaug_bench: %d threads, kernels: %s (ADVAUG_BACKEND %s)%s%s, %s%s\n",
+                    s.threads, kernels.summary().c_str(), kernels.backend.c_str(),
+                    kernels.blas_config.empty() ? "" : ", ", kernels.blas_config.c_str(),
                     inputs.c_str(), s.smoke ? " (smoke run: one timed step each)" : "");
+        if (!kernels.warning.empty()) std::printf("%s\n", kernels.warning.c_str());
         reporter rep(s.json_path);
         {
             std::ostringstream o;
             o << "{\"side\":\"advaug\",\"table\":\"meta\",\"openblas\":\"" << blas
+              << "\",\"kernels\":\"" << kernels.summary() << "\",\"backend\":\"" << kernels.backend
               << "\",\"threads\":" << s.threads << ",\"inputs\":\"" << inputs
               << "\",\"smoke\":" << (s.smoke ? "true" : "false") << "}";
             rep.raw(o.str());
         }
-        gemm_timer timer(s.smoke);
+        gemm_timer timer(s.smoke, s.threads);
         if (s.gemms) {
             print_gemms("MLP 784-256-256-10, batch " + std::to_string(s.batch),
                         mlp_gemms(mlp_widths, s.batch), timer);

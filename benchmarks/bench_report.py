@@ -101,7 +101,7 @@ def machine(meta_a, metas_p, load_start, version):
     rows = [
         ("CPU", f"{model}; flags: {simd}"),
         ("cores", f"{os.cpu_count()} online; the benchmark uses 2 threads"),
-        ("advaug kernels", (f"{backend}; " if backend else "")
+        ("advaug kernels", (f"{meta_a['kernels']} (ADVAUG_BACKEND {backend}); " if backend else "")
          + f"OpenBLAS {meta_a.get('openblas', '?')} (Debian package {openblas or '?'}), "
          + f"oneDNN Debian package {dnnl or 'not installed'}"),
     ]

@@ -66,13 +66,6 @@
 #include <thread>
 #include <vector>
 
-#ifndef ADVAUG_NO_BLAS
-// OpenBLAS's thread control, declared here: <cblas.h> would clash with the CBLAS declarations
-// that Debian's xtensor-blas makes itself (see advaug/backend/gemm.hpp).
-extern "C" void openblas_set_num_threads(int);
-extern "C" int openblas_get_num_threads(void);
-#endif
-
 namespace {
 
 using byte_dataset = advaug::dataset<std::uint8_t>;
@@ -600,8 +593,8 @@ const std::vector<std::string> class_names = {"T-shirt/top", "Trouser", "Pullove
 class single_threaded_blas {
 public:
 #ifndef ADVAUG_NO_BLAS
-    single_threaded_blas() : previous_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
-    ~single_threaded_blas() { openblas_set_num_threads(previous_); }
+    single_threaded_blas() : previous_(advaug::backend::blas_threads()) { advaug::backend::set_blas_threads(1); }
+    ~single_threaded_blas() { advaug::backend::set_blas_threads(previous_); }
 
 private:
     int previous_;
@@ -692,7 +685,7 @@ void write_robustness_report(const settings& s, const byte_dataset& images, mode
 template <class model_type, class MakeModel>
 int run_with(const settings& s, clock_type::time_point started, MakeModel make_model, const std::string& description) {
 #ifndef ADVAUG_NO_BLAS
-    if (s.threads > 0) openblas_set_num_threads(s.threads);
+    if (s.threads > 0) advaug::backend::set_blas_threads(s.threads);
 #endif
     if (!s.json_log.empty()) {
         // A fresh log per program run; the trainer appends to it.

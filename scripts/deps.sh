@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ccache
     libxtensor-dev libxtensor-blas-dev libopenblas-dev
+    libdnnl-dev  # oneDNN: the default kernel backend (ADVAUG_BACKEND=auto picks it)
     doctest-dev zlib1g-dev libzip-dev libcli11-dev libstb-dev nlohmann-json3-dev
     # libzip-dev's CMake package also imports these tools and fails without them (Debian 12)
     zipcmp zipmerge ziptool

@@ -47,6 +47,9 @@ esac
 # race reports in it could not be fixed here). One BLAS thread also keeps two ctest jobs
 # from oversubscribing a 2-core machine.
 export OPENBLAS_NUM_THREADS=1
+# The same for oneDNN's OpenMP team (libgomp is not instrumented either); advaug's own threads
+# are what these runs check.
+export OMP_NUM_THREADS=1
 
 # Exported so that the nested CMake projects the downstream tests configure (find_package,
 # add_subdirectory) are built and run with the same sanitizers; the -D values below are

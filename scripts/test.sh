@@ -3,10 +3,12 @@
 # reliability checks of docs/reliability.md and docs/fuzzing.md:
 #   1. the Release build: every test, example smoke run, downstream build and the benchmark
 #      smoke run (ctest), plus the CUDA targets compiled when nvcc is found (their GPU tests
-#      skip without a device);
-#   2. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the multi-threaded tests under ThreadSanitizer;
-#   4. each libFuzzer target for 30 seconds.
+#      skip without a device); the default backend must be oneDNN;
+#   2. the other kernel backends (ADVAUG_BACKEND=blas, none): the tests that exercise the
+#      products (GEMM, dense, conv2d, layer gradients, threads) and one small training test;
+#   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   4. the multi-threaded tests under ThreadSanitizer;
+#   5. each libFuzzer target for 30 seconds.
 #
 #   bash scripts/test.sh                  # all of it (what CI runs)
 #   bash scripts/test.sh --release-only   # step 1 only, for a quick local check
@@ -30,6 +32,25 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j2
 ctest --test-dir build --output-on-failure -j2 --output-junit ctest-junit.xml
 bash scripts/ctest_skips.sh build/ctest-junit.xml
+# A fresh machine with deps.sh's packages must get oneDNN by default (ADVAUG_BACKEND=auto).
+if ! grep -q '^ADVAUG_BACKEND_RESOLVED:INTERNAL=onednn$' build/CMakeCache.txt; then
+    echo "test.sh: the default build did not pick the oneDNN backend:" >&2
+    grep '^ADVAUG_BACKEND' build/CMakeCache.txt >&2 || true
+    exit 1
+fi
+
+# The other backends: only what their products reach, so CI does not build the suite twice
+# more (test_backend_info also checks that the build has the backend it asked for).
+backend_tests=(test_gemm test_backend_info test_dense test_conv2d test_layer test_threads test_mlp test_trainer)
+backend_regex="^($(IFS='|'; echo "${backend_tests[*]}"))\$"
+for backend in blas none; do
+    step "ADVAUG_BACKEND=$backend: ${backend_tests[*]}"
+    cmake -S . -B "build-$backend" -DCMAKE_BUILD_TYPE=Release -DADVAUG_BACKEND="$backend" \
+        -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_TOOLS=OFF -DADVAUG_BUILD_BENCHMARKS=OFF \
+        -DADVAUG_ENABLE_CUDA=OFF
+    cmake --build "build-$backend" -j2 --target "${backend_tests[@]}"
+    ctest --test-dir "build-$backend" --output-on-failure -j2 -R "$backend_regex"
+done
 
 if [[ $release_only -eq 1 ]]; then
     exit 0

@@ -1,9 +1,14 @@
-// The built-in blocked GEMM used with ADVAUG_NO_BLAS (this file's own executable).
-#define ADVAUG_NO_BLAS
+// backend::gemm built as ADVAUG_BACKEND=none builds it (advaug::advaug_noblas: the loop for
+// both precisions), in its own executable.
 #include <doctest/doctest.h>
 
 #include "support/gemm_reference.hpp"
 
+#ifndef ADVAUG_NO_BLAS
+#error "test_gemm_noblas links advaug::advaug_noblas, which defines ADVAUG_NO_BLAS"
+#endif
+
 TEST_CASE_TEMPLATE("the built-in gemm matches the reference for all transposes", T, float, double) {
+    CHECK(advaug::backend::describe().backend == "none");
     advaug::testing::check_gemm_against_reference<T>();
 }

@@ -253,6 +253,9 @@ TEST_CASE("training learns, and logs the seed's line, epoch summaries, callbacks
     CHECK(epochs_seen == 3);
     const std::string text = out.str();
     CHECK(text.find("advaug: training fgsm on 300 samples") != std::string::npos);
+    // the first line names the kernel library (backend/info.hpp)
+    CHECK(text.substr(0, text.find('\n')).find("; kernels: " + advaug::backend::describe().summary()) !=
+          std::string::npos);
     CHECK(text.find("epoch 1 batch 6/15  Loss: ") != std::string::npos);
     CHECK(text.find("(Standard: ") != std::string::npos);
     CHECK(text.find(", Adv: ") != std::string::npos);

@@ -62,12 +62,6 @@
 #include <variant>
 #include <vector>
 
-#ifndef ADVAUG_NO_BLAS
-// OpenBLAS's thread control, declared here: <cblas.h> would clash with the CBLAS declarations
-// that Debian's xtensor-blas makes itself (see advaug/backend/gemm.hpp).
-extern "C" void openblas_set_num_threads(int);
-#endif
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -1035,7 +1029,7 @@ void check_out_dir(const std::string& out) {
 int run(const settings& s) {
 #ifndef ADVAUG_NO_BLAS
     // Evaluation threads each run their own GEMMs; OpenBLAS threads on top would oversubscribe.
-    if (s.threads > 1) openblas_set_num_threads(1);
+    if (s.threads > 1) advaug::backend::set_blas_threads(1);
 #endif
     const auto start = clock_type::now();
     check_out_dir(s.out_dir);
@@ -1146,10 +1140,17 @@ int main(int argc, char** argv) {
             "CSV, SVG charts) into --out. See docs/advaug_eval.md.",
             program};
         declare_options(app, s);
+        // "advaug-eval 0.1.0" and the kernel library that runs the products (backend/info.hpp).
+        app.set_version_flag("--version", [] {
+            const auto info = advaug::backend::describe();
+            return concat(program, " ", advaug::version, "\nkernels: ", info.summary(),
+                          " (ADVAUG_BACKEND ", info.backend, ")",
+                          info.warning.empty() ? "" : "\n" + info.warning);
+        });
         try {
             app.parse(argc, argv);
         } catch (const CLI::ParseError& e) {
-            if (e.get_exit_code() == 0) return app.exit(e);  // --help
+            if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
             throw usage_error(std::string(e.what()) + " (see --help)");
         }
         finish_settings(app, s);

@@ -71,6 +71,7 @@
 #include "advaug/perturbations/perturbations.hpp"  // worst-case natural perturbations
 
 // Tools
+#include "advaug/backend/info.hpp"  // which kernel library runs the products
 #include "advaug/gradcheck/gradient_check.hpp"
 
 namespace advaug {

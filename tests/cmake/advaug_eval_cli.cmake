@@ -8,6 +8,7 @@
 #
 # Cases:
 #   help             --help exits 0 and names every option
+#   version          --version exits 0 and prints the version and the kernel backend
 #   end_to_end       fgsm-rs.npz against the baseline plain.npz on 200 Fashion-MNIST test
 #                    images, FGSM and PGD, two corruptions, 4 examples: every report file exists
 #   model_path ... baseline_no_metadata
@@ -107,7 +108,7 @@ endfunction()
 
 set(plain "${MODELS}/plain.npz")
 set(robust "${MODELS}/fgsm-rs.npz")
-if(NOT CASE STREQUAL "help")
+if(NOT CASE MATCHES "^(help|version)$")
     foreach(f IN ITEMS "${plain}" "${robust}")
         if(NOT EXISTS "${f}")
             message(FATAL_ERROR "advaug_eval_cli (${CASE}): the fixture model '${f}' is missing; "
@@ -116,7 +117,17 @@ if(NOT CASE STREQUAL "help")
     endforeach()
 endif()
 
-if(CASE STREQUAL "help")
+if(CASE STREQUAL "version")
+    # The version and the kernel library (backend/info.hpp), even without the required options.
+    run_eval(--version)
+    if(NOT rc EQUAL 0)
+        fail("--version should exit with status 0")
+    endif()
+    if(NOT out MATCHES "^advaug-eval [0-9]+\\.[0-9]+\\.[0-9]+\nkernels: [^\n]+ \\(ADVAUG_BACKEND (onednn|blas|none)\\)")
+        fail("--version should print the version and the kernels, got:\n${out}")
+    endif()
+
+elseif(CASE STREQUAL "help")
     run_eval(--help)
     if(NOT rc EQUAL 0)
         fail("--help should exit with status 0")

@@ -15,6 +15,7 @@
 #include <string>
 #include <variant>
 
+#include "advaug/backend/info.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/format.hpp"
 #include "advaug/training/reports.hpp"
@@ -22,8 +23,8 @@
 
 namespace advaug::detail {
 
-/// The line fit() starts with: the method, the data, the schedule and where a resumed run
-/// picks up.
+/// The line fit() starts with: the method, the data, the schedule, where a resumed run picks
+/// up, and the kernel library that runs the products (backend/info.hpp).
 inline std::string training_header(const train_options& o, std::size_t samples, std::size_t batches,
                                    std::size_t next_epoch, std::size_t next_batch) {
     std::ostringstream h;
@@ -49,6 +50,7 @@ inline std::string training_header(const train_options& o, std::size_t samples, 
     }
     h << ", seed " << o.seed();
     if (next_epoch > 0 || next_batch > 0) h << "; resuming at epoch " << next_epoch + 1 << " batch " << next_batch + 1;
+    h << "; kernels: " << backend::describe().summary();
     return h.str();
 }
 
