@@ -5,12 +5,13 @@
 #
 #   bash tests/crosscheck/run.sh --driver build/tests/attack_accuracy --venv build/torchattacks-venv \
 #        --mlp DIR --cnn DIR [--n-cnn N] [--json FILE] [-- more torchattacks_crosscheck.py options]
+#   bash tests/crosscheck/run.sh --venv DIR --setup-only     # only install torchattacks (the fixture)
 #
 # --mlp and --cnn are directories holding plain.npz and fgsm-rs.npz, as the example's
 # `--quick --report DIR` (and `--quick --model cnn --report DIR`) writes them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-driver="" venv="" mlp="" cnn="" n_cnn=1000 json=""
+driver="" venv="" mlp="" cnn="" n_cnn=1000 json="" setup_only=0
 extra=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -20,11 +21,13 @@ while [[ $# -gt 0 ]]; do
         --cnn) cnn="$2"; shift 2 ;;
         --n-cnn) n_cnn="$2"; shift 2 ;;
         --json) json="$2"; shift 2 ;;
+        --setup-only) setup_only=1; shift ;;
         --) shift; extra=("$@"); break ;;
         *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
-[[ -n "$driver" && -n "$venv" && (-n "$mlp" || -n "$cnn") ]] || { echo "run.sh: --driver, --venv and --mlp or --cnn are required" >&2; exit 2; }
+[[ -n "$venv" && ($setup_only == 1 || (-n "$driver" && (-n "$mlp" || -n "$cnn"))) ]] ||
+    { echo "run.sh: --venv, and --driver with --mlp or --cnn (or --setup-only) are required" >&2; exit 2; }
 
 data="${ADVAUG_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 if ! ls "$data"/t10k-images-idx3-ubyte* > /dev/null 2>&1; then
@@ -51,6 +54,10 @@ fi
 # The venv must use Debian's torch, the one the project is tested with.
 "$python" -c "import torch, sys; sys.exit(not torch.__file__.startswith('/usr/lib/python3/dist-packages/'))" || {
     echo "run.sh: the venv's torch is not Debian's python3-torch" >&2; exit 1; }
+if [[ $setup_only == 1 ]]; then
+    echo "run.sh: torchattacks $version ready in $venv"
+    exit 0
+fi
 
 models=()
 [[ -n "$mlp" ]] && models+=(--model "mlp-plain=$mlp/plain.npz" --model "mlp-fgsm-rs=$mlp/fgsm-rs.npz")
