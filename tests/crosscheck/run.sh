@@ -40,6 +40,9 @@ fi
 version=3.5.1
 python="$venv/bin/python"
 if ! "$python" -c "import torchattacks, sys; sys.exit(torchattacks.__version__ != '$version')" > /dev/null 2>&1; then
+    if [[ -e "$venv" && ! -f "$venv/pyvenv.cfg" ]]; then
+        echo "run.sh: $venv exists and is not a virtual environment; not replacing it" >&2; exit 1
+    fi
     rm -rf "$venv"
     /usr/bin/python3 -m venv --system-site-packages "$venv"
     if ! "$venv/bin/pip" install --disable-pip-version-check --no-deps "torchattacks==$version"; then
