@@ -13,6 +13,7 @@ packages=(
     dataset-fashion-mnist
     python3-sklearn  # ships breast_cancer.csv, read by examples/tabular_drift.cpp
     python3-numpy python3-torch  # tests/test_npz.cpp and test_pytorch_interop.cpp, both directions
+    python3-venv python3-scipy  # tests/crosscheck/run.sh: a venv for torchattacks, which imports scipy
     libxml2-utils  # xmllint, the SVG parser of tests/test_report.cpp
     libopenmpi-dev openmpi-bin  # advaug::mpi, tests/distributed and the distributed example
     clang-14 libclang-rt-14-dev  # libFuzzer and its runtime, for scripts/fuzz.sh
