@@ -30,7 +30,7 @@ bash scripts/deps.sh
 step "Release build and the whole suite"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j2
-ctest --test-dir build --output-on-failure -j2 --output-junit ctest-junit.xml
+ctest --test-dir build --output-on-failure -j2 --output-junit ctest-junit.xml -LE long
 bash scripts/ctest_skips.sh build/ctest-junit.xml
 # A fresh machine with deps.sh's packages must get oneDNN by default (ADVAUG_BACKEND=auto).
 if ! grep -q '^ADVAUG_BACKEND_RESOLVED:INTERNAL=onednn$' build/CMakeCache.txt; then
