@@ -295,7 +295,8 @@ void apgd_step(const char* fn, tensor<T, R>& x, tensor<T, R>& x_old, const tenso
                             return std::clamp(std::clamp(v, x0s[d] - e, x0s[d] + e), dom.lo[d],
                                               dom.hi[d]);
                         };
-                        const T zd = project(xs[d] + st * dom.model_per_raw[d] * sign(gs[d]));
+                        const T zd = project(xs[d] + st * dom.model_per_raw[d] *
+                                                         backend::element::sign(gs[d]));
                         const T v =
                             project(xs[d] + ta * (zd - xs[d]) + (T(1) - ta) * (xs[d] - olds[d]));
                         olds[d] = xs[d];

@@ -1,9 +1,8 @@
-// The per-element arithmetic of the device attack kernels, as __host__ __device__ functions.
-//
-// The kernels in cuda/attack_ops.hpp are thin loops around these; being host functions too,
-// they are checked on any machine (tests/cuda/test_cuda_host.cu) against the host steps of
-// detail/tensor_ops.hpp, expression by expression, so the two backends compute the same
-// numbers. This header needs no CUDA toolkit: a plain C++ compiler sees ordinary functions.
+// The element arithmetic that host loops and device kernels share: the attacks' steps and
+// random starts. Each is defined here once; backend/host.hpp loops over them on the host, the
+// kernels of cuda/attack_ops.hpp on a device, so the two backends compute the same formulae
+// (and the same bits). The functions are ADVAUG_HOST_DEVICE; without nvcc they are ordinary
+// inline functions and this header needs no CUDA toolkit.
 #pragma once
 
 #include <cmath>
@@ -11,7 +10,7 @@
 
 #include "advaug/detail/host_device.hpp"
 
-namespace advaug::cuda::step_math {
+namespace advaug::backend::element {
 
 /// std::clamp's result: lo if v < lo, hi if hi < v, else v (NaN stays NaN).
 template <class T>
@@ -19,25 +18,31 @@ ADVAUG_HOST_DEVICE inline T clamp(T v, T lo, T hi) {
     return v < lo ? lo : (hi < v ? hi : v);
 }
 
-/// sign(0) = 0, as in detail::sign.
+/// -1, 0 or +1; sign(0) = sign(-0) = 0.
 template <class T>
-ADVAUG_HOST_DEVICE inline T sign(T v) {
+ADVAUG_HOST_DEVICE constexpr T sign(T v) {
     return static_cast<T>((T(0) < v) - (v < T(0)));
 }
 
-/// One L-infinity step of one element, in model units (detail::linf_step):
-/// x' = clip_domain(clip_ball(x + direction * step * sign(g))), with the raw-unit step and
-/// eps scaled by model_per_raw.
+// --- the attacks' steps, in model units; eps and step are in raw units ------------------------
+
+/// One L-infinity step of one element:
+/// x' = clip_domain(clip_ball(x + direction * step * sign(g))), with the raw-unit step and eps
+/// scaled by model_per_raw. `direction` is +1 to raise the loss, -1 to lower it.
 template <class T>
-ADVAUG_HOST_DEVICE inline T linf_element(T x, T x0, T g, T lo, T hi, T model_per_raw, T step, T eps,
-                                         T direction) {
+ADVAUG_HOST_DEVICE inline T linf_step(T x, T x0, T g, T lo, T hi, T model_per_raw, T step, T eps,
+                                      T direction) {
     const T e = eps * model_per_raw;
     T v = x + direction * step * model_per_raw * sign(g);
     v = clamp(v, x0 - e, x0 + e);
     return clamp(v, lo, hi);
 }
 
-/// The raw-unit gradient of one element, as a double (for the per-sample L2 norm).
+// One L2 step of a sample is three passes over its elements: the squared raw-unit gradient
+// norm (sum of raw_gradient^2), the squared norm of the stepped perturbation (sum of
+// l2_delta_raw^2), then l2_step for each element.
+
+/// The raw-unit gradient of one element, as a double.
 template <class T>
 ADVAUG_HOST_DEVICE inline double raw_gradient(T g, T model_per_raw) {
     return static_cast<double>(g) * model_per_raw;
@@ -57,7 +62,7 @@ ADVAUG_HOST_DEVICE inline double l2_delta_raw(T x, T x0, T g, T raw_per_model, T
     return static_cast<double>(x - x0) * raw_per_model + gscale * raw_gradient(g, model_per_raw);
 }
 
-/// The projection onto the raw-unit L2 ball: the factor applied to every delta.
+/// The projection onto the raw-unit L2 ball of radius eps: the factor applied to every delta.
 template <class T>
 ADVAUG_HOST_DEVICE inline double l2_shrink(double dnorm2, T eps) {
     const double e = static_cast<double>(eps);
@@ -66,8 +71,8 @@ ADVAUG_HOST_DEVICE inline double l2_shrink(double dnorm2, T eps) {
 
 /// The element after the projected L2 step, clipped into the domain.
 template <class T>
-ADVAUG_HOST_DEVICE inline T l2_element(T x0, double delta_raw, double shrink, T model_per_raw, T lo,
-                                       T hi) {
+ADVAUG_HOST_DEVICE inline T l2_step(T x0, double delta_raw, double shrink, T model_per_raw, T lo,
+                                    T hi) {
     const T v = x0 + static_cast<T>(shrink * delta_raw * model_per_raw);
     return clamp(v, lo, hi);
 }
@@ -82,23 +87,22 @@ ADVAUG_HOST_DEVICE inline double mul_rn(double a, double b) {
 #endif
 }
 
-/// The random start of one element from a uniform u in [0, 1): x0 + U(-eps, eps), clipped.
-/// With u = detail::counter_uniform(key, i, 0, 1) this is the host random_start's element i,
-/// bit for bit: counter_uniform(key, i, -eps, eps) rounds in the same order.
+/// The L-infinity random start of one element from a uniform u in [0, 1): x0 + U(-eps, eps)
+/// in raw units, clipped. With u = detail::counter_uniform(key, i, 0, 1) the delta is
+/// counter_uniform(key, i, -eps, eps), bit for bit (the same operations in the same order).
 template <class T>
-ADVAUG_HOST_DEVICE inline T linf_start_element(T x0, double u, double eps, T model_per_raw, T lo,
-                                               T hi) {
+ADVAUG_HOST_DEVICE inline T linf_start(T x0, double u, double eps, T model_per_raw, T lo, T hi) {
     const double delta = -eps + mul_rn(eps - -eps, u);
     return clamp(x0 + static_cast<T>(mul_rn(delta, model_per_raw)), lo, hi);
 }
 
-/// The random start of one element from its Gaussian coordinate and the per-sample scale
+/// The L2 random start of one element from its Gaussian coordinate and the per-sample scale
 /// radius / ||gaussian||.
 template <class T>
-ADVAUG_HOST_DEVICE inline T l2_start_element(T x0, double gaussian, double scale, T model_per_raw,
-                                             T lo, T hi) {
+ADVAUG_HOST_DEVICE inline T l2_start(T x0, double gaussian, double scale, T model_per_raw, T lo,
+                                     T hi) {
     const double delta = scale * gaussian;
     return clamp(x0 + static_cast<T>(delta * model_per_raw), lo, hi);
 }
 
-}  // namespace advaug::cuda::step_math
+}  // namespace advaug::backend::element
