@@ -182,3 +182,25 @@ TEST_CASE_TEMPLATE("the L2 random start is a Gaussian direction of radius eps * 
         }
     }
 }
+
+TEST_CASE("the SGD element is torch.optim.SGD's update in each configuration") {
+    const double w = 0.5, grad = -0.25, buf = 0.125, wd = 0.01, mu = 0.9, neg_lr = -0.1;
+    // plain
+    auto r = el::sgd(w, grad, buf, wd, mu, neg_lr, false, false, false, false);
+    CHECK(r.weight == w + neg_lr * grad);
+    // weight decay
+    r = el::sgd(w, grad, buf, wd, mu, neg_lr, true, false, false, false);
+    CHECK(r.weight == w + neg_lr * (grad + wd * w));
+    // momentum: the first step sets the buffer to g, later steps mu * buf + g
+    r = el::sgd(w, grad, buf, wd, mu, neg_lr, false, true, false, true);
+    CHECK(r.buffer == grad);
+    CHECK(r.weight == w + neg_lr * grad);
+    r = el::sgd(w, grad, buf, wd, mu, neg_lr, false, true, false, false);
+    CHECK(r.buffer == mu * buf + grad);
+    CHECK(r.weight == w + neg_lr * (mu * buf + grad));
+    // Nesterov: g + mu * buf'
+    r = el::sgd(w, grad, buf, wd, mu, neg_lr, true, true, true, false);
+    const double g = grad + wd * w, b = mu * buf + g;
+    CHECK(r.buffer == b);
+    CHECK(r.weight == w + neg_lr * (g + mu * b));
+}

@@ -1,7 +1,8 @@
 // The element arithmetic that host loops and device kernels share: the attacks' steps and
-// random starts. Each is defined here once; backend/host.hpp loops over them on the host, the
-// kernels of cuda/attack_ops.hpp on a device, so the two backends compute the same formulae
-// (and the same bits). The functions are ADVAUG_HOST_DEVICE; without nvcc they are ordinary
+// random starts, and the SGD update. Each is defined here once; backend/host.hpp and
+// optim/sgd.hpp loop over them on the host, the kernels of advaug/cuda/ on a device, so the
+// two backends compute the same formulae (and, for the steps and the L-inf start, the same
+// bits). The functions are ADVAUG_HOST_DEVICE; without nvcc they are ordinary
 // inline functions and this header needs no CUDA toolkit.
 #pragma once
 
@@ -103,6 +104,31 @@ ADVAUG_HOST_DEVICE inline T l2_start(T x0, double gaussian, double scale, T mode
                                      T hi) {
     const double delta = scale * gaussian;
     return clamp(x0 + static_cast<T>(delta * model_per_raw), lo, hi);
+}
+
+// --- SGD ----------------------------------------------------------------------------------------
+
+/// A weight and its momentum buffer after one SGD step.
+template <class T>
+struct sgd_result {
+    T weight, buffer;
+};
+
+/// The update of torch.optim.SGD (dampening 0) for one element, as optim/sgd.hpp states it:
+///   g = grad + weight_decay * w (decay); b = first ? g : mu * b + g (momentum);
+///   g = nesterov ? g + mu * b : b (momentum); w' = w + neg_lr * g.
+/// Without momentum the buffer is neither read nor meaningful. The flags are constants in the
+/// host's loops (one vectorized loop per configuration) and kernel arguments on a device.
+template <class T>
+ADVAUG_HOST_DEVICE inline sgd_result<T> sgd(T w, T grad, T buffer, T weight_decay, T mu, T neg_lr,
+                                            bool decay, bool momentum, bool nesterov, bool first) {
+    T g = grad;
+    if (decay) g += weight_decay * w;
+    if (momentum) {
+        buffer = first ? g : mu * buffer + g;
+        g = nesterov ? g + mu * buffer : buffer;
+    }
+    return {w + neg_lr * g, buffer};
 }
 
 }  // namespace advaug::backend::element
