@@ -1,7 +1,8 @@
 // backend/element_math.hpp: the element arithmetic that host loops and device kernels share.
 //
 // There is one copy of each formula, so these tests check the host loops built on it against
-// the formulae written out plainly (the reference), and the element functions' own edge cases. tests/cuda/ runs the device kernels, which call the same
+// the formulae written out plainly (the reference), and the element functions' own edge cases
+// (ties, NaN, zero gradients). tests/cuda/ runs the device kernels, which call the same
 // functions, against the host.
 #include <doctest/doctest.h>
 
@@ -203,4 +204,22 @@ TEST_CASE("the SGD element is torch.optim.SGD's update in each configuration") {
     const double g = grad + wd * w, b = mu * buf + g;
     CHECK(r.buffer == b);
     CHECK(r.weight == w + neg_lr * (g + mu * b));
+}
+
+TEST_CASE("max_window returns the first maximum in row order") {
+    // A 3 x 4 plane; the 2 x 2 window at (0, 1) and the 3 x 3 window at (0, 0).
+    const std::vector<double> x = {1, 5, 2, 0,   //
+                                   3, 5, 4, 9,   //
+                                   7, 6, 8, 7};
+    double max = 0;
+    CHECK(el::max_window(x.data(), 1, 4, 2, max) == 1);  // 5 at (0, 1) before 5 at (1, 1)
+    CHECK(max == 5);
+    CHECK(el::max_window(x.data(), 0, 4, 3, max) == 10);
+    CHECK(max == 8);
+    CHECK(el::max_window(x.data(), 7, 4, 1, max) == 7);  // k = 1 is the element itself
+    CHECK(max == 9);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const std::vector<double> with_nan = {1, nan, 2, 0};
+    CHECK(el::max_window(with_nan.data(), 0, 2, 2, max) == 2);  // NaN never wins a comparison
+    CHECK(max == 2);
 }

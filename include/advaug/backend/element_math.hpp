@@ -1,9 +1,9 @@
 // The element arithmetic that host loops and device kernels share: the attacks' steps and
-// random starts, and the SGD update. Each is defined here once; backend/host.hpp and
-// optim/sgd.hpp loop over them on the host, the kernels of advaug/cuda/ on a device, so the
-// two backends compute the same formulae (and, for the steps and the L-inf start, the same
-// bits). The functions are ADVAUG_HOST_DEVICE; without nvcc they are ordinary
-// inline functions and this header needs no CUDA toolkit.
+// random starts, the SGD update and the max-pooling window. Each is defined here once;
+// backend/host.hpp, optim/sgd.hpp and layers/pooling.hpp loop over them on the host, the
+// kernels of advaug/cuda/ on a device, so the two backends compute the same formulae (and, for
+// the steps and the L-inf start, the same bits). The functions are ADVAUG_HOST_DEVICE;
+// without nvcc they are ordinary inline functions and this header needs no CUDA toolkit.
 #pragma once
 
 #include <cmath>
@@ -129,6 +129,31 @@ ADVAUG_HOST_DEVICE inline sgd_result<T> sgd(T w, T grad, T buffer, T weight_deca
         g = nesterov ? g + mu * buffer : buffer;
     }
     return {w + neg_lr * g, buffer};
+}
+
+// --- max pooling --------------------------------------------------------------------------------
+
+/// The maximum of the k x k window whose top-left element is x[first], in rows `row_stride`
+/// apart; returns its flat index and stores its value in `max`. On ties the first in row
+/// order wins, and a NaN is the maximum only where it comes first (comparisons with it are
+/// false). Branch-free (selects): the comparisons of ReLU outputs are unpredictable. The backward pass
+/// routes each output's gradient to the index returned here.
+template <class T>
+ADVAUG_HOST_DEVICE inline std::size_t max_window(const T* x, std::size_t first,
+                                                 std::size_t row_stride, std::size_t k, T& max) {
+    std::size_t best = first;
+    T best_value = x[first];
+    for (std::size_t ky = 0; ky < k; ++ky) {
+        const std::size_t row = first + ky * row_stride;
+        for (std::size_t kx = 0; kx < k; ++kx) {
+            const T v = x[row + kx];
+            const bool larger = v > best_value;
+            best_value = larger ? v : best_value;
+            best = larger ? row + kx : best;
+        }
+    }
+    max = best_value;
+    return best;
 }
 
 }  // namespace advaug::backend::element
