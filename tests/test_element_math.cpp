@@ -223,3 +223,15 @@ TEST_CASE("max_window returns the first maximum in row order") {
     CHECK(el::max_window(with_nan.data(), 0, 2, 2, max) == 2);  // NaN never wins a comparison
     CHECK(max == 2);
 }
+
+TEST_CASE_TEMPLATE("inside_domain accepts a rounding tolerance and refuses NaN and inf", T, float,
+                   double) {
+    CHECK(el::inside_domain(T(0.5), T(0), T(1)));
+    CHECK(el::inside_domain(T(1) + T(1e-6), T(0), T(1)));
+    CHECK_FALSE(el::inside_domain(T(1.001), T(0), T(1)));
+    CHECK_FALSE(el::inside_domain(T(-0.001), T(0), T(1)));
+    CHECK_FALSE(el::inside_domain(std::numeric_limits<T>::quiet_NaN(), T(0), T(1)));
+    CHECK_FALSE(el::inside_domain(std::numeric_limits<T>::infinity(), T(0), T(1)));
+    const T inf = std::numeric_limits<T>::infinity();
+    CHECK(el::inside_domain(T(1e30), -inf, inf));
+}

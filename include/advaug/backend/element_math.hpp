@@ -1,9 +1,10 @@
 // The element arithmetic that host loops and device kernels share: the attacks' steps and
-// random starts, the SGD update and the max-pooling window. Each is defined here once;
-// backend/host.hpp, optim/sgd.hpp and layers/pooling.hpp loop over them on the host, the
-// kernels of advaug/cuda/ on a device, so the two backends compute the same formulae (and, for
-// the steps and the L-inf start, the same bits). The functions are ADVAUG_HOST_DEVICE;
-// without nvcc they are ordinary inline functions and this header needs no CUDA toolkit.
+// random starts, the SGD update, the max-pooling window and the input-domain test. Each is
+// defined here once; backend/host.hpp, optim/sgd.hpp, layers/pooling.hpp and
+// domain/input_domain.hpp loop over them on the host, the kernels of advaug/cuda/ on a device,
+// so the two backends compute the same formulae (and, for the steps and the L-inf start, the
+// same bits). The functions are ADVAUG_HOST_DEVICE; without nvcc they are ordinary inline
+// functions and this header needs no CUDA toolkit.
 #pragma once
 
 #include <cmath>
@@ -154,6 +155,19 @@ ADVAUG_HOST_DEVICE inline std::size_t max_window(const T* x, std::size_t first,
     }
     max = best_value;
     return best;
+}
+
+// --- input checks -------------------------------------------------------------------------------
+
+/// v is finite and lies in [lo, hi] up to a relative tolerance of 1e-5 (what a round trip
+/// through normalization can move a value by); false for NaN and +-inf, whatever the bounds.
+template <class T>
+ADVAUG_HOST_DEVICE inline bool inside_domain(T v, T lo, T hi) {
+    const T magnitude = v < T(0) ? -v : v;  // |v| in T, with or without nvcc
+    const T tol = T(1e-5) * (T(1) + magnitude);
+    // v - v is 0 for a finite v and NaN otherwise; without it an infinite v would pass, its
+    // tolerance being infinite too.
+    return v - v == T(0) && v >= lo - tol && v <= hi + tol;
 }
 
 }  // namespace advaug::backend::element

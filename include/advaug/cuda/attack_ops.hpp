@@ -67,8 +67,7 @@ __global__ void check_inputs_kernel(const T* x, std::size_t total, std::size_t d
         const T v = x[i];
         if (!isfinite(v)) atomicMin(&status->non_finite, static_cast<unsigned long long>(i));
         const std::size_t d = i % d_size;
-        const T tol = T(1e-5) * (T(1) + fabs(v));
-        if (!(v >= lo[d] - tol && v <= hi[d] + tol)) {
+        if (!backend::element::inside_domain(v, lo[d], hi[d])) {
             atomicMin(&status->outside, static_cast<unsigned long long>(i));
         }
         if (i < n && (y[i] < 0 || static_cast<std::uint64_t>(y[i]) >= classes)) {
