@@ -170,8 +170,13 @@ requires detail::attack_tensor<X> X apgd(const M& model, const X& x, const detai
 template <class M, class X>
 requires detail::attack_tensor<X> X apgd(const M& model, const X& x, const detail::labels_t<X>& y,
                                          const apgd_options& options) {
-    attack_workspace<M> workspace;
-    return apgd(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return apgd(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 /// requires: as apgd(); y holds the true labels (not targets); the model has at least 4
@@ -185,8 +190,13 @@ requires detail::attack_tensor<X> X apgd_t(const M& model, const X& x, const det
 template <class M, class X>
 requires detail::attack_tensor<X> X apgd_t(const M& model, const X& x, const detail::labels_t<X>& y,
                                            const apgd_t_options& options) {
-    attack_workspace<M> workspace;
-    return apgd_t(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return apgd_t(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 namespace detail {
