@@ -85,8 +85,7 @@ TEST_CASE("infinite inputs: trainer::compute_gradient refuses them in a bounded 
         auto x = testing::uniform_batch<float>(3, 4, 2);
         x(2, 0) = bad;
         CHECK_THROWS_WITH_AS(tr.compute_gradient(x, label_vector{0, 1, 2}, 0.1, 7),
-                             doctest::Contains("inputs[2] element 0 = "),
-                             std::invalid_argument);
+                             doctest::Contains("inputs[2] element 0 = "), std::invalid_argument);
     }
     CHECK(everything(net) == before);
 }

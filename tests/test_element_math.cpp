@@ -49,8 +49,8 @@ std::pair<tensor<T, 2>, tensor<T, 2>> start_and_iterate(const input_domain& doma
                                                         std::uint64_t seed, double spread) {
     auto x0 = domain.normalize(uniform<T>(9, 6, seed, 0.2, 0.8));
     const tensor<T, 2> zero = xt::zeros<T>({9, 6});
-    tensor<T, 2> x = x0 + domain.normalize(uniform<T>(9, 6, seed + 1, -spread, spread)) -
-                     domain.normalize(zero);
+    tensor<T, 2> x =
+        x0 + domain.normalize(uniform<T>(9, 6, seed + 1, -spread, spread)) - domain.normalize(zero);
     return {std::move(x0), std::move(x)};
 }
 
@@ -208,8 +208,8 @@ TEST_CASE("the SGD element is torch.optim.SGD's update in each configuration") {
 
 TEST_CASE("max_window returns the first maximum in row order") {
     // A 3 x 4 plane; the 2 x 2 window at (0, 1) and the 3 x 3 window at (0, 0).
-    const std::vector<double> x = {1, 5, 2, 0,   //
-                                   3, 5, 4, 9,   //
+    const std::vector<double> x = {1, 5, 2, 0,  //
+                                   3, 5, 4, 9,  //
                                    7, 6, 8, 7};
     double max = 0;
     CHECK(el::max_window(x.data(), 1, 4, 2, max) == 1);  // 5 at (0, 1) before 5 at (1, 1)

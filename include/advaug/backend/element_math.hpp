@@ -137,8 +137,8 @@ ADVAUG_HOST_DEVICE inline sgd_result<T> sgd(T w, T grad, T buffer, T weight_deca
 /// The maximum of the k x k window whose top-left element is x[first], in rows `row_stride`
 /// apart; returns its flat index and stores its value in `max`. On ties the first in row
 /// order wins, and a NaN is the maximum only where it comes first (comparisons with it are
-/// false). Branch-free (selects): the comparisons of ReLU outputs are unpredictable. The backward pass
-/// routes each output's gradient to the index returned here.
+/// false). Branch-free (selects): the comparisons of ReLU outputs are unpredictable. The backward
+/// pass routes each output's gradient to the index returned here.
 template <class T>
 ADVAUG_HOST_DEVICE inline std::size_t max_window(const T* x, std::size_t first,
                                                  std::size_t row_stride, std::size_t k, T& max) {

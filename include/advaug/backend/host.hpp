@@ -78,7 +78,8 @@ void check_training_inputs(const char* fn, const M& model, const tensor<T, R>& x
     // Where every bound is finite the domain check refuses inf and NaN itself, and the pass
     // of check_finite is skipped; an unbounded domain lets inf through, so it is needed there.
     auto finite = [](T v) { return std::isfinite(v); };
-    if (!std::all_of(dom.lo.begin(), dom.lo.end(), finite) || !std::all_of(dom.hi.begin(), dom.hi.end(), finite)) {
+    if (!std::all_of(dom.lo.begin(), dom.lo.end(), finite) ||
+        !std::all_of(dom.hi.begin(), dom.hi.end(), finite)) {
         check_finite(fn, "inputs", x);
     }
     check_in_domain(fn, x, dom);
@@ -261,18 +262,18 @@ void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain
     const std::size_t d_size = dom.sample_size, samples = x.shape()[0];
     if (n == advaug::norm::linf) {
         const std::uint64_t key = gen.engine()();
-        parallel_for(
-            samples, rows_per_chunk(d_size), [&](std::size_t first, std::size_t last, std::size_t) {
-                for (std::size_t s = first; s < last; ++s) {
-                    T* xs = x.data() + s * d_size;
-                    const T* x0s = x0.data() + s * d_size;
-                    for (std::size_t d = 0; d < d_size; ++d) {
-                        const double u = counter_uniform(key, s * d_size + d, 0.0, 1.0);
-                        xs[d] = backend::element::linf_start(x0s[d], u, eps, dom.model_per_raw[d],
-                                                             dom.lo[d], dom.hi[d]);
-                    }
-                }
-            });
+        parallel_for(samples, rows_per_chunk(d_size),
+                     [&](std::size_t first, std::size_t last, std::size_t) {
+                         for (std::size_t s = first; s < last; ++s) {
+                             T* xs = x.data() + s * d_size;
+                             const T* x0s = x0.data() + s * d_size;
+                             for (std::size_t d = 0; d < d_size; ++d) {
+                                 const double u = counter_uniform(key, s * d_size + d, 0.0, 1.0);
+                                 xs[d] = backend::element::linf_start(
+                                     x0s[d], u, eps, dom.model_per_raw[d], dom.lo[d], dom.hi[d]);
+                             }
+                         }
+                     });
         return;
     }
     for (std::size_t s = 0; s < samples; ++s) {

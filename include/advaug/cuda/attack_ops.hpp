@@ -93,8 +93,7 @@ __global__ void linf_step_kernel(T* x, const T* x0, const T* g, std::size_t tota
             record_bad_gradient(first_bad, i, gi);
             continue;
         }
-        x[i] =
-            el::linf_step(x[i], x0[i], gi, lo[d], hi[d], scale[d], step, eps, direction);
+        x[i] = el::linf_step(x[i], x0[i], gi, lo[d], hi[d], scale[d], step, eps, direction);
     }
 }
 
@@ -137,15 +136,15 @@ __global__ void l2_step_kernel(T* x, const T* x0, const T* g, std::size_t d_size
     const double gscale = el::l2_gradient_scale(gnorm2, step, direction);
     double dnorm2 = 0;
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        const double delta = el::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d],
-                                                     model_per_raw[d], gscale);
+        const double delta =
+            el::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d], model_per_raw[d], gscale);
         dnorm2 += delta * delta;
     }
     dnorm2 = block_sum(dnorm2, shared);
     const double shrink = el::l2_shrink(dnorm2, eps);
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        const double delta = el::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d],
-                                                     model_per_raw[d], gscale);
+        const double delta =
+            el::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d], model_per_raw[d], gscale);
         xs[d] = el::l2_step(x0s[d], delta, shrink, model_per_raw[d], lo[d], hi[d]);
     }
 }
@@ -187,8 +186,8 @@ __global__ void l2_start_kernel(T* x, const T* x0, std::size_t total, std::size_
     const double radius = eps * pow(u, 1.0 / static_cast<double>(d_size));
     const double scale = norm2 > 0 ? radius / sqrt(norm2) : 0.0;
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        x[base + d] = el::l2_start(x0[base + d], static_cast<double>(x[base + d]),
-                                                  scale, model_per_raw[d], lo[d], hi[d]);
+        x[base + d] = el::l2_start(x0[base + d], static_cast<double>(x[base + d]), scale,
+                                   model_per_raw[d], lo[d], hi[d]);
     }
 }
 

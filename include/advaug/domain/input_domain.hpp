@@ -170,7 +170,9 @@ template <class T, std::size_t N>
 void check_in_domain(const char* function, const tensor<T, N>& x, const resolved_domain<T>& r) {
     const std::size_t n = x.shape()[0], d_size = r.sample_size;
     const T* p = x.data();
-    auto inside = [&](T v, std::size_t d) { return backend::element::inside_domain(v, r.lo[d], r.hi[d]); };
+    auto inside = [&](T v, std::size_t d) {
+        return backend::element::inside_domain(v, r.lo[d], r.hi[d]);
+    };
     // A branch-free scan (it vectorizes) split across advaug's threads, then the search for the
     // message only on failure.
     std::atomic<bool> all{true};

@@ -199,7 +199,8 @@ private:
             const std::size_t base = plane * h * w;
             for (std::size_t oy = 0; oy < oh; ++oy) {
                 for (std::size_t ox = 0; ox < ow; ++ox) {
-                    *arg++ = backend::element::max_window(xp, base + oy * s * w + ox * s, w, k, *yp++);
+                    *arg++ =
+                        backend::element::max_window(xp, base + oy * s * w + ox * s, w, k, *yp++);
                 }
             }
         }

@@ -40,10 +40,11 @@ consteval bool check_classifier() {
                       "see docs/model_contract.md");
         return false;
     } else if constexpr (!c::has_forward<M>) {
-        static_assert(detail::always_false<M>,
-                      "advaug: the model lacks member `void forward(const advaug::tensor<value_type, "
-                      "input_rank>& x, cache_type&, advaug::tensor<value_type, 2>& logits) const` "
-                      "(or the model's input_type / logits_type); see docs/model_contract.md");
+        static_assert(
+            detail::always_false<M>,
+            "advaug: the model lacks member `void forward(const advaug::tensor<value_type, "
+            "input_rank>& x, cache_type&, advaug::tensor<value_type, 2>& logits) const` "
+            "(or the model's input_type / logits_type); see docs/model_contract.md");
         return false;
     } else if constexpr (!c::has_input_gradient<M>) {
         static_assert(detail::always_false<M>,

@@ -13,8 +13,7 @@ namespace advaug::detail {
 /// Whether M and Optimizer meet their contracts, without a diagnostic: selects the trainer
 /// or its stub.
 template <class M, class Optimizer>
-concept trainer_arguments =
-    trainable_classifier<M> && optimizer<Optimizer, typename M::value_type>;
+concept trainer_arguments = trainable_classifier<M> && optimizer<Optimizer, typename M::value_type>;
 
 /// trainer_arguments as one readable error: the first missing member, named.
 template <class M, class Optimizer>
