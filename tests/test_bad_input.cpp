@@ -74,6 +74,22 @@ TEST_CASE("infinite inputs: trainer::compute_gradient refuses them even in an un
     CHECK(everything(net) == before);
 }
 
+TEST_CASE("infinite inputs: trainer::compute_gradient refuses them in a bounded domain") {
+    // With finite bounds the trainer leaves finiteness to the domain check, which must refuse
+    // inf although inf's relative tolerance is infinite.
+    mlp<float> net({4, 5, 3}, 0);
+    sgd<float> opt;
+    trainer tr(net, opt, quiet().method(training_method::fgsm).epsilon(0.1));
+    const auto before = everything(net);
+    for (const float bad : {inf_f, -inf_f}) {
+        auto x = testing::uniform_batch<float>(3, 4, 2);
+        x(2, 0) = bad;
+        CHECK_THROWS_WITH_AS(tr.compute_gradient(x, label_vector{0, 1, 2}, 0.1, 7),
+                             doctest::Contains("inputs[2] element 0 = "), std::invalid_argument);
+    }
+    CHECK(everything(net) == before);
+}
+
 TEST_CASE("NaN features: a dataset refuses them, naming the sample and the element") {
     // Otherwise fit(), accuracy() and evaluate_robustness() would meet them only as a
     // non-finite logit, blamed on the model.

@@ -1,6 +1,6 @@
 // A model that declares its own tensor types (as the device models do) but lacks
-// parameter_gradient() for them, given to the trainer: one error.
-// expect-error: declares input_type/logits_type but lacks a member of trainable_classifier
+// parameter_gradient() for them, given to the trainer: one error that names the member.
+// expect-error: lacks member `void parameter_gradient\(cache_type&, const advaug::tensor<value_type, 2>& dlogits\)` \(or the model's logits_type\)
 #include <advaug/advaug.hpp>
 
 struct model {

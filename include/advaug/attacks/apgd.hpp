@@ -170,8 +170,13 @@ requires detail::attack_tensor<X> X apgd(const M& model, const X& x, const detai
 template <class M, class X>
 requires detail::attack_tensor<X> X apgd(const M& model, const X& x, const detail::labels_t<X>& y,
                                          const apgd_options& options) {
-    attack_workspace<M> workspace;
-    return apgd(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return apgd(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 /// requires: as apgd(); y holds the true labels (not targets); the model has at least 4
@@ -185,8 +190,13 @@ requires detail::attack_tensor<X> X apgd_t(const M& model, const X& x, const det
 template <class M, class X>
 requires detail::attack_tensor<X> X apgd_t(const M& model, const X& x, const detail::labels_t<X>& y,
                                            const apgd_t_options& options) {
-    attack_workspace<M> workspace;
-    return apgd_t(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return apgd_t(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 namespace detail {
@@ -295,7 +305,8 @@ void apgd_step(const char* fn, tensor<T, R>& x, tensor<T, R>& x_old, const tenso
                             return std::clamp(std::clamp(v, x0s[d] - e, x0s[d] + e), dom.lo[d],
                                               dom.hi[d]);
                         };
-                        const T zd = project(xs[d] + st * dom.model_per_raw[d] * sign(gs[d]));
+                        const T zd = project(xs[d] + st * dom.model_per_raw[d] *
+                                                         backend::element::sign(gs[d]));
                         const T v =
                             project(xs[d] + ta * (zd - xs[d]) + (T(1) - ta) * (xs[d] - olds[d]));
                         olds[d] = xs[d];

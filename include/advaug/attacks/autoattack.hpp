@@ -160,8 +160,13 @@ requires detail::attack_tensor<X> autoattack_result<X> autoattack(const M& model
 template <class M, class X>
 requires detail::attack_tensor<X> autoattack_result<X> autoattack(
     const M& model, const X& x, const detail::labels_t<X>& y, const autoattack_options& options) {
-    attack_workspace<M> workspace;
-    return autoattack(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return autoattack(model, x, y, options, workspace);
+    } else {
+        return {};
+    }
 }
 
 namespace detail {

@@ -14,8 +14,8 @@
 #include <optional>
 #include <string>
 
+#include "advaug/backend/host.hpp"  // advaug::norm
 #include "advaug/detail/error.hpp"
-#include "advaug/detail/tensor_ops.hpp"  // advaug::norm
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/model/mode.hpp"
 

@@ -129,8 +129,13 @@ requires detail::attack_tensor<X> X square(const M& model, const X& x, const det
 template <class M, class X>
 requires detail::attack_tensor<X> X square(const M& model, const X& x, const detail::labels_t<X>& y,
                                            const square_options& options) {
-    attack_workspace<M> workspace;
-    return square(model, x, y, options, workspace);
+    // checked before the workspace, whose members name the model's types
+    if constexpr (detail::check_attack_model<M, X>()) {
+        attack_workspace<M> workspace;
+        return square(model, x, y, options, workspace);
+    } else {
+        return x;
+    }
 }
 
 namespace detail {

@@ -1,4 +1,4 @@
-// The device versions of the attacks' customization points (detail/tensor_ops.hpp), found by
+// The device versions of the attacks' customization points (backend/host.hpp), found by
 // argument-dependent lookup on cuda::device_tensor, so fgsm(), fgm(), pgd() and bim() run on
 // device batches unchanged:
 //
@@ -25,13 +25,14 @@
 #include <limits>
 #include <utility>
 
+#include "advaug/backend/element_math.hpp"
+#include "advaug/backend/host.hpp"
+#include "advaug/backend/tensor_traits.hpp"
 #include "advaug/cuda/kernels.hpp"
 #include "advaug/cuda/loss.hpp"
-#include "advaug/cuda/step_math.hpp"
 #include "advaug/cuda/tensor.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
-#include "advaug/detail/tensor_ops.hpp"
 #include "advaug/domain/input_domain.hpp"
 
 namespace advaug::cuda {
@@ -49,6 +50,8 @@ struct device_domain {
 
 namespace detail {
 
+namespace el = backend::element;
+
 inline constexpr unsigned long long no_bad_index = ~0ull;
 
 /// First violations of a batch's checks, as flat indices (no_bad_index when none).
@@ -64,8 +67,7 @@ __global__ void check_inputs_kernel(const T* x, std::size_t total, std::size_t d
         const T v = x[i];
         if (!isfinite(v)) atomicMin(&status->non_finite, static_cast<unsigned long long>(i));
         const std::size_t d = i % d_size;
-        const T tol = T(1e-5) * (T(1) + fabs(v));
-        if (!(v >= lo[d] - tol && v <= hi[d] + tol)) {
+        if (!backend::element::inside_domain(v, lo[d], hi[d])) {
             atomicMin(&status->outside, static_cast<unsigned long long>(i));
         }
         if (i < n && (y[i] < 0 || static_cast<std::uint64_t>(y[i]) >= classes)) {
@@ -91,8 +93,7 @@ __global__ void linf_step_kernel(T* x, const T* x0, const T* g, std::size_t tota
             record_bad_gradient(first_bad, i, gi);
             continue;
         }
-        x[i] =
-            step_math::linf_element(x[i], x0[i], gi, lo[d], hi[d], scale[d], step, eps, direction);
+        x[i] = el::linf_step(x[i], x0[i], gi, lo[d], hi[d], scale[d], step, eps, direction);
     }
 }
 
@@ -127,24 +128,24 @@ __global__ void l2_step_kernel(T* x, const T* x0, const T* g, std::size_t d_size
             bad = 1;
             continue;
         }
-        const double graw = step_math::raw_gradient(gs[d], model_per_raw[d]);
+        const double graw = el::raw_gradient(gs[d], model_per_raw[d]);
         gnorm2 += graw * graw;
     }
     if (__syncthreads_or(bad)) return;  // the whole block leaves together
     gnorm2 = block_sum(gnorm2, shared);
-    const double gscale = step_math::l2_gradient_scale(gnorm2, step, direction);
+    const double gscale = el::l2_gradient_scale(gnorm2, step, direction);
     double dnorm2 = 0;
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        const double delta = step_math::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d],
-                                                     model_per_raw[d], gscale);
+        const double delta =
+            el::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d], model_per_raw[d], gscale);
         dnorm2 += delta * delta;
     }
     dnorm2 = block_sum(dnorm2, shared);
-    const double shrink = step_math::l2_shrink(dnorm2, eps);
+    const double shrink = el::l2_shrink(dnorm2, eps);
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        const double delta = step_math::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d],
-                                                     model_per_raw[d], gscale);
-        xs[d] = step_math::l2_element(x0s[d], delta, shrink, model_per_raw[d], lo[d], hi[d]);
+        const double delta =
+            el::l2_delta_raw(xs[d], x0s[d], gs[d], raw_per_model[d], model_per_raw[d], gscale);
+        xs[d] = el::l2_step(x0s[d], delta, shrink, model_per_raw[d], lo[d], hi[d]);
     }
 }
 
@@ -156,7 +157,7 @@ __global__ void linf_start_kernel(T* x, const T* x0, std::size_t total, std::siz
     ADVAUG_GRID_STRIDE(i, total) {
         const double u = ::advaug::detail::counter_uniform(key, i, 0.0, 1.0);
         const std::size_t d = i % d_size;
-        x[i] = step_math::linf_start_element(x0[i], u, eps, model_per_raw[d], lo[d], hi[d]);
+        x[i] = el::linf_start(x0[i], u, eps, model_per_raw[d], lo[d], hi[d]);
     }
 }
 
@@ -185,8 +186,8 @@ __global__ void l2_start_kernel(T* x, const T* x0, std::size_t total, std::size_
     const double radius = eps * pow(u, 1.0 / static_cast<double>(d_size));
     const double scale = norm2 > 0 ? radius / sqrt(norm2) : 0.0;
     for (std::size_t d = threadIdx.x; d < d_size; d += blockDim.x) {
-        x[base + d] = step_math::l2_start_element(x0[base + d], static_cast<double>(x[base + d]),
-                                                  scale, model_per_raw[d], lo[d], hi[d]);
+        x[base + d] = el::l2_start(x0[base + d], static_cast<double>(x[base + d]), scale,
+                                   model_per_raw[d], lo[d], hi[d]);
     }
 }
 

@@ -222,7 +222,7 @@ private:
     advaug::mode mode_ = advaug::mode::train;
 };
 
-/// The customization points for copying parameter values (detail/tensor_ops.hpp): this
+/// The customization points for copying parameter values (backend/host.hpp): this
 /// model's parameter views point to device memory.
 template <class T>
 void read_parameter(const cnn<T>&, const parameter_view<T>& p, std::span<T> out) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "advaug/backend/element_math.hpp"
 #include "advaug/cuda/runtime.hpp"
 
 namespace advaug::cuda::detail {
@@ -232,29 +233,16 @@ void col2im(const context& ctx, const T* cols, T* dx, const conv_shape& g) {
     ADVAUG_CUDA_CHECK_LAUNCH("cuda::col2im", "col2im_kernel");
 }
 
-/// Max pooling with window k and stride k over [planes, h, w]; argmax holds the flat input
-/// index of each maximum, the first one in row order on ties (as advaug::max_pool2d).
+/// Max pooling with window k and stride k over [planes, h, w]: backend::element::max_window
+/// per output, as advaug::max_pool2d; argmax holds the flat input index of each maximum.
 template <class T>
 __global__ void max_pool_kernel(const T* x, T* y, std::int64_t* argmax, std::size_t planes,
                                 std::size_t h, std::size_t w, std::size_t k) {
     const std::size_t oh = h / k, ow = w / k, total = planes * oh * ow;
     ADVAUG_GRID_STRIDE(i, total) {
         const std::size_t ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
-        const std::size_t base = plane * h * w;
-        std::size_t best = base + oy * k * w + ox * k;
-        T best_value = x[best];
-        for (std::size_t ky = 0; ky < k; ++ky) {
-            const std::size_t row = base + (oy * k + ky) * w + ox * k;
-            for (std::size_t kx = 0; kx < k; ++kx) {
-                const T v = x[row + kx];
-                if (v > best_value) {
-                    best_value = v;
-                    best = row + kx;
-                }
-            }
-        }
-        y[i] = best_value;
-        argmax[i] = static_cast<std::int64_t>(best);
+        const std::size_t first = plane * h * w + oy * k * w + ox * k;
+        argmax[i] = static_cast<std::int64_t>(backend::element::max_window(x, first, w, k, y[i]));
     }
 }
 

@@ -175,7 +175,7 @@ private:
     advaug::mode mode_ = advaug::mode::train;
 };
 
-/// The customization points for copying parameter values (detail/tensor_ops.hpp): this
+/// The customization points for copying parameter values (backend/host.hpp): this
 /// model's parameter views point to device memory.
 template <class T>
 void read_parameter(const mlp<T>&, const parameter_view<T>& p, std::span<T> out) {

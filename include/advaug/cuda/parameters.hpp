@@ -127,7 +127,7 @@ private:
     device_buffer<T> values_, grads_;
 };
 
-/// read_parameter / write_parameter (detail/tensor_ops.hpp) for a device model's views.
+/// read_parameter / write_parameter (backend/host.hpp) for a device model's views.
 template <class T>
 void read_device_parameter(const parameter_view<T>& p, std::span<T> out) {
     const char* fn = "cuda::read_parameter";

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "advaug/backend/element_math.hpp"
 #include "advaug/cuda/kernels.hpp"
 #include "advaug/cuda/tensor.hpp"
 #include "advaug/io/binary.hpp"
@@ -25,18 +26,17 @@ namespace advaug::cuda {
 
 namespace detail {
 
-/// The update of advaug::sgd::step for one parameter; buf is null without momentum.
+/// backend::element::sgd over one parameter, as advaug::sgd::step; buf is null without
+/// momentum.
 template <class T>
 __global__ void sgd_kernel(T* w, const T* grad, T* buf, std::size_t n, T wd, T mu, T neg_lr,
                            bool decay, bool nesterov, bool first) {
     ADVAUG_GRID_STRIDE(i, n) {
-        T g = grad[i];
-        if (decay) g += wd * w[i];
-        if (buf) {
-            buf[i] = first ? g : mu * buf[i] + g;
-            g = nesterov ? g + mu * buf[i] : buf[i];
-        }
-        w[i] += neg_lr * g;
+        const bool momentum = buf != nullptr;
+        const auto r = backend::element::sgd(w[i], grad[i], momentum && !first ? buf[i] : T(0), wd,
+                                             mu, neg_lr, decay, momentum, nesterov, first);
+        w[i] = r.weight;
+        if (momentum) buf[i] = r.buffer;
     }
 }
 

@@ -1,6 +1,6 @@
 // ADVAUG_HOST_DEVICE marks the functions that a CUDA kernel calls too, so that host loops and
-// kernels share one definition (the step arithmetic of cuda/step_math.hpp, the counter-based
-// random start of detail/random.hpp). Empty outside nvcc.
+// kernels share one definition (backend/element_math.hpp, the counter-based random start of
+// detail/random.hpp). Empty outside nvcc.
 #pragma once
 
 #if defined(__CUDACC__)

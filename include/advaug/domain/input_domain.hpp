@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "advaug/backend/element_math.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/parallel/threads.hpp"
@@ -170,8 +171,7 @@ void check_in_domain(const char* function, const tensor<T, N>& x, const resolved
     const std::size_t n = x.shape()[0], d_size = r.sample_size;
     const T* p = x.data();
     auto inside = [&](T v, std::size_t d) {
-        const T tol = T(1e-5) * (T(1) + std::abs(v));
-        return v >= r.lo[d] - tol && v <= r.hi[d] + tol;  // false for NaN
+        return backend::element::inside_domain(v, r.lo[d], r.hi[d]);
     };
     // A branch-free scan (it vectorizes) split across advaug's threads, then the search for the
     // message only on failure.

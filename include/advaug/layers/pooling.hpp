@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "advaug/backend/element_math.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/layers/layer.hpp"
@@ -172,58 +173,34 @@ public:
     }
 
 private:
-    /// The outputs and argmax entries of planes [first, last).
+    /// The outputs and argmax entries of planes [first, last); each window is
+    /// backend::element::max_window, as on a device.
     static void forward_planes(const T* xp, T* y, std::size_t* argmax, std::size_t first,
                                std::size_t last, std::size_t h, std::size_t w, std::size_t oh,
                                std::size_t ow, std::size_t k, std::size_t s) {
+        if (k == 2 && s == 2) {
+            // The common window, with the sizes as constants so that it unrolls.
+            window_planes<2, 2>(xp, y, argmax, first, last, h, w, oh, ow, k, s);
+        } else {
+            window_planes<0, 0>(xp, y, argmax, first, last, h, w, oh, ow, k, s);
+        }
+    }
+
+    /// forward_planes with kernel K and stride S fixed at compile time (0: take k and s).
+    template <std::size_t K, std::size_t S>
+    static void window_planes(const T* xp, T* y, std::size_t* argmax, std::size_t first,
+                              std::size_t last, std::size_t h, std::size_t w, std::size_t oh,
+                              std::size_t ow, std::size_t k, std::size_t s) {
+        if constexpr (K != 0) k = K;
+        if constexpr (S != 0) s = S;
         T* yp = y + first * oh * ow;
         std::size_t* arg = argmax + first * oh * ow;
-        if (k == 2 && s == 2) {
-            // The common window, unrolled and branch-free (selects, not jumps: the comparisons
-            // of ReLU outputs are unpredictable); the same order and tie rule as below.
-            for (std::size_t plane = first; plane < last; ++plane) {
-                const std::size_t base = plane * h * w;
-                for (std::size_t oy = 0; oy < oh; ++oy) {
-                    const std::size_t r0 = base + 2 * oy * w, r1 = r0 + w;
-                    for (std::size_t ox = 0; ox < ow; ++ox) {
-                        const std::size_t i0 = r0 + 2 * ox, i2 = r1 + 2 * ox;
-                        const T a = xp[i0], b = xp[i0 + 1], c = xp[i2], d = xp[i2 + 1];
-                        const bool tb = b > a;
-                        T v = tb ? b : a;
-                        std::size_t best = tb ? i0 + 1 : i0;
-                        const bool tc = c > v;
-                        v = tc ? c : v;
-                        best = tc ? i2 : best;
-                        const bool td = d > v;
-                        v = td ? d : v;
-                        best = td ? i2 + 1 : best;
-                        *yp++ = v;
-                        *arg++ = best;
-                    }
-                }
-            }
-            return;
-        }
         for (std::size_t plane = first; plane < last; ++plane) {
             const std::size_t base = plane * h * w;
             for (std::size_t oy = 0; oy < oh; ++oy) {
                 for (std::size_t ox = 0; ox < ow; ++ox) {
-                    std::size_t best = base + oy * s * w + ox * s;
-                    T best_value = xp[best];
-                    for (std::size_t ky = 0; ky < k; ++ky) {
-                        const std::size_t row = base + (oy * s + ky) * w + ox * s;
-                        for (std::size_t kx = 0; kx < k; ++kx) {
-                            const T v = xp[row + kx];
-                            if (v > best_value) {
-                                best_value = v;
-                                best = row + kx;
-                            }
-                        }
-                    }
-                    yp[0] = best_value;
-                    arg[0] = best;
-                    ++yp;
-                    ++arg;
+                    *arg++ =
+                        backend::element::max_window(xp, base + oy * s * w + ox * s, w, k, *yp++);
                 }
             }
         }

@@ -46,6 +46,11 @@
 //                       The views alias the model's storage, which must never be reallocated
 //                       after construction (see model/parameter.hpp).
 // The backward members may take the cache as `const cache_type&` when they need no scratch.
+//
+// The tensors above are advaug::tensor<value_type, input_rank> (x, dx) and
+// advaug::tensor<value_type, 2> (logits, dlogits). A model whose tensors live elsewhere (the
+// device models of advaug/cuda/) declares them as member types `input_type` and `logits_type`;
+// the same members are then required for those types (input_t<M>, logits_t<M> below).
 #pragma once
 
 #include <concepts>
@@ -53,19 +58,22 @@
 #include <type_traits>
 #include <vector>
 
+#include "advaug/backend/tensor_traits.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
 
 namespace advaug {
 
-/// The value type of a model's input: xt::xtensor<value_type, input_rank>.
+/// The type of a model's input: advaug::tensor<value_type, input_rank>, or the model's own
+/// `input_type` when it declares one (a device model; see backend/tensor_traits.hpp).
 template <class M>
-using input_t = tensor<typename M::value_type, M::input_rank>;
+using input_t = detail::model_input_t<M>;
 
-/// The type of a model's logits: [batch, classes].
+/// The type of a model's logits, [batch, classes]: advaug::tensor<value_type, 2>, or the
+/// model's own `logits_type`.
 template <class M>
-using logits_t = tensor<typename M::value_type, 2>;
+using logits_t = detail::model_logits_t<M>;
 
 namespace detail::contract {
 

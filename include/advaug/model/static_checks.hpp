@@ -40,16 +40,18 @@ consteval bool check_classifier() {
                       "see docs/model_contract.md");
         return false;
     } else if constexpr (!c::has_forward<M>) {
-        static_assert(detail::always_false<M>,
-                      "advaug: the model lacks member `void forward(const advaug::tensor<value_type, "
-                      "input_rank>& x, cache_type&, advaug::tensor<value_type, 2>& logits) const`; "
-                      "see docs/model_contract.md");
+        static_assert(
+            detail::always_false<M>,
+            "advaug: the model lacks member `void forward(const advaug::tensor<value_type, "
+            "input_rank>& x, cache_type&, advaug::tensor<value_type, 2>& logits) const` "
+            "(or the model's input_type / logits_type); see docs/model_contract.md");
         return false;
     } else if constexpr (!c::has_input_gradient<M>) {
         static_assert(detail::always_false<M>,
                       "advaug: the model lacks member `void input_gradient(cache_type&, const "
                       "advaug::tensor<value_type, 2>& dlogits, advaug::tensor<value_type, "
-                      "input_rank>& dx) const`; see docs/model_contract.md");
+                      "input_rank>& dx) const` (or the model's input_type / logits_type); see "
+                      "docs/model_contract.md");
         return false;
     } else if constexpr (!c::has_mode<M>) {
         static_assert(detail::always_false<M>,
@@ -70,7 +72,8 @@ consteval bool check_trainable_classifier() {
     } else if constexpr (!c::has_parameter_gradient<M>) {
         static_assert(detail::always_false<M>,
                       "advaug: the model lacks member `void parameter_gradient(cache_type&, const "
-                      "advaug::tensor<value_type, 2>& dlogits)`; see docs/model_contract.md");
+                      "advaug::tensor<value_type, 2>& dlogits)` (or the model's logits_type); see "
+                      "docs/model_contract.md");
         return false;
     } else if constexpr (!c::has_zero_grad<M>) {
         static_assert(detail::always_false<M>,

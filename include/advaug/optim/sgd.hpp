@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "advaug/backend/element_math.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/io/binary.hpp"
 #include "advaug/model/parameter.hpp"
@@ -121,20 +122,18 @@ private:
 
 namespace detail {
 
-/// The update of one parameter for one configuration (see the top of this file). The
-/// arrays never overlap; __restrict lets the compiler vectorize without run-time checks.
+/// The update of one parameter for one configuration: backend::element::sgd (the device's
+/// too) with the flags as constants. The arrays never overlap; __restrict lets the compiler
+/// vectorize without run-time checks.
 template <class T, bool Decay, bool Momentum, bool Nesterov, bool First>
 void sgd_update(T* __restrict w, const T* __restrict grad, T* __restrict buf, std::size_t n, T wd,
                 T mu, T neg_lr) {
     for (std::size_t i = 0; i < n; ++i) {
-        T g = grad[i];
-        if constexpr (Decay) g += wd * w[i];
-        if constexpr (Momentum) {
-            const T b = First ? g : mu * buf[i] + g;
-            buf[i] = b;
-            g = Nesterov ? g + mu * b : b;
-        }
-        w[i] += neg_lr * g;
+        const T b = Momentum && !First ? buf[i] : T(0);
+        const auto r = backend::element::sgd(w[i], grad[i], b, wd, mu, neg_lr, Decay, Momentum,
+                                             Nesterov, First);
+        w[i] = r.weight;
+        if constexpr (Momentum) buf[i] = r.buffer;
     }
 }
 

@@ -8,7 +8,7 @@
 // attack, which added one more grad CE(x) to every step (docs/training.md measures the cost).
 //
 // Host and device models share every line: element-wise work and checks are the
-// customization points of detail/tensor_ops.hpp, found by argument-dependent lookup. The family
+// customization points of backend/host.hpp, found by argument-dependent lookup. The family
 // method (family_step.hpp) works on host models only.
 #pragma once
 

@@ -27,8 +27,8 @@
 
 #include <zlib.h>
 
+#include "advaug/backend/host.hpp"
 #include "advaug/detail/error.hpp"
-#include "advaug/detail/tensor_ops.hpp"
 #include "advaug/io/atomic_file.hpp"
 #include "advaug/io/binary.hpp"
 #include "advaug/model/parameter.hpp"
@@ -42,7 +42,7 @@ inline constexpr char checkpoint_magic[8] = {'A', 'D', 'V', 'A', 'U', 'G', 'C', 
 inline constexpr std::uint32_t checkpoint_version = 2;
 
 /// The values of `views` in host vectors, and back (read_parameter / write_parameter of
-/// detail/tensor_ops.hpp: a copy for a host model, a download / upload for a device model).
+/// backend/host.hpp: a copy for a host model, a download / upload for a device model).
 template <class M, class T>
 std::vector<std::vector<T>> read_values(const M& model, const std::vector<parameter_view<T>>& views) {
     std::vector<std::vector<T>> out(views.size());

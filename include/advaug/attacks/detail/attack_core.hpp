@@ -3,7 +3,7 @@
 //
 // The attacks are written once over a tensor type X (advaug::tensor on the host,
 // cuda::device_tensor on a GPU). Their element-wise work goes through the customization
-// points of detail/tensor_ops.hpp, called unqualified from namespace advaug::detail so that
+// points of backend/host.hpp, called unqualified from namespace advaug::detail so that
 // the host versions are found by ordinary lookup and a backend's by argument-dependent lookup.
 #pragma once
 
@@ -13,10 +13,10 @@
 #include <type_traits>
 #include <utility>
 
+#include "advaug/backend/host.hpp"
 #include "advaug/detail/error.hpp"
-#include "advaug/domain/input_domain.hpp"
-#include "advaug/detail/tensor_ops.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/domain/input_domain.hpp"
 #include "advaug/model/classifier.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/static_checks.hpp"
@@ -65,18 +65,13 @@ template <class M, class X>
 consteval bool check_attack_model() {
     using T = typename tensor_traits<X>::value_type;
     constexpr std::size_t R = tensor_traits<X>::rank;
-    if constexpr (declares_tensor_types<M>) {
-        // A device model: the contract's members for its own tensor types.
-        static_assert(typed_classifier<M>,
-                      "advaug: the model declares input_type/logits_type but lacks forward(), "
-                      "input_gradient(), num_classes() or mode()/set_mode() for them; see "
-                      "docs/model_contract.md");
+    if constexpr (!check_classifier<M>()) {
+        return false;
+    } else if constexpr (declares_tensor_types<M>) {
         static_assert(std::is_same_v<model_input_t<M>, X>,
                       "advaug: the inputs' type differs from the model's input_type (a host "
                       "tensor for a device model, or the other way round?)");
-        return typed_classifier<M> && std::is_same_v<model_input_t<M>, X>;
-    } else if constexpr (!check_classifier<M>()) {
-        return false;
+        return std::is_same_v<model_input_t<M>, X>;
     } else {
         static_assert(std::is_same_v<typename M::value_type, T>,
                       "advaug: the inputs' value type differs from the model's value_type");

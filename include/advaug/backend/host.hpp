@@ -1,16 +1,18 @@
-// The element-wise operations of the attacks, as customization points, and their host versions.
+// The host versions of the customization points through which the attacks and the trainer
+// touch tensor values, for advaug::tensor.
 //
-// fgsm(), fgm() and pgd() are written once over a tensor type X. Everything they do to the
-// values of a tensor (argument checks, copies, the random start, the L-infinity and L2 steps,
-// the loss and its gradient, keeping the best restart) is an unqualified call to one of the
-// free functions below, so that overload resolution and argument-dependent lookup pick the
-// version for X: the host versions here for advaug::tensor, the device versions in
-// include/advaug/cuda/ (namespace advaug::cuda) for cuda::device_tensor. A new backend adds
-// its tensor type, a tensor_traits specialization and overloads of these functions in the
-// tensor's namespace; the attack templates do not change.
+// fgsm(), fgm(), pgd() and the trainer are written once over a tensor type X. Everything they
+// do to the values of a tensor (argument checks, copies, the random start, the L-infinity and
+// L2 steps, the loss and its gradient, keeping the best restart) is an unqualified call to one
+// of the free functions below, so that overload resolution and argument-dependent lookup pick
+// the version for X: these for advaug::tensor, those of include/advaug/cuda/ (namespace
+// advaug::cuda) for cuda::device_tensor. A new backend adds its tensor type, a tensor_traits
+// specialization (backend/tensor_traits.hpp) and overloads of these functions in the tensor's
+// namespace; the attack templates do not change.
 //
-// The host versions split their loops over samples across advaug's threads
-// (parallel/threads.hpp) and compute the same values for any number of threads.
+// The per-element arithmetic is backend/element_math.hpp's, which the device kernels call too.
+// The loops split their samples across advaug's threads (parallel/threads.hpp) and compute the
+// same values for any number of threads.
 #pragma once
 
 #include <algorithm>
@@ -21,13 +23,14 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "advaug/backend/element_math.hpp"
+#include "advaug/backend/tensor_traits.hpp"
 #include "advaug/detail/check.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/loss/cross_entropy.hpp"
-#include "advaug/model/classifier.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/parallel/threads.hpp"
 
@@ -38,14 +41,7 @@ enum class norm { linf, l2 };
 
 namespace detail {
 
-// --- which types are tensors, and what goes with them -----------------------------------------
-
-/// Specialized for each tensor type an attack accepts. Members: value_type, rank, labels_type
-/// (the labels of a batch), vector_type (one value per sample), domain_type (an input_domain
-/// resolved for this tensor's shape) and rng_type (the random start's generator).
-template <class X>
-struct tensor_traits;
-
+/// Host batches: labels, per-sample values and the resolved domain on the host too.
 template <class T, std::size_t N>
 struct tensor_traits<tensor<T, N>> {
     using value_type = T;
@@ -55,67 +51,6 @@ struct tensor_traits<tensor<T, N>> {
     using domain_type = resolved_domain<T>;
     using rng_type = rng;
 };
-
-template <class X>
-concept attack_tensor = requires {
-    typename tensor_traits<X>::value_type;
-    { tensor_traits<X>::rank } -> std::convertible_to<std::size_t>;
-};
-
-template <class X>
-using labels_t = typename tensor_traits<X>::labels_type;
-
-// --- the tensors a model works on -------------------------------------------------------------
-
-/// A model's input and logits types: M::input_type / M::logits_type when the model declares
-/// them (the device models of advaug/cuda/), otherwise the host tensors of the contract.
-template <class M>
-struct model_tensors {
-    using input = tensor<typename M::value_type, M::input_rank>;
-    using logits = tensor<typename M::value_type, 2>;
-};
-
-template <class M>
-    requires requires {
-        typename M::input_type;
-        typename M::logits_type;
-    }
-struct model_tensors<M> {
-    using input = typename M::input_type;
-    using logits = typename M::logits_type;
-};
-
-template <class M>
-using model_input_t = typename model_tensors<M>::input;
-template <class M>
-using model_logits_t = typename model_tensors<M>::logits;
-
-/// True for a model that declares its own tensor types (a device model).
-template <class M>
-concept declares_tensor_types = requires {
-    typename M::input_type;
-    typename M::logits_type;
-};
-
-/// The members of model/classifier.hpp's contract, for a model that declares its own tensor
-/// types. model/classifier.hpp states them for host tensors only; once its input_t/logits_t
-/// are model_input_t/model_logits_t, classifier<M> covers these models and this goes away.
-template <class M>
-concept typed_classifier =
-    declares_tensor_types<M> && contract::has_value_type<M> && contract::has_input_rank<M> &&
-    contract::has_cache_type<M> && contract::has_num_classes<M> && contract::has_mode<M> &&
-    requires(const M& m, const model_input_t<M>& x, typename M::cache_type& c,
-             model_logits_t<M>& logits, const model_logits_t<M>& dlogits, model_input_t<M>& dx) {
-        m.forward(x, c, logits);
-        m.input_gradient(c, dlogits, dx);
-    };
-
-template <class M>
-concept typed_trainable_classifier =
-    typed_classifier<M> && contract::has_zero_grad<M> && contract::has_parameters<M> &&
-    requires(M& m, typename M::cache_type& c, const model_logits_t<M>& dlogits) {
-        m.parameter_gradient(c, dlogits);
-    };
 
 // --- host versions of the customization points ------------------------------------------------
 
@@ -143,7 +78,8 @@ void check_training_inputs(const char* fn, const M& model, const tensor<T, R>& x
     // Where every bound is finite the domain check refuses inf and NaN itself, and the pass
     // of check_finite is skipped; an unbounded domain lets inf through, so it is needed there.
     auto finite = [](T v) { return std::isfinite(v); };
-    if (!std::all_of(dom.lo.begin(), dom.lo.end(), finite) || !std::all_of(dom.hi.begin(), dom.hi.end(), finite)) {
+    if (!std::all_of(dom.lo.begin(), dom.lo.end(), finite) ||
+        !std::all_of(dom.hi.begin(), dom.hi.end(), finite)) {
         check_finite(fn, "inputs", x);
     }
     check_in_domain(fn, x, dom);
@@ -245,11 +181,6 @@ template <class T>
 template <class T>
 void check_gradients_finite(const char*, const resolved_domain<T>&) {}
 
-template <class T>
-constexpr T sign(T v) {
-    return static_cast<T>((T(0) < v) - (v < T(0)));
-}
-
 /// Throws non_finite_gradient for the first non-finite entry of g in samples [first, last).
 /// requires: there is one.
 template <class T>
@@ -281,10 +212,8 @@ void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const te
             const T* gs = gp + s * d_size;
             for (std::size_t d = 0; d < d_size; ++d) {
                 finite &= std::isfinite(gs[d]);
-                const T e = eps * scale[d];
-                T v = xs[d] + direction * step * scale[d] * sign(gs[d]);
-                v = std::clamp(v, x0s[d] - e, x0s[d] + e);
-                xs[d] = std::clamp(v, lo[d], hi[d]);
+                xs[d] = backend::element::linf_step(xs[d], x0s[d], gs[d], lo[d], hi[d], scale[d],
+                                                    step, eps, direction);
             }
         }
         if (!finite) throw_first_non_finite(fn, gp, first, last, d_size);
@@ -296,31 +225,30 @@ void linf_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const te
 template <class T, std::size_t R>
 void l2_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tensor<T, R>& g,
              const resolved_domain<T>& dom, T step, T eps, T direction) {
+    namespace el = backend::element;
     const std::size_t d_size = dom.sample_size, n = x.shape()[0];
     for (std::size_t s = 0; s < n; ++s) {
         T* xs = x.data() + s * d_size;
         const T* x0s = x0.data() + s * d_size;
         const T* gs = g.data() + s * d_size;
+        const T* mpr = dom.model_per_raw.data();
+        const T* rpm = dom.raw_per_model.data();
         double gnorm2 = 0;
         for (std::size_t d = 0; d < d_size; ++d) {
             if (!std::isfinite(gs[d])) non_finite_gradient(fn, s * d_size + d, d_size, gs[d]);
-            const double graw = static_cast<double>(gs[d]) * dom.model_per_raw[d];
+            const double graw = el::raw_gradient(gs[d], mpr[d]);
             gnorm2 += graw * graw;
         }
-        const double gscale =
-            gnorm2 > 0 ? static_cast<double>(direction * step) / std::sqrt(gnorm2) : 0.0;
-        // The raw-unit perturbation after the step, first its norm, then projected.
-        auto delta_raw = [&](std::size_t d) {
-            const double graw = static_cast<double>(gs[d]) * dom.model_per_raw[d];
-            return static_cast<double>(xs[d] - x0s[d]) * dom.raw_per_model[d] + gscale * graw;
-        };
+        const double gscale = el::l2_gradient_scale(gnorm2, step, direction);
         double dnorm2 = 0;
-        for (std::size_t d = 0; d < d_size; ++d) dnorm2 += delta_raw(d) * delta_raw(d);
-        const double e = static_cast<double>(eps);
-        const double shrink = dnorm2 > e * e ? e / std::sqrt(dnorm2) : 1.0;
         for (std::size_t d = 0; d < d_size; ++d) {
-            const T v = x0s[d] + static_cast<T>(shrink * delta_raw(d) * dom.model_per_raw[d]);
-            xs[d] = std::clamp(v, dom.lo[d], dom.hi[d]);
+            const double delta = el::l2_delta_raw(xs[d], x0s[d], gs[d], rpm[d], mpr[d], gscale);
+            dnorm2 += delta * delta;
+        }
+        const double shrink = el::l2_shrink(dnorm2, eps);
+        for (std::size_t d = 0; d < d_size; ++d) {
+            const double delta = el::l2_delta_raw(xs[d], x0s[d], gs[d], rpm[d], mpr[d], gscale);
+            xs[d] = el::l2_step(x0s[d], delta, shrink, mpr[d], dom.lo[d], dom.hi[d]);
         }
     }
 }
@@ -334,18 +262,18 @@ void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain
     const std::size_t d_size = dom.sample_size, samples = x.shape()[0];
     if (n == advaug::norm::linf) {
         const std::uint64_t key = gen.engine()();
-        parallel_for(
-            samples, rows_per_chunk(d_size), [&](std::size_t first, std::size_t last, std::size_t) {
-                for (std::size_t s = first; s < last; ++s) {
-                    T* xs = x.data() + s * d_size;
-                    const T* x0s = x0.data() + s * d_size;
-                    for (std::size_t d = 0; d < d_size; ++d) {
-                        const double delta = counter_uniform(key, s * d_size + d, -eps, eps);
-                        xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
-                                           dom.lo[d], dom.hi[d]);
-                    }
-                }
-            });
+        parallel_for(samples, rows_per_chunk(d_size),
+                     [&](std::size_t first, std::size_t last, std::size_t) {
+                         for (std::size_t s = first; s < last; ++s) {
+                             T* xs = x.data() + s * d_size;
+                             const T* x0s = x0.data() + s * d_size;
+                             for (std::size_t d = 0; d < d_size; ++d) {
+                                 const double u = counter_uniform(key, s * d_size + d, 0.0, 1.0);
+                                 xs[d] = backend::element::linf_start(
+                                     x0s[d], u, eps, dom.model_per_raw[d], dom.lo[d], dom.hi[d]);
+                             }
+                         }
+                     });
         return;
     }
     for (std::size_t s = 0; s < samples; ++s) {
@@ -362,9 +290,8 @@ void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain
             const double radius = eps * std::pow(gen.uniform(), 1.0 / static_cast<double>(d_size));
             const double scale = norm2 > 0 ? radius / std::sqrt(norm2) : 0.0;
             for (std::size_t d = 0; d < d_size; ++d) {
-                const double delta = scale * static_cast<double>(xs[d]);
-                xs[d] = std::clamp(x0s[d] + static_cast<T>(delta * dom.model_per_raw[d]),
-                                   dom.lo[d], dom.hi[d]);
+                xs[d] = backend::element::l2_start(x0s[d], static_cast<double>(xs[d]), scale,
+                                                   dom.model_per_raw[d], dom.lo[d], dom.hi[d]);
             }
         }
     }
