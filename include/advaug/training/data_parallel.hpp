@@ -13,7 +13,7 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
-#include "advaug/detail/tensor_ops.hpp"
+#include "advaug/backend/host.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/training/reports.hpp"
 
