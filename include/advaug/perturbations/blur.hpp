@@ -31,8 +31,8 @@ public:
         : base("gaussian_blur", std::move(domain),
                detail::checked_image_shape("gaussian_blur", shape).channels, shape.pixels(),
                std::vector<T>(1, T(0))),
-          shape_(shape),
-          box_budgeted<T>(box_budget<T>("gaussian_blur", {sigma}, {"sigma"})) {
+          box_budgeted<T>(box_budget<T>("gaussian_blur", {sigma}, {"sigma"})),
+          shape_(shape) {
         if (sigma.lo < 0) detail::invalid("gaussian_blur", "sigma.lo must be >= 0, got ", sigma.lo);
         radius_ = std::max<long>(1, static_cast<long>(std::ceil(3 * sigma.hi)));
     }

@@ -51,13 +51,13 @@ public:
            input_domain domain = {})
         : base("affine", std::move(domain), detail::checked_image_shape("affine", shape).channels,
                shape.pixels(), std::vector<T>(6, T(0))),
-          shape_(shape),
-          pad_(pad),
           box_budgeted<T>(box_budget<T>(
               "affine",
               {budget.rotation, budget.scale_x, budget.scale_y, budget.shear, budget.translate_x,
                budget.translate_y},
-              {"rotation", "scale_x", "scale_y", "shear", "translate_x", "translate_y"})) {}
+              {"rotation", "scale_x", "scale_y", "shear", "translate_x", "translate_y"})),
+          shape_(shape),
+          pad_(pad) {}
 
 private:
     static constexpr double degree = std::numbers::pi / 180.0;
@@ -154,14 +154,14 @@ public:
         : base("displacement_field", std::move(domain),
                detail::checked_image_shape("displacement_field", shape).channels, shape.pixels(),
                std::vector<T>(2 * checked_grid(budget.grid) * budget.grid, T(0))),
-          shape_(shape),
-          pad_(pad),
-          grid_(budget.grid),
           box_budgeted<T>(box_budget<T>(
               "displacement_field",
               std::vector<interval>(2 * budget.grid * budget.grid,
                                     symmetric(checked_magnitude(budget.max_displacement))),
-              {})) {
+              {})),
+          shape_(shape),
+          pad_(pad),
+          grid_(budget.grid) {
         // Each pixel's flow is a fixed bilinear mix of four control points.
         const std::size_t hw = shape_.pixels();
         taps_.resize(hw);

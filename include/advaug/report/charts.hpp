@@ -301,7 +301,11 @@ inline std::string worst_case_svg(const std::vector<model_evaluation>& models,
     for (std::size_t mi = 0; mi < models.size(); ++mi) {
         for (const auto& f : models[mi].families) {
             if (f.family != family) continue;
-            curves[mi].push_back({f.family, f.budget, f.accuracy});
+            eps_curve c;
+            c.attack = f.family;
+            c.epsilon = f.budget;
+            c.accuracy = f.accuracy;
+            curves[mi].push_back(std::move(c));
             parameter = f.parameter;
         }
     }
