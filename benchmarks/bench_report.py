@@ -101,9 +101,9 @@ def machine(meta_a, metas_p, load_start, version):
     rows = [
         ("CPU", f"{model}; flags: {simd}"),
         ("cores", f"{os.cpu_count()} online; the benchmark uses 2 threads"),
-        ("advaug kernels", (f"{meta_a['kernels']} (ADVAUG_BACKEND {backend}); " if backend else "")
-         + f"OpenBLAS {meta_a.get('openblas', '?')} (Debian package {openblas or '?'}), "
-         + f"oneDNN Debian package {dnnl or 'not installed'}"),
+        ("advaug kernels", f"{meta_a.get('kernels') or meta_a.get('openblas', '?')}"
+         + (f" (ADVAUG_BACKEND {backend})" if backend else "")
+         + f"; Debian packages: OpenBLAS {openblas or 'not installed'}, oneDNN {dnnl or 'not installed'}"),
     ]
     for side, meta in metas_p.items():
         rows.append((side, describe_torch(meta)))
