@@ -12,6 +12,9 @@
 //                    the output is piecewise constant in step and x, so vjp_theta is 0 and
 //                    vjp_input is 0 for a quantized feature (x passes where step is 0); the
 //                    search refuses gradient methods for it and samples instead.
+//   common_quantize  x'_f = s scale_f * round(x_f / (s scale_f))  one resolution loss shared by
+//                    every feature; theta = (s), in units of scale_f; s = 0 keeps x. Gradient-
+//                    free, as quantize.
 //   dropped_sensors  x'_f = fill_f where mask_f = 1              missing readings, filled in
 //                    theta = mask (F entries in {0, 1}, at most k ones); identity all 0.
 //                    Discrete. For the derivative the mask is relaxed to
@@ -180,6 +183,47 @@ private:
             if (du) du[d] = th[d] > T(0) ? T(0) : g[d];
         }
     }
+};
+
+template <class T>
+class common_quantize : public detail::raw_family<common_quantize<T>, T>, public box_budgeted<T> {
+    using base = detail::raw_family<common_quantize<T>, T>;
+    friend base;
+
+public:
+    static constexpr perturbation_kind kind = perturbation_kind::gradient_free;
+
+    /// step: the shared step s in units of scale, 0 <= lo <= hi; scale: one value or one per
+    /// feature (e.g. the training standard deviations), finite and > 0.
+    common_quantize(std::size_t features, interval step, std::vector<double> scale = {1.0},
+                    input_domain domain = {})
+        : base("common_quantize", std::move(domain),
+               detail::checked_features("common_quantize", features), 1, std::vector<T>(1, T(0))),
+          box_budgeted<T>(box_budget<T>("common_quantize", {step}, {"step"})) {
+        if (step.lo < 0) detail::invalid("common_quantize", "step.lo must be >= 0, got ", step.lo);
+        for (double v : detail::per_feature("common_quantize", "scale", scale, features)) {
+            if (!(std::isfinite(v) && v > 0)) {
+                detail::invalid("common_quantize", "scale must be finite and > 0, got ", v);
+            }
+            scale_.push_back(static_cast<T>(v));
+        }
+    }
+
+private:
+    void forward_row(const T* u, const T* th, T* v) const {
+        for (std::size_t d = 0; d < this->input_size(); ++d) {
+            const T step = th[0] * scale_[d];
+            v[d] = step > T(0) ? step * std::round(u[d] / step) : u[d];
+        }
+    }
+    void backward_row(const T*, const T* th, const T* g, T* dth, T* du) const {
+        if (dth) dth[0] = T(0);
+        for (std::size_t d = 0; d < this->input_size(); ++d) {
+            if (du) du[d] = th[0] > T(0) ? T(0) : g[d];
+        }
+    }
+
+    std::vector<T> scale_;
 };
 
 template <class T>
