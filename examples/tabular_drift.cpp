@@ -13,8 +13,8 @@
 //        plain         cross-entropy on clean rows;
 //        FGSM-RS       the L-inf ball of radius K training std per feature (Wong et al. 2020);
 //        drift-robust  clean rows plus, per batch, the worst case of each tabular family
-//                      (perturbations/tabular.hpp): gain and offset drift, dropped sensors
-//                      filled with 0, quantization;
+//                      (perturbations/tabular.hpp): gain and offset drift shared by every
+//                      sensor, dropped sensors filled with 0, a shared quantization step;
 //   4. measures clean accuracy and accuracy under a fixed ladder of shifts per family
 //      (shifts/tabular_shifts.hpp, raw units): gain drift, offset drift, quantization, dropped
 //      sensors, and Gaussian noise, which no recipe trains on.
@@ -25,13 +25,16 @@
 // part: that is where the drift-robust recipe was chosen (docs/tabular.md), never on the test.
 //
 //   tabular_drift [--table breast_cancer|wine] [--data FILE] [--epochs E] [--seed S]
-//                 [--repeats R] [--epsilon K] [--gain G] [--offset O] [--drop D] [--quant Q]
-//                 [--search worst|random] [--validate] [--report FILE.md]
+//                 [--repeats R] [--epsilon K] [--gain G] [--offset O] [--local-gain G]
+//                 [--local-offset O] [--drop D] [--quant Q] [--local-quant Q]
+//                 [--clean-copies C] [--search worst|random] [--validate] [--report FILE.md]
 //
-// K: FGSM-RS radius in training std (0.25). G: relative gain budget (0.2). O: offset budget in
-// training std (0.5). D: sensors dropped at most (2). Q: largest quantization step in training
-// std (2). E: epochs (40), R: splits (5). --search random trains on one random draw of each
-// family instead of the worst case (the baseline a worst-case recipe must beat).
+// K: FGSM-RS radius in training std (0.25). --gain/--offset: the common drift's budgets,
+// relative (0.1) and in training std (0.25); --local-*: the per-feature ones (0). D: sensors
+// dropped at most (2). --quant: the largest common quantization step in training std (2);
+// --local-quant: per feature (0). C: copies of the clean rows in the loss (1). E: epochs (80 on
+// breast cancer, 200 on wine), R: splits (5). --search random trains on one random draw of
+// each family instead of the worst case (the baseline a worst-case recipe must beat).
 
 #include <advaug/advaug.hpp>
 #include <advaug/data/csv.hpp>
