@@ -312,16 +312,21 @@ split_result run_split(const settings& s, const advaug::labelled_table& table,
     const auto rows = shift_ladder(stats, seed);
     split_result out;
     for (auto& net : nets) {
+        const auto shifted_accuracy = [&](const advaug::tabular_shift& shift) {
+            return advaug::transformed_accuracy(net, test_in_raw_units,
+                                                [&](advaug::tensor<float, 2>& x, std::size_t b) {
+                                                    shift.apply(x, b);
+                                                    x = raw_domain.normalize(x);
+                                                });
+        };
         std::vector<double> acc = {advaug::accuracy(net, test)};
+        // The raw-unit path with no shift must see exactly what the model saw in training.
+        if (shifted_accuracy(advaug::tabular_shift{}) != acc[0]) {
+            throw std::logic_error("the raw-unit evaluation path does not reproduce clean accuracy");
+        }
         for (const auto& row : rows) {
             double sum = 0;
-            for (const auto& shift : row.shifts) {
-                sum += advaug::transformed_accuracy(net, test_in_raw_units,
-                                                    [&](advaug::tensor<float, 2>& x, std::size_t b) {
-                                                        shift.apply(x, b);
-                                                        x = raw_domain.normalize(x);
-                                                    });
-            }
+            for (const auto& shift : row.shifts) sum += shifted_accuracy(shift);
             acc.push_back(sum / static_cast<double>(row.shifts.size()));
         }
         out.by_recipe.push_back(std::move(acc));
