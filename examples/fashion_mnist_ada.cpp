@@ -26,6 +26,7 @@
 // --family-steps and --family-start set the search. --family mixture is AugMix's mixture of
 // chains of all those operations (below); with --family-search random each batch trains on a
 // random draw of it: random augmentation, the baseline the worst case has to beat.
+// --family mixture-linf adds the L-inf ball of --eps after the mixture (the combined recipe).
 //
 // `--method augmix` and `--method augmax` train on CE(x) + lambda JS(x, v1, v2), the
 // Jensen-Shannon consistency of the predictions on two augmented views (Hendrycks et al. 2020):
@@ -193,10 +194,11 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
                    "with --method family: affine (rotation +-15 degrees, shift +-2 pixels), "
                    "photometric (brightness +-0.2, contrast +-30%, log gamma +-0.3), blur (sigma "
                    "up to 1.5 pixels), displacement (a 4 x 4 lattice of shifts up to 1 pixel), "
-                   "chain (the L-inf ball of --eps, then affine) or mixture (AugMix's mixtures of "
+                   "chain (the L-inf ball of --eps, then affine), mixture (AugMix's mixtures of "
                    "chains of rotation, translation, brightness, contrast, gamma, blur and "
-                   "displacement at those budgets)")
-        ->check(CLI::IsMember({"affine", "photometric", "blur", "displacement", "chain", "mixture"}))
+                   "displacement at those budgets) or mixture-linf (a mixture, then the L-inf "
+                   "ball of --eps)")
+        ->check(CLI::IsMember({"affine", "photometric", "blur", "displacement", "chain", "mixture", "mixture-linf"}))
         ->capture_default_str();
     app.add_option("--family-steps", s.family_steps,
                    "with --method family: sign-gradient steps of the search in the family's "
@@ -355,13 +357,14 @@ byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images,
 
 // AugMix's operations: every image family above, at the same budgets (docs/shift_robustness.md
 // says which evaluation corruptions each covers).
+std::vector<std::pair<advaug::natural_family, double>> mixture_operations() {
+    using enum advaug::natural_family;
+    return {{rotation, 15}, {translation, 2}, {brightness, 0.2}, {contrast, 0.3},
+            {gamma, 0.3},   {blur, 1.5},      {displacement, 1}};
+}
 advaug::augment_and_mix<float> make_mixture() {
     using namespace advaug;
-    using enum natural_family;
-    return augment_and_mix<float>(natural_families<float>({{rotation, 15}, {translation, 2}, {brightness, 0.2},
-                                                           {contrast, 0.3}, {gamma, 0.3}, {blur, 1.5},
-                                                           {displacement, 1}},
-                                                          image_shape{1, 28, 28}, input_domain{}));
+    return augment_and_mix<float>(natural_families<float>(mixture_operations(), image_shape{1, 28, 28}, input_domain{}));
 }
 
 // The family of --family, on the 28 x 28 images in [0, 1]. any_family holds whichever was
@@ -370,6 +373,9 @@ advaug::any_family<float> make_family(const settings& s) {
     using namespace advaug;
     const image_shape images{1, 28, 28};
     if (s.family_name == "mixture") return make_mixture();
+    if (s.family_name == "mixture-linf") {
+        return chain<augment_and_mix<float>, linf_ball<float>>(make_mixture(), linf_ball<float>(images, s.eps));
+    }
     const auto warp = affine<float>(images, affine_budget{.rotation = symmetric(15),
                                                           .translate_x = symmetric(2),
                                                           .translate_y = symmetric(2)});
@@ -397,6 +403,27 @@ advaug::worst_case_options family_search(const settings& s) {
         .steps(steps)
         .step_fraction(steps == 1 ? 1.25 : 2.5 / static_cast<double>(steps))
         .random_start(s.family_start == "random");
+}
+
+// The corruptions the second model's training perturbations cover (docs/shift_robustness.md).
+std::vector<std::string> covered_by_training(const settings& s) {
+    using advaug::natural_family;
+    const bool family = s.method == advaug::training_method::family;
+    std::vector<natural_family> parts;
+    if (advaug::is_consistency(s.method) || (family && s.family_name.starts_with("mixture"))) {
+        for (const auto& [part, budget] : mixture_operations()) parts.push_back(part);
+        return advaug::covered_corruption_names(s.family_name == "mixture-linf" ? std::vector<std::string>{"linf_ball"}
+                                                                                 : std::vector<std::string>{},
+                                                parts);
+    }
+    if (!family) return advaug::covered_corruption_names({"linf_ball"});  // the attacks' ball
+    if (s.family_name == "affine") return advaug::covered_corruption_names({}, {natural_family::rotation, natural_family::translation});
+    if (s.family_name == "blur") return advaug::covered_corruption_names({"gaussian_blur"});
+    if (s.family_name == "displacement") return advaug::covered_corruption_names({"displacement_field"});
+    if (s.family_name == "chain") {
+        return advaug::covered_corruption_names({"linf_ball"}, {natural_family::rotation, natural_family::translation});
+    }
+    return advaug::covered_corruption_names({s.family_name});  // photometric
 }
 
 // Appends one JSON object (already formatted) to the log, if there is one.
@@ -703,9 +730,9 @@ void write_robustness_report(const settings& s, const byte_dataset& images, mode
         models.push_back(advaug::evaluate_robustness(plain, images, options, "plain"));
         if (adversarial) {
             models.push_back(advaug::evaluate_robustness(*adversarial, images, options, method));
-            // Every method here trains on the L-inf ball: the report splits the corruption mean
-            // into what that covers and what it does not (docs/shift_robustness.md).
-            models.back().covered_corruptions = advaug::covered_corruption_names({"linf_ball"});
+            // The report splits the corruption mean into what the training perturbations cover
+            // and what they do not (docs/shift_robustness.md).
+            models.back().covered_corruptions = covered_by_training(s);
         }
     }
     // The plain model is the baseline of the relative mCE (so it scores 1 itself).

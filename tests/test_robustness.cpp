@@ -617,6 +617,12 @@ TEST_CASE("set_absolute_mce and the covered / not-covered means: hand-computed")
           std::vector<std::string>{"shot_noise", "shear", "scale", "rotate", "brightness", "translate",
                                    "gaussian_noise", "contrast"});
     CHECK(covered_corruption_names({"displacement_field"}).empty());
+    // named parts (a mixture's operations), alone and with families
+    CHECK(covered_corruption_names({}, {natural_family::rotation, natural_family::gamma, natural_family::blur,
+                                        natural_family::displacement}) ==
+          std::vector<std::string>{"motion_blur", "rotate"});
+    CHECK(covered_corruption_names({"linf_ball"}, {natural_family::translation, natural_family::contrast}) ==
+          std::vector<std::string>{"shot_noise", "translate", "gaussian_noise", "contrast"});
     CHECK_THROWS_WITH_AS(corruptions_covered_by("rotation"),
                          "corruptions_covered_by(): unknown training family 'rotation'; known: photometric, "
                          "affine, displacement_field, gaussian_blur, linf_ball, l2_ball",

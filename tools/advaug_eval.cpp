@@ -8,6 +8,8 @@
 // under image corruptions) and writes the report of report/report.hpp into --out. A second
 // model given with --baseline is evaluated the same way, on the same samples with the same
 // random numbers; it is the reference of the relative mCE and appears beside the first model.
+// Further models given with --compare (repeatable) are evaluated and shown the same way, between
+// the first model and the baseline (scripts/demo.sh compares three).
 //
 // The model must be one of advaug's bundled architectures: a stack of dense layers of any
 // widths with ReLU (advaug's mlp<float>) or tanh between them, or the cnn<float> with or
@@ -124,6 +126,7 @@ struct settings {
     std::optional<std::string> corruptions_text;  // unset: all for images, none for tables
     std::string families_text;                    // empty: none
     std::string baseline_path;
+    std::vector<std::string> compare_paths;
     std::string label;
     std::string class_names_text;
     std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
@@ -206,6 +209,10 @@ void declare_options(CLI::App& app, settings& s) {
                    "a second model file, evaluated the same way and shown beside the first: "
                    "the reference of the relative mCE; its architecture comes from its own "
                    "metadata")
+        ->check(regular_file(false));
+    app.add_option("--compare", s.compare_paths,
+                   "a further model file, evaluated the same way and shown beside the first "
+                   "(repeatable); the baseline's mCE reference too, where --baseline is given")
         ->check(regular_file(false));
     app.add_option("--label", s.label,
                    "name of the model in the report (default: the model file's name without "
@@ -1043,6 +1050,14 @@ int run(const settings& s) {
     const std::string label = s.label.empty() ? stem_of(s.model_path) : s.label;
     std::vector<loaded_model> models;
     models.push_back(load(s.model_path, "--model", s.arch, s.activation, label));
+    for (const auto& path : s.compare_paths) {
+        std::string name = stem_of(path);
+        for (const auto& m : models) {
+            if (m.label == name) name += " (" + path + ")";
+        }
+        // A compared model's architecture comes from its own file, as the baseline's.
+        models.push_back(load(path, "--compare", "", "", name));
+    }
     if (!s.baseline_path.empty()) {
         std::string base = stem_of(s.baseline_path);
         if (base == label) base += " (baseline)";
@@ -1087,25 +1102,27 @@ int run(const settings& s) {
                         models[i].label.c_str(), std::chrono::duration<double>(clock_type::now() - start).count());
         }
     }
-    if (results.size() == 2 && !results[0].corruptions.empty()) {
-        advaug::set_relative_mce(results[0], results[1]);
-        advaug::set_relative_mce(results[1], results[1]);  // the baseline scores 1
-        advaug::set_absolute_mce(results[0], results[1]);
-        advaug::set_absolute_mce(results[1], results[1]);
-        // Below 0 when the corruptions lower the model's error while they raise the baseline's
-        // (a model near chance); no ranking is possible then, and the report takes only >= 0.
-        if (results[0].relative_mce < 0) {
-            std::printf(
-                "note: the relative mCE of %s against %s is negative (%s): the "
-                "corruptions lower its error on average; it is left out of the report\n",
-                results[0].model.c_str(), results[1].model.c_str(),
-                format_shortest(results[0].relative_mce).c_str());
-            results[0].relative_mce = std::numeric_limits<double>::quiet_NaN();
+    if (!s.baseline_path.empty() && !results[0].corruptions.empty()) {
+        const advaug::model_evaluation base = results.back();  // the baseline scores 1
+        for (auto& r : results) {
+            advaug::set_relative_mce(r, base);
+            advaug::set_absolute_mce(r, base);
+            // Below 0 when the corruptions lower the model's error while they raise the
+            // baseline's (a model near chance); no ranking is possible then, and the report
+            // takes only >= 0.
+            if (r.relative_mce < 0) {
+                std::printf(
+                    "note: the relative mCE of %s against %s is negative (%s): the "
+                    "corruptions lower its error on average; it is left out of the report\n",
+                    r.model.c_str(), base.model.c_str(), format_shortest(r.relative_mce).c_str());
+                r.relative_mce = std::numeric_limits<double>::quiet_NaN();
+            }
         }
     }
 
     std::string title = "Robustness of " + label;
-    if (models.size() == 2) title += " (baseline: " + models[1].label + ")";
+    for (std::size_t i = 1; i + (s.baseline_path.empty() ? 0 : 1) < models.size(); ++i) title += ", " + models[i].label;
+    if (!s.baseline_path.empty()) title += " (baseline: " + models.back().label + ")";
     title += " on " + data.name;
     auto report = advaug::report_options{}.title(title);
     if (!s.class_names.empty()) report.class_names(s.class_names);

@@ -11,6 +11,7 @@
 #   version          --version exits 0 and prints the version and the kernel backend
 #   end_to_end       fgsm-rs.npz against the baseline plain.npz on 200 Fashion-MNIST test
 #                    images, FGSM and PGD, two corruptions, 4 examples: every report file exists
+#   compare          --compare: a third model in the same report, with the baseline's mCE
 #   model_path ... baseline_no_metadata
 #                    a user mistake: exit status 1 or 2 (never a crash), exactly one line on
 #                    stderr, "advaug-eval: <message>", that names the mistake, and nothing
@@ -351,6 +352,40 @@ elseif(CASE STREQUAL "csv_messages")
     write_pixel_csv("${WORK_DIR}/named.csv" 0.5 2 "${names}label\n")
     set(EVAL_ARGS --model "${plain}" --data "${WORK_DIR}/named.csv" --out "${WORK_DIR}/report")
     expect_error(1 "named.csv" "line 1" "--csv-header")
+
+elseif(CASE STREQUAL "compare")
+    # Three models in one report: the model, a compared one (here a copy of the robust model
+    # under another name) and the baseline, each with the baseline's mCE.
+    file(COPY_FILE "${robust}" "${WORK_DIR}/second.npz")
+    set(report "${WORK_DIR}/report")
+    run_eval(--model "${robust}" --compare "${WORK_DIR}/second.npz" --baseline "${plain}" --samples 100
+             --attacks pgd --eps 0,0.1 --pgd-steps 5 --corruptions fog,shot_noise --threads 2 --out "${report}")
+    if(NOT rc EQUAL 0)
+        fail("the run should succeed: ${err}")
+    endif()
+    file(READ "${report}/results.json" json)
+    string(JSON count LENGTH "${json}" models)
+    if(NOT count EQUAL 3)
+        fail("the report should hold 3 models, holds ${count}")
+    endif()
+    foreach(i 0 1 2)
+        string(JSON name GET "${json}" models ${i} model)
+        string(JSON mce GET "${json}" models ${i} absolute_mce)
+        list(APPEND names "${name}")
+        list(APPEND mces "${mce}")
+    endforeach()
+    if(NOT names STREQUAL "fgsm-rs;second;plain")
+        fail("the models should be fgsm-rs, second, plain in that order, are ${names}")
+    endif()
+    list(GET mces 0 first_mce)
+    list(GET mces 1 second_mce)
+    list(GET mces 2 base_mce)
+    if(NOT first_mce STREQUAL second_mce OR NOT base_mce EQUAL 1)
+        fail("equal models should get equal mCEs and the baseline 1, got ${mces}")
+    endif()
+    if(NOT out MATCHES "second")
+        fail("the summary should list the compared model")
+    endif()
 
 elseif(CASE STREQUAL "baseline_no_metadata")
     strip_metadata("${plain}" "${WORK_DIR}/base.npz")
