@@ -46,6 +46,7 @@
 #include "advaug/training/method.hpp"
 #include "advaug/training/schedule.hpp"
 #include "advaug/training/train_options.hpp"
+#include "advaug/training/feature_ada.hpp"
 #include "advaug/training/trainer.hpp"
 
 // Data, evaluation, files

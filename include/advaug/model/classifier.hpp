@@ -45,6 +45,16 @@
 //   parameters()        std::vector<parameter_view<value_type>>: each parameter with its gradient.
 //                       The views alias the model's storage, which must never be reallocated
 //                       after construction (see model/parameter.hpp).
+// feature_classifier<M> -- what feature-space augmentation (training/feature_ada.hpp) needs in
+// addition to classifier (optional members; sequential and the bundled models have them)
+//   features(cache) const -> const advaug::tensor<value_type, 2>&
+//     requires: as for input_gradient.
+//     ensures:  the penultimate features of that forward pass, [N, F]: the input of the layer
+//               that makes the logits (what Volpi et al. 2018 call the semantic space).
+//   input_gradient_with_features(cache, dlogits, dfeatures, dx) const
+//     requires: as for input_gradient; dfeatures has the shape of features(cache).
+//     ensures:  dx holds d/dx (<dlogits, logits> + <dfeatures, features>): the input gradient of
+//               a loss of both; state is unchanged, as for input_gradient.
 // The backward members may take the cache as `const cache_type&` when they need no scratch.
 //
 // The tensors above are advaug::tensor<value_type, input_rank> (x, dx) and
@@ -124,6 +134,16 @@ template <class M>
 concept has_zero_grad = requires(M& m) { m.zero_grad(); };
 
 template <class M>
+concept has_features = requires(const M& m, typename M::cache_type& c) {
+    { m.features(c) } -> std::convertible_to<const tensor<typename M::value_type, 2>&>;
+};
+
+template <class M>
+concept has_input_gradient_with_features =
+    requires(const M& m, typename M::cache_type& c, const tensor<typename M::value_type, 2>& g,
+             tensor<typename M::value_type, M::input_rank>& dx) { m.input_gradient_with_features(c, g, g, dx); };
+
+template <class M>
 concept has_parameters = requires(M& m) {
     { m.parameters() } -> std::same_as<std::vector<parameter_view<typename M::value_type>>>;
 };
@@ -143,6 +163,11 @@ template <class M>
 concept trainable_classifier =
     classifier<M> && detail::contract::has_parameter_gradient<M> &&
     detail::contract::has_zero_grad<M> && detail::contract::has_parameters<M>;
+
+/// A classifier that exposes its penultimate features and the input gradient of a loss on them.
+template <class M>
+concept feature_classifier = classifier<M> && detail::contract::has_features<M> &&
+                             detail::contract::has_input_gradient_with_features<M>;
 
 namespace detail {
 

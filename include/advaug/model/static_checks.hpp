@@ -90,4 +90,29 @@ consteval bool check_trainable_classifier() {
     }
 }
 
+/// True if M is a trainable classifier with the optional feature members (feature_classifier);
+/// otherwise one static_assert names the first missing member.
+template <class M>
+consteval bool check_feature_classifier() {
+    namespace c = detail::contract;
+    if constexpr (!check_trainable_classifier<M>()) {
+        return false;
+    } else if constexpr (!c::has_features<M>) {
+        static_assert(detail::always_false<M>,
+                      "advaug: feature-space augmentation needs the optional member `const "
+                      "advaug::tensor<value_type, 2>& features(cache_type&) const` (the penultimate "
+                      "features); see docs/model_contract.md");
+        return false;
+    } else if constexpr (!c::has_input_gradient_with_features<M>) {
+        static_assert(detail::always_false<M>,
+                      "advaug: feature-space augmentation needs the optional member `void "
+                      "input_gradient_with_features(cache_type&, const advaug::tensor<value_type, 2>& "
+                      "dlogits, const advaug::tensor<value_type, 2>& dfeatures, "
+                      "advaug::tensor<value_type, input_rank>& dx) const`; see docs/model_contract.md");
+        return false;
+    } else {
+        return true;
+    }
+}
+
 }  // namespace advaug

@@ -293,6 +293,29 @@ public:
         backward(cache, dlogits, &dx, nullptr, T(1));
     }
 
+    /// The penultimate features of the last forward(): the input of the last layer, [N, F]
+    /// (the model contract's optional feature_classifier member).
+    /// throws: std::invalid_argument for a model of one layer, or one whose last layer takes
+    ///         samples of rank above 1, and for a cache forward() did not fill.
+    const tensor<T, 2>& features(const cache_type& cache) const {
+        const char* fn = "sequential::features";
+        check_features(fn, cache);
+        return cache.outputs[layers_.size() - 2].r2;
+    }
+
+    /// dx = d/dx (<dlogits, logits> + <dfeatures, features(cache)>); nothing else changes.
+    void input_gradient_with_features(cache_type& cache, const tensor<T, 2>& dlogits, const tensor<T, 2>& dfeatures,
+                                      tensor<T, InputRank>& dx) const {
+        const char* fn = "sequential::input_gradient_with_features";
+        check_features(fn, cache);
+        const auto& f = cache.outputs[layers_.size() - 2].r2;
+        if (dfeatures.shape() != f.shape()) {
+            detail::invalid(fn, "dfeatures has shape ", detail::shape_string(dfeatures.shape()),
+                            ", the features have ", detail::shape_string(f.shape()));
+        }
+        backward(cache, dlogits, &dx, nullptr, T(1), &dfeatures);
+    }
+
     void parameter_gradient(cache_type& cache, const tensor<T, 2>& dlogits) {
         backward(cache, dlogits, nullptr, this, T(1));
     }
@@ -379,8 +402,21 @@ private:
         }
     }
 
+    void check_features(const char* fn, const cache_type& cache) const {
+        const std::size_t count = layers_.size();
+        if (count < 2) detail::invalid(fn, "the model has ", count, " layer; features are the input of the last of 2 or more");
+        if (shapes_[count - 2].size() != 1) {
+            detail::invalid(fn, "the last layer takes samples of shape ", detail::shape_string(shapes_[count - 2]),
+                            "; features must be flat (end the model in flatten, dense)");
+        }
+        if (cache.layers.size() != count || cache.x == nullptr) {
+            detail::invalid(fn, "the cache was not filled by forward() of this model");
+        }
+    }
+
+    // With `dfeatures`, it is added to the gradient reaching the last layer's input.
     void backward(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>* dx, sequential* trainee,
-                  T scale) const {
+                  T scale, const tensor<T, 2>* dfeatures = nullptr) const {
         const std::size_t count = layers_.size();
         if (cache.layers.size() != count || cache.x == nullptr) {
             detail::invalid("sequential::backward", "the cache was not filled by forward() of this model");
@@ -400,6 +436,7 @@ private:
             }
             auto& next = cache.deltas[i - 1];
             layers_[i]->backward_input(*cache.layers[i], grad, next);
+            if (dfeatures && i + 1 == count) next.r2 += *dfeatures;
             grad = detail::in_of(next);
         }
     }
