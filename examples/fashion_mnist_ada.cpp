@@ -34,6 +34,11 @@
 // mixing weights and operation parameters (--family-steps steps, default 5). lambda is
 // --consistency-weight (default 12, AugMix's).
 //
+// `--method ada` and `--method me-ada` grow the training set instead (Volpi et al. 2018, Zhao et
+// al. 2020): after each of the first 3 epochs, 10,000 training images climb the loss minus the
+// squared distance of their penultimate features (plus, for ME-ADA, the prediction's entropy)
+// and join the set with their labels (advaug::fit_ada, training/feature_ada.hpp).
+//
 // `--checkpoint PATH` saves each run's whole training state at the end of every epoch, to
 // PATH.plain and PATH.<method>; with `--resume` a run whose checkpoint exists continues from
 // it (an interrupted run, or one given more --epochs), ending exactly as an uninterrupted run.
@@ -141,6 +146,7 @@ struct settings {
     std::string family_start = "random";
     std::string family_search_name = "gradient";
     double consistency_weight = 12;
+    std::string ada;  // "ada" or "me-ada": feature-space ADA for the second model (method plain)
 };
 
 // Validators with plain messages, shared with tools/advaug-eval (tools/cli_validators.hpp).
@@ -157,7 +163,8 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
     app.add_option("--method", s.method_name,
                    "adversarial training method of the second model: plain, fgsm (the blog "
                    "post's), fgsm-rs, n-fgsm, pgd, family (the worst case of --family), augmix or "
-                   "augmax (consistency training on views of AugMix's mixtures)")
+                   "augmax (consistency training on views of AugMix's mixtures), ada or me-ada (feature-space "
+                   "adversarial data augmentation, Volpi et al. 2018 and Zhao et al. 2020)")
         ->capture_default_str();
     app.add_option("--eps", s.eps,
                    "training epsilon, L-inf, in pixel units ([0, 1] scale); also the radius of "
@@ -273,7 +280,7 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
     if (given("--train-samples")) s.train_samples = train_samples;
     if (given("--test-samples")) s.test_samples = test_samples;
     if (s.quick) {
-        if (!given("--epochs")) s.epochs = 1;
+        if (!given("--epochs")) s.epochs = s.method_name == "ada" || s.method_name == "me-ada" ? 2 : 1;
         if (!given("--train-samples")) s.train_samples = 10'000;
         if (!given("--test-samples")) s.test_samples = 2'000;
         if (!given("--report-samples")) s.report_samples = 300;
@@ -281,13 +288,24 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
 
     // The library's parsers name every valid choice when a name is misspelled.
     try {
-        s.method = advaug::parse_training_method(s.method_name);
+        if (s.method_name == "ada" || s.method_name == "me-ada") {
+            s.ada = s.method_name;  // plain training on a growing set: fit_ada()
+            s.method = advaug::training_method::plain;
+        } else {
+            s.method = advaug::parse_training_method(s.method_name);
+        }
         s.schedule =
             advaug::parse_lr_schedule(s.lr_schedule_name, s.lr, static_cast<double>(s.epochs));
     } catch (const std::invalid_argument& e) {
         throw usage_error(e.what());
     }
 
+    if (!s.ada.empty() && s.epochs < 2) {
+        throw usage_error("--method " + s.ada + " needs --epochs >= 2: its phases come after the first epochs");
+    }
+    if (!s.ada.empty() && s.lr_schedule_name != "constant") {
+        throw usage_error("--method " + s.ada + " needs --lr-schedule constant: a schedule would restart at every phase");
+    }
     if (s.resume && s.checkpoint.empty()) {
         throw usage_error("--resume needs --checkpoint PATH: the checkpoint to resume from");
     }
@@ -416,6 +434,7 @@ std::vector<std::string> covered_by_training(const settings& s) {
                                                                                  : std::vector<std::string>{},
                                                 parts);
     }
+    if (!s.ada.empty()) return {};  // no perturbation family: nothing is covered by construction
     if (!family) return advaug::covered_corruption_names({"linf_ball"});  // the attacks' ball
     if (s.family_name == "affine") return advaug::covered_corruption_names({}, {natural_family::rotation, natural_family::translation});
     if (s.family_name == "blur") return advaug::covered_corruption_names({"gaussian_blur"});
@@ -495,6 +514,28 @@ void train(model_type& model, advaug::training_method method, const settings& s,
     // The trainer prints its settings, the blog post's three losses every --log-every batches
     // (a progress bar instead on a terminal) and a summary per epoch.
     trainer.fit(train_set, &test_set);
+}
+
+// --method ada / me-ada: plain training on a set that grows by feature-space adversarial points
+// (Volpi et al.'s digit settings: gamma 1, 15 ascent steps of 1; 3 phases of 10,000 points, or
+// one per epoch but the last with fewer epochs; for ME-ADA an entropy weight of 1). No
+// checkpoints: fit_ada() runs one trainer per stage.
+template <class model_type>
+void train_ada(model_type& model, const settings& s, const byte_dataset& train_set, const byte_dataset& test_set) {
+    const auto options = advaug::train_options{}
+                             .learning_rate(*s.schedule)
+                             .epochs(s.epochs)
+                             .batch_size(s.batch_size)
+                             .seed(s.seed)
+                             .log_every(s.log_every)
+                             .evaluation(1000, 20)
+                             .epsilon(s.eps);
+    auto ada = advaug::ada_options{}
+                   .phases(std::min<std::size_t>(3, s.epochs - 1))
+                   .samples(std::min<std::size_t>(10'000, train_set.size()));
+    if (s.ada == "me-ada") ada.entropy_weight(1);
+    advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
+    advaug::fit_ada(model, optimizer, options, train_set, ada, &test_set);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -723,7 +764,7 @@ void write_robustness_report(const settings& s, const byte_dataset& images, mode
                              .seed(pgd_seed)
                              // A line every 10 s: the report takes minutes on a CNN.
                              .on_progress(advaug::progress_printer(std::cout), 10.0);
-    const std::string method(advaug::to_string(s.method));
+    const std::string method = s.ada.empty() ? std::string(advaug::to_string(s.method)) : s.ada;
     std::vector<advaug::model_evaluation> models;
     {
         [[maybe_unused]] const single_threaded_blas blas;
@@ -808,14 +849,18 @@ int run_with(const settings& s, clock_type::time_point started, MakeModel make_m
 
     // 2. Two models from the same initial weights (the seed), trained the same way except for
     //    the method. With --method plain the second would be an exact copy, so it is skipped.
-    const bool compare = s.method != advaug::training_method::plain;
+    const bool compare = s.method != advaug::training_method::plain || !s.ada.empty();
     model_type plain = make_model();
     model_type adversarial = make_model();
     std::printf("\n--- model 1: %s, plain training ---\n", description.c_str());
     train(plain, advaug::training_method::plain, s, train_set, test_set);
     if (compare) {
         std::printf("\n--- model 2: %s, %s training ---\n", description.c_str(), s.method_name.c_str());
-        train(adversarial, s.method, s, train_set, test_set);
+        if (s.ada.empty()) {
+            train(adversarial, s.method, s, train_set, test_set);
+        } else {
+            train_ada(adversarial, s, train_set, test_set);
+        }
     }
 
     // 3. The same measurements, on the same test images, for both models.

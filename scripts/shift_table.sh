@@ -7,7 +7,7 @@
 # case of each family part at its training budget; seconds per training epoch from the log.
 #
 #   bash scripts/shift_table.sh [--out DIR] [--seeds "0 1 2"] [--epochs 5] [--model mlp]
-#                               [--recipes "random-mixture worst-mixture augmix augmax fgsm-rs combined"]
+#                               [--recipes "random-mixture worst-mixture augmix augmax fgsm-rs combined ada me-ada"]
 #
 # Builds fashion_mnist_ada and advaug-eval in build/ (Release). The example's own table looks at
 # 1,000 test images only (advaug-eval scores the whole test set). The plain model of a seed is
@@ -21,7 +21,7 @@ out=shift_table
 seeds="0 1 2"
 epochs=5
 model=mlp
-recipes="random-mixture worst-mixture augmix augmax"
+recipes="random-mixture worst-mixture augmix augmax fgsm-rs combined ada me-ada"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --out) out="${2:?--out needs a folder}"; shift ;;
@@ -43,6 +43,8 @@ flags_of() {
         augmax) echo "--method augmax" ;;
         fgsm-rs) echo "--method fgsm-rs" ;;
         combined) echo "--method family --family mixture-linf" ;;
+        ada) echo "--method ada" ;;
+        me-ada) echo "--method me-ada" ;;
         *) echo "shift_table.sh: unknown recipe '$1'" >&2; exit 2 ;;
     esac
 }
