@@ -36,12 +36,7 @@ namespace advaug::detail {
 /// The mixture of `settings` as an augment_and_mix<T>; names `fn` and both value types otherwise.
 template <class T>
 const augment_and_mix<T>& consistency_mixture(const char* fn, const train_options::consistency_settings& settings) {
-    const auto* f = std::get_if<augment_and_mix<T>>(&settings.mixture);
-    if (!f) {
-        invalid(fn, "the consistency mixture's value_type is ", std::is_same_v<T, float> ? "double" : "float",
-                ", the model's is ", std::is_same_v<T, float> ? "float" : "double");
-    }
-    return *f;
+    return of_model_value_type<augment_and_mix<T>>(fn, "the consistency mixture", settings.mixture);
 }
 
 /// The buffers of the consistency methods, reused from batch to batch.

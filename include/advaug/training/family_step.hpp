@@ -39,16 +39,24 @@ inline constexpr bool is_host_tensor = false;
 template <class T, std::size_t R>
 inline constexpr bool is_host_tensor<tensor<T, R>> = true;
 
+/// The alternative of `held` (a float or a double one) of the model's value type, Wanted; names
+/// `fn`, `what` and both value types otherwise.
+template <class Wanted, class... Alternatives>
+const Wanted& of_model_value_type(const char* fn, const char* what, const std::variant<Alternatives...>& held) {
+    const auto* f = std::get_if<Wanted>(&held);
+    if (!f) {
+        constexpr bool single = std::is_same_v<typename Wanted::value_type, float>;
+        invalid(fn, what, "'s value_type is ", single ? "double" : "float", ", the model's is ",
+                single ? "float" : "double");
+    }
+    return *f;
+}
+
 /// The family of `settings` as an any_family<T>; names `fn` and both value types otherwise.
 template <class T>
 const any_family<T>& training_family(const char* fn,
                                      const train_options::family_settings& settings) {
-    const auto* f = std::get_if<any_family<T>>(&settings.family);
-    if (!f) {
-        invalid(fn, "the family's value_type is ", std::is_same_v<T, float> ? "double" : "float",
-                ", the model's is ", std::is_same_v<T, float> ? "float" : "double");
-    }
-    return *f;
+    return of_model_value_type<any_family<T>>(fn, "the family", settings.family);
 }
 
 /// The buffers of the family method's batches, reused from batch to batch.
