@@ -56,7 +56,8 @@ train_options options(training_method m, std::size_t epochs = 5) {
     return o;
 }
 
-std::vector<float> flat(mlp<float>& net) {
+template <class Model>
+std::vector<float> flat(Model& net) {
     std::vector<float> out;
     for (auto& p : net.parameters()) out.insert(out.end(), p.value.begin(), p.value.end());
     return out;
@@ -65,6 +66,26 @@ std::vector<float> flat(mlp<float>& net) {
 /// Trains a fresh MLP with `o` on `data` and returns its parameters.
 std::vector<float> train(const train_options& o, const dataset<float>& data) {
     mlp<float> net({12, 16, 3}, 5);
+    sgd<float> opt;
+    trainer tr(net, opt, o);
+    tr.fit(data);
+    return flat(net);
+}
+
+/// 12-16-3 with `middle` (a dropout or a batch norm) after the hidden layer's ReLU.
+template <class Layer>
+sequential<float, 2> with_layer(Layer middle) {
+    rng gen(5);
+    return sequential<float, 2>({12})
+        .add(dense<float>(12, 16, gen))
+        .add(relu<float, 2>{})
+        .add(std::move(middle))
+        .add(dense<float>(16, 3, gen));
+}
+
+template <class Layer>
+std::vector<float> train_with(const train_options& o, const dataset<float>& data, Layer middle) {
+    auto net = with_layer(std::move(middle));
     sgd<float> opt;
     trainer tr(net, opt, o);
     tr.fit(data);
@@ -129,27 +150,44 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
     }
 }
 
-TEST_CASE(
-    "random-start methods: every rank attacks its shard, ranks agree and reruns repeat bit for "
-    "bit") {
+TEST_CASE("random starts and dropout: R ranks draw one process's noise, sample for sample") {
+    // As above, 20 steps; every sample's noise is counted from its place in the global batch.
     const auto data = synthetic(72);
+    const auto initial = flat(*std::make_unique<mlp<float>>(std::vector<std::size_t>{12, 16, 3}, 5));
     SUBCASE("FGSM-RS, N-FGSM, PGD")
     for (auto method : {training_method::fgsm_rs, training_method::n_fgsm, training_method::pgd}) {
         CAPTURE(to_string(method));
-        const auto o = distributed::data_parallel(world(), options(method, 2));
-        const auto first = train(o, data);
-        CHECK(same_on_every_rank(first));
-        CHECK(first == train(o, data));
-        // the same step in distribution: close to the single-process run, not equal to it
-        CHECK(max_relative_difference(first, train(options(method, 2), data)) < 0.2);
+        const auto o = options(method, 4);
+        const auto shared = train(distributed::data_parallel(world(), o), data);
+        CHECK(max_relative_difference(shared, train(o, data)) <= 1e-5);
+        CHECK(max_relative_difference(shared, initial) > 1e-2);
+        CHECK(same_on_every_rank(shared));
+        CHECK(shared == train(distributed::data_parallel(world(), o), data));
     }
     SUBCASE("method family, 2 steps from a random start") {
-        const auto o = options(training_method::plain, 2)
-                           .method(training_method::family)
-                           .family(linf_ball<float>(12, 0.05), worst_case_options{}.steps(2));
-        const auto first = train(distributed::data_parallel(world(), o), data);
-        CHECK(same_on_every_rank(first));
-        CHECK(first == train(distributed::data_parallel(world(), o), data));
+        for (bool l2 : {false, true}) {
+            CAPTURE(l2);
+            auto o = options(training_method::plain, 4).method(training_method::family);
+            if (l2) {
+                o.family(l2_ball<float>(12, 0.3), worst_case_options{}.steps(2));
+            } else {
+                o.family(linf_ball<float>(12, 0.05), worst_case_options{}.steps(2));
+            }
+            const auto shared = train(distributed::data_parallel(world(), o), data);
+            CHECK(max_relative_difference(shared, train(o, data)) <= 1e-5);
+            CHECK(same_on_every_rank(shared));
+            CHECK(shared == train(distributed::data_parallel(world(), o), data));
+        }
+    }
+    SUBCASE("dropout, with FGSM-RS attacking in train mode") {
+        const auto o = options(training_method::fgsm_rs, 4).attack_mode(mode::train);
+        const dropout<float, 2> drop(0.3, 21);
+        const auto shared = train_with(distributed::data_parallel(world(), o), data, drop);
+        const auto alone = train_with(o, data, drop);
+        CHECK(max_relative_difference(shared, alone) <= 1e-5);
+        CHECK(max_relative_difference(alone, train_with(o, data, dropout<float, 2>(0.3, 22))) >
+              1e-3);  // the masks matter
+        CHECK(same_on_every_rank(shared));
     }
 }
 

@@ -17,12 +17,14 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <variant>
 #include <vector>
 
 #include "advaug/attacks/detail/attack_core.hpp"
+#include "advaug/detail/batch_shard.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/loss/cross_entropy.hpp"
@@ -51,6 +53,42 @@ const any_family<T>& training_family(const char* fn,
     return *f;
 }
 
+/// `family` whose sample(n, key) is rows [offset, offset + n) of its sample(global, key): in a
+/// data-parallel step, a process's rows of the starts one process draws for the global batch
+/// (the whole batch is drawn, since a family's row may depend on the batch size).
+template <class T>
+struct global_batch_rows {
+    using value_type = T;
+    using batch = tensor<T, 2>;
+    any_family<T> family;
+    std::size_t offset, global;
+
+    std::size_t input_size() const { return family.input_size(); }
+    std::size_t num_params() const { return family.num_params(); }
+    void apply(const batch& x, const batch& th, batch& out) const { family.apply(x, th, out); }
+    void vjp_theta(const batch& x, const batch& th, const batch& g, batch& d) const {
+        family.vjp_theta(x, th, g, d);
+    }
+    void vjp_input(const batch& x, const batch& th, const batch& g, batch& d) const {
+        family.vjp_input(x, th, g, d);
+    }
+    void identity(std::size_t n, batch& th) const { family.identity(n, th); }
+    void sample(std::size_t n, std::uint64_t key, batch& th) const {
+        if (offset + n > global) {
+            invalid("family_step", "rows [", offset, ", ", offset + n, ") of a global batch of ",
+                    global);
+        }
+        batch all;
+        family.sample(global, key, all);
+        const std::size_t p = all.shape()[1];
+        th.resize({n, p});
+        std::copy(all.data() + offset * p, all.data() + (offset + n) * p, th.data());
+    }
+    void project(batch& th) const { family.project(th); }
+    bool contains(const batch& th) const { return family.contains(th); }
+    std::vector<double> param_scale() const { return family.param_scale(); }
+};
+
 /// The buffers of the family method's batches, reused from batch to batch.
 template <class M>
 class family_step {
@@ -61,7 +99,8 @@ public:
 
     /// Writes into x_adv, per sample, family.apply(x, theta) at the worst theta the search of
     /// `settings` met at budget fraction `fraction`, its starts drawn from the stream of
-    /// `batch_seed` mixed with the search's seed. `pass(at, clean)` is the trainer's attack pass:
+    /// `batch_seed` mixed with the search's seed (in a data-parallel step, this process's rows of
+    /// the global batch's starts). `pass(at, clean)` is the trainer's attack pass:
     /// oracle's logits, dlogits and input gradient at `at`; with `clean` (only where
     /// `clean_allowed`) `at` is x itself and the pass also takes the clean half.
     /// Returns whether it did. requires: a host model; 0 <= fraction <= 1.
@@ -95,8 +134,14 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
                                 const input_type& x, const labels_type& y, double fraction,
                                 std::uint64_t batch_seed, bool clean_allowed,
                                 loss_gradient<M>& oracle, Pass&& pass, input_type& x_adv) {
-    const any_family<T>& family = training_family<T>(fn, settings);
     const std::size_t n = x.shape()[0], d = x.size() / n;
+    const batch_shard* shard = current_batch_shard();
+    std::optional<any_family<T>> sharded;
+    if (shard && shard->global != n) {
+        sharded.emplace(global_batch_rows<T>{training_family<T>(fn, settings), shard->offset,
+                                             shard->global});
+    }
+    const any_family<T>& family = sharded ? *sharded : training_family<T>(fn, settings);
     if (d != family.input_size()) {
         invalid(fn, "the batch has ", d, " features per sample; the family takes ",
                 family.input_size());
