@@ -151,12 +151,13 @@ private:
                                                MPI_SUM, comm_, &request));
         wait("MPI_Iallreduce", request);
     }
-    /// Polls `request` (MPI_Test drives its progress) until it completes, or ends the job when
-    /// the timeout passes. Spins briefly, then sleeps a little between polls, so that a rank
-    /// waiting for a slow one leaves the cores to the ranks computing.
+    /// Polls `request` until it completes, or ends the job when the timeout passes. A
+    /// non-blocking collective advances only inside MPI calls, so the first 50 ms poll with a
+    /// yield in between (the collective itself); after that the wait is for a slower rank, and
+    /// a poll a millisecond leaves the cores to the ranks computing.
     void wait(const char* op, MPI_Request& request) const {
         const auto start = std::chrono::steady_clock::now();
-        for (std::size_t polls = 0;; ++polls) {
+        while (true) {
             int done = 0;
             check(op, MPI_Test(&request, &done, MPI_STATUS_IGNORE));
             if (done) return;
@@ -171,10 +172,10 @@ private:
                           << std::endl;
                 abort(3);
             }
-            if (polls < 1000) {
+            if (waited < 0.05) {
                 std::this_thread::yield();
             } else {
-                std::this_thread::sleep_for(std::chrono::microseconds(waited < 0.01 ? 20 : 500));
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
             }
         }
     }

@@ -75,8 +75,8 @@ struct global_batch_rows {
     void identity(std::size_t n, batch& th) const { family.identity(n, th); }
     void sample(std::size_t n, std::uint64_t key, batch& th) const {
         if (offset + n > global) {
-            invalid("family_step", "rows [", offset, ", ", offset + n, ") of a global batch of ",
-                    global);
+            invalid("family_step", "the shard's rows [", offset, ", ", offset + n,
+                    ") do not fit in its global batch of ", global);
         }
         batch all;
         family.sample(global, key, all);
