@@ -154,7 +154,7 @@ private:
     /// Polls `request` until it completes, or ends the job when the timeout passes. A
     /// non-blocking collective advances only inside MPI calls, so the first 50 ms poll with a
     /// yield in between (the collective itself); after that the wait is for a slower rank, and
-    /// a poll a millisecond leaves the cores to the ranks computing.
+    /// a poll every 0.2 ms leaves the cores to the ranks computing.
     void wait(const char* op, MPI_Request& request) const {
         const auto start = std::chrono::steady_clock::now();
         while (true) {
@@ -175,7 +175,7 @@ private:
             if (waited < 0.05) {
                 std::this_thread::yield();
             } else {
-                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
             }
         }
     }
