@@ -157,8 +157,9 @@ int run(const settings& s, const advaug::distributed::communicator& comm, Model 
     if (!s.checkpoint.empty()) options.checkpoint(s.checkpoint, 20);
     advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
     // Batch norm over each rank's shard, or synchronized: statistics of the whole global batch.
-    const auto bn = s.batch_norm == "sync" ? advaug::distributed::batch_norm_statistics::synchronized
-                                           : advaug::distributed::batch_norm_statistics::per_rank;
+    const auto bn = s.batch_norm == "sync"
+                        ? advaug::distributed::batch_norm_statistics::synchronized
+                        : advaug::distributed::batch_norm_statistics::per_rank;
     advaug::trainer trainer(model, optimizer,
                             advaug::distributed::data_parallel(comm, options, bn));
     if (s.resume) trainer.resume(s.checkpoint);  // every rank reads rank 0's file
@@ -191,8 +192,8 @@ int main(int argc, char** argv) {
         // A rank that waits longer than this in one collective (another rank hangs) ends the job.
         comm.timeout(s.timeout);
         if (s.model == "mlp") return run(s, comm, advaug::mlp<float>({784, 256, 256, 10}, 1));
-        return run(s, comm, advaug::cnn<float>(1, advaug::weight_init::he_normal,
-                                               s.batch_norm != "none"));
+        return run(s, comm,
+                   advaug::cnn<float>(1, advaug::weight_init::he_normal, s.batch_norm != "none"));
     } catch (const std::exception& e) {
         // An error on one rank would leave the others waiting in a collective: end the job.
         std::fprintf(stderr, "distributed_fashion_mnist: rank %zu: %s\n", comm.rank(), e.what());

@@ -177,7 +177,8 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
 TEST_CASE("random starts and dropout: R ranks draw one process's noise, sample for sample") {
     // As above, 20 steps; every sample's noise is counted from its place in the global batch.
     const auto data = synthetic(72);
-    const auto initial = flat(*std::make_unique<mlp<float>>(std::vector<std::size_t>{12, 16, 3}, 5));
+    const auto initial =
+        flat(*std::make_unique<mlp<float>>(std::vector<std::size_t>{12, 16, 3}, 5));
     SUBCASE("FGSM-RS, N-FGSM, PGD")
     for (auto method : {training_method::fgsm_rs, training_method::n_fgsm, training_method::pgd}) {
         CAPTURE(to_string(method));
@@ -329,8 +330,9 @@ TEST_CASE("synchronized batch norm: R ranks take the single-process step, statis
     // deviation near sqrt(eps) and amplifies rounding differences, so that with the 72 samples
     // above they grew from 1e-7 after one step to 2e-3 after 20 (per rank: 0.5).
     const auto data = synthetic(80);
-    const auto images = dataset<float>(std::vector<float>(data.features().begin(), data.features().end()),
-                                       {1, 3, 4}, data.labels(), 3);
+    const auto images =
+        dataset<float>(std::vector<float>(data.features().begin(), data.features().end()),
+                       {1, 3, 4}, data.labels(), 3);
     const auto sync = distributed::batch_norm_statistics::synchronized;
     for (auto method : {training_method::plain, training_method::fgsm_rs, training_method::pgd}) {
         CAPTURE(to_string(method));
@@ -339,7 +341,8 @@ TEST_CASE("synchronized batch norm: R ranks take the single-process step, statis
         SUBCASE("MLP, batch_norm1d") {
             const auto net = with_layer(batch_norm<float>(16));
             const auto alone = trained_state(net, o, data);
-            const auto shared = trained_state(net, distributed::data_parallel(world(), o, sync), data);
+            const auto shared =
+                trained_state(net, distributed::data_parallel(world(), o, sync), data);
             CHECK(max_relative_difference(shared, alone) <= 1e-5);
             CHECK(same_on_every_rank(shared));
             CHECK(shared == trained_state(net, distributed::data_parallel(world(), o, sync), data));

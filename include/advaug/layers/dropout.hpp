@@ -105,7 +105,8 @@ public:
         rng gen(detail::dropout_mask_seed(seed_, cache.stream, cache.calls - 1));
         // In a data-parallel step the mask is the global batch's, from this shard's first sample.
         if (const std::size_t offset = detail::shard_offset(); offset > 0) {
-            gen.engine().discard(static_cast<unsigned long long>(offset) * (x.size() / x.shape()[0]));
+            gen.engine().discard(static_cast<unsigned long long>(offset) *
+                                 (x.size() / x.shape()[0]));
         }
         const T scale = static_cast<T>(1.0 / (1.0 - p_));
         T* m = cache.mask.data();

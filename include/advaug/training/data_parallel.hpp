@@ -13,7 +13,6 @@
 
 #include "advaug/detail/batch_shard.hpp"
 #include "advaug/detail/error.hpp"
-#include "advaug/detail/random.hpp"
 #include "advaug/backend/host.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/training/reports.hpp"

@@ -138,8 +138,8 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
     const batch_shard* shard = current_batch_shard();
     std::optional<any_family<T>> sharded;
     if (shard && shard->global != n) {
-        sharded.emplace(global_batch_rows<T>{training_family<T>(fn, settings), shard->offset,
-                                             shard->global});
+        sharded.emplace(
+            global_batch_rows<T>{training_family<T>(fn, settings), shard->offset, shard->global});
     }
     const any_family<T>& family = sharded ? *sharded : training_family<T>(fn, settings);
     if (d != family.input_size()) {
