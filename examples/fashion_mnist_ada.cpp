@@ -23,7 +23,15 @@
 // shifted, per image, where the model does worst within the budget. The table then adds the
 // family's worst case on the test set for both models. --family photometric, blur,
 // displacement and chain (the L-inf ball of --eps, then the affine warp) pick other families;
-// --family-steps and --family-start set the search.
+// --family-steps and --family-start set the search. --family mixture is AugMix's mixture of
+// chains of all those operations (below); with --family-search random each batch trains on a
+// random draw of it: random augmentation, the baseline the worst case has to beat.
+//
+// `--method augmix` and `--method augmax` train on CE(x) + lambda JS(x, v1, v2), the
+// Jensen-Shannon consistency of the predictions on two augmented views (Hendrycks et al. 2020):
+// AugMix draws both from the mixture, AugMax (Wang et al. 2021) searches the first for the worst
+// mixing weights and operation parameters (--family-steps steps, default 5). lambda is
+// --consistency-weight (default 12, AugMix's).
 //
 // `--checkpoint PATH` saves each run's whole training state at the end of every epoch, to
 // PATH.plain and PATH.<method>; with `--resume` a run whose checkpoint exists continues from
@@ -130,6 +138,8 @@ struct settings {
     std::string family_name = "affine";  // --method family only
     std::optional<std::size_t> family_steps;
     std::string family_start = "random";
+    std::string family_search_name = "gradient";
+    double consistency_weight = 12;
 };
 
 // Validators with plain messages, shared with tools/advaug-eval (tools/cli_validators.hpp).
@@ -145,7 +155,8 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
         ->capture_default_str();
     app.add_option("--method", s.method_name,
                    "adversarial training method of the second model: plain, fgsm (the blog "
-                   "post's), fgsm-rs, n-fgsm, pgd or family (the worst case of --family)")
+                   "post's), fgsm-rs, n-fgsm, pgd, family (the worst case of --family), augmix or "
+                   "augmax (consistency training on views of AugMix's mixtures)")
         ->capture_default_str();
     app.add_option("--eps", s.eps,
                    "training epsilon, L-inf, in pixel units ([0, 1] scale); also the radius of "
@@ -181,15 +192,27 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
     app.add_option("--family", s.family_name,
                    "with --method family: affine (rotation +-15 degrees, shift +-2 pixels), "
                    "photometric (brightness +-0.2, contrast +-30%, log gamma +-0.3), blur (sigma "
-                   "up to 1.5 pixels), displacement (a 4 x 4 lattice of shifts up to 1 pixel) or "
-                   "chain (the L-inf ball of --eps, then affine)")
-        ->check(CLI::IsMember({"affine", "photometric", "blur", "displacement", "chain"}))
+                   "up to 1.5 pixels), displacement (a 4 x 4 lattice of shifts up to 1 pixel), "
+                   "chain (the L-inf ball of --eps, then affine) or mixture (AugMix's mixtures of "
+                   "chains of rotation, translation, brightness, contrast, gamma, blur and "
+                   "displacement at those budgets)")
+        ->check(CLI::IsMember({"affine", "photometric", "blur", "displacement", "chain", "mixture"}))
         ->capture_default_str();
     app.add_option("--family-steps", s.family_steps,
                    "with --method family: sign-gradient steps of the search in the family's "
                    "parameters, each 1.25 (one step) or 2.5 / steps of the budget's half width "
                    "(default 1)")
         ->check(whole_number(1, "POSITIVE"));
+    app.add_option("--family-search", s.family_search_name,
+                   "with --method family: gradient (the worst case, by --family-steps sign steps) "
+                   "or random (one random draw per image: random augmentation of the family)")
+        ->check(CLI::IsMember({"gradient", "random"}))
+        ->capture_default_str();
+    app.add_option("--consistency-weight", s.consistency_weight,
+                   "with --method augmix or augmax: the weight lambda of the Jensen-Shannon "
+                   "consistency loss")
+        ->check(number_in(0, std::numeric_limits<double>::infinity(), false, "POSITIVE"))
+        ->capture_default_str();
     app.add_option("--family-start", s.family_start,
                    "with --method family: the search starts at a random point of the budget, or "
                    "at the identity (then its first pass is also the clean loss's, as FGSM's)")
@@ -271,11 +294,27 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
                           s.method_name);
     }
     const bool family = s.method == advaug::training_method::family;
-    for (const char* option : {"--family", "--family-steps", "--family-start"}) {
+    const bool consistency = advaug::is_consistency(s.method);
+    for (const char* option : {"--family", "--family-start", "--family-search"}) {
         if (given(option) && !family) {
             throw usage_error(std::string(option) + " is only valid with --method family, not --method " +
                               s.method_name);
         }
+    }
+    if (given("--family-steps") && !family && s.method != advaug::training_method::augmax) {
+        throw usage_error("--family-steps is only valid with --method family or augmax, not --method " +
+                          s.method_name);
+    }
+    if (given("--family-steps") && s.family_search_name == "random") {
+        throw usage_error("--family-steps sets the gradient search; --family-search random takes one draw");
+    }
+    if (given("--consistency-weight") && !consistency) {
+        throw usage_error("--consistency-weight is only valid with --method augmix or augmax, not --method " +
+                          s.method_name);
+    }
+    if (s.alpha && consistency) {
+        throw usage_error("--alpha is not used by --method " + s.method_name +
+                          ", which trains on CE(x) + lambda JS; set lambda with --consistency-weight");
     }
     if (s.alpha && *s.alpha != 0 && s.method == advaug::training_method::plain) {
         throw usage_error("--alpha " + shortest(*s.alpha) +
@@ -314,11 +353,23 @@ byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images,
 // 2. Training
 // ---------------------------------------------------------------------------------------------
 
+// AugMix's operations: every image family above, at the same budgets (docs/shift_robustness.md
+// says which evaluation corruptions each covers).
+advaug::augment_and_mix<float> make_mixture() {
+    using namespace advaug;
+    using enum natural_family;
+    return augment_and_mix<float>(natural_families<float>({{rotation, 15}, {translation, 2}, {brightness, 0.2},
+                                                           {contrast, 0.3}, {gamma, 0.3}, {blur, 1.5},
+                                                           {displacement, 1}},
+                                                          image_shape{1, 28, 28}, input_domain{}));
+}
+
 // The family of --family, on the 28 x 28 images in [0, 1]. any_family holds whichever was
 // chosen, so the rest of the program has one type for all of them.
 advaug::any_family<float> make_family(const settings& s) {
     using namespace advaug;
     const image_shape images{1, 28, 28};
+    if (s.family_name == "mixture") return make_mixture();
     const auto warp = affine<float>(images, affine_budget{.rotation = symmetric(15),
                                                           .translate_x = symmetric(2),
                                                           .translate_y = symmetric(2)});
@@ -338,6 +389,9 @@ advaug::any_family<float> make_family(const settings& s) {
 // The search of each training batch: --family-steps sign steps, from a random start (the
 // family's FGSM-RS and PGD) or from the identity (its seed's recipe).
 advaug::worst_case_options family_search(const settings& s) {
+    if (s.family_search_name == "random") {
+        return advaug::worst_case_options{}.method(advaug::search_method::random).samples(1);
+    }
     const std::size_t steps = s.family_steps.value_or(1);
     return advaug::worst_case_options{}
         .steps(steps)
@@ -373,6 +427,11 @@ void train(model_type& model, advaug::training_method method, const settings& s,
         // The family's worst case instead of an L-inf ball; the epoch summary and the guard
         // search the family too, so epsilon is not set.
         options.family(make_family(s), family_search(s));
+    } else if (advaug::is_consistency(method)) {
+        // Views of the mixture; epsilon only sets the epoch summary's PGD attack.
+        auto search = advaug::train_options::default_consistency_search();
+        if (s.family_steps) search.steps(*s.family_steps);
+        options.consistency(make_mixture(), s.consistency_weight, search).epsilon(s.eps);
     } else {
         // For plain training epsilon only sets the PGD attack of the epoch summary, so both
         // runs report robustness at the same radius.
@@ -383,7 +442,7 @@ void train(model_type& model, advaug::training_method method, const settings& s,
         s.checkpoint.empty() ? "" : s.checkpoint + "." + std::string(advaug::to_string(method));
     if (!checkpoint.empty()) options.checkpoint(checkpoint);
     // Only set what the user chose: an unset alpha means the method's own default.
-    if (adversarial && s.alpha) options.alpha(*s.alpha);
+    if (adversarial && !advaug::is_consistency(method) && s.alpha) options.alpha(*s.alpha);
     if (method == advaug::training_method::pgd && s.pgd_steps) options.pgd_steps(*s.pgd_steps);
     if (!s.json_log.empty()) {
         options.json_log(s.json_log);

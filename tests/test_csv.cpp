@@ -366,3 +366,43 @@ TEST_CASE("csv: load_breast_cancer reads the 569 x 30 data of python3-sklearn") 
                              .c_str(),
                          io_error);
 }
+
+TEST_CASE("csv: load_wine reads the 178 x 13 data of python3-sklearn") {
+    const std::string path = advaug::default_wine_path();
+    if (!fs::exists(path)) {
+        advaug::testing::skip(path + " is missing (apt-get install python3-sklearn)");
+        return;
+    }
+    const auto d = advaug::load_wine(path);
+    REQUIRE(d.features.shape(0) == 178);
+    REQUIRE(d.features.shape(1) == 13);
+    CHECK(d.class_names == std::vector<std::string>{"class_0", "class_1", "class_2"});
+    std::size_t count[3] = {0, 0, 0};
+    for (std::size_t i = 0; i < 178; ++i) ++count[d.labels(i)];
+    CHECK(count[0] == 59);  // as scikit-learn documents
+    CHECK(count[1] == 71);
+    CHECK(count[2] == 48);
+    CHECK(d.features(0, 0) == 14.23);   // first row: alcohol
+    CHECK(d.features(0, 12) == 1065);   // proline
+    CHECK(d.features(177, 0) == 14.13); // last row
+    CHECK(d.labels(177) == 2);
+    CHECK(advaug::wine_feature_names().size() == 13);
+    CHECK(advaug::wine_feature_names()[12] == "proline");
+
+    temp_dir dir;
+    const std::string missing = (dir.path / "none.csv").string();
+    CHECK_THROWS_WITH_AS(advaug::load_wine(missing),
+                         ("load_wine(): cannot open '" + missing +
+                          "': No such file or directory (install the Debian package "
+                          "python3-sklearn, or set ADVAUG_WINE to the file)")
+                             .c_str(),
+                         io_error);
+    // a valid table with the right width but two classes is not the wine data
+    const std::string two = dir.write("two.csv", "1,13,class_0,class_1\n1,2,3,4,5,6,7,8,9,10,11,12,13,0\n");
+    CHECK_THROWS_WITH_AS(advaug::load_wine(two),
+                         ("load_wine(): '" + two +
+                          "' is not the wine data: it has 13 features and the classes class_0, "
+                          "class_1; expected 13 features and the classes class_0, class_1, class_2")
+                             .c_str(),
+                         io_error);
+}

@@ -83,7 +83,10 @@ static_assert(perturbation_family<linf_ball<double>>);
 static_assert(perturbation_family<l2_ball<double>>);
 static_assert(perturbation_family<chain<photometric<double>, affine<double>>>);
 static_assert(perturbation_family<tabular_drift<double>>);
+static_assert(perturbation_family<common_drift<double>>);
 static_assert(perturbation_family<quantize<double>>);
+static_assert(perturbation_family<common_quantize<double>>);
+static_assert(kind_of<common_quantize<double>>() == perturbation_kind::gradient_free);
 static_assert(perturbation_family<dropped_sensors<double>>);
 static_assert(kind_of<quantize<double>>() == perturbation_kind::gradient_free);
 static_assert(kind_of<dropped_sensors<double>>() == perturbation_kind::discrete);
@@ -138,16 +141,23 @@ TEST_CASE_TEMPLATE("tabular families: derivatives match finite differences, also
 
     const tabular_drift<T> drift(5, {.gain = {symmetric(0.05)}, .offset = {symmetric(0.1)}},
                                  domain);
+    const common_drift<T> shared(5, {.gain = symmetric(0.05), .offset = symmetric(0.3)},
+                                 {0.5, 3, 0.2, 2, 4}, domain);
     const quantize<T> coarse(5, {{0.01, 0.05}}, domain);
     const dropped_sensors<T> dropped(5, 2, {0.0, 5.0, 0.5, 0.0, 15.0}, domain);
 
     check_gradients(drift, x, interior_theta(drift, 4, 1), "tabular_drift");
+    check_gradients(shared, x, interior_theta(shared, 4, 4), "common_drift");
     check_gradients(dropped, x, interior_theta(dropped, 4, 2), "dropped_sensors (relaxed)");
     // Piecewise constant in x: a small step keeps the differences off the rounding edges.
     const auto tiny = gradient_check_options().step(1e-6);
     const auto r = check_perturbation_gradients(coarse, x, interior_theta(coarse, 4, 3), tiny);
     CHECK_FALSE(r.theta_checked);  // gradient-free: nothing to compare in theta
     CHECK(r.passed(fd_tolerance<T>()));
+    const common_quantize<T> coarse_shared(5, {0.01, 0.05}, {1.0, 2.0, 0.5, 1.0, 3.0}, domain);
+    const auto rs = check_perturbation_gradients(coarse_shared, x, interior_theta(coarse_shared, 4, 5), tiny);
+    CHECK_FALSE(rs.theta_checked);
+    CHECK(rs.passed(fd_tolerance<T>()));
 }
 
 TEST_CASE_TEMPLATE("the identity theta returns x bit for bit", T, float, double) {
@@ -169,7 +179,9 @@ TEST_CASE_TEMPLATE("the identity theta returns x bit for bit", T, float, double)
     const auto domain = input_domain{}.bounds(-3, 3).normalization(0.1, 0.7);
     const auto t = testing::uniform_batch<T>(3, 4, 5, -1, 1);  // normalized: no round trip
     check_identity(tabular_drift<T>(4, {.gain = {symmetric(0.1)}}, domain), t, "tabular_drift");
+    check_identity(common_drift<T>(4, {.offset = symmetric(1)}, {0.7}, domain), t, "common_drift");
     check_identity(quantize<T>(4, {{0, 0.5}}, domain), t, "quantize");
+    check_identity(common_quantize<T>(4, {0, 0.5}, {0.7}, domain), t, "common_quantize");
     check_identity(dropped_sensors<T>(4, 1, {0.0}, domain), t, "dropped_sensors");
 }
 
@@ -200,7 +212,10 @@ TEST_CASE("every family's samples lie in its budget, and projection brings theta
     check_budget(l2_ball<double>(small_image, 0.5), 4, "l2_ball");
     check_budget(tabular_drift<double>(3, {.gain = {symmetric(0.1)}, .offset = {{-1, 2}}}), 4,
                  "tabular_drift");
+    check_budget(common_drift<double>(3, {.gain = symmetric(0.1), .offset = {-1, 2}}), 4,
+                 "common_drift");
     check_budget(quantize<double>(3, {{0.1, 0.2}}), 4, "quantize");
+    check_budget(common_quantize<double>(3, {0.1, 0.2}), 4, "common_quantize");
     check_budget(dropped_sensors<double>(6, 2), 4, "dropped_sensors");
     check_budget(chain(affine<double>(small_image, {.shear = symmetric(0.2)}),
                        l2_ball<double>(small_image, 0.5)),
@@ -225,7 +240,10 @@ TEST_CASE_TEMPLATE("tabular outputs keep the input domain's bounds", T, float, d
         {-1, 0, 0, -5}, {1, 10, 1, 5}, {0.98, 9.9, 0.97, 4.9}, {-0.9, 0.2, 0.05, -4.6}};
     const auto x = domain.normalize(raw);
     const tabular_drift<T> drift(4, {.gain = {symmetric(0.3)}, .offset = {symmetric(2.0)}}, domain);
+    const common_drift<T> shared(4, {.gain = symmetric(0.3), .offset = symmetric(2.0)},
+                                 {0.5, 3, 0.2, 2}, domain);
     const quantize<T> coarse(4, {{1.5, 3.0}}, domain);
+    const common_quantize<T> coarse_shared(4, {0.5, 1.5}, {0.5, 3, 0.2, 2}, domain);
     const dropped_sensors<T> dropped(4, 3, {-9.0, 20.0, 0.5, 0.0}, domain);  // fill outside too
 
     auto check_inside = [&](const auto& family, const char* what) {
@@ -250,7 +268,9 @@ TEST_CASE_TEMPLATE("tabular outputs keep the input domain's bounds", T, float, d
         }
     };
     check_inside(drift, "tabular_drift");
+    check_inside(shared, "common_drift");
     check_inside(coarse, "quantize");
+    check_inside(coarse_shared, "common_quantize");
     check_inside(dropped, "dropped_sensors");
 }
 
@@ -266,6 +286,20 @@ TEST_CASE("bad input gets one clear error") {
             tabular_drift<double>(3, {.offset = {{0, 1}, {2, 1}, {0, 1}}});
         },
         {"tabular_drift()", "offset[1]", "lo <= hi"});
+    check_throws<std::invalid_argument>(
+        [] { common_drift<double>(3, {.gain = {0.1, -0.1}}); },
+        {"common_drift()", "gain", "lo <= hi"});
+    check_throws<std::invalid_argument>(
+        [] { common_drift<double>(3, {}, {1.0, 0.0, 2.0}); },
+        {"common_drift()", "scale must be finite and > 0", "got 0"});
+    check_throws<std::invalid_argument>(
+        [] { common_drift<double>(3, {}, {1.0, 2.0}); },
+        {"common_drift()", "scale has 2 entries; need 1 or 3"});
+    check_throws<std::invalid_argument>([] { common_quantize<double>(3, {-0.1, 1}); },
+                                        {"common_quantize()", "step.lo must be >= 0", "-0.1"});
+    check_throws<std::invalid_argument>(
+        [] { common_quantize<double>(3, {0, 1}, {1.0, -2.0, 1.0}); },
+        {"common_quantize()", "scale must be finite and > 0", "got -2"});
     check_throws<std::invalid_argument>([] { image_shape_for("affine", 785, 28, 28); },
                                         {"affine()", "785", "28 x 28", "784"});
     check_throws<std::invalid_argument>(
@@ -340,4 +374,24 @@ TEST_CASE("perturb() applies a family to a [N, C, H, W] batch as to its channel-
     REQUIRE(out.shape() == images.shape());
     CHECK(std::equal(out.begin(), out.end(), expected.begin()));
     CHECK(testing::max_abs_diff(expected, rows) > 0.01);
+}
+
+TEST_CASE("common_drift shifts every feature by one gain and one offset in its own scale") {
+    // Raw units: one offset unit is 2 on feature 0 and 10 on feature 1.
+    const common_drift<double> shared(2, {.gain = symmetric(0.5), .offset = symmetric(1)},
+                                      {2.0, 10.0}, input_domain::unbounded());
+    const tensor<double, 2> x = {{1, 4}, {-3, 0}};
+    const tensor<double, 2> theta = {{0.5, 0}, {0, -1}};
+    tensor<double, 2> out;
+    shared.apply(x, theta, out);
+    CHECK(out == tensor<double, 2>{{1.5, 6}, {-5, -10}});
+}
+
+TEST_CASE("common_quantize rounds every feature to one step in its own scale") {
+    const common_quantize<double> shared(2, {0, 1}, {2.0, 10.0}, input_domain::unbounded());
+    const tensor<double, 2> x = {{1.2, 14}, {-3.1, 26}};
+    const tensor<double, 2> theta = {{0.5}, {1}};  // steps 1 and 5, then 2 and 10
+    tensor<double, 2> out;
+    shared.apply(x, theta, out);
+    CHECK(out == tensor<double, 2>{{1, 15}, {-4, 30}});
 }

@@ -178,7 +178,7 @@ TEST_CASE("options are validated when the trainer is built") {
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(parse_training_method("fgsm_rs"),
                          "parse_training_method(): unknown method 'fgsm_rs'; expected one of: plain, fgsm, "
-                         "fgsm-rs, n-fgsm, pgd, family",
+                         "fgsm-rs, n-fgsm, pgd, family, augmix, augmax",
                          std::invalid_argument);
 }
 

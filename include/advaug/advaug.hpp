@@ -13,6 +13,7 @@
 // Losses and the input domain
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/loss/cross_entropy.hpp"
+#include "advaug/loss/jensen_shannon.hpp"
 
 // Attacks
 #include "advaug/attacks/apgd.hpp"

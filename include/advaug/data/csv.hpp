@@ -18,8 +18,8 @@
 //
 // read_sklearn_csv() reads the format of the data sets bundled with scikit-learn (a first line
 // "n_samples,n_features,class names...", then rows of features and an integer label), checking
-// the counts of its first line against the rows; load_breast_cancer() reads the Wisconsin
-// breast cancer data from Debian's python3-sklearn.
+// the counts of its first line against the rows; load_breast_cancer() and load_wine() read two
+// of its tables from Debian's python3-sklearn.
 #pragma once
 
 #include <algorithm>
@@ -133,6 +133,18 @@ inline labelled_table load_breast_cancer(const std::string& path = default_breas
 
 /// The 30 feature names of the breast cancer data, in column order (as in scikit-learn).
 inline const std::vector<std::string>& breast_cancer_feature_names();
+
+/// $ADVAUG_WINE if set, else the file of Debian 12's python3-sklearn.
+inline std::string default_wine_path();
+
+/// The UCI wine recognition data (178 samples, 13 chemical measurements, three cultivars:
+/// class_0 (59), class_1 (71), class_2 (48)), read with read_sklearn_csv().
+/// throws: io_error "load_wine(): ..." also when the file does not have 13 features and the
+///         classes class_0, class_1 and class_2.
+inline labelled_table load_wine(const std::string& path = default_wine_path());
+
+/// The 13 feature names of the wine data, in column order (as in scikit-learn).
+inline const std::vector<std::string>& wine_feature_names();
 
 // ---------------------------------------------------------------------------------------
 // Implementation
@@ -478,36 +490,71 @@ inline labelled_table read_sklearn_csv(const std::string& path) {
     return detail::csv::read_sklearn_csv("read_sklearn_csv", path);
 }
 
+namespace detail::csv {
+
+/// $<env> if set, else `file` in python3-sklearn's data folder.
+inline std::string sklearn_data_path(const char* env, const char* file) {
+    const char* value = std::getenv(env);
+    if (value != nullptr && *value != '\0') return value;
+    return std::string("/usr/lib/python3/dist-packages/sklearn/datasets/data/") + file;
+}
+
+/// read_sklearn_csv() as `fn`, then a check that the file is the named table: `features`
+/// columns and exactly the classes `classes`. A missing file says where to get it.
+inline labelled_table load_sklearn_table(const char* fn, const std::string& path, const char* what,
+                                         const char* env, std::size_t features,
+                                         const std::vector<std::string>& classes) {
+    labelled_table data = [&] {
+        try {
+            return read_sklearn_csv(fn, path);
+        } catch (const io_error& e) {
+            if (std::string_view(e.what()).find("cannot open") == std::string_view::npos) throw;
+            throw io_error(concat(e.what(), " (install the Debian package python3-sklearn,"
+                                            " or set ", env, " to the file)"));
+        }
+    }();
+    if (data.features.shape(1) != features || data.class_names != classes) {
+        const auto join = [](const std::vector<std::string>& names) {
+            std::string out;
+            for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+            return out;
+        };
+        csv_fail(fn, path,
+                 concat("is not the ", what, " data: it has ", data.features.shape(1),
+                        " features and the classes ", join(data.class_names), "; expected ",
+                        features, " features and the classes ", join(classes)));
+    }
+    return data;
+}
+
+}  // namespace detail::csv
+
 inline std::string default_breast_cancer_path() {
-    const char* env = std::getenv("ADVAUG_BREAST_CANCER");
-    if (env != nullptr && *env != '\0') return env;
-    return "/usr/lib/python3/dist-packages/sklearn/datasets/data/breast_cancer.csv";
+    return detail::csv::sklearn_data_path("ADVAUG_BREAST_CANCER", "breast_cancer.csv");
 }
 
 inline labelled_table load_breast_cancer(const std::string& path) {
-    const char* fn = "load_breast_cancer";
-    labelled_table data = [&] {
-        try {
-            return detail::csv::read_sklearn_csv(fn, path);
-        } catch (const io_error& e) {
-            if (std::string_view(e.what()).find("cannot open") == std::string_view::npos) throw;
-            throw io_error(detail::concat(e.what(),
-                                          " (install the Debian package python3-sklearn,"
-                                          " or set ADVAUG_BREAST_CANCER to the file)"));
-        }
-    }();
-    if (data.features.shape(1) != 30 || data.class_names.size() != 2 ||
-        data.class_names[0] != "malignant" || data.class_names[1] != "benign") {
-        std::string classes;
-        for (const auto& name : data.class_names) classes += (classes.empty() ? "" : ", ") + name;
-        detail::csv::csv_fail(
-            fn, path,
-            detail::concat("is not the breast cancer data: it has ", data.features.shape(1),
-                           " features and the classes ", classes,
-                           "; expected 30 features and the classes "
-                           "malignant, benign"));
-    }
-    return data;
+    return detail::csv::load_sklearn_table("load_breast_cancer", path, "breast cancer",
+                                           "ADVAUG_BREAST_CANCER", 30, {"malignant", "benign"});
+}
+
+inline std::string default_wine_path() {
+    return detail::csv::sklearn_data_path("ADVAUG_WINE", "wine_data.csv");
+}
+
+inline labelled_table load_wine(const std::string& path) {
+    return detail::csv::load_sklearn_table("load_wine", path, "wine", "ADVAUG_WINE", 13,
+                                           {"class_0", "class_1", "class_2"});
+}
+
+inline const std::vector<std::string>& wine_feature_names() {
+    static const std::vector<std::string> names = {
+        "alcohol",         "malic_acid",           "ash",
+        "alcalinity_of_ash", "magnesium",          "total_phenols",
+        "flavanoids",      "nonflavanoid_phenols", "proanthocyanins",
+        "color_intensity", "hue",                  "od280/od315_of_diluted_wines",
+        "proline"};
+    return names;
 }
 
 inline const std::vector<std::string>& breast_cancer_feature_names() {

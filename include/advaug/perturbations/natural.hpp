@@ -6,10 +6,12 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "advaug/detail/error.hpp"
 #include "advaug/domain/input_domain.hpp"
+#include "advaug/perturbations/any_family.hpp"
 #include "advaug/perturbations/blur.hpp"
 #include "advaug/perturbations/budget.hpp"
 #include "advaug/perturbations/image_shape.hpp"
@@ -112,6 +114,20 @@ decltype(auto) with_natural_family(natural_family family, image_shape shape, con
             });
     }
     detail::invalid("with_natural_family", "family is not a natural_family, got value ", static_cast<int>(family));
+}
+
+/// One family per (name, budget) pair, held as any_family<T>: an operation list for
+/// augment_and_mix (perturbations/augment_and_mix.hpp), say AugMix's.
+/// throws: std::invalid_argument from the family named, for a bad budget.
+template <class T>
+std::vector<any_family<T>> natural_families(const std::vector<std::pair<natural_family, double>>& list,
+                                            image_shape shape, const input_domain& domain) {
+    std::vector<any_family<T>> out;
+    for (const auto& [family, budget] : list) {
+        out.push_back(with_natural_family<T>(family, shape, domain,
+                                             [&](auto make) { return any_family<T>(make(budget)); }));
+    }
+    return out;
 }
 
 }  // namespace advaug

@@ -4,6 +4,7 @@
 
 #include "advaug/perturbations/additive.hpp"
 #include "advaug/perturbations/any_family.hpp"
+#include "advaug/perturbations/augment_and_mix.hpp"
 #include "advaug/perturbations/blur.hpp"
 #include "advaug/perturbations/budget.hpp"
 #include "advaug/perturbations/check.hpp"

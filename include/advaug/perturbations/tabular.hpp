@@ -4,11 +4,17 @@
 //
 //   tabular_drift    x'_f = x_f * (1 + gain_f) + offset_f   calibration gain and offset drift
 //                    theta = (gain_1..F, offset_1..F); identity 0. Continuous.
+//   common_drift     x'_f = x_f * (1 + gain) + offset * scale_f  one drift shared by every
+//                    feature (a common reference or temperature); theta = (gain, offset), offset
+//                    in units of scale_f (e.g. each feature's std); identity 0. Continuous.
 //   quantize         x'_f = step_f * round(x_f / step_f)     a coarser resolution
 //                    theta = (step_1..F), step 0 keeps the feature; identity 0. Gradient-free:
 //                    the output is piecewise constant in step and x, so vjp_theta is 0 and
 //                    vjp_input is 0 for a quantized feature (x passes where step is 0); the
 //                    search refuses gradient methods for it and samples instead.
+//   common_quantize  x'_f = s scale_f * round(x_f / (s scale_f))  one resolution loss shared by
+//                    every feature; theta = (s), in units of scale_f; s = 0 keeps x. Gradient-
+//                    free, as quantize.
 //   dropped_sensors  x'_f = fill_f where mask_f = 1              missing readings, filled in
 //                    theta = mask (F entries in {0, 1}, at most k ones); identity all 0.
 //                    Discrete. For the derivative the mask is relaxed to
@@ -96,6 +102,53 @@ private:
     }
 };
 
+struct common_drift_budget {
+    interval gain{};    // relative: [-0.05, 0.05] is +-5 %
+    interval offset{};  // in units of each feature's scale
+};
+
+template <class T>
+class common_drift : public detail::raw_family<common_drift<T>, T>, public box_budgeted<T> {
+    using base = detail::raw_family<common_drift<T>, T>;
+    friend base;
+
+public:
+    /// scale: the raw size of one offset unit, one value or one per feature (e.g. the training
+    /// standard deviations). requires: every scale finite and > 0.
+    common_drift(std::size_t features, common_drift_budget budget, std::vector<double> scale = {1.0},
+                 input_domain domain = {})
+        : base("common_drift", std::move(domain), detail::checked_features("common_drift", features),
+               1, std::vector<T>(2, T(0))),
+          box_budgeted<T>(box_budget<T>("common_drift", {budget.gain, budget.offset},
+                                        {"gain", "offset"})) {
+        for (double v : detail::per_feature("common_drift", "scale", scale, features)) {
+            if (!(std::isfinite(v) && v > 0)) {
+                detail::invalid("common_drift", "scale must be finite and > 0, got ", v);
+            }
+            scale_.push_back(static_cast<T>(v));
+        }
+    }
+
+private:
+    void forward_row(const T* u, const T* th, T* v) const {
+        for (std::size_t d = 0; d < this->input_size(); ++d) {
+            v[d] = u[d] * (T(1) + th[0]) + th[1] * scale_[d];
+        }
+    }
+    void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
+        if (dth) dth[0] = dth[1] = T(0);
+        for (std::size_t d = 0; d < this->input_size(); ++d) {
+            if (dth) {
+                dth[0] += g[d] * u[d];
+                dth[1] += g[d] * scale_[d];
+            }
+            if (du) du[d] = g[d] * (T(1) + th[0]);
+        }
+    }
+
+    std::vector<T> scale_;
+};
+
 template <class T>
 class quantize : public detail::raw_family<quantize<T>, T>, public box_budgeted<T> {
     using base = detail::raw_family<quantize<T>, T>;
@@ -130,6 +183,47 @@ private:
             if (du) du[d] = th[d] > T(0) ? T(0) : g[d];
         }
     }
+};
+
+template <class T>
+class common_quantize : public detail::raw_family<common_quantize<T>, T>, public box_budgeted<T> {
+    using base = detail::raw_family<common_quantize<T>, T>;
+    friend base;
+
+public:
+    static constexpr perturbation_kind kind = perturbation_kind::gradient_free;
+
+    /// step: the shared step s in units of scale, 0 <= lo <= hi; scale: one value or one per
+    /// feature (e.g. the training standard deviations), finite and > 0.
+    common_quantize(std::size_t features, interval step, std::vector<double> scale = {1.0},
+                    input_domain domain = {})
+        : base("common_quantize", std::move(domain),
+               detail::checked_features("common_quantize", features), 1, std::vector<T>(1, T(0))),
+          box_budgeted<T>(box_budget<T>("common_quantize", {step}, {"step"})) {
+        if (step.lo < 0) detail::invalid("common_quantize", "step.lo must be >= 0, got ", step.lo);
+        for (double v : detail::per_feature("common_quantize", "scale", scale, features)) {
+            if (!(std::isfinite(v) && v > 0)) {
+                detail::invalid("common_quantize", "scale must be finite and > 0, got ", v);
+            }
+            scale_.push_back(static_cast<T>(v));
+        }
+    }
+
+private:
+    void forward_row(const T* u, const T* th, T* v) const {
+        for (std::size_t d = 0; d < this->input_size(); ++d) {
+            const T step = th[0] * scale_[d];
+            v[d] = step > T(0) ? step * std::round(u[d] / step) : u[d];
+        }
+    }
+    void backward_row(const T*, const T* th, const T* g, T* dth, T* du) const {
+        if (dth) dth[0] = T(0);
+        for (std::size_t d = 0; d < this->input_size(); ++d) {
+            if (du) du[d] = th[0] > T(0) ? T(0) : g[d];
+        }
+    }
+
+    std::vector<T> scale_;
 };
 
 template <class T>

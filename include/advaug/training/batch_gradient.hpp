@@ -22,6 +22,7 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/loss/cross_entropy.hpp"
 #include "advaug/model/mode.hpp"
+#include "advaug/training/consistency_step.hpp"
 #include "advaug/training/family_step.hpp"
 #include "advaug/training/method.hpp"
 #include "advaug/training/reports.hpp"
@@ -36,6 +37,13 @@ concept combined_backward = requires(M& m, typename M::cache_type& c, const mode
                                      model_input_t<M>& dx, typename M::value_type s) {
     m.input_and_parameter_gradient(c, g, dx, s);
 };
+
+/// Names `fn` and both value types when options' family or consistency mixture is not of T.
+template <class T>
+void check_value_types(const char* fn, const train_options& options) {
+    if (options.family()) training_family<T>(fn, *options.family());
+    if (options.consistency()) consistency_mixture<T>(fn, *options.consistency());
+}
 
 /// The gradient of one batch, with the buffers it reuses from batch to batch: after the first
 /// batch of a shape it allocates nothing.
@@ -63,8 +71,11 @@ public:
                             const labels_type& y, double epsilon, std::uint64_t batch_seed,
                             bool clean_loss_wanted);
 
-    /// The adversarial batch of the last call (empty for plain training).
+    /// The adversarial batch of the last call (empty for plain training); for augmix and augmax
+    /// the first augmented view.
     const input_type& adversarial_batch() const { return x_adv_; }
+    /// augmix and augmax: the second augmented view of the last call.
+    const input_type& second_view() const { return consistency_.second_view(); }
 
 private:
     M& model_;
@@ -73,6 +84,7 @@ private:
     typename M::cache_type clean_cache_, adv_cache_;
     typename tensor_traits<input_type>::domain_type domain_;
     family_step<M> family_;
+    consistency_step<M> consistency_{model_};
 };
 
 template <class M>
@@ -103,6 +115,7 @@ batch_losses batch_gradient<M>::operator()(const char* fn, const train_options& 
         out.loss = out.clean;
         return out;
     }
+    if (is_consistency(method)) return consistency_(fn, options, x, y, batch_seed, oracle, x_adv_);
 
     // 1. The adversarial example, with the model in the attack's mode.
     const bool attack_is_training_mode = options.attack_mode() == model_.mode() || same_in_both_modes;
@@ -172,6 +185,8 @@ batch_losses batch_gradient<M>::operator()(const char* fn, const train_options& 
             }
             case training_method::plain:
             case training_method::family:
+            case training_method::augmix:
+            case training_method::augmax:
                 break;
         }
         for (std::size_t k = 0; k < steps; ++k) {

@@ -224,6 +224,14 @@ inline std::string checkpoint_method(const train_options& options) {
             },
             f->family);
     }
+    if (const auto& c = options.consistency()) {
+        std::visit(
+            [&](const auto& m) {
+                method += concat(" (mixture of ", m.operations().size(), " operations, ", m.num_params(),
+                                 " parameters, ", m.input_size(), " features)");
+            },
+            c->mixture);
+    }
     return method;
 }
 

@@ -32,13 +32,28 @@ inline std::string training_header(const train_options& o, std::size_t samples, 
       << " epochs of " << batches << " batches of " << o.batch_size() << ", lr "
       << o.learning_rate()->describe();
     if (o.method() != training_method::plain) {
-        if (const auto& f = o.family()) {
-            const worst_case_options& w = f->search;
+        auto search = [&](const worst_case_options& w) {
             const char* how[] = {"gradient", "random", "both", "exhaustive"};
+            h << "search " << how[static_cast<int>(w.method())] << " (steps " << w.steps() << " of "
+              << w.step_fraction() << " x param_scale, " << (w.random_start() ? "random" : "identity")
+              << " start, restarts " << w.restarts() << ", samples " << w.samples() << ")";
+        };
+        if (const auto& f = o.family()) {
             h << ", a family of " << std::visit([](const auto& g) { return g.num_params(); }, f->family)
-              << " parameters, search " << how[static_cast<int>(w.method())] << " (steps " << w.steps()
-              << " of " << w.step_fraction() << " x param_scale, " << (w.random_start() ? "random" : "identity")
-              << " start, restarts " << w.restarts() << ", samples " << w.samples() << "), alpha " << o.alpha();
+              << " parameters, ";
+            search(f->search);
+            h << ", alpha " << o.alpha();
+        } else if (const auto& c = o.consistency()) {
+            std::visit([&](const auto& m) {
+                h << ", a mixture of " << m.operations().size() << " operations (width " << m.options().width()
+                  << ", depth 1-" << m.options().max_depth() << ")";
+            }, c->mixture);
+            h << ", consistency weight " << c->weight;
+            if (o.method() == training_method::augmax) {
+                h << ", ";
+                search(c->search);
+            }
+            if (o.epsilon()) h << ", summary epsilon " << *o.epsilon() << " (raw units)";
         } else {
             h << ", epsilon " << o.epsilon().value_or(0.0) << " (raw units), alpha " << o.alpha();
         }

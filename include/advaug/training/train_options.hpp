@@ -21,6 +21,7 @@
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/perturbations/any_family.hpp"
+#include "advaug/perturbations/augment_and_mix.hpp"
 #include "advaug/perturbations/search_options.hpp"
 #include "advaug/training/data_parallel.hpp"
 #include "advaug/training/method.hpp"
@@ -81,6 +82,28 @@ public:
         }
         family_ = family_settings{any_family<T>(std::move(f)), search};
         return *this;
+    }
+    /// Methods augmix and augmax: the mixture family the augmented views are drawn from, the
+    /// weight lambda of the Jensen-Shannon consistency loss (AugMix's 12), and for augmax the
+    /// search of the worst mixture (default: gradient ascent, 5 steps of step fraction 0.25 from
+    /// a random draw, the AugMix draw it hardens). The mixture takes the trainer's input domain.
+    /// requires: weight finite and > 0; a search method other than exhaustive.
+    template <class T>
+    train_options& consistency(augment_and_mix<T> mixture, double weight = 12,
+                               worst_case_options search = default_consistency_search()) {
+        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                      "advaug: train_options::consistency takes a mixture of float or double");
+        if (!std::isfinite(weight) || weight <= 0) bad("consistency", "weight must be finite and > 0", weight);
+        if (search.method() == search_method::exhaustive) {
+            detail::invalid("train_options::consistency", "search method exhaustive needs a discrete "
+                            "family (a mask); use gradient, random or both");
+        }
+        consistency_ = consistency_settings{std::move(mixture), weight, search};
+        return *this;
+    }
+    /// The search augmax uses unless told otherwise.
+    static worst_case_options default_consistency_search() {
+        return worst_case_options{}.steps(5).step_fraction(0.25).random_start(true);
     }
     /// Ramps epsilon linearly from 0 over the first `epochs` epochs (0: no warm-up). With
     /// method family it ramps the family's budget about the identity (docs/training.md).
@@ -214,6 +237,12 @@ public:
         std::variant<any_family<float>, any_family<double>> family;
         worst_case_options search;
     };
+    /// What consistency() was given.
+    struct consistency_settings {
+        std::variant<augment_and_mix<float>, augment_and_mix<double>> mixture;
+        double weight;
+        worst_case_options search;
+    };
     /// What checkpoint() was given; an empty path means no checkpoints.
     struct checkpoint_settings {
         std::string path;
@@ -245,6 +274,8 @@ public:
     const checkpoint_settings& checkpoint() const { return checkpoint_; }
     /// Empty unless family() was called.
     const std::optional<family_settings>& family() const { return family_; }
+    /// Empty unless consistency() was called.
+    const std::optional<consistency_settings>& consistency() const { return consistency_; }
     const std::shared_ptr<gradient_sharing>& sharing() const { return sharing_; }
     const std::function<void(const batch_report&)>& on_batch() const { return on_batch_; }
     const std::function<void(const epoch_report&)>& on_epoch() const { return on_epoch_; }
@@ -252,8 +283,23 @@ public:
     /// How the options fit together; the trainer calls this when it is built.
     void validate(const char* fn) const {
         if (!lr_) detail::invalid(fn, "learning_rate was not set; call .learning_rate(...)");
-        const bool attacks = method_ != training_method::plain;
+        const bool consistency = is_consistency(method_);
+        const bool attacks = method_ != training_method::plain && !consistency;
         const bool family = method_ == training_method::family;
+        if (consistency && !consistency_) {
+            detail::invalid(fn, "method ", to_string(method_), " needs a mixture; call .consistency(...)");
+        }
+        if (!consistency && consistency_) {
+            detail::invalid(fn, "a consistency mixture is set but the method is ", to_string(method_),
+                            ", not augmix or augmax");
+        }
+        if (consistency && alpha_) {
+            detail::invalid(fn, "alpha is set (", *alpha_, ") but method ", to_string(method_),
+                            " trains on CE(x) + weight * JS; set the weight with .consistency(...)");
+        }
+        if (consistency && warmup_ > 0) {
+            detail::invalid(fn, "epsilon_warmup is set but method ", to_string(method_), " has no epsilon to ramp");
+        }
         if (family && !family_) detail::invalid(fn, "method family needs a family; call .family(...)");
         if (!family && family_) {
             detail::invalid(fn, "a family is set but the method is ", to_string(method_), ", not family");
@@ -265,7 +311,7 @@ public:
         if (attacks && !family && !epsilon_) {
             detail::invalid(fn, "method ", to_string(method_), " needs epsilon; call .epsilon(...)");
         }
-        if (!attacks && alpha_ && *alpha_ != 0) {
+        if (!attacks && !consistency && alpha_ && *alpha_ != 0) {
             detail::invalid(fn, "alpha is ", *alpha_, " but method plain has no adversarial loss");
         }
         if (method_ != training_method::pgd && (pgd_steps_ || pgd_step_size_)) {
@@ -276,7 +322,7 @@ public:
             detail::invalid(fn, "method ", to_string(method_), " with epsilon 0 is plain training; "
                             "use method plain");
         }
-        if (warmup_ > 0 && !attacks) {
+        if (warmup_ > 0 && !attacks && !consistency) {
             detail::invalid(fn, "epsilon_warmup is set but method plain has no attack");
         }
         if (guard_ && !epsilon_ && !family) {
@@ -314,6 +360,7 @@ private:
     std::function<void(const batch_report&)> on_batch_;
     std::function<void(const epoch_report&)> on_epoch_;
     std::optional<family_settings> family_;
+    std::optional<consistency_settings> consistency_;
 };
 
 }  // namespace advaug

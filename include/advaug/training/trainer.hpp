@@ -170,7 +170,7 @@ template <class M, class Optimizer, bool B>
 trainer<M, Optimizer, B>::trainer(M& model, Optimizer& optimizer, train_options options)
     : model_(model), optimizer_(optimizer), options_(std::move(options)) {
     options_.validate("trainer");
-    if (options_.family()) detail::training_family<T>("trainer", *options_.family());
+    detail::check_value_types<T>("trainer", options_);  // a family's or mixture's, up front
     params_ = model_.parameters();
     // What a checkpoint and the collapse guard's snapshot keep: the whole state where the
     // model has one (batch norm's running statistics are not parameters), else parameters.
