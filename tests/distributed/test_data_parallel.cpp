@@ -204,6 +204,21 @@ TEST_CASE("random starts and dropout: R ranks draw one process's noise, sample f
             CHECK(shared == train(distributed::data_parallel(world(), o), data));
         }
     }
+    SUBCASE("augmix and augmax: the mixture's draws and augmax's search from them") {
+        const image_shape shape{1, 3, 4};
+        const augment_and_mix<float> mixture(
+            {any_family<float>(photometric<float>(
+                 shape, {.brightness = symmetric(0.2), .contrast = symmetric(0.4)})),
+             any_family<float>(
+                 affine<float>(shape, {.rotation = symmetric(20), .translate_x = symmetric(1.0)}))});
+        for (auto method : {training_method::augmix, training_method::augmax}) {
+            CAPTURE(to_string(method));
+            const auto o = options(training_method::plain, 4).method(method).consistency(mixture, 12);
+            const auto shared = train(distributed::data_parallel(world(), o), data);
+            CHECK(max_relative_difference(shared, train(o, data)) <= 1e-5);
+            CHECK(same_on_every_rank(shared));
+        }
+    }
     SUBCASE("dropout, with FGSM-RS attacking in train mode") {
         const auto o = options(training_method::fgsm_rs, 4).attack_mode(mode::train);
         const dropout<float, 2> drop(0.3, 21);

@@ -53,15 +53,35 @@ const any_family<T>& training_family(const char* fn,
     return *f;
 }
 
-/// `family` whose sample(n, key) is rows [offset, offset + n) of its sample(global, key): in a
-/// data-parallel step, a process's rows of the starts one process draws for the global batch
-/// (the whole batch is drawn, since a family's row may depend on the batch size).
+/// family.sample(n, key, theta); in a data-parallel step (detail/batch_shard.hpp), this
+/// process's rows [offset, offset + n) of family.sample(global, key): the draws one process
+/// makes for the global batch. The whole batch is drawn, since a family's row may depend on
+/// the batch size (the L2 ball's radii do).
+template <class F, class T>
+void sample_shard_rows(const F& family, std::size_t n, std::uint64_t key, tensor<T, 2>& theta) {
+    const batch_shard* shard = current_batch_shard();
+    if (!shard || shard->global == n) {
+        family.sample(n, key, theta);
+        return;
+    }
+    if (shard->offset + n > shard->global) {
+        invalid("sample_shard_rows", "the shard's rows [", shard->offset, ", ", shard->offset + n,
+                ") do not fit in its global batch of ", shard->global);
+    }
+    tensor<T, 2> all;
+    family.sample(shard->global, key, all);
+    const std::size_t p = all.shape()[1];
+    theta.resize({n, p});
+    std::copy(all.data() + shard->offset * p, all.data() + (shard->offset + n) * p, theta.data());
+}
+
+/// `family` whose sample() is sample_shard_rows(): the family method's starts and random draws
+/// in a data-parallel step.
 template <class T>
 struct global_batch_rows {
     using value_type = T;
     using batch = tensor<T, 2>;
     any_family<T> family;
-    std::size_t offset, global;
 
     std::size_t input_size() const { return family.input_size(); }
     std::size_t num_params() const { return family.num_params(); }
@@ -74,15 +94,7 @@ struct global_batch_rows {
     }
     void identity(std::size_t n, batch& th) const { family.identity(n, th); }
     void sample(std::size_t n, std::uint64_t key, batch& th) const {
-        if (offset + n > global) {
-            invalid("family_step", "the shard's rows [", offset, ", ", offset + n,
-                    ") do not fit in its global batch of ", global);
-        }
-        batch all;
-        family.sample(global, key, all);
-        const std::size_t p = all.shape()[1];
-        th.resize({n, p});
-        std::copy(all.data() + offset * p, all.data() + (offset + n) * p, th.data());
+        sample_shard_rows(family, n, key, th);
     }
     void project(batch& th) const { family.project(th); }
     bool contains(const batch& th) const { return family.contains(th); }
@@ -138,8 +150,7 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
     const batch_shard* shard = current_batch_shard();
     std::optional<any_family<T>> sharded;
     if (shard && shard->global != n) {
-        sharded.emplace(
-            global_batch_rows<T>{training_family<T>(fn, settings), shard->offset, shard->global});
+        sharded.emplace(global_batch_rows<T>{training_family<T>(fn, settings)});
     }
     const any_family<T>& family = sharded ? *sharded : training_family<T>(fn, settings);
     if (d != family.input_size()) {
