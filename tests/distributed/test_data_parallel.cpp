@@ -105,6 +105,16 @@ std::vector<float> trained_state(Model net, const train_options& o, const datase
     return out;
 }
 
+/// 12-16-3 with batch norm between the hidden layer and its ReLU.
+sequential<float, 2> small_bn_mlp() {
+    rng gen(5);
+    return sequential<float, 2>({12})
+        .add(dense<float>(12, 16, gen))
+        .add(batch_norm<float>(16))
+        .add(relu<float, 2>{})
+        .add(dense<float>(16, 3, gen));
+}
+
 /// A small CNN with 2d batch norm on 1 x 3 x 4 images.
 sequential<float, 4> small_cnn() {
     rng gen(5);
@@ -209,11 +219,12 @@ TEST_CASE("random starts and dropout: R ranks draw one process's noise, sample f
         const augment_and_mix<float> mixture(
             {any_family<float>(photometric<float>(
                  shape, {.brightness = symmetric(0.2), .contrast = symmetric(0.4)})),
-             any_family<float>(
-                 affine<float>(shape, {.rotation = symmetric(20), .translate_x = symmetric(1.0)}))});
+             any_family<float>(affine<float>(
+                 shape, {.rotation = symmetric(20), .translate_x = symmetric(1.0)}))});
         for (auto method : {training_method::augmix, training_method::augmax}) {
             CAPTURE(to_string(method));
-            const auto o = options(training_method::plain, 4).method(method).consistency(mixture, 12);
+            const auto o =
+                options(training_method::plain, 4).method(method).consistency(mixture, 12);
             const auto shared = train(distributed::data_parallel(world(), o), data);
             CHECK(max_relative_difference(shared, train(o, data)) <= 1e-5);
             CHECK(same_on_every_rank(shared));
@@ -339,12 +350,13 @@ TEST_CASE("kill -9 of one rank, then resume from the last checkpoint" * doctest:
 }
 
 TEST_CASE("synchronized batch norm: R ranks take the single-process step, statistics included") {
-    // 20 steps of 16 samples (split 8 + 8 and 5 + 5 + 6); parameters and running statistics
-    // within 1e-5 of one process's. Full batches only: batch norm over a batch of 8, where a
-    // feature after the ReLU is zero for all but a sample or two, divides by a standard
-    // deviation near sqrt(eps) and amplifies rounding differences, so that with the 72 samples
-    // above they grew from 1e-7 after one step to 2e-3 after 20 (per rank: 0.5).
-    const auto data = synthetic(80);
+    // 20 steps as above (a last batch of 8 split 4 + 4 and 2 + 3 + 3); parameters and running
+    // statistics within 1e-5 of one process's (measured: 1.5e-7; per rank 0.07 to 0.16).
+    // Batch norm sits before the ReLU: after it, a feature that the ReLU silences for all but
+    // a sample or two has a variance near 0, and dividing by sqrt(var + eps) amplifies the
+    // rounding differences of a different summation order: to 8e-6 after 20 full batches, 2e-3
+    // with the small last batch, though each step alone agrees to 1e-7.
+    const auto data = synthetic(72);
     const auto images =
         dataset<float>(std::vector<float>(data.features().begin(), data.features().end()),
                        {1, 3, 4}, data.labels(), 3);
@@ -354,7 +366,7 @@ TEST_CASE("synchronized batch norm: R ranks take the single-process step, statis
         auto o = options(method, 4);
         if (method != training_method::plain) o.attack_mode(mode::train);  // batch statistics
         SUBCASE("MLP, batch_norm1d") {
-            const auto net = with_layer(batch_norm<float>(16));
+            const auto net = small_bn_mlp();
             const auto alone = trained_state(net, o, data);
             const auto shared =
                 trained_state(net, distributed::data_parallel(world(), o, sync), data);
@@ -364,7 +376,7 @@ TEST_CASE("synchronized batch norm: R ranks take the single-process step, statis
             if (world().size() > 1) {  // per rank, the statistics are the shard's
                 CHECK(max_relative_difference(
                           trained_state(net, distributed::data_parallel(world(), o), data), alone) >
-                      1e-3);
+                      1e-2);
             }
         }
         SUBCASE("CNN, batch_norm2d") {
