@@ -13,10 +13,13 @@
 //
 //   mpirun -np 2 ./distributed_fashion_mnist --method fgsm-rs --epochs 1
 //   mpirun -np 2 ./distributed_fashion_mnist --bench 50 --model cnn   # time the all-reduce
+//   mpirun -np 2 ./distributed_fashion_mnist --model cnn --batch-norm sync --timeout 60
 //
 // Options: --model mlp|cnn, --method plain|fgsm|fgsm-rs|n-fgsm|pgd, --eps E (raw units of the
 // [0, 1] pixels), --epochs N, --batch B (global), --train-samples N, --test-samples N,
-// --threads T (advaug threads per rank), --checkpoint PATH, --resume, --bench N.
+// --threads T (advaug threads per rank), --checkpoint PATH, --resume, --bench N,
+// --batch-norm none|per-rank|sync (the CNN's; none by default), --timeout S (seconds a rank waits
+// in one collective before it ends the job; 0 = forever; default 300).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,8 +34,8 @@
 namespace {
 
 struct settings {
-    std::string model = "mlp", method = "fgsm-rs", checkpoint;
-    double eps = 0.1;
+    std::string model = "mlp", method = "fgsm-rs", checkpoint, batch_norm = "none";
+    double eps = 0.1, timeout = 300;
     std::size_t epochs = 1, batch = 128, train_samples = 10000, test_samples = 2000, threads = 1,
                 bench = 0;
     bool resume = false;
@@ -68,12 +71,21 @@ settings parse(int argc, char** argv) {
             s.resume = true;
         else if (a == "--bench")
             s.bench = std::stoul(value());
+        else if (a == "--batch-norm")
+            s.batch_norm = value();
+        else if (a == "--timeout")
+            s.timeout = std::stod(value());
         else
             throw std::invalid_argument("unknown option '" + a +
                                         "' (see the comment at the top of the source)");
     }
     if (s.model != "mlp" && s.model != "cnn")
         throw std::invalid_argument("--model must be mlp or cnn, got " + s.model);
+    if (s.batch_norm != "none" && s.batch_norm != "per-rank" && s.batch_norm != "sync")
+        throw std::invalid_argument("--batch-norm must be none, per-rank or sync, got " +
+                                    s.batch_norm);
+    if (s.batch_norm != "none" && s.model != "cnn")
+        throw std::invalid_argument("--batch-norm needs --model cnn (the MLP has no batch norm)");
     return s;
 }
 
@@ -144,7 +156,12 @@ int run(const settings& s, const advaug::distributed::communicator& comm, Model 
     if (method != advaug::training_method::plain) options.epsilon(s.eps);
     if (!s.checkpoint.empty()) options.checkpoint(s.checkpoint, 20);
     advaug::sgd<float> optimizer(advaug::sgd_options{}.momentum(0.9));
-    advaug::trainer trainer(model, optimizer, advaug::distributed::data_parallel(comm, options));
+    // Batch norm over each rank's shard, or synchronized: statistics of the whole global batch.
+    const auto bn = s.batch_norm == "sync"
+                        ? advaug::distributed::batch_norm_statistics::synchronized
+                        : advaug::distributed::batch_norm_statistics::per_rank;
+    advaug::trainer trainer(model, optimizer,
+                            advaug::distributed::data_parallel(comm, options, bn));
     if (s.resume) trainer.resume(s.checkpoint);  // every rank reads rank 0's file
 
     // 3. Train: the same call on every rank.
@@ -172,8 +189,11 @@ int main(int argc, char** argv) {
     try {
         const settings s = parse(argc, argv);
         advaug::set_num_threads(s.threads);
+        // A rank that waits longer than this in one collective (another rank hangs) ends the job.
+        comm.timeout(s.timeout);
         if (s.model == "mlp") return run(s, comm, advaug::mlp<float>({784, 256, 256, 10}, 1));
-        return run(s, comm, advaug::cnn<float>(1));
+        return run(s, comm,
+                   advaug::cnn<float>(1, advaug::weight_init::he_normal, s.batch_norm != "none"));
     } catch (const std::exception& e) {
         // An error on one rank would leave the others waiting in a collective: end the job.
         std::fprintf(stderr, "distributed_fashion_mnist: rank %zu: %s\n", comm.rank(), e.what());

@@ -25,6 +25,7 @@
 
 #include "advaug/backend/element_math.hpp"
 #include "advaug/backend/tensor_traits.hpp"
+#include "advaug/detail/batch_shard.hpp"
 #include "advaug/detail/check.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
@@ -255,11 +256,13 @@ void l2_step(const char* fn, tensor<T, R>& x, const tensor<T, R>& x0, const tens
 
 /// A uniform random point of the epsilon-ball around x0, clipped into the domain. The L-inf
 /// start takes one number from gen as the key of a counter-based stream (counter_uniform) and
-/// fills the samples in parallel; the L2 start draws from gen in order.
+/// fills the samples in parallel; the L2 start draws from gen in order. Samples are counted from
+/// the data-parallel shard's offset (detail/batch_shard.hpp; 0 on one process), so each sample
+/// gets the draw it gets in the whole batch.
 template <class T, std::size_t R>
 void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain<T>& dom,
                   advaug::norm n, double eps, rng& gen) {
-    const std::size_t d_size = dom.sample_size, samples = x.shape()[0];
+    const std::size_t d_size = dom.sample_size, samples = x.shape()[0], offset = shard_offset();
     if (n == advaug::norm::linf) {
         const std::uint64_t key = gen.engine()();
         parallel_for(samples, rows_per_chunk(d_size),
@@ -267,14 +270,20 @@ void random_start(tensor<T, R>& x, const tensor<T, R>& x0, const resolved_domain
                          for (std::size_t s = first; s < last; ++s) {
                              T* xs = x.data() + s * d_size;
                              const T* x0s = x0.data() + s * d_size;
+                             const std::size_t at = (offset + s) * d_size;
                              for (std::size_t d = 0; d < d_size; ++d) {
-                                 const double u = counter_uniform(key, s * d_size + d, 0.0, 1.0);
+                                 const double u = counter_uniform(key, at + d, 0.0, 1.0);
                                  xs[d] = backend::element::linf_start(
                                      x0s[d], u, eps, dom.model_per_raw[d], dom.lo[d], dom.hi[d]);
                              }
                          }
                      });
         return;
+    }
+    // The draws of the samples before the shard, in the order one process makes them.
+    for (std::size_t s = 0; s < offset; ++s) {
+        for (std::size_t d = 0; d < d_size; ++d) gen.normal();
+        gen.uniform();
     }
     for (std::size_t s = 0; s < samples; ++s) {
         T* xs = x.data() + s * d_size;

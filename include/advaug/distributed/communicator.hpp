@@ -5,12 +5,16 @@
 
 #include <mpi.h>
 
+#include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "advaug/detail/error.hpp"
 
@@ -53,7 +57,11 @@ private:
 
 /// A duplicate of MPI_COMM_WORLD (or of `parent`), freed on destruction. Its error handler
 /// returns codes, which every member turns into mpi_error; a process that dies is MPI's
-/// runtime's to report (mpirun ends the job and names the rank).
+/// runtime's to report (mpirun ends the job and names the rank). A process that hangs without
+/// dying is caught by the timeout: every collective is non-blocking, polled until done or until
+/// timeout() seconds have passed; then this process prints which collective it waited for, on
+/// which rank and for how long, and ends the job (MPI_Abort), since a collective that never
+/// completes cannot be cancelled and the others would wait in it too.
 /// requires: an environment exists for the whole lifetime of the communicator.
 class communicator {
 public:
@@ -74,6 +82,19 @@ public:
         if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
     }
 
+    /// The longest wait, in seconds, for one collective before the job is ended; 0 waits
+    /// forever (and uses MPI's blocking collectives). Default 300. requires: finite, >= 0.
+    communicator& timeout(double seconds) {
+        if (!std::isfinite(seconds) || seconds < 0) {
+            advaug::detail::invalid("distributed::communicator::timeout",
+                                    "seconds must be finite and >= 0 (0: no timeout), got ",
+                                    seconds);
+        }
+        timeout_ = seconds;
+        return *this;
+    }
+    double timeout() const { return timeout_; }
+
     std::size_t rank() const { return rank_; }
     std::size_t size() const { return size_; }
     bool is_root() const { return rank_ == 0; }
@@ -89,10 +110,24 @@ public:
     /// In place: v = the root's v on every process.
     void broadcast(std::span<std::byte> v, std::size_t root = 0) const {
         check_count("MPI_Bcast", v.size());
-        check("MPI_Bcast", MPI_Bcast(v.data(), static_cast<int>(v.size()), MPI_BYTE,
-                                     static_cast<int>(root), comm_));
+        const int n = static_cast<int>(v.size()), r = static_cast<int>(root);
+        if (timeout_ == 0) {
+            check("MPI_Bcast", MPI_Bcast(v.data(), n, MPI_BYTE, r, comm_));
+            return;
+        }
+        MPI_Request request = MPI_REQUEST_NULL;
+        check("MPI_Ibcast", MPI_Ibcast(v.data(), n, MPI_BYTE, r, comm_, &request));
+        wait("MPI_Ibcast", request);
     }
-    void barrier() const { check("MPI_Barrier", MPI_Barrier(comm_)); }
+    void barrier() const {
+        if (timeout_ == 0) {
+            check("MPI_Barrier", MPI_Barrier(comm_));
+            return;
+        }
+        MPI_Request request = MPI_REQUEST_NULL;
+        check("MPI_Ibarrier", MPI_Ibarrier(comm_, &request));
+        wait("MPI_Ibarrier", request);
+    }
 
     /// Ends every process of the job with `code` (after an error on one of them, so that the
     /// others do not wait in a collective forever).
@@ -106,8 +141,43 @@ private:
         check_count("MPI_Allreduce", n);
         // Open MPI reduces in an order fixed by size and count: every rank gets the same bits,
         // and a rerun gets them again (tests/distributed checks both).
-        check("MPI_Allreduce",
-              MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), type, MPI_SUM, comm_));
+        if (timeout_ == 0) {
+            check("MPI_Allreduce",
+                  MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), type, MPI_SUM, comm_));
+            return;
+        }
+        MPI_Request request = MPI_REQUEST_NULL;
+        check("MPI_Iallreduce", MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), type,
+                                               MPI_SUM, comm_, &request));
+        wait("MPI_Iallreduce", request);
+    }
+    /// Polls `request` until it completes, or ends the job when the timeout passes. A
+    /// non-blocking collective advances only inside MPI calls, so the first 50 ms poll with a
+    /// yield in between (the collective itself); after that the wait is for a slower rank, and
+    /// a poll every 0.2 ms leaves the cores to the ranks computing.
+    void wait(const char* op, MPI_Request& request) const {
+        const auto start = std::chrono::steady_clock::now();
+        while (true) {
+            int done = 0;
+            check(op, MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+            if (done) return;
+            const double waited =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            if (waited > timeout_) {
+                std::cerr << advaug::detail::concat(
+                                 "distributed::communicator: ", op, " timed out on rank ", rank_,
+                                 " of ", size_, " after ", std::round(waited * 100) / 100,
+                                 " s (timeout ", timeout_,
+                                 " s): another rank hangs or is far behind; ending the job")
+                          << std::endl;
+                abort(3);
+            }
+            if (waited < 0.05) {
+                std::this_thread::yield();
+            } else {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+            }
+        }
     }
     void check_count(const char* op, std::size_t n) const {
         if (n > static_cast<std::size_t>(INT32_MAX)) {
@@ -128,6 +198,7 @@ private:
 
     MPI_Comm comm_ = MPI_COMM_NULL;
     std::size_t rank_ = 0, size_ = 0;
+    double timeout_ = 300;
 };
 
 }  // namespace advaug::distributed

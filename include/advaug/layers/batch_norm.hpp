@@ -21,14 +21,24 @@
 // So an attack (forward + input_gradient) never changes the running statistics, and a training
 // step that calls parameter_gradient() on its clean and on its adversarial pass updates them
 // twice, as PyTorch does when both batches go through the model in train mode.
+//
+// Synchronized over processes: inside a data-parallel step whose shard carries a sum
+// (detail/batch_shard.hpp; distributed::data_parallel with batch_norm_statistics::synchronized),
+// a train-mode pass takes mean_B and var_B over the global batch (its sums and counts summed
+// over the processes), and backward_input() the means of dy and dy * x_hat over the global
+// batch too, so R processes compute what one process computes on the whole batch. Every
+// process must then make the same train-mode passes in the same order (the trainer does).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "advaug/detail/batch_shard.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/layers/layer.hpp"
@@ -88,6 +98,9 @@ public:
         std::size_t count = 0;            // M, values per feature; 0 before forward()
         bool train = false;               // the forward pass used batch statistics
         bool statistics_pending = false;  // batch statistics not yet applied to the running ones
+        // Synchronized train-mode pass: this process's share of the global batch (local / global
+        // samples), by which its dy, the gradient of its shard's mean loss, is rescaled; else 0.
+        double shard_share = 0;
         // Per-feature scratch in double, kept so that a step after the first allocates nothing.
         std::vector<double> mean, inv, sq;
         mutable std::vector<double> sum_a, sum_b;
@@ -138,7 +151,9 @@ public:
         check_input(x);
         const std::size_t n = x.shape()[0], c = features(), s = spatial(x.shape()), m = n * s;
         const bool train = mode_ == advaug::mode::train;
-        if (train && m < 2) {
+        const detail::batch_shard* shard = train ? detail::current_batch_shard() : nullptr;
+        const bool sync = shard && shard->sum;
+        if (train && m < 2 && !sync) {
             detail::invalid("batch_norm::forward",
                             "train mode needs more than 1 value per feature, got input shape ",
                             detail::shape_string(x.shape()), " (use eval mode for single samples)");
@@ -150,6 +165,7 @@ public:
         std::vector<double>& inv = cache.inv;
         mean.assign(c, 0.0);
         inv.assign(c, 0.0);
+        std::size_t count = m;  // values per feature the statistics are taken over
         if (train) {
             resize(cache.batch_mean, c);
             resize(cache.batch_var, c);
@@ -157,7 +173,18 @@ public:
             std::vector<double>& sq = cache.sq;
             sq.assign(c, 0.0);
             channel_sums(x.data(), n, s, mean.data());
-            for (auto& v : mean) v /= static_cast<double>(m);
+            if (sync) {
+                mean.push_back(static_cast<double>(m));
+                shard->sum(std::span<double>(mean));
+                count = static_cast<std::size_t>(mean.back());
+                mean.pop_back();
+                if (count < 2) {
+                    detail::invalid("batch_norm::forward",
+                                    "train mode needs more than 1 value per feature, got ", count,
+                                    " over all processes");
+                }
+            }
+            for (auto& v : mean) v /= static_cast<double>(count);
             for (std::size_t i = 0; i < n; ++i) {
                 for (std::size_t ch = 0; ch < c; ++ch) {
                     const T* xp = x.data() + (i * c + ch) * s;
@@ -169,8 +196,9 @@ public:
                     sq[ch] += acc;
                 }
             }
+            if (sync) shard->sum(std::span<double>(sq));
             for (std::size_t ch = 0; ch < c; ++ch) {
-                const double var = sq[ch] / static_cast<double>(m);
+                const double var = sq[ch] / static_cast<double>(count);
                 cache.batch_mean(ch) = static_cast<T>(mean[ch]);
                 cache.batch_var(ch) = static_cast<T>(var);
                 inv[ch] = 1.0 / std::sqrt(var + eps_);
@@ -196,9 +224,11 @@ public:
                 }
             }
         }
-        cache.count = m;
+        cache.count = count;
         cache.train = train;
         cache.statistics_pending = train;
+        cache.shard_share =
+            sync ? static_cast<double>(shard->local) / static_cast<double>(shard->global) : 0.0;
     }
 
     /// dx = the input gradient for the output gradient dy (overwritten). After a train-mode
@@ -216,7 +246,24 @@ public:
         mean_dyh.assign(c, 0.0);
         if (cache.train) {
             gradient_sums(cache, dy, mean_dy.data(), mean_dyh.data());
-            const double inv_m = 1.0 / static_cast<double>(cache.count);
+            double inv_m = 1.0 / static_cast<double>(cache.count);
+            if (const double share = cache.shard_share; share > 0) {
+                // The global batch's means of dy and dy * x_hat, for the gradient of the global
+                // mean loss (dy * share), then back to this shard's scale (/ share).
+                const detail::batch_shard* shard = detail::current_batch_shard();
+                if (!shard || !shard->sum) {
+                    detail::invalid("batch_norm::backward_input",
+                                    "the forward pass was synchronized over processes, this "
+                                    "backward pass runs outside the data-parallel step");
+                }
+                mean_dy.insert(mean_dy.end(), mean_dyh.begin(), mean_dyh.end());
+                for (double& v : mean_dy) v *= share;
+                shard->sum(std::span<double>(mean_dy));
+                std::copy(mean_dy.begin() + static_cast<std::ptrdiff_t>(c), mean_dy.end(),
+                          mean_dyh.begin());
+                mean_dy.resize(c);
+                inv_m /= share;
+            }
             for (std::size_t ch = 0; ch < c; ++ch) {
                 mean_dy[ch] *= inv_m;
                 mean_dyh[ch] *= inv_m;

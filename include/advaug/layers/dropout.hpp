@@ -15,6 +15,8 @@
 //     values;
 //   - a cache created anew for every batch repeats its first mask on every batch: keep caches
 //     alive across steps, as advaug's trainer does;
+//   - in a data-parallel step (detail/batch_shard.hpp) a process's mask is its rows of the mask
+//     one process draws for the whole global batch;
 //   - finite-difference checks work in train mode: every probe forward pass of the checker uses
 //     a fresh cache, so it sees the mask of the analytic pass, and dropout with a fixed mask is
 //     linear.
@@ -29,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "advaug/detail/batch_shard.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
@@ -100,6 +103,11 @@ public:
         }
         if (cache.mask.shape() != x.shape()) cache.mask.resize(x.shape());
         rng gen(detail::dropout_mask_seed(seed_, cache.stream, cache.calls - 1));
+        // In a data-parallel step the mask is the global batch's, from this shard's first sample.
+        if (const std::size_t offset = detail::shard_offset(); offset > 0) {
+            gen.engine().discard(static_cast<unsigned long long>(offset) *
+                                 (x.size() / x.shape()[0]));
+        }
         const T scale = static_cast<T>(1.0 / (1.0 - p_));
         T* m = cache.mask.data();
         const T* xp = x.data();

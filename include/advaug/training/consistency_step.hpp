@@ -88,7 +88,7 @@ batch_losses consistency_step<M>::operator()(const char* fn, const train_options
         }
         to_rows(x, flat_);
         auto draw = [&](std::uint64_t stream, input_type& view) {
-            mixture.sample(n, mix_seed(batch_seed, 0xa3c5, stream), theta_);
+            sample_shard_rows(mixture, n, mix_seed(batch_seed, 0xa3c5, stream), theta_);
             mixture.apply(flat_, theta_, rows_);
             from_rows(rows_, x.shape(), view);
         };

@@ -11,8 +11,8 @@
 #include <span>
 #include <vector>
 
+#include "advaug/detail/batch_shard.hpp"
 #include "advaug/detail/error.hpp"
-#include "advaug/detail/random.hpp"
 #include "advaug/backend/host.hpp"
 #include "advaug/model/parameter.hpp"
 #include "advaug/training/reports.hpp"
@@ -32,6 +32,9 @@ public:
     virtual std::size_t size() const = 0;
     virtual void sum(std::span<float> values) = 0;
     virtual void sum(std::span<double> values) = 0;
+    /// Whether batch norm takes its statistics over the global batch (sum() inside every
+    /// train-mode forward and backward pass) rather than over this process's shard.
+    virtual bool synchronized_batch_norm() const { return false; }
 };
 
 namespace detail {
@@ -52,12 +55,25 @@ inline std::span<const std::size_t> shard_of(const char* fn,
     return batch.subspan(r * n / size, (r + 1) * n / size - r * n / size);
 }
 
-/// The seed of a batch's random starts on this process: the single-process seed, mixed with
-/// the rank so that shards draw independent noise.
-inline std::uint64_t shard_seed(const std::shared_ptr<gradient_sharing>& s,
-                                std::uint64_t batch_seed) {
-    return s && s->size() > 1 ? mix_seed(batch_seed, 0xd157, s->rank()) : batch_seed;
-}
+/// This process's place in one global batch (detail/batch_shard.hpp) while it computes the
+/// batch's gradient: random draws count samples from its offset in the global batch, and batch
+/// norm sums its statistics over the processes where the sharing asks for it. Nothing without a
+/// sharing over more than one process.
+class shard_scope {
+public:
+    shard_scope(const std::shared_ptr<gradient_sharing>& s, std::size_t offset, std::size_t local,
+                std::size_t global)
+        : shard_{offset, local, global, {}}, scope_(s && s->size() > 1 ? &shard_ : nullptr) {
+        if (s && s->size() > 1 && s->synchronized_batch_norm()) {
+            gradient_sharing* p = s.get();
+            shard_.sum = [p](std::span<double> v) { p->sum(v); };
+        }
+    }
+
+private:
+    batch_shard shard_;
+    batch_shard_scope scope_;
+};
 
 /// Turns this process's gradient of the mean loss over its `local` samples into the gradient
 /// of the mean over all `global` samples of the batch, on every process: each scales by

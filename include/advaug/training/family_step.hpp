@@ -17,12 +17,14 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <variant>
 #include <vector>
 
 #include "advaug/attacks/detail/attack_core.hpp"
+#include "advaug/detail/batch_shard.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/loss/cross_entropy.hpp"
@@ -59,6 +61,54 @@ const any_family<T>& training_family(const char* fn,
     return of_model_value_type<any_family<T>>(fn, "the family", settings.family);
 }
 
+/// family.sample(n, key, theta); in a data-parallel step (detail/batch_shard.hpp), this
+/// process's rows [offset, offset + n) of family.sample(global, key): the draws one process
+/// makes for the global batch. The whole batch is drawn, since a family's row may depend on
+/// the batch size (the L2 ball's radii do).
+template <class F, class T>
+void sample_shard_rows(const F& family, std::size_t n, std::uint64_t key, tensor<T, 2>& theta) {
+    const batch_shard* shard = current_batch_shard();
+    if (!shard || shard->global == n) {
+        family.sample(n, key, theta);
+        return;
+    }
+    if (shard->offset + n > shard->global) {
+        invalid("sample_shard_rows", "the shard's rows [", shard->offset, ", ", shard->offset + n,
+                ") do not fit in its global batch of ", shard->global);
+    }
+    tensor<T, 2> all;
+    family.sample(shard->global, key, all);
+    const std::size_t p = all.shape()[1];
+    theta.resize({n, p});
+    std::copy(all.data() + shard->offset * p, all.data() + (shard->offset + n) * p, theta.data());
+}
+
+/// `family` whose sample() is sample_shard_rows(): the family method's starts and random draws
+/// in a data-parallel step.
+template <class T>
+struct global_batch_rows {
+    using value_type = T;
+    using batch = tensor<T, 2>;
+    any_family<T> family;
+
+    std::size_t input_size() const { return family.input_size(); }
+    std::size_t num_params() const { return family.num_params(); }
+    void apply(const batch& x, const batch& th, batch& out) const { family.apply(x, th, out); }
+    void vjp_theta(const batch& x, const batch& th, const batch& g, batch& d) const {
+        family.vjp_theta(x, th, g, d);
+    }
+    void vjp_input(const batch& x, const batch& th, const batch& g, batch& d) const {
+        family.vjp_input(x, th, g, d);
+    }
+    void identity(std::size_t n, batch& th) const { family.identity(n, th); }
+    void sample(std::size_t n, std::uint64_t key, batch& th) const {
+        sample_shard_rows(family, n, key, th);
+    }
+    void project(batch& th) const { family.project(th); }
+    bool contains(const batch& th) const { return family.contains(th); }
+    std::vector<double> param_scale() const { return family.param_scale(); }
+};
+
 /// The buffers of the family method's batches, reused from batch to batch.
 template <class M>
 class family_step {
@@ -69,7 +119,8 @@ public:
 
     /// Writes into x_adv, per sample, family.apply(x, theta) at the worst theta the search of
     /// `settings` met at budget fraction `fraction`, its starts drawn from the stream of
-    /// `batch_seed` mixed with the search's seed. `pass(at, clean)` is the trainer's attack pass:
+    /// `batch_seed` mixed with the search's seed (in a data-parallel step, this process's rows of
+    /// the global batch's starts). `pass(at, clean)` is the trainer's attack pass:
     /// oracle's logits, dlogits and input gradient at `at`; with `clean` (only where
     /// `clean_allowed`) `at` is x itself and the pass also takes the clean half.
     /// Returns whether it did. requires: a host model; 0 <= fraction <= 1.
@@ -103,8 +154,13 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
                                 const input_type& x, const labels_type& y, double fraction,
                                 std::uint64_t batch_seed, bool clean_allowed,
                                 loss_gradient<M>& oracle, Pass&& pass, input_type& x_adv) {
-    const any_family<T>& family = training_family<T>(fn, settings);
     const std::size_t n = x.shape()[0], d = x.size() / n;
+    const batch_shard* shard = current_batch_shard();
+    std::optional<any_family<T>> sharded;
+    if (shard && shard->global != n) {
+        sharded.emplace(global_batch_rows<T>{training_family<T>(fn, settings)});
+    }
+    const any_family<T>& family = sharded ? *sharded : training_family<T>(fn, settings);
     if (d != family.input_size()) {
         invalid(fn, "the batch has ", d, " features per sample; the family takes ",
                 family.input_size());

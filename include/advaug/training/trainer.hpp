@@ -304,8 +304,8 @@ training_result trainer<M, Optimizer, B>::fit(const dataset<S>& train, const dat
             const bool logged = options_.log_every() > 0 && b % options_.log_every() == 0;
             batch_losses losses;
             try {
-                const auto seed = detail::shard_seed(options_.sharing(), detail::mix_seed(options_.seed(), epoch, b + 1));
-                losses = compute_gradient(x_, y_, eps, seed, logged);
+                const detail::shard_scope shard(options_.sharing(), mine.data() - order.data() - first, mine.size(), count);
+                losses = compute_gradient(x_, y_, eps, detail::mix_seed(options_.seed(), epoch, b + 1), logged);
             } catch (const numeric_error& e) {
                 throw numeric_error(detail::concat(fn, "(): at epoch ", epoch + 1, ", batch ", b + 1, ": ",
                                                    e.what(), stopped()));
