@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
         --out) out="${2:?--out needs a folder}"; shift ;;
         --epochs) epochs="${2:?--epochs needs a number}"; shift ;;
         --seed) seed="${2:?--seed needs a number}"; shift ;;
-        --shift) shift_flags="${2:?--shift needs the example's flags}"; shift ;;
+        --shift) shift_flags="${2:?--shift needs flags of the example}"; shift ;;
         --quick) quick=(--quick); samples=(--samples 2000); epochs=1 ;;
         -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -58,7 +58,7 @@ train() {  # train NAME FLAGS...: the plain model is trained once, then resumed 
 train seed --method fgsm --eps 0.01
 # shellcheck disable=SC2086
 train shift $shift_flags
-shift_model=$(ls "$out"/shift/*.npz | grep -v '/plain.npz$')
+for f in "$out"/shift/*.npz; do [[ $f == */plain.npz ]] || shift_model=$f; done
 cp "$out/seed/fgsm.npz" "$out/seed-recipe.npz"
 cp "$shift_model" "$out/shift-recipe.npz"
 
