@@ -105,7 +105,8 @@ def seconds(seed, row):
     log = open(f"{out}/{model}-seed{seed}-{row}.log").read()
     # the recipe's epoch summaries are the last `epochs` ones: "epoch k/n done in ... R samples/s"
     rates = [float(r) for r in re.findall(r"epoch \d+/\d+ done in .*? (\d+) samples/s", log)][-epochs:]
-    return statistics.mean(60000 / r for r in rates) if rates else None
+    wall = re.findall(r"total wall time: \S+ \(([0-9.]+) s\)", log)
+    return (statistics.mean(60000 / r for r in rates) if rates else None, float(wall[-1]) if wall else None)
 def load(seed, row):
     m = json.load(open(f"{out}/eval-{model}-seed{seed}-{row}/results.json"))["models"][0]
     pgd = next(c for c in m["curves"] if c["attack"].startswith("pgd"))
@@ -132,7 +133,10 @@ for row in rows:
 print()
 for row in rows[1:]:
     t = [seconds(s, row) for s in seeds]
-    t = [x for x in t if x is not None]
-    if t:
-        print(f"{row}: {statistics.mean(t):.1f} s per training epoch of 60,000 images (mean over seeds)")
+    epoch = [x[0] for x in t if x[0] is not None]
+    wall = [x[1] for x in t if x[1] is not None]
+    if epoch and wall:
+        print(f"{row}: {statistics.mean(epoch):.1f} s per training epoch of 60,000 images, "
+              f"{statistics.mean(wall):.0f} s for the whole example run (mean over seeds; the run's "
+              f"training, with ADA's phases, plus its 1,000-image table and 100-image report)")
 PY
