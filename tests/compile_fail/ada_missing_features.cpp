@@ -1,6 +1,6 @@
 // A trainable model without the optional features() member given to ada_perturb(): one error
 // that names the member feature-space augmentation needs.
-// expect-error: feature-space augmentation needs the optional member `const advaug::tensor<value_type, 2>& features(cache_type&) const`
+// expect-error: feature-space augmentation needs the optional member `const advaug::tensor<value_type, 2>& features
 #include <advaug/advaug.hpp>
 
 struct model {
