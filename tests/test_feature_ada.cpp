@@ -153,6 +153,10 @@ TEST_CASE("fit_ada trains in stages on the growing set, and refuses what does no
                          "fit_ada(): the learning rate is cosine(lr=0.1, epochs=4, min_lr=0); a schedule would restart "
                          "at every stage, use lr_schedule::constant",
                          std::invalid_argument);
+    CHECK_THROWS_WITH_AS(fit_ada(net, opt, train_options(options).learning_rate(lr_schedule::one_cycle(0.1, 4)), data, ada),
+                         "fit_ada(): the learning rate is one_cycle(max_lr=0.1, epochs=4, peak_fraction=0.4); a "
+                         "schedule would restart at every stage, use lr_schedule::constant",
+                         std::invalid_argument);
     CHECK_THROWS_WITH_AS(fit_ada(net, opt, train_options(options).epochs(2), data, ada),
                          "fit_ada(): epochs is 2; 2 phases after every 1 epoch(s) need more than 2",
                          std::invalid_argument);

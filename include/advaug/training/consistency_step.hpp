@@ -69,6 +69,7 @@ private:
     input_type view2_;
     tensor<T, 2> flat_, theta_, rows_;
     std::optional<train_options::family_settings> search_;  // augmax: the mixture as a family
+    const train_options::consistency_settings* search_of_ = nullptr;  // ... of these settings
     family_step<M> family_;
 };
 
@@ -94,7 +95,10 @@ batch_losses consistency_step<M>::operator()(const char* fn, const train_options
         };
         // 1. The views: AugMax searches v1 in the attack's mode, AugMix draws it.
         if (options.method() == training_method::augmax) {
-            if (!search_) search_ = train_options::family_settings{any_family<T>(mixture), settings.search};
+            if (search_of_ != &settings) {  // built once per options object, not per batch
+                search_ = train_options::family_settings{any_family<T>(mixture), settings.search};
+                search_of_ = &settings;
+            }
             std::optional<mode_guard<M>> guard;
             if (model_.mode() != options.attack_mode()) guard.emplace(model_, options.attack_mode());
             auto pass = [&](const input_type& at, bool) { oracle(at, y); };

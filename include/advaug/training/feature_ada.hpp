@@ -216,7 +216,9 @@ std::vector<training_result> fit_ada(M& model, Optimizer& optimizer, const train
             detail::invalid(fn, "the method is ", to_string(options.method()),
                             "; ADA trains plainly on the growing set (use method plain)");
         }
-        if (options.learning_rate() && options.learning_rate()->describe().rfind("constant", 0) != 0) {
+        const auto& lr = options.learning_rate();
+        // (one_cycle starts at 0, which no constant schedule is)
+        if (lr && (lr->at(0) <= 0 || *lr != lr_schedule::constant(lr->at(0)))) {
             detail::invalid(fn, "the learning rate is ", options.learning_rate()->describe(),
                             "; a schedule would restart at every stage, use lr_schedule::constant");
         }
