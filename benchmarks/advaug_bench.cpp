@@ -340,8 +340,7 @@ void library_gemm(int threads, bool ta, bool tb, std::size_t m, std::size_t n, s
                   float alpha, const float* a, std::size_t lda, const float* b, std::size_t ldb,
                   float beta, float* c, std::size_t ldc) {
 #ifdef ADVAUG_BACKEND_ONEDNN
-    const auto& omp = advaug::backend::detail::openmp_api::get();
-    if (omp.set_num_threads != nullptr) omp.set_num_threads(threads);
+    advaug::backend::set_onednn_threads(threads);
     advaug::backend::onednn_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #else
     (void)threads;

@@ -64,6 +64,19 @@ TEST_CASE("openmp_single_thread sets OpenMP's thread count on this thread and re
     omp.set_num_threads(before);
 }
 
+TEST_CASE("set_onednn_threads sets OpenMP's count on this thread and refuses fewer than one") {
+    const auto& omp = advaug::backend::detail::openmp_api::get();
+    const bool found = omp.get_max_threads != nullptr;
+    REQUIRE_MESSAGE(found, "libdnnl loads an OpenMP runtime (libgomp)");
+    const int before = omp.get_max_threads();
+    CHECK(advaug::backend::set_onednn_threads(before == 2 ? 3 : 2));
+    CHECK(omp.get_max_threads() == (before == 2 ? 3 : 2));
+    CHECK_THROWS_WITH(advaug::backend::set_onednn_threads(0),
+                      "backend::set_onednn_threads(): threads must be at least 1, got 0");
+    CHECK(omp.get_max_threads() == (before == 2 ? 3 : 2));
+    advaug::backend::set_onednn_threads(before);
+}
+
 TEST_CASE("oneDNN, BLAS and the loop agree on the layers' shapes") {
     // The dense layers' and the CNN's GEMMs, each kernel against the loop in float.
     advaug::rng gen(7);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <stdexcept>
 #include <string>
 
 #if __has_include(<oneapi/dnnl/dnnl.h>)
@@ -74,6 +75,21 @@ private:
 };
 
 }  // namespace detail
+
+/// Sets the number of OpenMP threads that oneDNN's calls from this thread run on (libgomp's
+/// count is per thread), as omp_set_num_threads would; for a program that times oneDNN on its
+/// own threads. Returns false, changing nothing, where oneDNN runs without OpenMP.
+/// throws std::invalid_argument when threads < 1.
+inline bool set_onednn_threads(int threads) {
+    if (threads < 1) {
+        throw std::invalid_argument(advaug::detail::concat(
+            "backend::set_onednn_threads(): threads must be at least 1, got ", threads));
+    }
+    const auto& omp = detail::openmp_api::get();
+    if (omp.set_num_threads == nullptr) return false;
+    omp.set_num_threads(threads);
+    return true;
+}
 
 /// C[m x n] = alpha * op(A) * op(B) + beta * C through dnnl_sgemm (row-major), on OpenMP's
 /// threads unless called inside an openmp_single_thread scope.
