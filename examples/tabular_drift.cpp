@@ -152,11 +152,13 @@ const char* const recipe_names[] = {"plain", "FGSM-RS", "drift-robust"};
 constexpr std::size_t recipes = 3;
 
 // ---------------------------------------------------------------------------------------------
-// The drift-robust recipe. The trainer's family method takes continuous families only, and two
-// of the tabular families are not (quantize is gradient-free, dropped_sensors discrete), so the
-// loop is written here from the trainer's public pieces: for each batch, the worst case of each
-// family against the current model (worst_case(), with the search each family's kind allows),
-// then one step on the mean cross-entropy over the clean rows and the three perturbed copies.
+// The drift-robust recipe. The trainer's family method trains on one family's worst case with
+// the seed's weighting; this recipe takes the worst case of three families side by side (a
+// chain would apply them one after another) and weights the clean rows by --clean-copies, so
+// the loop is written here from the trainer's public pieces: for each batch, the worst case of
+// each family against the current model (worst_case(), with the search each family's kind
+// allows), then one step on the mean cross-entropy over the clean rows and the three perturbed
+// copies.
 // ---------------------------------------------------------------------------------------------
 struct drift_recipe {
     advaug::chain<advaug::common_drift<float>, advaug::tabular_drift<float>> drift;

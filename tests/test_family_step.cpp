@@ -208,6 +208,121 @@ TEST_CASE(
     }
 }
 
+TEST_CASE(
+    "gradient-free and discrete families: the adversarial batch is worst_case()'s and the "
+    "parameter gradient is exact") {
+    const auto x = testing::uniform_batch<double>(16, 6, 11, 0.2, 0.8);
+    const auto y = testing::cyclic_labels(16, 3);
+    const auto quantized = quantize<double>(6, {{0.1, 0.4}});
+    const auto dropped = dropped_sensors<double>(6, 2, {0.0});
+    struct setting {
+        const char* name;
+        any_family<double> family;
+        worst_case_options search;
+        std::size_t changed;  // at least this many rows moved by the worst case
+    };
+    const setting settings[] = {
+        {"quantize, worst of 5 draws", quantized,
+         worst_case_options{}.method(search_method::random).samples(5), 8},
+        {"dropped sensors, greedy by the relaxed gradient", dropped, worst_case_options{}, 16},
+        {"dropped sensors, random masks then greedy", dropped,
+         worst_case_options{}.method(search_method::both).samples(3), 16},
+        {"dropped sensors, every mask", dropped,
+         worst_case_options{}.method(search_method::exhaustive), 16},
+    };
+    for (const auto& s : settings) {
+        CAPTURE(s.name);
+        mlp<double> net({6, 8, 3}, 12);
+        net.set_mode(mode::eval);
+        sgd<double> opt;
+        trainer tr(net, opt, quiet().family(s.family, s.search).alpha(0.4));
+        const auto losses = tr.compute_gradient(x, y, 1.0, 321);
+        const tensor<double, 2> x_adv = tr.adversarial_batch();
+        const auto expected =
+            worst_case(net, s.family, x, y,
+                       worst_case_options(s.search).seed(detail::mix_seed(321, s.search.seed())));
+        CHECK(x_adv == expected.perturbed);
+        std::size_t moved = 0;
+        for (std::size_t i = 0; i < 16; ++i) {
+            bool row_moved = false;
+            for (std::size_t j = 0; j < 6; ++j) row_moved = row_moved || x_adv(i, j) != x(i, j);
+            moved += row_moved ? 1 : 0;
+        }
+        CHECK(moved >= s.changed);
+        CHECK(losses.loss == doctest::Approx(objective(net, x, x_adv, y, 0.4)).epsilon(1e-12));
+        auto params = net.parameters();
+        const auto r = detail::compare_parameters(
+            params, [&] { return objective(net, x, x_adv, y, 0.4); }, gradient_check_options{});
+        CHECK(r.checked == 6 * 8 + 8 + 8 * 3 + 3);
+        CHECK(r.relative_error < 1e-6);
+    }
+}
+
+TEST_CASE("a gradient-free or discrete family refuses the searches and warm-up it cannot take") {
+    mlp<double> net({6, 3}, 0);
+    sgd<double> opt;
+    for (auto m : {search_method::gradient, search_method::both}) {
+        const std::string expected = "train_options::family(): search method " +
+                                     std::string(to_string(m)) +
+                                     " needs gradients, and the family is gradient-free";
+        CHECK_THROWS_WITH_AS(
+            quiet().family(quantize<double>(6, {{0.1, 0.4}}), worst_case_options{}.method(m)),
+            doctest::Contains(expected.c_str()), std::invalid_argument);
+    }
+    CHECK_THROWS_WITH_AS(
+        trainer(net, opt, quiet().family(dropped_sensors<double>(6, 1)).epsilon_warmup(1)),
+        doctest::Contains("trainer(): epsilon_warmup is set but the family is discrete"),
+        std::invalid_argument);
+    // a gradient-free family's box scales like any other
+    CHECK_NOTHROW(trainer(net, opt,
+                          quiet()
+                              .family(quantize<double>(6, {{0.1, 0.4}}),
+                                      worst_case_options{}.method(search_method::random))
+                              .epsilon_warmup(1)));
+}
+
+TEST_CASE("training on dropped sensors makes a model robust to the worst dropped sensor") {
+    // Four features, each a noisy copy of the class (0.3 or 0.7); a dead sensor reads 0. A
+    // model trained plainly leans on the cleanest sensors, and the worst single dead sensor
+    // costs it accuracy; trained on that worst case it must keep its accuracy.
+    rng gen(21);
+    const std::size_t n = 400;
+    std::vector<float> values(n * 4);
+    auto labels = label_vector::from_shape({n});
+    const double noise[] = {0.05, 0.08, 0.15, 0.15};
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t k = i % 2;
+        labels(i) = static_cast<std::int64_t>(k);
+        for (std::size_t j = 0; j < 4; ++j) {
+            const double v = (k ? 0.7 : 0.3) + noise[j] * gen.normal();
+            values[i * 4 + j] = std::clamp(static_cast<float>(v), 0.05f, 1.0f);
+        }
+    }
+    const dataset<float> data(std::move(values), {4}, std::move(labels), 2);
+    const auto family = dropped_sensors<float>(4, 1, {0.0});
+    const auto search = worst_case_options{}.method(search_method::exhaustive);
+    auto [x, y] = data.slice<float, 2>(0, n);
+    const auto robust_accuracy = [&](training_method method) {
+        mlp<float> net({4, 8, 2}, 3);
+        sgd<float> opt;
+        auto options = quiet().method(method).learning_rate(lr_schedule::constant(0.2)).epochs(30);
+        if (method == training_method::family) options.family(family, search).alpha(0.5);
+        trainer tr(net, opt, options);
+        tr.fit(data);
+        net.set_mode(mode::eval);
+        const auto worst = worst_case(net, family, x, y, search);
+        typename mlp<float>::cache_type c;
+        tensor<float, 2> logits;
+        net.forward(worst.perturbed, c, logits);
+        return static_cast<double>(count_correct(logits, y)) / static_cast<double>(n);
+    };
+    const double plain = robust_accuracy(training_method::plain);
+    const double trained = robust_accuracy(training_method::family);
+    MESSAGE("accuracy under the worst dead sensor: plain ", plain, ", trained on it ", trained);
+    CHECK(trained >= 0.9);
+    CHECK(trained > plain + 0.1);
+}
+
 TEST_CASE("the budget warm-up scales the family's budget about the identity") {
     const auto x = testing::uniform_batch<double>(16, 16, 5, 0.2, 0.8);
     const auto y = testing::cyclic_labels(16, 3);

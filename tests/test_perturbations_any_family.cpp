@@ -69,3 +69,28 @@ TEST_CASE("target() gives the held family back by type; copies share it") {
     CHECK(held.target<affine<double>>() == copy.target<affine<double>>());
     CHECK(held.target<photometric<double>>() == nullptr);
 }
+
+TEST_CASE("any_family knows the kind of the family it holds, and the search follows it") {
+    const any_family<double> q = quantize<double>(6, {{0.1, 0.4}});
+    const any_family<double> d = dropped_sensors<double>(6, 2, {0.0});
+    const any_family<double> a = affine<double>(small_image, affine_budget{.rotation = symmetric(20)});
+    CHECK(q.held_kind() == perturbation_kind::gradient_free);
+    CHECK(d.held_kind() == perturbation_kind::discrete);
+    CHECK(a.held_kind() == perturbation_kind::continuous);
+    CHECK(kind_of(d) == perturbation_kind::discrete);
+    CHECK(d.max_active() == 2);
+    CHECK(q.max_active() == 0);
+    const auto x = testing::uniform_batch<double>(8, 6, 13, 0.2, 0.8);
+    const auto y = testing::cyclic_labels(8, 3);
+    mlp<double> net({6, 8, 3}, 14);
+    // the same search through any_family and through the family's own type, bit for bit
+    const auto search = worst_case_options{}.method(search_method::exhaustive);
+    CHECK(worst_case(net, d, x, y, search).perturbed ==
+          worst_case(net, dropped_sensors<double>(6, 2, {0.0}), x, y, search).perturbed);
+    CHECK_THROWS_WITH_AS(worst_case(net, q, x, y, worst_case_options{}),
+                         doctest::Contains("worst_case(): the family is gradient-free"),
+                         std::invalid_argument);
+    // the finite-difference check skips theta for a held gradient-free family, as for its type
+    const auto theta = testing::uniform_batch<double>(8, 6, 15, 0.1, 0.4);
+    CHECK_FALSE(check_perturbation_gradients(q, x, theta).theta_checked);
+}

@@ -1,8 +1,11 @@
-// any_family<T>: any continuous perturbation family of value type T behind one type, so that a
-// family chosen at run time (a command-line flag) or held by a non-template object (the
-// trainer's train_options) can be stored and passed around. It is itself a perturbation family:
+// any_family<T>: any perturbation family of value type T behind one type, so that a family
+// chosen at run time (a command-line flag) or held by a non-template object (the trainer's
+// train_options) can be stored and passed around. It is itself a perturbation family:
 // worst_case(), perturb() and check_perturbation_gradients() take it as they take the family it
-// holds.
+// holds. Its kind (continuous, gradient-free or discrete) is the held family's, known at run time
+// only (held_kind(); family.hpp's kind_of(family) reads it), so the search picks its algorithm
+// when it runs. A chain<...> does not take an any_family as a member (its kind is a compile-time
+// constant); put the chain in the any_family instead.
 //
 // Copies share the family they hold, which is never modified (every member of the contract is
 // const), so a copy is cheap and two threads may use copies at once.
@@ -27,21 +30,15 @@ class any_family {
 public:
     using value_type = T;
     using batch = tensor<T, 2>;
-    /// Only continuous families: the kind of a held family is not known at compile time, and
-    /// the search picks its algorithm by kind at compile time.
-    static constexpr perturbation_kind kind = perturbation_kind::continuous;
-
-    /// requires: F is a continuous perturbation family of value type T (one readable error
-    ///           names a missing member, a discrete or gradient-free kind, or another T).
+    /// requires: F is a perturbation family of value type T (one readable error names a
+    ///           missing member or another T).
     template <class F>
     requires(!std::same_as<std::remove_cvref_t<F>, any_family>) any_family(
         F family) {  // NOLINT: implicit, so a family converts where an any_family is taken
         if constexpr (check_perturbation_family<F>()) {
             static_assert(std::is_same_v<typename F::value_type, T>,
                           "advaug: any_family<T> holds a family of value_type T only");
-            static_assert(kind_of<F>() == perturbation_kind::continuous,
-                          "advaug: any_family holds continuous families only (a gradient-free "
-                          "or discrete family is searched by other algorithms)");
+            kind_ = kind_of(family);
             impl_ = std::make_shared<const holder<F>>(std::move(family));
         }
     }
@@ -64,6 +61,10 @@ public:
     void project(batch& theta) const { impl_->project(theta); }
     bool contains(const batch& theta) const { return impl_->contains(theta); }
     std::vector<double> param_scale() const { return impl_->param_scale(); }
+    /// The held family's kind.
+    perturbation_kind held_kind() const { return kind_; }
+    /// The held family's max_active() if it is discrete, else 0.
+    std::size_t max_active() const { return impl_->max_active(); }
 
     /// The family held, if it has type F (else null).
     template <class F>
@@ -85,6 +86,7 @@ private:
         virtual void project(batch&) const = 0;
         virtual bool contains(const batch&) const = 0;
         virtual std::vector<double> param_scale() const = 0;
+        virtual std::size_t max_active() const = 0;
     };
 
     template <class F>
@@ -108,10 +110,18 @@ private:
         void project(batch& th) const override { family.project(th); }
         bool contains(const batch& th) const override { return family.contains(th); }
         std::vector<double> param_scale() const override { return family.param_scale(); }
+        std::size_t max_active() const override {
+            if constexpr (detail::perturbation_contract::has_max_active<F>) {
+                return kind_of(family) == perturbation_kind::discrete ? family.max_active() : 0;
+            } else {
+                return 0;
+            }
+        }
         F family;
     };
 
     std::shared_ptr<const base> impl_;
+    perturbation_kind kind_ = perturbation_kind::continuous;
 };
 
 }  // namespace advaug

@@ -45,7 +45,7 @@ perturbation_check_result check_perturbation_gradients(
             family.apply(x_probe, theta_probe, o);
             return detail::dot(o, r);
         };
-        if constexpr (kind_of<F>() != perturbation_kind::gradient_free) {
+        if (kind_of(family) != perturbation_kind::gradient_free) {
             batch dtheta;
             family.vjp_theta(x, theta, r, dtheta);
             detail::fd_accumulator acc;

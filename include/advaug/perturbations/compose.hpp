@@ -30,6 +30,9 @@ class chain {
     static_assert((perturbation_family<Fs> && ...),
                   "advaug: every member of chain<...> must be a perturbation family; "
                   "check_perturbation_family<F>() names what one lacks");
+    static_assert(!(kind_known_at_run_time<Fs> || ...),
+                  "advaug: chain<...> takes no any_family member (its kind is known at run time "
+                  "only); put the chain in an any_family instead");
 
 public:
     using value_type = typename std::tuple_element_t<0, std::tuple<Fs...>>::value_type;

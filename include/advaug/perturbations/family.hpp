@@ -45,6 +45,10 @@
 //               greedily by the gradient of the relaxation, by sampling, or exhaustively.
 //   max_active() const -> std::size_t (discrete families only)
 //     the largest number of ones a mask may hold.
+//
+// A family whose kind is known only at run time (any_family, which holds a family chosen at
+// run time) declares no static kind; it has held_kind() const -> perturbation_kind instead, and
+// max_active() (0 unless the family held is discrete). kind_of(family) reads either.
 #pragma once
 
 #include <concepts>
@@ -122,7 +126,16 @@ concept has_max_active = requires(const F& f) {
     { f.max_active() } -> std::convertible_to<std::size_t>;
 };
 
+template <class F>
+concept declares_held_kind = has_max_active<F> && requires(const F& f) {
+    { f.held_kind() } -> std::same_as<perturbation_kind>;
+};
+
 }  // namespace detail::perturbation_contract
+
+/// True for a family whose kind is known only at run time (any_family).
+template <class F>
+concept kind_known_at_run_time = detail::perturbation_contract::declares_held_kind<F>;
 
 /// The kind of F: F::kind if declared, else continuous.
 template <class F>
@@ -131,6 +144,16 @@ consteval perturbation_kind kind_of() {
         return F::kind;
     } else {
         return perturbation_kind::continuous;
+    }
+}
+
+/// The kind of `family`: its held_kind() where the kind is known at run time only, else F's.
+template <class F>
+constexpr perturbation_kind kind_of(const F& family) {
+    if constexpr (kind_known_at_run_time<F>) {
+        return family.held_kind();
+    } else {
+        return kind_of<F>();
     }
 }
 

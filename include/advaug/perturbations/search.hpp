@@ -15,7 +15,8 @@
 //   exhaustive  every mask of a discrete family with at most max_active() ones.
 // The result is, per sample, the worst theta met anywhere in the search: every start and every
 // iterate, so no method ends below its own starts or samples. A gradient-free family
-// (quantize, or a chain holding one) refuses the gradient methods.
+// (quantize, or a chain holding one) refuses the gradient methods. A family whose kind is known
+// at run time only (any_family) is searched by the algorithm its held kind takes.
 //
 // Seeding: start or draw s samples with family.sample(n, perturbation_start_key(seed, s), ...),
 // whose values are counter-based per (row, parameter): the same seed gives the same result,
@@ -241,8 +242,7 @@ void random_draws(Oracle& oracle, std::size_t n, const worst_case_options& optio
 }
 
 /// The search methods a family of kind `kind` admits; otherwise names `fn` and the method.
-template <perturbation_kind kind>
-void check_search_method(const char* fn, search_method method) {
+inline void check_search_method(const char* fn, perturbation_kind kind, search_method method) {
     if (kind == perturbation_kind::gradient_free &&
         (method == search_method::gradient || method == search_method::both)) {
         invalid(fn,
@@ -264,35 +264,37 @@ template <class Oracle, class T>
 void search_theta(const char* fn, Oracle& oracle, std::size_t n, const std::vector<double>& scale,
                   const worst_case_options& options, worst_so_far<T>& worst) {
     using F = std::remove_cvref_t<decltype(oracle.family)>;
-    constexpr perturbation_kind kind = kind_of<F>();
+    const perturbation_kind kind = kind_of(oracle.family);  // any_family's at run time
     const search_method method = options.method();
-    if constexpr (kind == perturbation_kind::discrete) {
-        if (method == search_method::exhaustive) {
-            exhaustive_masks(fn, oracle, n, options.max_candidates(), worst);
-        } else {
-            if (method != search_method::gradient) random_draws(oracle, n, options, worst);
-            if (method != search_method::random) greedy_mask(oracle, n, worst);
-        }
-    } else {
-        if (method == search_method::random || method == search_method::both) {
-            random_draws(oracle, n, options, worst);
-        }
-        if constexpr (kind == perturbation_kind::continuous) {
-            tensor<T, 2> theta;
-            if (method == search_method::both) {
-                theta = worst.theta;
-                ascend(oracle, theta, scale, options, worst);
-            } else if (method == search_method::gradient) {
-                for (std::size_t r = 0; r < options.restarts(); ++r) {
-                    if (options.random_start()) {
-                        oracle.family.sample(n, perturbation_start_key(options.seed(), r), theta);
-                    } else {
-                        oracle.family.identity(n, theta);
-                    }
-                    oracle.family.project(theta);
-                    ascend(oracle, theta, scale, options, worst);
-                }
+    if (kind == perturbation_kind::discrete) {
+        // max_active() exists only where the family may be discrete
+        if constexpr (kind_known_at_run_time<F> || kind_of<F>() == perturbation_kind::discrete) {
+            if (method == search_method::exhaustive) {
+                exhaustive_masks(fn, oracle, n, options.max_candidates(), worst);
+            } else {
+                if (method != search_method::gradient) random_draws(oracle, n, options, worst);
+                if (method != search_method::random) greedy_mask(oracle, n, worst);
             }
+        }
+        return;
+    }
+    if (method == search_method::random || method == search_method::both) {
+        random_draws(oracle, n, options, worst);
+    }
+    if (kind != perturbation_kind::continuous) return;
+    tensor<T, 2> theta;
+    if (method == search_method::both) {
+        theta = worst.theta;
+        ascend(oracle, theta, scale, options, worst);
+    } else if (method == search_method::gradient) {
+        for (std::size_t r = 0; r < options.restarts(); ++r) {
+            if (options.random_start()) {
+                oracle.family.sample(n, perturbation_start_key(options.seed(), r), theta);
+            } else {
+                oracle.family.identity(n, theta);
+            }
+            oracle.family.project(theta);
+            ascend(oracle, theta, scale, options, worst);
         }
     }
 }
@@ -315,8 +317,7 @@ worst_case_result<T, R> worst_case_search(const M& model, const F& family, const
         invalid(fn, "the family's param_scale() has ", scale.size(), " entries, num_params() is ",
                 family.num_params());
     }
-    constexpr perturbation_kind kind = kind_of<F>();
-    check_search_method<kind>(fn, options.method());
+    check_search_method(fn, kind_of(family), options.method());
 
     perturbation_oracle<M, F, T, R> oracle(fn, model, family, x, y);
     worst_so_far<T> worst;

@@ -20,6 +20,17 @@ namespace advaug {
 ///   exhaustive every mask of a discrete family (at most `max_candidates` of them).
 enum class search_method { gradient, random, both, exhaustive };
 
+/// "gradient", "random", "both" or "exhaustive".
+constexpr const char* to_string(search_method m) {
+    switch (m) {
+        case search_method::gradient: return "gradient";
+        case search_method::random: return "random";
+        case search_method::both: return "both";
+        case search_method::exhaustive: return "exhaustive";
+    }
+    return "?";
+}
+
 /// Defaults: gradient, 10 steps, 1 restart, 10 samples, step fraction 0.25, random start,
 /// seed 0, at most 4096 candidates for exhaustive search.
 class worst_case_options {

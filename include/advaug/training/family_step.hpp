@@ -107,6 +107,8 @@ struct global_batch_rows {
     void project(batch& th) const { family.project(th); }
     bool contains(const batch& th) const { return family.contains(th); }
     std::vector<double> param_scale() const { return family.param_scale(); }
+    perturbation_kind held_kind() const { return family.held_kind(); }
+    std::size_t max_active() const { return family.max_active(); }
 };
 
 /// The buffers of the family method's batches, reused from batch to batch.

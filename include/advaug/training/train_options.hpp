@@ -69,18 +69,29 @@ public:
     /// Every start draws from the family's budget, so `search.random_start(false)` with one
     /// gradient step is the seed's recipe in theta, and its forward pass at x is the clean
     /// loss's too. The family takes the trainer's input domain (give both the same one).
-    /// requires: a continuous family of the model's value type (checked when the trainer is
-    ///           built); a search method other than exhaustive, which is for masks.
+    /// Any kind of family: a continuous one is searched as `search` says; a gradient-free one
+    /// (quantize) takes search_method::random only; a discrete one (dropped_sensors) is searched
+    /// greedily by its relaxed gradient (gradient), by random masks (random), by both, or
+    /// exhaustively (exhaustive: every mask, for each batch).
+    /// requires: a family of the model's value type (checked when the trainer is built); a
+    ///           search method the family's kind admits (checked here).
     template <class F>
     train_options& family(F f, worst_case_options search = {}) {
         using T = typename F::value_type;
         static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                       "advaug: train_options::family takes a family of float or double");
-        if (search.method() == search_method::exhaustive) {
+        any_family<T> held(std::move(f));
+        const perturbation_kind kind = held.held_kind();
+        if (kind == perturbation_kind::gradient_free && search.method() != search_method::random) {
+            detail::invalid("train_options::family", "search method ", to_string(search.method()),
+                            " needs gradients, and the family is gradient-free (its output is "
+                            "piecewise constant in theta); use search_method::random");
+        }
+        if (kind != perturbation_kind::discrete && search.method() == search_method::exhaustive) {
             detail::invalid("train_options::family", "search method exhaustive needs a discrete "
                             "family (a mask); use gradient, random or both");
         }
-        family_ = family_settings{any_family<T>(std::move(f)), search};
+        family_ = family_settings{std::move(held), search};
         return *this;
     }
     /// Methods augmix and augmax: the mixture family the augmented views are drawn from, the
@@ -296,6 +307,15 @@ public:
         if (consistency && alpha_) {
             detail::invalid(fn, "alpha is set (", *alpha_, ") but method ", to_string(method_),
                             " trains on CE(x) + weight * JS; set the weight with .consistency(...)");
+        }
+        if (family && family_ && warmup_ > 0) {
+            const bool mask = std::visit(
+                [](const auto& f) { return f.held_kind() == perturbation_kind::discrete; },
+                family_->family);
+            if (mask) {
+                detail::invalid(fn, "epsilon_warmup is set but the family is discrete (a mask of "
+                                "0s and 1s), whose budget cannot be scaled; leave the warm-up out");
+            }
         }
         if (consistency && warmup_ > 0) {
             detail::invalid(fn, "epsilon_warmup is set but method ", to_string(method_), " has no epsilon to ramp");
