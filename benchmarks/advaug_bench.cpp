@@ -27,7 +27,9 @@
 // workload is warmed up (at least 3 steps and 0.3 s), then run in 7 repeats of at least
 // 0.25 s each; the figure is the median of the repeats' mean step times.
 //
-//   advaug_bench                       the table at batch 128, then the scaling tables
+//   advaug_bench                       the table at batch 128, the perturbation families'
+//                                      table (issue 16), then the scaling tables
+//   advaug_bench --only families       the families' table alone
 //   advaug_bench --smoke               one step of everything at batch 32 (CI); non-zero exit
 //                                      on error
 //   advaug_bench --json out.jsonl      also writes one JSON object per result
@@ -61,6 +63,7 @@
 #include <advaug/models/cnn.hpp>
 #include <advaug/models/mlp.hpp>
 #include <advaug/optim/sgd.hpp>
+#include <advaug/perturbations/perturbations.hpp>
 #include <advaug/training/trainer.hpp>
 #include <algorithm>
 #include <atomic>
@@ -693,7 +696,7 @@ bool selected(const settings& s, const std::string& model, const std::string& na
 void run_main_table(const settings& s, const std::optional<advaug::fashion_mnist>& data,
                     reporter& rep, gemm_timer& timer) {
     if (!s.only.empty()) {
-        bool known = false;
+        bool known = s.only == "families";
         for (const auto& w : workloads())
             known = known || s.only == "mlp/" + w.name || s.only == "cnn/" + w.name;
         if (!known)
@@ -725,6 +728,95 @@ void run_main_table(const settings& s, const std::optional<advaug::fashion_mnist
         r.table = "main", r.model = "cnn";
         rep.add(r);
     }
+}
+
+// Issue 16's row: one worst-case step's work of each perturbation family (apply, which forms
+// the perturbed batch, and vjp_theta, which carries the model's input gradient to theta; apply
+// alone for a gradient-free family, whose search only draws), next to the MLP's forward and
+// backward pass (forward, input and parameter gradients) on the same batch of 128 images at
+// the same threads. The target is a share of at most 20 %.
+template <class F>
+double family_step_seconds(const F& family, const tensor<float, 2>& x, const timing_config& tc,
+                           float& sink) {
+    tensor<float, 2> theta, out, dtheta;
+    family.sample(x.shape()[0], 1, theta);
+    const tensor<float, 2> dout = x;  // any direction: the cost does not depend on it
+    const bool gradient = advaug::kind_of(family) != advaug::perturbation_kind::gradient_free;
+    return measure(
+               [&] {
+                   family.apply(x, theta, out);
+                   if (gradient) family.vjp_theta(x, theta, dout, dtheta);
+                   sink += out.data()[0];
+               },
+               tc)
+        .median;
+}
+
+void run_family_table(const settings& s, const std::optional<advaug::fashion_mnist>& data,
+                      reporter& rep) {
+    using namespace advaug;
+    const auto batches = make_batches<2>(s, data, s.batch, 1);
+    const auto& [x, y] = batches.front();
+    mlp<float> net(mlp_widths, 0, weight_init::pytorch_default);
+    net.set_mode(mode::train);
+    mlp<float>::cache_type cache;
+    tensor<float, 2> logits, dlogits, dx;
+    const double base = measure(
+                            [&] {
+                                net.forward(x, cache, logits);
+                                cross_entropy_gradient(logits, y, dlogits);
+                                net.input_gradient(cache, dlogits, dx);
+                                net.parameter_gradient(cache, dlogits);
+                            },
+                            s.timing)
+                            .median;
+    std::printf("\nPerturbation families: one worst-case step's family work at batch %zu, against "
+                "the MLP's forward and backward (%.3f ms); target <= 20 %%\n",
+                x.shape(0), 1e3 * base);
+    std::printf("%-22s %10s %12s %8s\n", "family", "ms/step", "% of MLP", "target");
+    std::ostringstream base_json;
+    base_json << "{\"side\":\"advaug\",\"table\":\"families\",\"model\":\"mlp\",\"workload\":"
+                 "\"forward-backward\",\"batch\":"
+              << x.shape(0) << ",\"step_ms\":" << fixed(1e3 * base, 4) << "}";
+    rep.raw(base_json.str());
+    const image_shape images{1, 28, 28};
+    float sink = 0;
+    const auto row = [&](const char* name, const auto& family) {
+        const double t = family_step_seconds(family, x, s.timing, sink);
+        const double pct = 100 * t / base;
+        std::printf("%-22s %10.3f %11.1f%% %8s\n", name, 1e3 * t, pct, pct <= 20 ? "PASS" : "FAIL");
+        std::fflush(stdout);
+        std::ostringstream o;
+        o << "{\"side\":\"advaug\",\"table\":\"families\",\"model\":\"family\",\"workload\":\""
+          << name << "\",\"batch\":" << x.shape(0) << ",\"step_ms\":" << fixed(1e3 * t, 4)
+          << ",\"share_pct\":" << fixed(pct, 1) << "}";
+        rep.raw(o.str());
+    };
+    // The budgets of examples/fashion_mnist_ada.cpp's families.
+    row("photometric", photometric<float>(images, photometric_budget{.brightness = symmetric(0.2),
+                                                                     .contrast = symmetric(0.3),
+                                                                     .log_gamma = symmetric(0.3)}));
+    row("affine", affine<float>(images, affine_budget{.rotation = symmetric(15),
+                                                      .translate_x = symmetric(2),
+                                                      .translate_y = symmetric(2)}));
+    row("displacement_field",
+        displacement_field<float>(images, displacement_budget{.grid = 4, .max_displacement = 1}));
+    row("gaussian_blur", gaussian_blur<float>(images, interval{0, 1.5}));
+    row("linf_ball", linf_ball<float>(images, epsilon));
+    row("l2_ball", l2_ball<float>(images, 1.0));
+    {
+        using enum natural_family;
+        row("augment_and_mix",
+            augment_and_mix<float>(natural_families<float>(
+                {{rotation, 15}, {translation, 2}, {brightness, 0.2}, {contrast, 0.3},
+                 {gamma, 0.3}, {blur, 1.5}, {displacement, 1}},
+                images, input_domain{})));
+    }
+    row("tabular_drift",
+        tabular_drift<float>(784, drift_budget{.gain = {symmetric(0.1)}, .offset = {symmetric(0.1)}}));
+    row("quantize", quantize<float>(784, {interval{0, 0.1}}));
+    row("dropped_sensors", dropped_sensors<float>(784, 10));
+    if (!std::isfinite(sink)) throw bench_error("families: a family produced a non-finite value");
 }
 
 void run_scaling(const settings& s, const std::optional<advaug::fashion_mnist>& data, reporter& rep,
@@ -871,7 +963,9 @@ void declare_options(CLI::App& app, settings& s) {
     app.add_flag("!--no-cnn-scaling", s.cnn_scaling,
                  "skip the CNN rows of the batch scaling table");
     app.add_flag("--gemms", s.gemms, "also list the kernel library's speed on every GEMM of both models");
-    app.add_option("--only", s.only, "run only MODEL/WORKLOAD (e.g. mlp/seed-fgsm), no scaling");
+    app.add_option("--only", s.only,
+                   "run only MODEL/WORKLOAD (e.g. mlp/seed-fgsm), or 'families' (the perturbation "
+                   "families' table), no scaling");
     app.add_option("--seconds", s.only_seconds,
                    "with --only: run for this long instead of the timed repeats, without the GEMM "
                    "bound (for a profiler)")
@@ -944,7 +1038,8 @@ int main(int argc, char** argv) {
                         mlp_gemms(mlp_widths, s.batch), timer);
             print_gemms("CNN, batch " + std::to_string(s.batch), cnn_gemms(s.batch), timer);
         }
-        run_main_table(s, data, rep, timer);
+        if (s.only != "families") run_main_table(s, data, rep, timer);
+        if (s.only.empty() || s.only == "families") run_family_table(s, data, rep);
         if (s.scaling && s.only.empty()) run_scaling(s, data, rep, timer);
         return 0;
     } catch (const std::exception& e) {

@@ -7,6 +7,7 @@ scripts/bench.sh prints (docs/benchmarks.md explains every column). Standard lib
   bench_report.py report DIR                   DIR holds advaug.jsonl, pytorch.jsonl, rss.jsonl
 """
 import json
+import statistics
 import os
 import platform
 import resource
@@ -30,6 +31,7 @@ BOUND_TARGET = 80.0
 GEMM_HEAVY = {"mlp"}
 RSS_TARGET = 0.25  # advaug's peak RSS / PyTorch's
 FULL_RUN_TARGET = 1.5  # PyTorch's seconds / advaug's for the full epoch of the seed's recipe
+FAMILY_TARGET_PCT = 20.0  # issue 16: a family's worst-case step, % of the MLP's forward and backward
 TRAINING = {"plain", "seed-fgsm", "fgsm-rs", "n-fgsm", "pgd7"}
 
 
@@ -290,6 +292,46 @@ def report(folder):
             w(f"| {r['model']} | {r['workload']} | {r['batch']} | {width} | {fmt(r['samples_per_s'])} "
               f"| {fmt(p and p['samples_per_s'])} | {fmt(ratio, 2)} | {r['gflops']:.1f} | {bound_gflops(r):.1f} "
               f"| {r['gemm_bound_pct']:.1f} | {r['allocations_per_step']:g} |")
+        w("")
+
+    # Issue 16's row: each perturbation family's worst-case step against the MLP's forward and
+    # backward, measured back to back in the same advaug run (the median round of each).
+    fam = [r for r in adv if r.get("table") == "families"]
+    family_failures = []
+    if fam:
+        base_rows = [r for r in fam if r["model"] == "mlp"]
+        w(f"## Perturbation families: one worst-case step at batch {base_rows[0]['batch'] if base_rows else '?'} "
+          "against the MLP's forward and backward (issue 16)")
+        w("")
+        w("A step's family work is apply (the perturbed batch) and vjp_theta (the gradient in theta), "
+          "apply alone for a gradient-free family; the MLP's is forward, input and parameter gradients "
+          "(784-256-256-10), on the same batch and threads. Target: at most 20 %.")
+        w("")
+        w("| work | ms per step | % of the MLP's forward and backward | target |")
+        w("| --- | ---: | ---: | --- |")
+        base_ms = statistics.median(r["step_ms"] for r in base_rows) if base_rows else None
+        w(f"| MLP forward and backward | {fmt(base_ms, 3)} | | |")
+        names = []
+        for r in fam:
+            if r["model"] == "family" and r["workload"] not in names:
+                names.append(r["workload"])
+        for name in names:
+            ms = statistics.median(r["step_ms"] for r in fam if r["model"] == "family" and r["workload"] == name)
+            pct = 100 * ms / base_ms if base_ms else None
+            ok = pct is not None and pct <= FAMILY_TARGET_PCT
+            if not ok:
+                family_failures.append(f"{name}: {fmt(pct, 1)} % of the MLP's forward and backward, target <= {FAMILY_TARGET_PCT:.0f} %")
+            w(f"| {name} | {ms:.3f} | {fmt(pct, 1)} | <= {FAMILY_TARGET_PCT:.0f} %: {verdict(ok)} |")
+        w("")
+        w("## Issue 16's target")
+        w("")
+        if family_failures:
+            w(f"{len(family_failures)} famil{'y' if len(family_failures) == 1 else 'ies'} over the target:")
+            w("")
+            for f in family_failures:
+                w(f"- FAIL {f}")
+        else:
+            w("Every family is within the target.")
         w("")
 
     w("## Issue 15's targets")

@@ -119,13 +119,12 @@ public:
 
     void vjp_theta(const batch& x, const batch& theta, const batch& dout, batch& dtheta) const {
         check("augment_and_mix::vjp_theta", x, theta, &dout);
-        batch dx;
-        backward(x, theta, dout, &dtheta, dx);
+        backward(x, theta, dout, &dtheta, nullptr);
     }
 
     void vjp_input(const batch& x, const batch& theta, const batch& dout, batch& dx) const {
         check("augment_and_mix::vjp_input", x, theta, &dout);
-        backward(x, theta, dout, nullptr, dx);
+        backward(x, theta, dout, nullptr, &dx);
     }
 
     void identity(std::size_t n, batch& theta) const {
@@ -374,7 +373,9 @@ private:
         }
     }
 
-    void backward(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch& dx) const {
+    // dtheta and/or dx (null: not wanted). Without dx, the first position of each chain needs
+    // no vjp_input: the gradient it would pass on reaches only x.
+    void backward(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx) const {
         const std::size_t n = x.shape()[0], d = x.shape()[1], k = opt_.width(), depth = opt_.max_depth();
         work wk;
         forward(x, theta, wk, true);
@@ -384,7 +385,7 @@ private:
         }
         // the mixture: d/dm, d/dv_c, and the gradient reaching each chain's output
         std::vector<batch> dchain(k, batch(x.shape()));
-        dx.resize(x.shape());
+        if (dx) dx->resize(x.shape());
         std::vector<double> w;
         double sum;
         for (std::size_t i = 0; i < n; ++i) {
@@ -403,7 +404,7 @@ private:
                     dv[c] += ge * (static_cast<double>(wk.chains[c](i, e)) - chained);
                     dchain[c](i, e) = static_cast<T>((1 - m) * w[c] * ge);
                 }
-                dx(i, e) = static_cast<T>(m * ge);
+                if (dx) (*dx)(i, e) = static_cast<T>(m * ge);
             }
             if (dtheta) {
                 T* dt = dtheta->data() + i * p_;
@@ -429,11 +430,12 @@ private:
                             for (std::size_t a = 0; a < q; ++a) du[a] = static_cast<T>(static_cast<double>(dop(r, a)) * op_scale_[op][a]);
                         }
                     }
+                    if (jj == 0 && !dx) continue;
                     ops_[op].vjp_input(xin, raw, gin, dxin);
                     scatter(dxin, rows, dchain[c]);
                 }
             }
-            dx += dchain[c];
+            if (dx) *dx += dchain[c];
         }
     }
 

@@ -3,6 +3,9 @@
 // from raw_family writes two row kernels in raw units:
 //   forward_row(u, theta, v)           v = f(u, theta) for one sample (D values, P parameters)
 //   backward_row(u, theta, g, dth, du) dth = J_theta^T g, du = J_u^T g; either may be null
+// Rows are independent (the contract's "row n of out depends on row n of x and theta only"), so
+// apply and the vjps split the batch's rows over advaug's threads (parallel/threads.hpp): each
+// row is computed the same way on any thread, so the results do not depend on the thread count.
 // Internal: a user's own family implements the contract directly (family.hpp).
 #pragma once
 
@@ -16,6 +19,7 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
+#include "advaug/parallel/threads.hpp"
 #include "advaug/perturbations/budget.hpp"
 
 namespace advaug::detail {
@@ -79,21 +83,23 @@ public:
         check_batch(fn.c_str(), x, theta, d_, p_);
         const std::size_t n = x.shape()[0];
         out.resize({n, d_});
-        std::vector<T> u(d_), v(d_);
-        for (std::size_t i = 0; i < n; ++i) {
-            const T* xi = x.data() + i * d_;
-            const T* ti = theta.data() + i * p_;
-            T* oi = out.data() + i * d_;
-            if (std::equal(id_.begin(), id_.end(), ti)) {  // the identity returns x bit for bit
-                std::copy(xi, xi + d_, oi);
-                continue;
+        parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
+            std::vector<T> u(d_), v(d_);
+            for (std::size_t i = first; i < last; ++i) {
+                const T* xi = x.data() + i * d_;
+                const T* ti = theta.data() + i * p_;
+                T* oi = out.data() + i * d_;
+                if (std::equal(id_.begin(), id_.end(), ti)) {  // the identity returns x bit for bit
+                    std::copy(xi, xi + d_, oi);
+                    continue;
+                }
+                for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
+                self().forward_row(u.data(), ti, v.data());
+                for (std::size_t d = 0; d < d_; ++d) {
+                    oi[d] = dom_.from_raw(std::clamp(v[d], dom_.lo[d], dom_.hi[d]), d);
+                }
             }
-            for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
-            self().forward_row(u.data(), ti, v.data());
-            for (std::size_t d = 0; d < d_; ++d) {
-                oi[d] = dom_.from_raw(std::clamp(v[d], dom_.lo[d], dom_.hi[d]), d);
-            }
-        }
+        });
     }
 
     void vjp_theta(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
@@ -132,26 +138,32 @@ private:
         const std::size_t n = x.shape()[0];
         if (dtheta) dtheta->resize({n, p_});
         if (dx) dx->resize({n, d_});
-        std::vector<T> u(d_), v(d_), g(d_);
-        for (std::size_t i = 0; i < n; ++i) {
-            const T* xi = x.data() + i * d_;
-            const T* ti = theta.data() + i * p_;
-            const T* gi = dout.data() + i * d_;
-            for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
-            self().forward_row(u.data(), ti, v.data());
-            // Clipped outputs pass no gradient; dL/draw = dL/dmodel / std.
-            for (std::size_t d = 0; d < d_; ++d) {
-                const bool inside = v[d] >= dom_.lo[d] && v[d] <= dom_.hi[d];
-                g[d] = inside ? (dom_.unit ? gi[d] : gi[d] / dom_.sd[d]) : T(0);
+        parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
+            std::vector<T> u(d_), v(d_), g(d_);
+            for (std::size_t i = first; i < last; ++i) {
+                const T* xi = x.data() + i * d_;
+                const T* ti = theta.data() + i * p_;
+                const T* gi = dout.data() + i * d_;
+                for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
+                self().forward_row(u.data(), ti, v.data());
+                // Clipped outputs pass no gradient; dL/draw = dL/dmodel / std.
+                for (std::size_t d = 0; d < d_; ++d) {
+                    const bool inside = v[d] >= dom_.lo[d] && v[d] <= dom_.hi[d];
+                    g[d] = inside ? (dom_.unit ? gi[d] : gi[d] / dom_.sd[d]) : T(0);
+                }
+                T* dth = dtheta ? dtheta->data() + i * p_ : nullptr;
+                T* du = dx ? dx->data() + i * d_ : nullptr;
+                self().backward_row(u.data(), ti, g.data(), dth, du);
+                if (du && !dom_.unit) {
+                    for (std::size_t d = 0; d < d_; ++d) du[d] *= dom_.sd[d];
+                }
             }
-            T* dth = dtheta ? dtheta->data() + i * p_ : nullptr;
-            T* du = dx ? dx->data() + i * d_ : nullptr;
-            self().backward_row(u.data(), ti, g.data(), dth, du);
-            if (du && !dom_.unit) {
-                for (std::size_t d = 0; d < d_; ++d) du[d] *= dom_.sd[d];
-            }
-        }
+        });
     }
+
+    // Rows per chunk: a row costs a few to a few dozen operations per feature, so chunks of
+    // about 8192 features are worth a thread.
+    std::size_t row_grain() const { return std::max<std::size_t>(1, 8192 / std::max<std::size_t>(d_, 1)); }
 
     std::string name_;
     input_domain domain_;
