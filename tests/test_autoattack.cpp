@@ -67,7 +67,7 @@ TEST_CASE("autoattack's per-sample result is the worst case over its members") {
     const auto o =
         autoattack_options{}.epsilon(eps).n_iter(20).n_queries(100).image_shape(1, 4, 5).seed(7);
     const auto r = autoattack(p.model, x, y, o);
-    REQUIRE(r.attacks == std::vector<std::string>{"apgd-ce", "apgd-t", "square"});
+    REQUIRE(r.attacks == std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t", "square"});
     check_consistent(p.model, x, y, r, eps);
 
     // each member alone, on the whole batch, with the ensemble's settings
@@ -75,6 +75,8 @@ TEST_CASE("autoattack's per-sample result is the worst case over its members") {
         p.model, apgd(p.model, x, y, apgd_options{}.epsilon(eps).n_iter(20).seed(7)), y);
     const auto t = testing::correct(
         p.model, apgd_t(p.model, x, y, apgd_t_options{}.epsilon(eps).n_iter(20).seed(7)), y);
+    const auto fb = testing::correct(
+        p.model, fab_t(p.model, x, y, fab_t_options{}.epsilon(eps).n_iter(20).seed(7)), y);
     const auto sq = testing::correct(p.model,
                                      square(p.model, x, y,
                                             square_options{}
@@ -87,10 +89,11 @@ TEST_CASE("autoattack's per-sample result is the worst case over its members") {
     for (std::size_t s = 0; s < y.size(); ++s) {
         CAPTURE(s);
         const bool robust = r.broken_by[s] == autoattack_result<tensor<double, 2>>::not_broken;
-        CHECK(robust == (ce[s] && t[s] && sq[s]));
+        CHECK(robust == (ce[s] && t[s] && fb[s] && sq[s]));
         if (r.broken_by[s] == 0) CHECK_FALSE(ce[s]);
         if (r.broken_by[s] == 1) CHECK((ce[s] && !t[s]));
-        if (r.broken_by[s] == 2) CHECK((ce[s] && t[s] && !sq[s]));
+        if (r.broken_by[s] == 2) CHECK((ce[s] && t[s] && !fb[s]));
+        if (r.broken_by[s] == 3) CHECK((ce[s] && t[s] && fb[s] && !sq[s]));
     }
     // the test means something: every member has work to do
     CHECK(r.correct_after[1] < r.correct_after[0]);
@@ -134,7 +137,8 @@ TEST_CASE("autoattack's versions run their members in the reference's order") {
             2);
     const auto plus =
         autoattack(p.net, x, y, autoattack_options(o).version(autoattack_version::plus));
-    CHECK(plus.attacks == std::vector<std::string>{"apgd-ce", "apgd-dlr", "square", "apgd-t"});
+    CHECK(plus.attacks ==
+          std::vector<std::string>{"apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"});
     check_consistent(p.net, x, y, plus, 0.08);
     const auto rand =
         autoattack(p.net, x, y, autoattack_options(o).version(autoattack_version::rand));

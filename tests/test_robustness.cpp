@@ -794,7 +794,7 @@ TEST_CASE("evaluate_robustness: an MLP trained on Fashion-MNIST") {
     REQUIRE(aa.curves.size() == 2);
     const auto& aa_curve = aa.curves[1];
     CHECK(aa_curve.attack == "autoattack");
-    CHECK(aa_curve.members == std::vector<std::string>{"apgd-ce", "apgd-t", "square"});
+    CHECK(aa_curve.members == std::vector<std::string>{"apgd-ce", "apgd-t", "fab-t", "square"});
     CHECK(aa_curve.accuracy[0] == aa.clean_accuracy);
     CHECK(aa_curve.accuracy[1] <= aa.curves[0].accuracy[1] + 2.0 / 100);
     CHECK(aa_curve.accuracy[1] < aa.clean_accuracy);

@@ -18,6 +18,7 @@
 // Attacks
 #include "advaug/attacks/apgd.hpp"
 #include "advaug/attacks/autoattack.hpp"
+#include "advaug/attacks/fab.hpp"
 #include "advaug/attacks/fgm.hpp"
 #include "advaug/attacks/fgsm.hpp"
 #include "advaug/attacks/options.hpp"

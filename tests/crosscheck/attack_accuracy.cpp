@@ -5,10 +5,11 @@
 //
 //   attack_accuracy MODEL.npz ATTACK [--n 1000] [--eps 0.1] [--seed 0] [--data DIR]
 //
-// ATTACK is apgd-ce, apgd-t, square or autoattack, with the settings torchattacks' classes
-// are given by torchattacks_crosscheck.py: 100 APGD iterations, 9 target classes, Square with
-// 5000 queries and p_init 0.8 (standalone: rescaled schedule; in AutoAttack: not rescaled,
-// as the authors' AutoAttack does), one restart each, L-inf, pixels in [0, 1].
+// ATTACK is apgd-ce, apgd-t, fab-t, square or autoattack, with the settings torchattacks'
+// classes are given by torchattacks_crosscheck.py: 100 APGD and FAB iterations, 9 target
+// classes, Square with 5000 queries and p_init 0.8 (standalone: rescaled schedule; in
+// AutoAttack: not rescaled, as the authors' AutoAttack does), one restart each, L-inf, pixels
+// in [0, 1].
 #include <advaug/advaug.hpp>
 
 #include <chrono>
@@ -44,8 +45,9 @@ settings parse(int argc, char** argv) {
         else if (flag == "--data") s.data_dir = value;
         else throw std::invalid_argument("unknown option " + flag);
     }
-    if (s.attack != "apgd-ce" && s.attack != "apgd-t" && s.attack != "square" && s.attack != "autoattack") {
-        throw std::invalid_argument("ATTACK must be apgd-ce, apgd-t, square or autoattack, got '" + s.attack + "'");
+    if (s.attack != "apgd-ce" && s.attack != "apgd-t" && s.attack != "fab-t" && s.attack != "square" &&
+        s.attack != "autoattack") {
+        throw std::invalid_argument("ATTACK must be apgd-ce, apgd-t, fab-t, square or autoattack, got '" + s.attack + "'");
     }
     return s;
 }
@@ -77,6 +79,10 @@ X run_attack(const settings& s, const M& model, const X& x, const advaug::label_
     if (s.attack == "apgd-t") {
         return advaug::apgd_t(model, x, y,
                               advaug::apgd_t_options{}.epsilon(s.eps).n_iter(100).n_target_classes(9).seed(s.seed));
+    }
+    if (s.attack == "fab-t") {
+        return advaug::fab_t(model, x, y,
+                             advaug::fab_t_options{}.epsilon(s.eps).n_iter(100).n_target_classes(9).seed(s.seed));
     }
     if (s.attack == "square") {
         auto o = advaug::square_options{}.epsilon(s.eps).n_queries(5000).p_init(0.8).rescale_schedule(true).seed(s.seed);

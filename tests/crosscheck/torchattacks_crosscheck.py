@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Cross-checks advaug's APGD-CE, APGD-T, Square and AutoAttack against torchattacks 3.5.1.
+"""Cross-checks advaug's APGD-CE, APGD-T, FAB-T, Square and AutoAttack against torchattacks 3.5.1.
 
 For each model file and attack, runs advaug's side (the attack_accuracy driver) and
 torchattacks on the same first N Fashion-MNIST test images, and requires the clean
@@ -10,9 +10,10 @@ runs it in a virtual environment that holds torchattacks (docs/attacks.md, "Cros
 Settings, the same on both sides: L-inf, eps 0.1, pixels in [0, 1], one restart each;
   apgd-ce     torchattacks.APGD(loss="ce", steps=100)
   apgd-t      torchattacks.APGDT(steps=100, n_classes=10): 9 target classes
+  fab-t       torchattacks.FAB(steps=100, multi_targeted=True, n_classes=10): 9 target classes
   square      torchattacks.Square(n_queries=5000, p_init=0.8), its rescaled schedule
-  autoattack  torchattacks.MultiAttack of the three above with Square's schedule not rescaled:
-              the authors' AutoAttack standard version without FAB-T, which advaug lacks.
+  autoattack  torchattacks.MultiAttack of the four above with Square's schedule not rescaled:
+              the authors' AutoAttack standard version (apgd-ce, apgd-t, fab-t, square).
 --full-autoattack adds torchattacks.AutoAttack(version="standard") as it is (APGD with its
 default 10 steps, FAB-T, Square with the rescaled schedule), reported beside advaug's
 AutoAttack but not required to agree.
@@ -33,7 +34,7 @@ import pytorch_interop  # noqa: E402  (build() and load_advaug(): the same netwo
 
 import torchattacks  # noqa: E402
 
-ATTACKS = ["apgd-ce", "apgd-t", "square", "autoattack"]
+ATTACKS = ["apgd-ce", "apgd-t", "fab-t", "square", "autoattack"]
 
 
 def read_idx(path, offset):
@@ -86,14 +87,18 @@ def torch_attack(name, net, eps, seed):
     apgdt = a.APGDT(net, norm="Linf", eps=eps, steps=100, n_restarts=1, seed=seed, n_classes=10)
     if name == "apgd-ce":
         return apgd
+    fabt = a.FAB(net, norm="Linf", eps=eps, steps=100, n_restarts=1, alpha_max=0.1, eta=1.05, beta=0.9,
+                 seed=seed, multi_targeted=True, n_classes=10)
     if name == "apgd-t":
         return apgdt
+    if name == "fab-t":
+        return fabt
     if name == "square":
         return a.Square(net, norm="Linf", eps=eps, n_queries=5000, n_restarts=1, p_init=0.8, seed=seed)
     if name == "autoattack":
         square = a.Square(net, norm="Linf", eps=eps, n_queries=5000, n_restarts=1, p_init=0.8,
                           resc_schedule=False, seed=seed)
-        return a.MultiAttack([apgd, apgdt, square])
+        return a.MultiAttack([apgd, apgdt, fabt, square])
     if name == "autoattack-full":
         return a.AutoAttack(net, norm="Linf", eps=eps, version="standard", n_classes=10, seed=seed)
     raise ValueError(name)

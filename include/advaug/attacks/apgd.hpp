@@ -571,7 +571,7 @@ tensor<T, R> apgd_attack(const char* fn, const M& model, const tensor<T, R>& x,
 template <class M, class X>
 consteval bool check_host_attack() {
     static_assert(is_host_tensor_v<X>,
-                  "advaug: apgd(), apgd_t(), square() and autoattack() run on host models only "
+                  "advaug: apgd(), apgd_t(), fab(), fab_t(), square() and autoattack() run on host models only "
                   "so far (advaug::tensor inputs)");
     return is_host_tensor_v<X> && check_attack_model<M, X>();
 }

@@ -2,15 +2,14 @@
 // each on the samples that all attacks before it failed to break, so that a sample counts as
 // robust only if no member breaks it (the per-sample worst case).
 //
-//   standard  apgd-ce, apgd-t (9 targets), [fab-t], square (5000 queries)
-//   plus      apgd-ce (5 restarts), apgd-dlr (5 restarts), [fab (5 restarts)], square,
-//             apgd-t, [fab-t]
+//   standard  apgd-ce, apgd-t (9 targets), fab-t (9 targets), square (5000 queries)
+//   plus      apgd-ce (5 restarts), apgd-dlr (5 restarts), fab (5 restarts), square,
+//             apgd-t, fab-t
 //   rand      apgd-ce, apgd-dlr, each gradient averaged over 20 passes (eot_iter), for models
 //             with randomness
 //
 // as set in the authors' implementation (github.com/fra31/auto-attack, autoattack/autoattack.py,
-// AutoAttack.set_version). FAB is not implemented yet: the bracketed members do not run, and
-// the result's `attacks` lists what did.
+// AutoAttack.set_version); the result's `attacks` lists the members that ran.
 #pragma once
 
 #include <array>
@@ -23,6 +22,7 @@
 #include "advaug/attacks/apgd.hpp"
 #include "advaug/attacks/detail/attack_core.hpp"
 #include "advaug/attacks/detail/margin_losses.hpp"
+#include "advaug/attacks/fab.hpp"
 #include "advaug/attacks/options.hpp"
 #include "advaug/attacks/square.hpp"
 
@@ -46,13 +46,13 @@ public:
         version_ = v;
         return *this;
     }
-    /// Iterations of each APGD run. requires: >= 1.
+    /// Iterations of each APGD and FAB run. requires: >= 1.
     autoattack_options& n_iter(std::size_t k) {
         if (k == 0) detail::invalid("autoattack_options::n_iter", "n_iter must be >= 1, got ", k);
         n_iter_ = k;
         return *this;
     }
-    /// APGD-T's target classes. requires: >= 1 (and < the model's classes, checked by
+    /// APGD-T's and FAB-T's target classes. requires: >= 1 (and < the model's classes, checked by
     /// autoattack()).
     autoattack_options& n_target_classes(std::size_t n) {
         if (n == 0) {
@@ -127,7 +127,8 @@ struct autoattack_result {
 
     /// Per sample: the example that broke it, or x itself (not broken, or misclassified).
     X adversarial;
-    /// The members that ran, in order: "apgd-ce", "apgd-t", "apgd-dlr", "square".
+    /// The members that ran, in order: "apgd-ce", "apgd-t", "fab-t", "square" (standard), with
+    /// "apgd-dlr" and "fab" in the plus and rand versions.
     std::vector<std::string> attacks;
     /// Per sample: the index into `attacks` of the member that broke it, not_broken or
     /// misclassified.
@@ -171,7 +172,7 @@ requires detail::attack_tensor<X> autoattack_result<X> autoattack(
 
 namespace detail {
 
-enum class autoattack_member { apgd_ce, apgd_dlr, apgd_t, square };
+enum class autoattack_member { apgd_ce, apgd_dlr, apgd_t, fab, fab_t, square };
 
 inline const char* member_name(autoattack_member m) {
     switch (m) {
@@ -181,13 +182,17 @@ inline const char* member_name(autoattack_member m) {
             return "apgd-dlr";
         case autoattack_member::apgd_t:
             return "apgd-t";
+        case autoattack_member::fab:
+            return "fab";
+        case autoattack_member::fab_t:
+            return "fab-t";
         case autoattack_member::square:
             return "square";
     }
     return "?";
 }
 
-/// The members of a version that are implemented, with their restarts.
+/// The members of a version, with their restarts.
 struct autoattack_plan {
     autoattack_member member;
     std::size_t restarts;
@@ -197,9 +202,10 @@ inline std::vector<autoattack_plan> autoattack_members(autoattack_version v) {
     using m = autoattack_member;
     switch (v) {
         case autoattack_version::standard:
-            return {{m::apgd_ce, 1}, {m::apgd_t, 1}, {m::square, 1}};
+            return {{m::apgd_ce, 1}, {m::apgd_t, 1}, {m::fab_t, 1}, {m::square, 1}};
         case autoattack_version::plus:
-            return {{m::apgd_ce, 5}, {m::apgd_dlr, 5}, {m::square, 1}, {m::apgd_t, 1}};
+            return {{m::apgd_ce, 5}, {m::apgd_dlr, 5}, {m::fab, 5},
+                    {m::square, 1}, {m::apgd_t, 1}, {m::fab_t, 1}};
         case autoattack_version::rand:
             return {{m::apgd_ce, 1}, {m::apgd_dlr, 1}};
     }
@@ -286,6 +292,29 @@ autoattack_result<tensor<T, R>> autoattack_run(const M& model, const tensor<T, R
                                       .domain(o.domain());
                 adv = apgd_attack(fn, model, xs, ys, opts, apgd_objective::dlr_targeted,
                                   o.n_target_classes(), workspace, &alive);
+                break;
+            }
+            case autoattack_member::fab: {
+                const auto opts = fab_options{}
+                                      .epsilon(eps)
+                                      .norm(o.norm())
+                                      .n_iter(o.n_iter())
+                                      .restarts(p.restarts)
+                                      .seed(o.seed())
+                                      .domain(o.domain());
+                adv = fab_attack(fn, model, xs, ys, opts, false, 0, workspace, &alive);
+                break;
+            }
+            case autoattack_member::fab_t: {
+                const auto opts = fab_t_options{}
+                                      .epsilon(eps)
+                                      .norm(o.norm())
+                                      .n_iter(o.n_iter())
+                                      .restarts(p.restarts)
+                                      .n_target_classes(o.n_target_classes())
+                                      .seed(o.seed())
+                                      .domain(o.domain());
+                adv = fab_attack(fn, model, xs, ys, opts, true, o.n_target_classes(), workspace, &alive);
                 break;
             }
             case autoattack_member::square: {

@@ -430,8 +430,9 @@ void predict(const char* fn, const tensor<T, 2>& logits, std::vector<std::size_t
 /// samples, so progress runs ahead of this estimate near the end.
 inline double autoattack_work(const attack_spec& a) {
     switch (a.version()) {
-        case autoattack_version::standard: return 100 + 9 * 100 + 5000;
-        case autoattack_version::plus: return 5 * 100 + 5 * 100 + 5000 + 9 * 100;
+        // FAB: per step, two forward passes and one backward pass per boundary (fab: 9)
+        case autoattack_version::standard: return 100 + 9 * 100 + 9 * 100 * 3 + 5000;
+        case autoattack_version::plus: return 5 * 100 + 5 * 100 + 5 * 100 * 11 + 5000 + 9 * 100 + 9 * 100 * 3;
         case autoattack_version::rand: return 2 * 100 * 20;
     }
     return 1;
