@@ -42,79 +42,31 @@ enum class apgd_loss {
 
 namespace detail {
 
-/// The options apgd() and apgd_t() share. `Name` is the attack's name in messages ("apgd").
+/// The options apgd() and apgd_t() share: search_attack_options' and rho, eot_iter.
 template <class Derived, const char* Name>
-class apgd_common_options {
+class apgd_common_options : public search_attack_options<Derived, Name> {
 public:
-    /// Radius in raw units (see input_domain). requires: finite, >= 0.
-    Derived& epsilon(double eps) {
-        eps_ = checked_epsilon(name("epsilon").c_str(), eps);
-        return self();
-    }
-    Derived& norm(advaug::norm n) {
-        norm_ = n;
-        return self();
-    }
-    /// Iterations per run (the reference's n_iter, 100). requires: >= 1.
-    Derived& n_iter(std::size_t k) {
-        if (k == 0) invalid(name("n_iter").c_str(), "n_iter must be >= 1, got ", k);
-        n_iter_ = k;
-        return self();
-    }
-    /// Runs from different random starts on the samples not broken yet. requires: >= 1.
-    Derived& restarts(std::size_t r) {
-        if (r == 0) invalid(name("restarts").c_str(), "restarts must be >= 1, got ", r);
-        restarts_ = r;
-        return self();
-    }
     /// The fraction of rising steps below which the step size is halved (0.75).
     /// requires: 0 < rho < 1.
     Derived& rho(double r) {
-        if (!(r > 0 && r < 1)) invalid(name("rho").c_str(), "rho must be in (0, 1), got ", r);
+        if (!(r > 0 && r < 1)) invalid(this->name("rho").c_str(), "rho must be in (0, 1), got ", r);
         rho_ = r;
-        return self();
+        return this->self();
     }
     /// Gradients averaged per step, for models with randomness (expectation over
     /// transformation; AutoAttack's "rand" version uses 20). requires: >= 1.
     Derived& eot_iter(std::size_t k) {
-        if (k == 0) invalid(name("eot_iter").c_str(), "eot_iter must be >= 1, got ", k);
+        if (k == 0) invalid(this->name("eot_iter").c_str(), "eot_iter must be >= 1, got ", k);
         eot_iter_ = k;
-        return self();
-    }
-    Derived& seed(std::uint64_t s) {
-        seed_ = s;
-        return self();
-    }
-    /// Valid range and normalization of the input; default [0, 1], no normalization.
-    Derived& domain(input_domain d) {
-        domain_ = std::move(d);
-        return self();
+        return this->self();
     }
 
-    double epsilon() const { return require_epsilon(Name, eps_); }
-    advaug::norm norm() const { return norm_; }
-    std::size_t n_iter() const { return n_iter_; }
-    std::size_t restarts() const { return restarts_; }
     double rho() const { return rho_; }
     std::size_t eot_iter() const { return eot_iter_; }
-    std::uint64_t seed() const { return seed_; }
-    const input_domain& domain() const { return domain_; }
-
-protected:
-    static std::string name(const char* option) {
-        return std::string(Name) + "_options::" + option;
-    }
-    Derived& self() { return static_cast<Derived&>(*this); }
 
 private:
-    std::optional<double> eps_;
-    advaug::norm norm_ = advaug::norm::linf;
-    std::size_t n_iter_ = 100;
-    std::size_t restarts_ = 1;
     double rho_ = 0.75;
     std::size_t eot_iter_ = 1;
-    std::uint64_t seed_ = 0;
-    input_domain domain_;
 };
 
 inline constexpr char apgd_name[] = "apgd";

@@ -43,83 +43,42 @@ namespace advaug {
 
 namespace detail {
 
-/// The options fab() and fab_t() share; `Name` names the attack in messages.
+/// The options fab() and fab_t() share: search_attack_options' (n_iter: steps per run;
+/// restarts: runs per sample, or per target class for fab_t, after the first from a random
+/// point) and alpha_max, eta, beta.
 template <class Derived, const char* Name>
-class fab_common_options {
+class fab_common_options : public search_attack_options<Derived, Name> {
 public:
-    /// Radius in raw units (see input_domain). requires: finite, >= 0.
-    Derived& epsilon(double eps) {
-        eps_ = checked_epsilon(name("epsilon").c_str(), eps);
-        return self();
-    }
-    Derived& norm(advaug::norm n) {
-        norm_ = n;
-        return self();
-    }
-    /// Steps per run (the reference's n_iter, 100 in AutoAttack). requires: >= 1.
-    Derived& n_iter(std::size_t k) {
-        if (k == 0) invalid(name("n_iter").c_str(), "n_iter must be >= 1, got ", k);
-        n_iter_ = k;
-        return self();
-    }
-    /// Runs per sample (per target class for fab_t); runs after the first start at a random
-    /// point. requires: >= 1.
-    Derived& restarts(std::size_t r) {
-        if (r == 0) invalid(name("restarts").c_str(), "restarts must be >= 1, got ", r);
-        restarts_ = r;
-        return self();
-    }
     /// The largest weight of the original point's projection in a step (0.1).
     /// requires: 0 <= alpha_max <= 1.
     Derived& alpha_max(double a) {
-        if (!(a >= 0 && a <= 1)) invalid(name("alpha_max").c_str(), "alpha_max must be in [0, 1], got ", a);
+        if (!(a >= 0 && a <= 1)) {
+            invalid(this->name("alpha_max").c_str(), "alpha_max must be in [0, 1], got ", a);
+        }
         alpha_max_ = a;
-        return self();
+        return this->self();
     }
     /// The overshoot of a projection step (1.05). requires: finite, >= 1.
     Derived& eta(double e) {
-        if (!(std::isfinite(e) && e >= 1)) invalid(name("eta").c_str(), "eta must be finite and >= 1, got ", e);
+        if (!(std::isfinite(e) && e >= 1)) {
+            invalid(this->name("eta").c_str(), "eta must be finite and >= 1, got ", e);
+        }
         eta_ = e;
-        return self();
+        return this->self();
     }
     /// The pull back towards the original point after a success (0.9). requires: 0 < beta < 1.
     Derived& beta(double b) {
-        if (!(b > 0 && b < 1)) invalid(name("beta").c_str(), "beta must be in (0, 1), got ", b);
+        if (!(b > 0 && b < 1)) invalid(this->name("beta").c_str(), "beta must be in (0, 1), got ", b);
         beta_ = b;
-        return self();
-    }
-    Derived& seed(std::uint64_t s) {
-        seed_ = s;
-        return self();
-    }
-    /// Valid range and normalization of the input; default [0, 1], no normalization.
-    Derived& domain(input_domain d) {
-        domain_ = std::move(d);
-        return self();
+        return this->self();
     }
 
-    double epsilon() const { return require_epsilon(Name, eps_); }
-    advaug::norm norm() const { return norm_; }
-    std::size_t n_iter() const { return n_iter_; }
-    std::size_t restarts() const { return restarts_; }
     double alpha_max() const { return alpha_max_; }
     double eta() const { return eta_; }
     double beta() const { return beta_; }
-    std::uint64_t seed() const { return seed_; }
-    const input_domain& domain() const { return domain_; }
-
-protected:
-    static std::string name(const char* option) { return std::string(Name) + "_options::" + option; }
-    Derived& self() { return static_cast<Derived&>(*this); }
 
 private:
-    std::optional<double> eps_;
-    advaug::norm norm_ = advaug::norm::linf;
-    std::size_t n_iter_ = 100;
-    std::size_t restarts_ = 1;
     double alpha_max_ = 0.1, eta_ = 1.05, beta_ = 0.9;
-    std::uint64_t seed_ = 0;
-    input_domain domain_;
 };
 
 inline constexpr char fab_name[] = "fab";

@@ -36,6 +36,63 @@ inline double require_epsilon(const char* fn, const std::optional<double>& eps) 
 
 namespace detail {
 
+/// The options the iterative search attacks share (APGD, FAB): epsilon (required), norm,
+/// iterations per run, restarts, seed and domain. `Name` is the attack's name in messages
+/// ("apgd"); Derived adds its own.
+template <class Derived, const char* Name>
+class search_attack_options {
+public:
+    /// Radius in raw units (see input_domain). requires: finite, >= 0.
+    Derived& epsilon(double eps) {
+        eps_ = checked_epsilon(name("epsilon").c_str(), eps);
+        return self();
+    }
+    Derived& norm(advaug::norm n) {
+        norm_ = n;
+        return self();
+    }
+    /// Iterations per run (the reference's n_iter, 100). requires: >= 1.
+    Derived& n_iter(std::size_t k) {
+        if (k == 0) invalid(name("n_iter").c_str(), "n_iter must be >= 1, got ", k);
+        n_iter_ = k;
+        return self();
+    }
+    /// Runs from different starts on the samples not broken yet. requires: >= 1.
+    Derived& restarts(std::size_t r) {
+        if (r == 0) invalid(name("restarts").c_str(), "restarts must be >= 1, got ", r);
+        restarts_ = r;
+        return self();
+    }
+    Derived& seed(std::uint64_t s) {
+        seed_ = s;
+        return self();
+    }
+    /// Valid range and normalization of the input; default [0, 1], no normalization.
+    Derived& domain(input_domain d) {
+        domain_ = std::move(d);
+        return self();
+    }
+
+    double epsilon() const { return require_epsilon(Name, eps_); }
+    advaug::norm norm() const { return norm_; }
+    std::size_t n_iter() const { return n_iter_; }
+    std::size_t restarts() const { return restarts_; }
+    std::uint64_t seed() const { return seed_; }
+    const input_domain& domain() const { return domain_; }
+
+protected:
+    static std::string name(const char* option) { return std::string(Name) + "_options::" + option; }
+    Derived& self() { return static_cast<Derived&>(*this); }
+
+private:
+    std::optional<double> eps_;
+    advaug::norm norm_ = advaug::norm::linf;
+    std::size_t n_iter_ = 100;
+    std::size_t restarts_ = 1;
+    std::uint64_t seed_ = 0;
+    input_domain domain_;
+};
+
 /// The options every single-step attack has: epsilon (required), targeted, domain.
 /// `Name` is the attack's name in messages ("fgsm").
 template <class Derived, const char* Name>
