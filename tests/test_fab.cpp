@@ -95,6 +95,11 @@ TEST_CASE("FAB's projections reach the hyperplane inside the box with the smalle
             std::vector<double> d;
             if (nm == norm::linf) {
                 detail::fab_projection_linf(p.t, p.w, p.b, p.lo, p.hi, d);
+                // with the point's orders given, the same displacement bit for bit
+                const auto orders = detail::fab_box_orders_of(p.t, p.lo, p.hi);
+                std::vector<double> merged;
+                detail::fab_projection_linf(p.t, p.w, p.b, p.lo, p.hi, merged, &orders);
+                CHECK(merged == d);
             } else {
                 detail::fab_projection_l2(p.t, p.w, p.b, p.lo, p.hi, d);
             }

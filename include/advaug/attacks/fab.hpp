@@ -28,9 +28,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <numeric>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "advaug/attacks/apgd.hpp"
@@ -150,13 +150,44 @@ requires detail::attack_tensor<X> X fab_t(const M& model, const X& x, const deta
 
 namespace detail {
 
+/// The indices of v in ascending order of their values, ties by index (a stable argsort).
+inline std::vector<std::size_t> ascending_order(const std::vector<double>& v) {
+    std::vector<std::size_t> order(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t c) { return v[a] < v[c]; });
+    return order;
+}
+
+/// A point's coordinates by their distance to the lower side of the box (t - lo) and to the
+/// upper side (hi - t), each ascending with ties by index: what the L-infinity projection of a
+/// fixed point (FAB's original point, at every step) sorts, whatever the hyperplane. The
+/// projection then merges the two in linear time instead of sorting.
+struct fab_box_orders {
+    std::vector<std::pair<double, std::size_t>> down, up;
+};
+
+inline fab_box_orders fab_box_orders_of(const std::vector<double>& t, const std::vector<double>& lo,
+                                        const std::vector<double>& hi) {
+    fab_box_orders o;
+    o.down.resize(t.size());
+    o.up.resize(t.size());
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        o.down[i] = {t[i] - lo[i], i};
+        o.up[i] = {hi[i] - t[i], i};
+    }
+    std::sort(o.down.begin(), o.down.end());
+    std::sort(o.up.begin(), o.up.end());
+    return o;
+}
+
 /// The point of {z : w.z = b} inside the box [lo, hi] closest to t in the L-infinity norm, as
 /// the displacement d (z = t + d); where the hyperplane does not meet the box, the box's corner
 /// that moves w.z furthest towards b. The reference's projection_linf for one sample, with the
 /// box per feature instead of [0, 1].
+/// `orders`, if given, is fab_box_orders_of(t, lo, hi): the same result, without a sort.
 inline void fab_projection_linf(const std::vector<double>& t, std::vector<double> w, double b,
                                 const std::vector<double>& lo, const std::vector<double>& hi,
-                                std::vector<double>& d) {
+                                std::vector<double>& d, const fab_box_orders* orders = nullptr) {
     const std::size_t n = t.size();
     d.assign(n, 0.0);
     if (n == 0) return;
@@ -181,9 +212,24 @@ inline void fab_projection_linf(const std::vector<double>& t, std::vector<double
         b0 += w[i] * d[i];
     }
     const double bb = b - wt;  // <= 0: the change of w.z needed
-    std::vector<std::size_t> order(n);
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t c) { return p[a] < p[c]; });
+    std::vector<std::size_t> order;
+    if (orders) {
+        // p_i is down's value where the coordinate moves down and up's where it moves up: merge
+        // the entries that apply, in (value, index) order as the sort would give them
+        order.reserve(n);
+        std::size_t a = 0, c = 0;
+        const auto& down = orders->down;
+        const auto& upper = orders->up;
+        while (true) {
+            while (a < n && up[down[a].second]) ++a;
+            while (c < n && !up[upper[c].second]) ++c;
+            if (a == n && c == n) break;
+            const bool take_down = c == n || (a < n && down[a] < upper[c]);
+            order.push_back(take_down ? down[a++].second : upper[c++].second);
+        }
+    } else {
+        order = ascending_order(p);
+    }
     // Coordinates by decreasing p: s = cumulative |w|, sb = b0 - cumulative w_i d_i. sb[k] -
     // s[k] * p is w.d once every coordinate but the k + 1 of largest p is saturated and those
     // move by p.
@@ -249,9 +295,7 @@ inline void fab_projection_l2(const std::vector<double>& t, std::vector<double> 
         const double v = std::clamp(std::max((t[i] - lo[i]) / w[i], (t[i] - hi[i]) / w[i]), -big, big);
         r[i] = v == -big ? big : v;
     }
-    std::vector<std::size_t> order(n);
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t e) { return r[a] < r[e]; });
+    const std::vector<std::size_t> order = ascending_order(r);
     std::vector<double> rs(n), rs2(n, 0.0), ws(n);
     for (std::size_t k = 0; k < n; ++k) rs[k] = r[order[k]];
     for (std::size_t k = 0; k + 1 < n; ++k) rs2[k] = rs[k + 1];
@@ -377,6 +421,11 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
     };
     for (std::size_t s = 0; s < n; ++s) store(cur[s], x.data() + s * d_size);
 
+    // The L-inf projection of the original point merges these instead of sorting each step.
+    std::vector<fab_box_orders> orig_orders(p.n == advaug::norm::linf ? n : 0);
+    parallel_for(orig_orders.size(), 1, [&](std::size_t first, std::size_t last, std::size_t) {
+        for (std::size_t s = first; s < last; ++s) orig_orders[s] = fab_box_orders_of(orig[s], lo[s], hi[s]);
+    });
     std::vector<std::vector<double>> w(n, std::vector<double>(d_size));
     std::vector<double> f(n), dist(n);
     tensor<T, R> grad;
@@ -441,7 +490,7 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
                 for (std::size_t d = 0; d < d_size; ++d) b += w[s][d] * cur[s][d];
                 if (p.n == advaug::norm::linf) {
                     fab_projection_linf(cur[s], w[s], b, lo[s], hi[s], d1);
-                    fab_projection_linf(orig[s], w[s], b, lo[s], hi[s], d2);
+                    fab_projection_linf(orig[s], w[s], b, lo[s], hi[s], d2, &orig_orders[s]);
                 } else {
                     fab_projection_l2(cur[s], w[s], b, lo[s], hi[s], d1);
                     fab_projection_l2(orig[s], w[s], b, lo[s], hi[s], d2);
