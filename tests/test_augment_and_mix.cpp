@@ -173,6 +173,11 @@ TEST_CASE("bad input is refused with the function, the argument and the value") 
     ops.push_back(any_family<double>(linf_ball<double>(image_shape{1, 5, 5}, 0.1)));
     CHECK_THROWS_WITH_AS(augment_and_mix<double>{ops}, "augment_and_mix(): operation 3 takes 25 features, operation 0 takes 36",
                          std::invalid_argument);
+    ops.back() = any_family<double>(quantize<double>(small_image.size(), {interval{0.0, 0.1}}));
+    CHECK_THROWS_WITH_AS(augment_and_mix<double>{ops},
+                         doctest::Contains("augment_and_mix(): operation 3 is gradient-free; the mixture takes "
+                                           "continuous families only"),
+                         std::invalid_argument);
     CHECK_THROWS_WITH_AS(mixture_options{}.width(0), "mixture_options::width(): width must be >= 1, got 0",
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(mixture_options{}.min_weight(0), "mixture_options::min_weight(): min_weight must be in (0, 1], got 0",

@@ -79,12 +79,18 @@ public:
     using batch = tensor<T, 2>;
     static constexpr perturbation_kind kind = perturbation_kind::continuous;
 
-    /// requires: at least one operation, all taking the same number of features.
+    /// requires: at least one operation, all continuous and taking the same number of features.
     /// throws:   std::invalid_argument naming the operation that differs.
     explicit augment_and_mix(std::vector<any_family<T>> operations, mixture_options options = {})
         : ops_(std::move(operations)), opt_(options) {
         if (ops_.empty()) detail::invalid("augment_and_mix", "operations is empty; give at least one family");
         for (std::size_t k = 0; k < ops_.size(); ++k) {
+            if (ops_[k].held_kind() != perturbation_kind::continuous) {
+                detail::invalid("augment_and_mix", "operation ", k, " is ",
+                                ops_[k].held_kind() == perturbation_kind::discrete ? "discrete" : "gradient-free",
+                                "; the mixture takes continuous families only (its search moves every "
+                                "operation's parameters by their gradient)");
+            }
             if (ops_[k].input_size() != ops_[0].input_size()) {
                 detail::invalid("augment_and_mix", "operation ", k, " takes ", ops_[k].input_size(),
                                 " features, operation 0 takes ", ops_[0].input_size());
