@@ -436,45 +436,44 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
         if (!at_x) oracle.forward(x);
         logits = oracle.logits;
         std::fill(dist.begin(), dist.end(), std::numeric_limits<double>::infinity());
-        for (std::size_t j = 0; j < classes; ++j) {
+        // fab_t: one backward pass, each row towards its own target; fab: one per class, each
+        // row towards that class, keeping the nearest boundary (targets are all set or none).
+        const bool targeted = targets[0] < classes;
+        for (std::size_t j = 0; j < (targeted ? 1 : classes); ++j) {
+            const auto boundary = [&](std::size_t s) { return targeted ? targets[s] : j; };
+            const auto crosses = [&](std::size_t s) { return boundary(s) != static_cast<std::size_t>(y(s)); };
             bool any = false;
-            for (std::size_t s = 0; s < n; ++s) {
-                const std::size_t target = targets[s] < classes ? targets[s] : j;
-                any = any || (target == j && static_cast<std::size_t>(y(s)) != j);
-            }
+            for (std::size_t s = 0; s < n && !any; ++s) any = crosses(s);
             if (!any) continue;
             oracle.dlogits.resize({n, classes});
             std::fill(oracle.dlogits.begin(), oracle.dlogits.end(), T(0));
             for (std::size_t s = 0; s < n; ++s) {
-                const std::size_t ys = static_cast<std::size_t>(y(s));
-                const std::size_t target = targets[s] < classes ? targets[s] : j;
-                if (target != j || ys == j) continue;
-                oracle.dlogits(s, j) = T(1);
-                oracle.dlogits(s, ys) = T(-1);
+                if (!crosses(s)) continue;
+                oracle.dlogits(s, boundary(s)) = T(1);
+                oracle.dlogits(s, static_cast<std::size_t>(y(s))) = T(-1);
             }
             // the contract: input_gradient leaves the forward pass's record intact, so every
             // class's backward pass reuses the one forward pass
             oracle.model.input_gradient(oracle.cache, oracle.dlogits, grad);
             for (std::size_t s = 0; s < n; ++s) {
-                const std::size_t ys = static_cast<std::size_t>(y(s));
-                const std::size_t target = targets[s] < classes ? targets[s] : j;
-                if (target != j || ys == j) continue;
+                if (!crosses(s)) continue;
+                const std::size_t ys = static_cast<std::size_t>(y(s)), c = boundary(s);
                 const T* g = grad.data() + s * d_size;
                 double dual = 0;
                 for (std::size_t d = 0; d < d_size; ++d) {
                     const double v = static_cast<double>(g[d]) * dom.model_per_raw[d];
                     if (!std::isfinite(v)) {
-                        throw numeric_error(concat(fn, "(): the gradient of logit ", j, " - logit ", ys,
+                        throw numeric_error(concat(fn, "(): the gradient of logit ", c, " - logit ", ys,
                                                    " is not finite at sample ", s));
                     }
                     dual = p.n == advaug::norm::linf ? dual + std::abs(v) : dual + v * v;
                 }
                 if (p.n != advaug::norm::linf) dual = std::sqrt(dual);
-                const double fj = static_cast<double>(logits(s, j)) - static_cast<double>(logits(s, ys));
-                const double dj = std::abs(fj) / (1e-12 + dual);
-                if (dj < dist[s]) {  // strictly: ties keep the lower class, as argmin does
-                    dist[s] = dj;
-                    f[s] = fj;
+                const double fc = static_cast<double>(logits(s, c)) - static_cast<double>(logits(s, ys));
+                const double dc = std::abs(fc) / (1e-12 + dual);
+                if (dc < dist[s]) {  // strictly: ties keep the lower class, as argmin does
+                    dist[s] = dc;
+                    f[s] = fc;
                     for (std::size_t d = 0; d < d_size; ++d) {
                         w[s][d] = static_cast<double>(g[d]) * dom.model_per_raw[d];
                     }
