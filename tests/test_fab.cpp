@@ -87,19 +87,25 @@ TEST_CASE("FAB's projections reach the hyperplane inside the box with the smalle
     rng gen(5);
     std::size_t reached = 0, checked = 0;
     for (int trial = 0; trial < 400; ++trial) {
-        const std::size_t n = 1 + static_cast<std::size_t>(gen.uniform() * 12);
-        const auto p = random_problem(gen, n);
+        // small problems, and image-sized ones where many points sit on a side of the box (as
+        // black pixels do), so that many distances to the box tie
+        const bool large = trial % 4 == 3;
+        const std::size_t n = large ? 200 + static_cast<std::size_t>(gen.uniform() * 600)
+                                    : 1 + static_cast<std::size_t>(gen.uniform() * 12);
+        auto p = random_problem(gen, n);
+        if (large) {
+            for (std::size_t i = 0; i < n; ++i) {
+                const double u = gen.uniform();
+                if (u < 0.3) p.t[i] = p.lo[i];
+                else if (u < 0.4) p.t[i] = p.hi[i];
+            }
+        }
         for (norm nm : {norm::linf, norm::l2}) {
             CAPTURE(trial);
             CAPTURE(static_cast<int>(nm));
             std::vector<double> d;
             if (nm == norm::linf) {
                 detail::fab_projection_linf(p.t, p.w, p.b, p.lo, p.hi, d);
-                // with the point's orders given, the same displacement bit for bit
-                const auto orders = detail::fab_box_orders_of(p.t, p.lo, p.hi);
-                std::vector<double> merged;
-                detail::fab_projection_linf(p.t, p.w, p.b, p.lo, p.hi, merged, &orders);
-                CHECK(merged == d);
             } else {
                 detail::fab_projection_l2(p.t, p.w, p.b, p.lo, p.hi, d);
             }

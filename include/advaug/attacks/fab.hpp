@@ -19,8 +19,9 @@
 //
 // advaug differences: the projections run in double, per sample, in raw units (epsilon's units)
 // with the domain's box per feature (the reference's box is [0, 1]); a side of the domain that is
-// unbounded counts as 1e6 raw units away from the original point; each sample draws its random
-// starts from its own stream, as the other attacks do.
+// unbounded counts as 1e6 raw units away from the original point; the L-infinity projection
+// finds its step by selection instead of a sort (fab_projection_linf); each sample draws its
+// random starts from its own stream, as the other attacks do.
 #pragma once
 
 #include <algorithm>
@@ -158,117 +159,84 @@ inline std::vector<std::size_t> ascending_order(const std::vector<double>& v) {
     return order;
 }
 
-/// A point's coordinates by their distance to the lower side of the box (t - lo) and to the
-/// upper side (hi - t), each ascending with ties by index: what the L-infinity projection of a
-/// fixed point (FAB's original point, at every step) sorts, whatever the hyperplane. The
-/// projection then merges the two in linear time instead of sorting.
-struct fab_box_orders {
-    std::vector<std::pair<double, std::size_t>> down, up;
+/// Scratch space of fab_projection_linf, reused across calls (one per thread): the
+/// (distance to the box's side, |w_i|) of the coordinates not yet known to be free or saturated.
+struct fab_projection_scratch {
+    std::vector<std::pair<double, double>> open;
 };
-
-inline fab_box_orders fab_box_orders_of(const std::vector<double>& t, const std::vector<double>& lo,
-                                        const std::vector<double>& hi) {
-    fab_box_orders o;
-    o.down.resize(t.size());
-    o.up.resize(t.size());
-    for (std::size_t i = 0; i < t.size(); ++i) {
-        o.down[i] = {t[i] - lo[i], i};
-        o.up[i] = {hi[i] - t[i], i};
-    }
-    std::sort(o.down.begin(), o.down.end());
-    std::sort(o.up.begin(), o.up.end());
-    return o;
-}
 
 /// The point of {z : w.z = b} inside the box [lo, hi] closest to t in the L-infinity norm, as
 /// the displacement d (z = t + d); where the hyperplane does not meet the box, the box's corner
 /// that moves w.z furthest towards b. The reference's projection_linf for one sample, with the
 /// box per feature instead of [0, 1].
-/// `orders`, if given, is fab_box_orders_of(t, lo, hi): the same result, without a sort.
-inline void fab_projection_linf(const std::vector<double>& t, std::vector<double> w, double b,
+///
+/// Each coordinate with w_i != 0 moves towards the side of the box that brings w.z towards b
+/// (down where the oriented w_i > 0, up where it is < 0), by min(lambda, p_i), p_i its distance
+/// to that side; lambda solves h(lambda) = sum_i |w_i| min(p_i, lambda) = |w.t - b|. The
+/// reference sorts p and binary-searches the cumulative sums for the piece of h that holds
+/// lambda; this finds the same piece by selection (quickselect on p: each round takes the median
+/// of the open coordinates, evaluates h there and settles the half on one side of it), in linear
+/// expected time instead of a sort per sample and step. The result is the reference's in exact
+/// arithmetic; the sums run in another order, so the last bits can differ.
+inline void fab_projection_linf(const std::vector<double>& t, const std::vector<double>& w, double b,
                                 const std::vector<double>& lo, const std::vector<double>& hi,
-                                std::vector<double>& d, const fab_box_orders* orders = nullptr) {
+                                std::vector<double>& d, fab_projection_scratch& scratch) {
     const std::size_t n = t.size();
     d.assign(n, 0.0);
-    if (n == 0) return;
     double wt = 0;
     for (std::size_t i = 0; i < n; ++i) wt += w[i] * t[i];
-    if (wt - b < 0) {  // orient the hyperplane so that t lies on its positive side
-        for (double& v : w) v = -v;
-        b = -b;
-    }
-    // Each coordinate moves towards the side that lowers w.z: down where w > 0, up where w < 0,
-    // by at most p_i (its distance to that side of the box).
-    std::vector<char> up(n);
-    std::vector<double> p(n);
-    double b0 = 0;
-    wt = 0;
+    // orient the hyperplane so that t lies on its positive side: w.z must fall by need >= 0
+    const double sign = wt - b < 0 ? -1.0 : 1.0;
+    const double need = sign * (wt - b);
+    auto& open = scratch.open;
+    open.clear();
+    double total = 0;  // h at lambda = infinity: every coordinate at its side of the box
     for (std::size_t i = 0; i < n; ++i) {
-        up[i] = w[i] < 0;
-        const double corner = up[i] ? hi[i] : lo[i];
-        d[i] = w[i] != 0 ? corner - t[i] : 0.0;
-        p[i] = up[i] ? hi[i] - t[i] : t[i] - lo[i];
-        wt += w[i] * t[i];
-        b0 += w[i] * d[i];
+        if (w[i] == 0) continue;
+        const double a = std::abs(w[i]);
+        const double p = sign * w[i] < 0 ? hi[i] - t[i] : t[i] - lo[i];
+        open.emplace_back(p, a);
+        total += a * p;
     }
-    const double bb = b - wt;  // <= 0: the change of w.z needed
-    std::vector<std::size_t> order;
-    if (orders) {
-        // p_i is down's value where the coordinate moves down and up's where it moves up: merge
-        // the entries that apply, in (value, index) order as the sort would give them
-        order.reserve(n);
-        std::size_t a = 0, c = 0;
-        const auto& down = orders->down;
-        const auto& upper = orders->up;
-        while (true) {
-            while (a < n && up[down[a].second]) ++a;
-            while (c < n && !up[upper[c].second]) ++c;
-            if (a == n && c == n) break;
-            const bool take_down = c == n || (a < n && down[a] < upper[c]);
-            order.push_back(take_down ? down[a++].second : upper[c++].second);
-        }
-    } else {
-        order = ascending_order(p);
-    }
-    // Coordinates by decreasing p: s = cumulative |w|, sb = b0 - cumulative w_i d_i. sb[k] -
-    // s[k] * p is w.d once every coordinate but the k + 1 of largest p is saturated and those
-    // move by p.
-    std::vector<double> s(n), sb(n);
-    double cs = 0, csb = b0;
-    for (std::size_t k = 0; k < n; ++k) {
-        const std::size_t i = order[n - 1 - k];
-        cs += std::abs(w[i]);
-        csb += -w[i] * d[i];
-        s[k] = cs;
-        sb[k] = csb;
-    }
-    const double b2 = sb[n - 1] - s[n - 1] * p[order[0]];
-    const bool small = bb - b2 > 0;                // reached before any coordinate saturates
-    const bool middle = !small && (bb - b0 > 0);   // reached once some have saturated
-    if (small) {
-        const double lambda = std::max((bb - sb[n - 1]) / (-s[n - 1]), 0.0);
-        for (std::size_t i = 0; i < n; ++i) d[i] = up[i] ? lambda : -lambda;
-    } else if (middle) {
-        double lb = 0, ub = static_cast<double>(n - 1);
-        const auto iterations = static_cast<std::size_t>(std::ceil(std::log2(static_cast<double>(n))));
-        for (std::size_t it = 0; it < iterations; ++it) {
-            const double mid = std::floor((lb + ub) / 2);
-            const auto k = static_cast<std::size_t>(mid);
-            const std::size_t current = order[n - 1 - k];
-            const double b2k = sb[k] - s[k] * p[current];
-            if (bb - b2k > 0) {
-                lb = mid;
+    double lambda = std::numeric_limits<double>::infinity();  // out of reach: the corner
+    if (need < total) {
+        double saturated = 0;  // sum of |w_i| p_i over the coordinates with p_i <= lambda
+        double free_weight = 0;  // sum of |w_i| over those with p_i > lambda
+        auto first = open.begin(), last = open.end();
+        const auto by_distance = [](const auto& u, const auto& v) { return u.first < v.first; };
+        while (first != last) {
+            const auto mid = first + (last - first) / 2;
+            std::nth_element(first, mid, last, by_distance);
+            const double v = mid->first;
+            double below = 0, above = 0;  // [first, mid] have p <= v, (mid, last) p >= v
+            for (auto k = first; k <= mid; ++k) below += k->second * k->first;
+            for (auto k = mid + 1; k < last; ++k) above += k->second;
+            if (saturated + below + (free_weight + above) * v > need) {
+                free_weight += above + mid->second;  // lambda < v: p >= v moves by lambda
+                last = mid;
             } else {
-                ub = mid;
+                saturated += below;  // lambda >= v: p <= v moves by p
+                first = mid + 1;
             }
         }
-        const auto k = static_cast<std::size_t>(lb);
-        const double lambda = std::max((bb - sb[k]) / (-s[k]), 0.0);
-        for (std::size_t i = 0; i < n; ++i) d[i] = up[i] ? std::min(lambda, d[i]) : std::max(-lambda, d[i]);
+        // free_weight > 0 unless rounding made the last pieces' sums reach `need` exactly
+        if (free_weight > 0) lambda = std::max((need - saturated) / free_weight, 0.0);
     }
     for (std::size_t i = 0; i < n; ++i) {
-        if (w[i] == 0) d[i] = 0;
+        if (w[i] == 0) continue;
+        if (sign * w[i] < 0) {
+            d[i] = std::min(lambda, hi[i] - t[i]);
+        } else {
+            d[i] = -std::min(lambda, t[i] - lo[i]);
+        }
     }
+}
+
+inline void fab_projection_linf(const std::vector<double>& t, const std::vector<double>& w, double b,
+                                const std::vector<double>& lo, const std::vector<double>& hi,
+                                std::vector<double>& d) {
+    fab_projection_scratch scratch;
+    fab_projection_linf(t, w, b, lo, hi, d, scratch);
 }
 
 /// The same in the L2 norm: the reference's projection_l2 for one sample, box per feature.
@@ -380,17 +348,29 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
         out.resize(d_size);
         for (std::size_t d = 0; d < d_size; ++d) out[d] = static_cast<double>(xs[d]) * dom.raw_per_model[d];
     };
-    std::vector<std::vector<double>> orig(n), cur(n), lo(n), hi(n);
+    // The box: the domain's, one for every sample, unless a side is unbounded, where each
+    // sample's box ends 1e6 raw units from its own original point.
+    bool bounded = true;
+    for (std::size_t d = 0; d < d_size; ++d) {
+        bounded = bounded && std::isfinite(static_cast<double>(dom.lo[d]) * dom.raw_per_model[d]) &&
+                  std::isfinite(static_cast<double>(dom.hi[d]) * dom.raw_per_model[d]);
+    }
+    std::vector<std::vector<double>> orig(n), cur(n), lo(bounded ? 1 : n), hi(bounded ? 1 : n);
+    const auto box = [&](std::size_t s) { return bounded ? std::size_t{0} : s; };
     for (std::size_t s = 0; s < n; ++s) {
         to_raw(x0.data() + s * d_size, orig[s]);
-        lo[s].resize(d_size);
-        hi[s].resize(d_size);
-        for (std::size_t d = 0; d < d_size; ++d) {
-            const double l = static_cast<double>(dom.lo[d]) * dom.raw_per_model[d];
-            const double h = static_cast<double>(dom.hi[d]) * dom.raw_per_model[d];
-            lo[s][d] = std::isfinite(l) ? l : orig[s][d] - 1e6;
-            hi[s][d] = std::isfinite(h) ? h : orig[s][d] + 1e6;
+        if (s == box(s)) {
+            lo[s].resize(d_size);
+            hi[s].resize(d_size);
+            for (std::size_t d = 0; d < d_size; ++d) {
+                const double l = static_cast<double>(dom.lo[d]) * dom.raw_per_model[d];
+                const double h = static_cast<double>(dom.hi[d]) * dom.raw_per_model[d];
+                lo[s][d] = std::isfinite(l) ? l : orig[s][d] - 1e6;
+                hi[s][d] = std::isfinite(h) ? h : orig[s][d] + 1e6;
+            }
         }
+        const auto& lo_s = lo[box(s)];
+        const auto& hi_s = hi[box(s)];
         cur[s] = orig[s];
         if (random_start) {
             const std::uint64_t k = mix_seed(key, ids[s]);
@@ -409,7 +389,7 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
             const double radius = std::min(best[s], p.eps);
             for (std::size_t d = 0; d < d_size; ++d) {
                 const double v = orig[s][d] + (size > 0 ? radius * dir[d] / size * 0.5 : 0.0);
-                cur[s][d] = std::clamp(v, lo[s][d], hi[s][d]);
+                cur[s][d] = std::clamp(v, lo_s[d], hi_s[d]);
             }
         }
     }
@@ -421,20 +401,14 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
     };
     for (std::size_t s = 0; s < n; ++s) store(cur[s], x.data() + s * d_size);
 
-    // The L-inf projection of the original point merges these instead of sorting each step.
-    std::vector<fab_box_orders> orig_orders(p.n == advaug::norm::linf ? n : 0);
-    parallel_for(orig_orders.size(), 1, [&](std::size_t first, std::size_t last, std::size_t) {
-        for (std::size_t s = first; s < last; ++s) orig_orders[s] = fab_box_orders_of(orig[s], lo[s], hi[s]);
-    });
     std::vector<std::vector<double>> w(n, std::vector<double>(d_size));
     std::vector<double> f(n), dist(n);
     tensor<T, R> grad;
-    tensor<T, 2> logits;
     bool at_x = false;  // the oracle's forward pass (cache and logits) is x's
     for (std::size_t it = 0; it < p.n_iter; ++it) {
         // The boundary to project on: f = z_t - z_y and its gradient w (raw units).
         if (!at_x) oracle.forward(x);
-        logits = oracle.logits;
+        const auto& logits = oracle.logits;  // input_gradient leaves them as they are
         std::fill(dist.begin(), dist.end(), std::numeric_limits<double>::infinity());
         // fab_t: one backward pass, each row towards its own target; fab: one per class, each
         // row towards that class, keeping the nearest boundary (targets are all set or none).
@@ -483,22 +457,25 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
         // Project the iterate and the original point, and step.
         parallel_for(n, 1, [&](std::size_t first, std::size_t last, std::size_t) {
             std::vector<double> d1, d2;
+            fab_projection_scratch scratch;
             for (std::size_t s = first; s < last; ++s) {
                 if (!std::isfinite(dist[s])) continue;
+                const auto& lo_s = lo[box(s)];
+                const auto& hi_s = hi[box(s)];
                 double b = -f[s];
                 for (std::size_t d = 0; d < d_size; ++d) b += w[s][d] * cur[s][d];
                 if (p.n == advaug::norm::linf) {
-                    fab_projection_linf(cur[s], w[s], b, lo[s], hi[s], d1);
-                    fab_projection_linf(orig[s], w[s], b, lo[s], hi[s], d2, &orig_orders[s]);
+                    fab_projection_linf(cur[s], w[s], b, lo_s, hi_s, d1, scratch);
+                    fab_projection_linf(orig[s], w[s], b, lo_s, hi_s, d2, scratch);
                 } else {
-                    fab_projection_l2(cur[s], w[s], b, lo[s], hi[s], d1);
-                    fab_projection_l2(orig[s], w[s], b, lo[s], hi[s], d2);
+                    fab_projection_l2(cur[s], w[s], b, lo_s, hi_s, d1);
+                    fab_projection_l2(orig[s], w[s], b, lo_s, hi_s, d2);
                 }
                 const double a1 = std::max(fab_norm(p.n, d1), 1e-8), a2 = std::max(fab_norm(p.n, d2), 1e-8);
                 const double alpha = std::min(std::max(a1 / (a1 + a2), 0.0), p.alpha_max);
                 for (std::size_t d = 0; d < d_size; ++d) {
                     const double v = (cur[s][d] + p.eta * d1[d]) * (1 - alpha) + (orig[s][d] + d2[d] * p.eta) * alpha;
-                    cur[s][d] = std::clamp(v, lo[s][d], hi[s][d]);
+                    cur[s][d] = std::clamp(v, lo_s[d], hi_s[d]);
                 }
                 store(cur[s], x.data() + s * d_size);
             }
