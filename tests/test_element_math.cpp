@@ -224,6 +224,54 @@ TEST_CASE("max_window returns the first maximum in row order") {
     CHECK(max == 2);
 }
 
+TEST_CASE_TEMPLATE("max_window equals the plain scan in row order on ties, zeros and NaNs", T, float,
+                   double) {
+    // The plain definition: scan the window in row order, a later element replaces the maximum
+    // only when it compares greater. Values from a small set (many ties, as ReLU's zeros),
+    // a NaN now and then, also in a window's first place.
+    std::uint64_t state = 12345;
+    auto next = [&] {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<unsigned>(state >> 40);
+    };
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    const std::size_t w = 9, h = 9;
+    std::vector<T> x(w * h);
+    std::size_t windows = 0, nan_results = 0;
+    for (int trial = 0; trial < 300; ++trial) {
+        for (T& v : x) {
+            const unsigned r = next() % 16;
+            v = r == 0 ? nan : r < 8 ? T(0) : static_cast<T>(r % 4);
+        }
+        for (std::size_t k = 1; k <= 3; ++k) {
+            for (std::size_t oy = 0; oy + k <= h; ++oy) {
+                for (std::size_t ox = 0; ox + k <= w; ++ox) {
+                    const std::size_t first = oy * w + ox;
+                    std::size_t want = first;
+                    for (std::size_t a = 0; a < k; ++a) {
+                        for (std::size_t b = 0; b < k; ++b) {
+                            const std::size_t i = first + a * w + b;
+                            if (x[i] > x[want]) want = i;
+                        }
+                    }
+                    T max = 0;
+                    const std::size_t got = el::max_window(x.data(), first, w, k, max);
+                    CHECK(got == want);
+                    if (std::isnan(x[want])) {
+                        CHECK(std::isnan(max));
+                        ++nan_results;
+                    } else {
+                        CHECK(max == x[want]);
+                    }
+                    ++windows;
+                }
+            }
+        }
+    }
+    CHECK(nan_results > 0);
+    MESSAGE(windows, " windows checked");
+}
+
 TEST_CASE_TEMPLATE("inside_domain accepts a rounding tolerance and refuses NaN and inf", T, float,
                    double) {
     CHECK(el::inside_domain(T(0.5), T(0), T(1)));
