@@ -8,6 +8,7 @@
 
 #include <advaug/backend/element_math.hpp>
 #include <advaug/backend/host.hpp>
+#include <advaug/detail/random.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -229,18 +230,14 @@ TEST_CASE_TEMPLATE("max_window equals the plain scan in row order on ties, zeros
     // The plain definition: scan the window in row order, a later element replaces the maximum
     // only when it compares greater. Values from a small set (many ties, as ReLU's zeros),
     // a NaN now and then, also in a window's first place.
-    std::uint64_t state = 12345;
-    auto next = [&] {
-        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-        return static_cast<unsigned>(state >> 40);
-    };
+    advaug::rng gen(12345);
     const T nan = std::numeric_limits<T>::quiet_NaN();
     const std::size_t w = 9, h = 9;
     std::vector<T> x(w * h);
     std::size_t windows = 0, nan_results = 0;
     for (int trial = 0; trial < 300; ++trial) {
         for (T& v : x) {
-            const unsigned r = next() % 16;
+            const auto r = static_cast<unsigned>(gen.uniform() * 16);
             v = r == 0 ? nan : r < 8 ? T(0) : static_cast<T>(r % 4);
         }
         for (std::size_t k = 1; k <= 3; ++k) {

@@ -85,6 +85,7 @@ double reference_norm(const hyperplane_problem& p, norm n) {
 
 TEST_CASE("FAB's projections reach the hyperplane inside the box with the smallest norm") {
     rng gen(5);
+    detail::fab_projection_scratch scratch;  // reused across problems, as the attack does
     std::size_t reached = 0, checked = 0;
     for (int trial = 0; trial < 400; ++trial) {
         // small problems, and image-sized ones where many points sit on a side of the box (as
@@ -105,7 +106,7 @@ TEST_CASE("FAB's projections reach the hyperplane inside the box with the smalle
             CAPTURE(static_cast<int>(nm));
             std::vector<double> d;
             if (nm == norm::linf) {
-                detail::fab_projection_linf(p.t, p.w, p.b, p.lo, p.hi, d);
+                detail::fab_projection_linf(p.t, p.w, p.b, p.lo, p.hi, d, scratch);
             } else {
                 detail::fab_projection_l2(p.t, p.w, p.b, p.lo, p.hi, d);
             }

@@ -232,13 +232,6 @@ inline void fab_projection_linf(const std::vector<double>& t, const std::vector<
     }
 }
 
-inline void fab_projection_linf(const std::vector<double>& t, const std::vector<double>& w, double b,
-                                const std::vector<double>& lo, const std::vector<double>& hi,
-                                std::vector<double>& d) {
-    fab_projection_scratch scratch;
-    fab_projection_linf(t, w, b, lo, hi, d, scratch);
-}
-
 /// The same in the L2 norm: the reference's projection_l2 for one sample, box per feature.
 inline void fab_projection_l2(const std::vector<double>& t, std::vector<double> w, double b,
                               const std::vector<double>& lo, const std::vector<double>& hi,
