@@ -58,11 +58,15 @@ struct config {
 
 // Stride 1 and 2, padding 0 and 1, one and three input channels, kernels 3 and 2, a 5x7 input,
 // rectangular kernel / stride / padding, and a kernel exactly as large as the padded input.
+// Stride 1 takes the wide layout where the kernel is narrow next to the output
+// (detail::wide_layout: the 2x2, 3x1, 1x1 and 12x10 configurations), im2col elsewhere.
 const std::vector<config> configs = {
     {2, 1, 4, 3, 3, 1, 1, 0, 0, 5, 7}, {2, 3, 2, 3, 3, 1, 1, 1, 1, 5, 7},
     {2, 3, 4, 3, 3, 2, 2, 1, 1, 5, 7}, {2, 3, 2, 3, 3, 2, 2, 0, 0, 5, 7},
     {2, 1, 3, 2, 2, 2, 2, 0, 0, 5, 7}, {1, 3, 2, 2, 2, 1, 1, 1, 1, 5, 7},
     {2, 2, 3, 3, 2, 2, 1, 0, 1, 5, 7}, {1, 1, 2, 5, 5, 1, 1, 0, 1, 5, 3},
+    {2, 3, 4, 3, 3, 1, 1, 1, 1, 12, 10}, {1, 2, 3, 3, 1, 1, 1, 2, 0, 6, 9},
+    {2, 2, 3, 1, 1, 1, 1, 0, 0, 4, 5},
 };
 
 template <class T>
@@ -101,6 +105,20 @@ TEST_CASE("conv2d: hand-computed 3x3 image, 2x2 kernel, with and without padding
     strided.forward(x, c, y);
     CHECK(y.shape() == std::array<std::size_t, 4>{1, 1, 2, 2});
     CHECK(std::vector<double>(y.begin(), y.end()) == std::vector<double>{4.5, 18.5, 36.5, 77.5});
+}
+
+TEST_CASE("the configurations cover both layouts of stride-1 convolutions") {
+    std::size_t wide = 0, unit_stride = 0;
+    for (const auto& cfg : configs) {
+        const std::size_t oh = (cfg.h + 2 * cfg.ph - cfg.kh) / cfg.sh + 1,
+                          ow = (cfg.w + 2 * cfg.pw - cfg.kw) / cfg.sw + 1;
+        const detail::conv_geometry g{cfg.in, cfg.h,  cfg.w,  cfg.kh, cfg.kw, cfg.sh,
+                                      cfg.sw, cfg.ph, cfg.pw, oh,     ow};
+        unit_stride += cfg.sh == 1 && cfg.sw == 1;
+        wide += detail::wide_layout(g);
+    }
+    CHECK(wide == 4);
+    CHECK(unit_stride == 7);  // three stride-1 configurations take im2col
 }
 
 TEST_CASE("conv2d forward matches a direct convolution loop, weights in PyTorch's layout") {

@@ -6,6 +6,8 @@
 #include <advaug/layers/pooling.hpp>
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <limits>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -122,6 +124,39 @@ TEST_CASE("max_pool2d: the unrolled 2x2 window follows the general rule, and bac
                 }
         CHECK(values(dx) == want_dx);
     }
+}
+
+TEST_CASE_TEMPLATE("max_pool2d's 2x2 row loop returns max_window's value and index, NaNs included",
+                   T, float, double) {
+    // Rows of 70 windows (more than the loop's block of 64) and an odd width and height, with
+    // values from {0, 1, 2, NaN}: ties everywhere, and NaNs first, second and last in windows.
+    const std::size_t h = 5, w = 141;
+    auto x = tensor<T, 4>::from_shape({2, 3, h, w});
+    rng gen(21);
+    for (auto& v : x) {
+        const auto r = static_cast<int>(gen.uniform() * 4.0);
+        v = r >= 3 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(r);
+    }
+    max_pool2d<T> mp(2);
+    typename max_pool2d<T>::cache_type c;
+    tensor<T, 4> y;
+    mp.forward(x, c, y);
+    REQUIRE(y.shape() == std::array<std::size_t, 4>{2, 3, 2, 70});
+    std::size_t mismatches = 0, nan_outputs = 0;
+    for (std::size_t p = 0; p < 6; ++p)
+        for (std::size_t oy = 0; oy < 2; ++oy)
+            for (std::size_t ox = 0; ox < 70; ++ox) {
+                T want;
+                const std::size_t at = backend::element::max_window(
+                    x.data(), p * h * w + 2 * oy * w + 2 * ox, w, std::size_t(2), want);
+                const std::size_t j = (p * 2 + oy) * 70 + ox;
+                const T got = y.data()[j];
+                const bool same = std::isnan(want) ? std::isnan(got) : got == want;
+                mismatches += !same || c.argmax[j] != at;
+                nan_outputs += std::isnan(got);
+            }
+    CHECK(mismatches == 0);
+    CHECK(nan_outputs > 0);  // the NaN rule was exercised
 }
 
 TEST_CASE_TEMPLATE("pooling input gradients pass the finite-difference check", T, float, double) {

@@ -144,12 +144,13 @@ ADVAUG_HOST_DEVICE inline std::size_t max_window(const T* x, std::size_t first,
                                                  std::size_t row_stride, std::size_t k, T& max) {
     std::size_t best = first;
     T best_value = x[first];
-    // One flat loop over the other k * k - 1 elements: with k a constant after inlining (the
-    // host's 2 x 2 case) it unrolls; nested loops, or comparing x[first] with itself, took
-    // twice as long. The value's select compiles to a max instruction (maxss keeps its second
-    // operand on a NaN, as the select does); the index's is a mask, because written as a
-    // select GCC 12 compiled the pair into a compare and a jump, which mispredicted on half
-    // the windows and made max-pool forward 7 times slower (perf: 35 % of Square on the CNN).
+    // One flat loop over the other k * k - 1 elements: nested loops, or comparing x[first]
+    // with itself, took twice as long. The value's select compiles to a max instruction (maxss
+    // keeps its second operand on a NaN, as the select does); the index's is a mask, because
+    // written as a select GCC 12 compiled the pair into a compare and a jump, which
+    // mispredicted on half the windows (perf: max-pool forward 35 % of Square on the CNN, 15 %
+    // with the mask). The host's 2 x 2 windows take max_pool2d's row loop, which makes the
+    // same comparisons in the same order.
     for (std::size_t j = 1; j < k * k; ++j) {
         const std::size_t i = first + (j / k) * row_stride + j % k;
         const T v = x[i];
