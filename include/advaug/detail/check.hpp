@@ -11,10 +11,26 @@
 
 namespace advaug::detail {
 
+/// Whether v[0, n) are all finite, in one pass without an early exit, which vectorizes (a
+/// loop that stops at the first bad value does not: it took 45 % of the L-inf ball family's
+/// step in perf). The checks below search for the bad value only when this fails.
+template <class T>
+bool all_finite(const T* v, std::size_t n) {
+    // v - v is 0 for a finite v and NaN for an infinite or NaN one; GCC 12 does not vectorize
+    // the same reduction over std::isfinite.
+    unsigned bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const T z = v[i] - v[i];
+        bad |= static_cast<unsigned>(z != z);
+    }
+    return bad == 0;
+}
+
 /// Every element of `t` is finite; otherwise names the first bad element by its flat index.
 template <class T, std::size_t N>
 void check_finite(const char* function, const char* argument, const tensor<T, N>& t) {
     const T* p = t.data();
+    if (all_finite(p, t.size())) return;
     for (std::size_t i = 0, n = t.size(); i < n; ++i) {
         if (!std::isfinite(p[i])) {
             invalid(function, argument, " must be finite, got ", p[i], " at flat index ", i,

@@ -48,7 +48,8 @@ protected:
 
 private:
     void forward_row(const T* u, const T* th, T* v) const {
-        for (std::size_t d = 0; d < this->input_size(); ++d) v[d] = u[d] + th[d];
+        const std::size_t n = this->input_size();  // read once, or reloaded after every store
+        for (std::size_t d = 0; d < n; ++d) v[d] = u[d] + th[d];
     }
     void backward_row(const T*, const T*, const T* g, T* dth, T* du) const {
         const std::size_t n = this->input_size();

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "advaug/detail/check.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
@@ -37,10 +38,10 @@ inline interval checked_interval(const char* function, const std::string& argume
     return i;
 }
 
-/// Shapes of a batch and its parameters: x [N, D], theta [N, P], both finite.
+/// Shapes of a batch and its parameters: x [N, D], theta [N, P].
 template <class T>
-void check_batch(const char* function, const tensor<T, 2>& x, const tensor<T, 2>& theta,
-                 std::size_t d, std::size_t p) {
+void check_batch_shapes(const char* function, const tensor<T, 2>& x, const tensor<T, 2>& theta,
+                        std::size_t d, std::size_t p) {
     if (x.shape()[1] != d) {
         invalid(function, "x has shape ", shape_string(x.shape()), "; the family takes ", d,
                 " features per sample");
@@ -49,20 +50,38 @@ void check_batch(const char* function, const tensor<T, 2>& x, const tensor<T, 2>
         invalid(function, "theta has shape ", shape_string(theta.shape()), ", expected [",
                 x.shape()[0], ", ", p, "] for x of shape ", shape_string(x.shape()));
     }
+}
+
+/// theta and x finite; otherwise names the first bad entry of theta, else of x.
+template <class T>
+void check_batch_values(const char* function, const tensor<T, 2>& x, const tensor<T, 2>& theta,
+                        std::size_t d, std::size_t p) {
     const T* t = theta.data();
-    for (std::size_t i = 0; i < theta.size(); ++i) {
-        if (!std::isfinite(t[i])) {
-            invalid(function, "theta must be finite, got ", t[i], " at row ", i / p, ", parameter ",
-                    i % p);
+    if (!all_finite(t, theta.size())) {
+        for (std::size_t i = 0; i < theta.size(); ++i) {
+            if (!std::isfinite(t[i])) {
+                invalid(function, "theta must be finite, got ", t[i], " at row ", i / p,
+                        ", parameter ", i % p);
+            }
         }
     }
     const T* v = x.data();
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        if (!std::isfinite(v[i])) {
-            invalid(function, "x must be finite, got ", v[i], " at row ", i / d, ", feature ",
-                    i % d);
+    if (!all_finite(v, x.size())) {
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            if (!std::isfinite(v[i])) {
+                invalid(function, "x must be finite, got ", v[i], " at row ", i / d, ", feature ",
+                        i % d);
+            }
         }
     }
+}
+
+/// Shapes of a batch and its parameters: x [N, D], theta [N, P], both finite.
+template <class T>
+void check_batch(const char* function, const tensor<T, 2>& x, const tensor<T, 2>& theta,
+                 std::size_t d, std::size_t p) {
+    check_batch_shapes(function, x, theta, d, p);
+    check_batch_values(function, x, theta, d, p);
 }
 
 /// dout has the shape of x.

@@ -92,12 +92,12 @@ private:
     }
     void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
         const std::size_t f = this->input_size();
-        for (std::size_t d = 0; d < f; ++d) {
-            if (dth) {
-                dth[d] = g[d] * u[d];
-                dth[f + d] = g[d];
-            }
-            if (du) du[d] = g[d] * (T(1) + th[d]);
+        if (dth) {
+            for (std::size_t d = 0; d < f; ++d) dth[d] = g[d] * u[d];
+            std::copy(g, g + f, dth + f);
+        }
+        if (du) {
+            for (std::size_t d = 0; d < f; ++d) du[d] = g[d] * (T(1) + th[d]);
         }
     }
 };
@@ -172,15 +172,19 @@ public:
     }
 
 private:
+    // The row kernels read the size once: in the loop condition it is reloaded after every
+    // store (v might alias the family), which keeps the loops from vectorizing.
     void forward_row(const T* u, const T* th, T* v) const {
-        for (std::size_t d = 0; d < this->input_size(); ++d) {
+        const std::size_t n = this->input_size();
+        for (std::size_t d = 0; d < n; ++d) {
             v[d] = th[d] > T(0) ? th[d] * std::round(u[d] / th[d]) : u[d];
         }
     }
     void backward_row(const T*, const T* th, const T* g, T* dth, T* du) const {
-        for (std::size_t d = 0; d < this->input_size(); ++d) {
-            if (dth) dth[d] = T(0);
-            if (du) du[d] = th[d] > T(0) ? T(0) : g[d];
+        const std::size_t n = this->input_size();
+        if (dth) std::fill(dth, dth + n, T(0));
+        if (du) {
+            for (std::size_t d = 0; d < n; ++d) du[d] = th[d] > T(0) ? T(0) : g[d];
         }
     }
 };
@@ -305,17 +309,25 @@ public:
     std::vector<double> param_scale() const { return std::vector<double>(this->input_size(), 1.0); }
 
 private:
+    // Sizes and the fill read once (see quantize), and each select's operands computed
+    // unconditionally, so that the loops vectorize.
     void forward_row(const T* u, const T* th, T* v) const {
-        for (std::size_t d = 0; d < this->input_size(); ++d) {
-            v[d] = th[d] == T(0)   ? u[d]
-                   : th[d] == T(1) ? fill_[d]
-                                   : u[d] + th[d] * (fill_[d] - u[d]);
+        const std::size_t n = this->input_size();
+        const T* fill = fill_.data();
+        for (std::size_t d = 0; d < n; ++d) {
+            const T mixed = u[d] + th[d] * (fill[d] - u[d]);
+            const T kept = th[d] == T(1) ? fill[d] : mixed;
+            v[d] = th[d] == T(0) ? u[d] : kept;
         }
     }
     void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
-        for (std::size_t d = 0; d < this->input_size(); ++d) {
-            if (dth) dth[d] = g[d] * (fill_[d] - u[d]);
-            if (du) du[d] = g[d] * (T(1) - th[d]);
+        const std::size_t n = this->input_size();
+        const T* fill = fill_.data();
+        if (dth) {
+            for (std::size_t d = 0; d < n; ++d) dth[d] = g[d] * (fill[d] - u[d]);
+        }
+        if (du) {
+            for (std::size_t d = 0; d < n; ++d) du[d] = g[d] * (T(1) - th[d]);
         }
     }
 

@@ -6,16 +6,22 @@
 // Rows are independent (the contract's "row n of out depends on row n of x and theta only"), so
 // apply and the vjps split the batch's rows over advaug's threads (parallel/threads.hpp): each
 // row is computed the same way on any thread, so the results do not depend on the thread count.
+// The shapes are checked up front; the finiteness of x and theta in the same pass as the rows
+// (each row checked while it is in cache: separate scans of the batch were a third of the
+// L-inf ball's step), and a non-finite value then throws check_batch's error after the pass,
+// with the output unspecified.
 // Internal: a user's own family implements the contract directly (family.hpp).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "advaug/detail/check.hpp"
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
 #include "advaug/domain/input_domain.hpp"
@@ -80,26 +86,38 @@ public:
 
     void apply(const tensor<T, 2>& x, const tensor<T, 2>& theta, tensor<T, 2>& out) const {
         const std::string fn = name_ + "::apply";
-        check_batch(fn.c_str(), x, theta, d_, p_);
+        check_batch_shapes(fn.c_str(), x, theta, d_, p_);
         const std::size_t n = x.shape()[0];
         out.resize({n, d_});
+        const T* lo = dom_.lo.data();
+        const T* hi = dom_.hi.data();
+        std::atomic<bool> non_finite{false};
         parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
             std::vector<T> u(d_), v(d_);
+            bool finite = true;
             for (std::size_t i = first; i < last; ++i) {
                 const T* xi = x.data() + i * d_;
                 const T* ti = theta.data() + i * p_;
                 T* oi = out.data() + i * d_;
+                finite &= all_finite(xi, d_) & all_finite(ti, p_);
                 if (std::equal(id_.begin(), id_.end(), ti)) {  // the identity returns x bit for bit
                     std::copy(xi, xi + d_, oi);
+                    continue;
+                }
+                if (dom_.unit) {  // raw units are model units: no trip, loops that vectorize
+                    self().forward_row(xi, ti, v.data());
+                    for (std::size_t d = 0; d < d_; ++d) oi[d] = std::clamp(v[d], lo[d], hi[d]);
                     continue;
                 }
                 for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
                 self().forward_row(u.data(), ti, v.data());
                 for (std::size_t d = 0; d < d_; ++d) {
-                    oi[d] = dom_.from_raw(std::clamp(v[d], dom_.lo[d], dom_.hi[d]), d);
+                    oi[d] = dom_.from_raw(std::clamp(v[d], lo[d], hi[d]), d);
                 }
             }
+            if (!finite) non_finite.store(true, std::memory_order_relaxed);
         });
+        if (non_finite.load()) check_batch_values(fn.c_str(), x, theta, d_, p_);
     }
 
     void vjp_theta(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
@@ -133,32 +151,54 @@ private:
     void backward(const char* suffix, const tensor<T, 2>& x, const tensor<T, 2>& theta,
                   const tensor<T, 2>& dout, tensor<T, 2>* dtheta, tensor<T, 2>* dx) const {
         const std::string fn = name_ + suffix;
-        check_batch(fn.c_str(), x, theta, d_, p_);
+        check_batch_shapes(fn.c_str(), x, theta, d_, p_);
         check_upstream(fn.c_str(), x, dout);
         const std::size_t n = x.shape()[0];
         if (dtheta) dtheta->resize({n, p_});
         if (dx) dx->resize({n, d_});
+        const T* lo = dom_.lo.data();
+        const T* hi = dom_.hi.data();
+        const T* sd = dom_.sd.data();
+        std::atomic<bool> non_finite{false};
         parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
             std::vector<T> u(d_), v(d_), g(d_);
+            bool finite = true;
             for (std::size_t i = first; i < last; ++i) {
                 const T* xi = x.data() + i * d_;
                 const T* ti = theta.data() + i * p_;
                 const T* gi = dout.data() + i * d_;
-                for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
-                self().forward_row(u.data(), ti, v.data());
-                // Clipped outputs pass no gradient; dL/draw = dL/dmodel / std.
-                for (std::size_t d = 0; d < d_; ++d) {
-                    const bool inside = v[d] >= dom_.lo[d] && v[d] <= dom_.hi[d];
-                    g[d] = inside ? (dom_.unit ? gi[d] : gi[d] / dom_.sd[d]) : T(0);
+                finite &= all_finite(xi, d_) & all_finite(ti, p_);
+                // Clipped outputs pass no gradient; dL/draw = dL/dmodel / std. The tests are
+                // combined with & (no branch) and the unit domain has its own loop, so that the
+                // loops vectorize.
+                const T* ui = xi;
+                if (dom_.unit) {
+                    self().forward_row(xi, ti, v.data());
+                    for (std::size_t d = 0; d < d_; ++d) {
+                        const bool inside = (v[d] >= lo[d]) & (v[d] <= hi[d]);
+                        const T up = gi[d];  // loaded either way: a select, not a branch
+                        g[d] = inside ? up : T(0);
+                    }
+                } else {
+                    for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
+                    ui = u.data();
+                    self().forward_row(ui, ti, v.data());
+                    for (std::size_t d = 0; d < d_; ++d) {
+                        const bool inside = (v[d] >= lo[d]) & (v[d] <= hi[d]);
+                        const T up = gi[d] / sd[d];
+                        g[d] = inside ? up : T(0);
+                    }
                 }
                 T* dth = dtheta ? dtheta->data() + i * p_ : nullptr;
                 T* du = dx ? dx->data() + i * d_ : nullptr;
-                self().backward_row(u.data(), ti, g.data(), dth, du);
+                self().backward_row(ui, ti, g.data(), dth, du);
                 if (du && !dom_.unit) {
                     for (std::size_t d = 0; d < d_; ++d) du[d] *= dom_.sd[d];
                 }
             }
+            if (!finite) non_finite.store(true, std::memory_order_relaxed);
         });
+        if (non_finite.load()) check_batch_values(fn.c_str(), x, theta, d_, p_);
     }
 
     // Rows per chunk: a row costs a few to a few dozen operations per feature, so chunks of
