@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "support/check_throws.hpp"
 #include "support/models.hpp"
@@ -394,4 +395,34 @@ TEST_CASE("common_quantize rounds every feature to one step in its own scale") {
     tensor<double, 2> out;
     shared.apply(x, theta, out);
     CHECK(out == tensor<double, 2>{{1, 15}, {-4, 30}});
+}
+
+TEST_CASE_TEMPLATE("quantize's rounding is std::round bit for bit, and select_bits the conditional",
+                   T, float, double) {
+    // Halves (away from zero), their neighbours, signed zeros, the integral threshold 2^23 or
+    // 2^52 and beyond, and infinities; then a sweep of quotients as quantize forms them.
+    const T integral = T(1) / std::numeric_limits<T>::epsilon();
+    std::vector<T> q = {T(0),      -T(0),     T(0.5),   -T(0.5),  T(1.5),         -T(1.5),
+                        T(2.5),    -T(2.5),   T(0.3),   -T(0.3),  integral - T(0.5), integral,
+                        -integral, 3 * integral, std::numeric_limits<T>::max(),
+                        std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity()};
+    for (T v : {T(0.5), T(1.5), T(7.5), integral / 2 + T(0.5)}) {
+        q.push_back(std::nextafter(v, T(0)));
+        q.push_back(std::nextafter(v, T(10) * v));
+        q.push_back(-std::nextafter(v, T(0)));
+    }
+    rng gen(3);
+    for (int i = 0; i < 20000; ++i) {
+        q.push_back(static_cast<T>(gen.uniform(-1, 1)) / static_cast<T>(gen.uniform(1e-4, 0.2)));
+    }
+    std::size_t mismatches = 0;
+    for (T v : q) {
+        const T got = detail::round_half_away(v), want = std::round(v);
+        mismatches += std::memcmp(&got, &want, sizeof(T)) != 0;
+    }
+    CHECK(mismatches == 0);
+    CHECK(std::isnan(detail::round_half_away(std::numeric_limits<T>::quiet_NaN())));
+    CHECK(detail::select_bits(true, T(1), T(2)) == T(1));
+    CHECK(detail::select_bits(false, T(1), T(2)) == T(2));
+    CHECK(std::signbit(detail::select_bits(true, -T(0), T(0))));
 }

@@ -24,11 +24,14 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "advaug/detail/random.hpp"
@@ -53,6 +56,31 @@ std::vector<V> per_feature(const char* function, const char* argument, const std
 inline std::size_t checked_features(const char* function, std::size_t f) {
     if (f == 0) invalid(function, "features must be >= 1, got 0");
     return f;
+}
+
+/// c ? a : b on the values' bits. The same value as the conditional, but both operands are
+/// then used unconditionally: under GCC's default -ftrapping-math a conditional's arithmetic
+/// operand is not computed speculatively, so a loop of them does not vectorize.
+template <class T>
+T select_bits(bool c, T a, T b) {
+    using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    static_assert(sizeof(T) == sizeof(U), "select_bits: float or double");
+    const U m = U{0} - static_cast<U>(c);
+    return std::bit_cast<T>((std::bit_cast<U>(a) & m) | (std::bit_cast<U>(b) & ~m));
+}
+
+/// std::round(q) (halves away from zero, the sign of zero kept), bit for bit, without the
+/// library call that keeps a loop of std::round scalar: truncation by conversion to an integer
+/// where |q| < 2^(digits - 1), where a float is otherwise an integer already (or not finite).
+template <class T>
+T round_half_away(T q) {
+    using I = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+    constexpr T integral = T(1) / std::numeric_limits<T>::epsilon();  // 2^23 or 2^52
+    const bool small = std::abs(q) < integral;                          // false for inf, NaN
+    const T qs = select_bits(small, q, T(0));  // no conversion of an out-of-range value
+    const T t = static_cast<T>(static_cast<I>(qs));
+    const T up = select_bits(std::abs(qs - t) >= T(0.5), std::copysign(T(1), qs), T(0));
+    return select_bits(small, std::copysign(t + up, qs), q);
 }
 
 }  // namespace detail
@@ -173,11 +201,14 @@ public:
 
 private:
     // The row kernels read the size once: in the loop condition it is reloaded after every
-    // store (v might alias the family), which keeps the loops from vectorizing.
+    // store (v might alias the family), which keeps the loops from vectorizing; the rounding
+    // and the select are detail::round_half_away and select_bits for the same reason.
     void forward_row(const T* u, const T* th, T* v) const {
         const std::size_t n = this->input_size();
         for (std::size_t d = 0; d < n; ++d) {
-            v[d] = th[d] > T(0) ? th[d] * std::round(u[d] / th[d]) : u[d];
+            const bool on = th[d] > T(0);
+            const T step = detail::select_bits(on, th[d], T(1));  // no division by 0
+            v[d] = detail::select_bits(on, step * detail::round_half_away(u[d] / step), u[d]);
         }
     }
     void backward_row(const T*, const T* th, const T* g, T* dth, T* du) const {
@@ -309,15 +340,15 @@ public:
     std::vector<double> param_scale() const { return std::vector<double>(this->input_size(), 1.0); }
 
 private:
-    // Sizes and the fill read once (see quantize), and each select's operands computed
-    // unconditionally, so that the loops vectorize.
+    // Sizes and the fill read once (see quantize), and the mask's cases selected by bits
+    // (detail::select_bits), so that the loops vectorize.
     void forward_row(const T* u, const T* th, T* v) const {
         const std::size_t n = this->input_size();
         const T* fill = fill_.data();
         for (std::size_t d = 0; d < n; ++d) {
-            const T mixed = u[d] + th[d] * (fill[d] - u[d]);
-            const T kept = th[d] == T(1) ? fill[d] : mixed;
-            v[d] = th[d] == T(0) ? u[d] : kept;
+            const T ud = u[d], td = th[d], fd = fill[d];
+            const T mixed = ud + td * (fd - ud);
+            v[d] = detail::select_bits(td == T(1), fd, detail::select_bits(td == T(0), ud, mixed));
         }
     }
     void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
