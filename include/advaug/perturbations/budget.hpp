@@ -76,14 +76,6 @@ void check_batch_values(const char* function, const tensor<T, 2>& x, const tenso
     }
 }
 
-/// Shapes of a batch and its parameters: x [N, D], theta [N, P], both finite.
-template <class T>
-void check_batch(const char* function, const tensor<T, 2>& x, const tensor<T, 2>& theta,
-                 std::size_t d, std::size_t p) {
-    check_batch_shapes(function, x, theta, d, p);
-    check_batch_values(function, x, theta, d, p);
-}
-
 /// dout has the shape of x.
 template <class T>
 void check_upstream(const char* function, const tensor<T, 2>& x, const tensor<T, 2>& dout) {

@@ -8,8 +8,8 @@
 // row is computed the same way on any thread, so the results do not depend on the thread count.
 // The shapes are checked up front; the finiteness of x and theta in the same pass as the rows
 // (each row checked while it is in cache: separate scans of the batch were a third of the
-// L-inf ball's step), and a non-finite value then throws check_batch's error after the pass,
-// with the output unspecified.
+// L-inf ball's step), and a non-finite value then throws check_batch_values' error after the
+// pass, with the output unspecified.
 // Internal: a user's own family implements the contract directly (family.hpp).
 #pragma once
 
