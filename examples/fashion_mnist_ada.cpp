@@ -25,8 +25,10 @@
 // displacement and chain (the L-inf ball of --eps, then the affine warp) pick other families;
 // --family-steps and --family-start set the search. --family mixture is AugMix's mixture of
 // chains of all those operations (below); with --family-search random each batch trains on a
-// random draw of it: random augmentation, the baseline the worst case has to beat.
-// --family mixture-linf adds the L-inf ball of --eps after the mixture (the combined recipe).
+// random draw of it: random augmentation, the baseline the worst case has to beat; with
+// --family-draws K, on the worst of K random draws (worst-of-k). --family mixture-linf adds the
+// L-inf ball of --eps after the mixture (the combined recipe); --family mixture-full adds scale
+// and shear to the mixture's operations.
 //
 // `--method augmix` and `--method augmax` train on CE(x) + lambda JS(x, v1, v2), the
 // Jensen-Shannon consistency of the predictions on two augmented views (Hendrycks et al. 2020):
@@ -145,6 +147,7 @@ struct settings {
     std::optional<std::size_t> family_steps;
     std::string family_start = "random";
     std::string family_search_name = "gradient";
+    std::size_t family_draws = 1;  // --family-search random: the worst of this many draws
     double consistency_weight = 12;
     std::string ada;  // "ada" or "me-ada": feature-space ADA for the second model (method plain)
 };
@@ -203,9 +206,11 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
                    "up to 1.5 pixels), displacement (a 4 x 4 lattice of shifts up to 1 pixel), "
                    "chain (the L-inf ball of --eps, then affine), mixture (AugMix's mixtures of "
                    "chains of rotation, translation, brightness, contrast, gamma, blur and "
-                   "displacement at those budgets) or mixture-linf (a mixture, then the L-inf "
-                   "ball of --eps)")
-        ->check(CLI::IsMember({"affine", "photometric", "blur", "displacement", "chain", "mixture", "mixture-linf"}))
+                   "displacement at those budgets), mixture-linf (a mixture, then the L-inf "
+                   "ball of --eps) or mixture-full (the mixture with scale +-10% and shear +-0.2 "
+                   "added to its operations)")
+        ->check(CLI::IsMember({"affine", "photometric", "blur", "displacement", "chain", "mixture", "mixture-linf",
+                               "mixture-full"}))
         ->capture_default_str();
     app.add_option("--family-steps", s.family_steps,
                    "with --method family: sign-gradient steps of the search in the family's "
@@ -216,6 +221,11 @@ void declare_options(CLI::App& app, settings& s, double& alpha, std::size_t& pgd
                    "with --method family: gradient (the worst case, by --family-steps sign steps) "
                    "or random (one random draw per image: random augmentation of the family)")
         ->check(CLI::IsMember({"gradient", "random"}))
+        ->capture_default_str();
+    app.add_option("--family-draws", s.family_draws,
+                   "with --family-search random: train on the worst of N random draws per image "
+                   "(worst-of-k, gradient-free; 1 is random augmentation)")
+        ->check(whole_number(1, "POSITIVE"))
         ->capture_default_str();
     app.add_option("--consistency-weight", s.consistency_weight,
                    "with --method augmix or augmax: the weight lambda of the Jensen-Shannon "
@@ -326,7 +336,11 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
                           s.method_name);
     }
     if (given("--family-steps") && s.family_search_name == "random") {
-        throw usage_error("--family-steps sets the gradient search; --family-search random takes one draw");
+        throw usage_error("--family-steps sets the gradient search; --family-search random takes no steps");
+    }
+    if (given("--family-draws") && s.family_search_name != "random") {
+        throw usage_error("--family-draws is only valid with --family-search random, not --family-search " +
+                          s.family_search_name);
     }
     if (given("--consistency-weight") && !consistency) {
         throw usage_error("--consistency-weight is only valid with --method augmix or augmax, not --method " +
@@ -374,15 +388,19 @@ byte_dataset first_images(const advaug::tensor<std::uint8_t, 3>& images,
 // ---------------------------------------------------------------------------------------------
 
 // AugMix's operations: every image family above, at the same budgets (docs/shift_robustness.md
-// says which evaluation corruptions each covers).
-std::vector<std::pair<advaug::natural_family, double>> mixture_operations() {
+// says which evaluation corruptions each covers). --family mixture-full adds scale and shear,
+// the two warps the affine family above leaves out: scale within +-10% (the corruption's
+// mildest shrink is 10%) and shear within +-0.2 (a column shift of 0.2 pixels per row).
+std::vector<std::pair<advaug::natural_family, double>> mixture_operations(const settings& s) {
     using enum advaug::natural_family;
-    return {{rotation, 15}, {translation, 2}, {brightness, 0.2}, {contrast, 0.3},
-            {gamma, 0.3},   {blur, 1.5},      {displacement, 1}};
+    std::vector<std::pair<advaug::natural_family, double>> ops{
+        {rotation, 15}, {translation, 2}, {brightness, 0.2}, {contrast, 0.3}, {gamma, 0.3}, {blur, 1.5}, {displacement, 1}};
+    if (s.family_name == "mixture-full") ops.insert(ops.begin() + 2, {{scale, 0.1}, {shear, 0.2}});
+    return ops;
 }
-advaug::augment_and_mix<float> make_mixture() {
+advaug::augment_and_mix<float> make_mixture(const settings& s) {
     using namespace advaug;
-    return augment_and_mix<float>(natural_families<float>(mixture_operations(), image_shape{1, 28, 28}, input_domain{}));
+    return augment_and_mix<float>(natural_families<float>(mixture_operations(s), image_shape{1, 28, 28}, input_domain{}));
 }
 
 // The family of --family, on the 28 x 28 images in [0, 1]. any_family holds whichever was
@@ -390,9 +408,9 @@ advaug::augment_and_mix<float> make_mixture() {
 advaug::any_family<float> make_family(const settings& s) {
     using namespace advaug;
     const image_shape images{1, 28, 28};
-    if (s.family_name == "mixture") return make_mixture();
+    if (s.family_name == "mixture" || s.family_name == "mixture-full") return make_mixture(s);
     if (s.family_name == "mixture-linf") {
-        return chain<augment_and_mix<float>, linf_ball<float>>(make_mixture(), linf_ball<float>(images, s.eps));
+        return chain<augment_and_mix<float>, linf_ball<float>>(make_mixture(s), linf_ball<float>(images, s.eps));
     }
     const auto warp = affine<float>(images, affine_budget{.rotation = symmetric(15),
                                                           .translate_x = symmetric(2),
@@ -414,7 +432,7 @@ advaug::any_family<float> make_family(const settings& s) {
 // family's FGSM-RS and PGD) or from the identity (its seed's recipe).
 advaug::worst_case_options family_search(const settings& s) {
     if (s.family_search_name == "random") {
-        return advaug::worst_case_options{}.method(advaug::search_method::random).samples(1);
+        return advaug::worst_case_options{}.method(advaug::search_method::random).samples(s.family_draws);
     }
     const std::size_t steps = s.family_steps.value_or(1);
     return advaug::worst_case_options{}
@@ -429,7 +447,7 @@ std::vector<std::string> covered_by_training(const settings& s) {
     const bool family = s.method == advaug::training_method::family;
     std::vector<natural_family> parts;
     if (advaug::is_consistency(s.method) || (family && s.family_name.starts_with("mixture"))) {
-        for (const auto& [part, budget] : mixture_operations()) parts.push_back(part);
+        for (const auto& [part, budget] : mixture_operations(s)) parts.push_back(part);
         return advaug::covered_corruption_names(s.family_name == "mixture-linf" ? std::vector<std::string>{"linf_ball"}
                                                                                  : std::vector<std::string>{},
                                                 parts);
@@ -477,7 +495,7 @@ void train(model_type& model, advaug::training_method method, const settings& s,
         // Views of the mixture; epsilon only sets the epoch summary's PGD attack.
         auto search = advaug::train_options::default_consistency_search();
         if (s.family_steps) search.steps(*s.family_steps);
-        options.consistency(make_mixture(), s.consistency_weight, search).epsilon(s.eps);
+        options.consistency(make_mixture(s), s.consistency_weight, search).epsilon(s.eps);
     } else {
         // For plain training epsilon only sets the PGD attack of the epoch summary, so both
         // runs report robustness at the same radius.

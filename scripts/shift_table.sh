@@ -9,6 +9,10 @@
 #   bash scripts/shift_table.sh [--out DIR] [--seeds "0 1 2"] [--epochs 5] [--model mlp]
 #                               [--recipes "random-mixture worst-mixture augmix augmax fgsm-rs combined ada me-ada"]
 #
+# Recipes (docs/shift_robustness.md lists their flags): random-mixture, worst-mixture, augmix,
+# augmax, fgsm-rs, combined, ada, me-ada, fgsm-0.01, fgsm-0.1, worst-of-4-mixture,
+# random-mixture-full, worst-mixture-full, combined-rs.
+#
 # Builds fashion_mnist_ada and advaug-eval in build/ (Release). The example's own table looks at
 # 1,000 test images only (advaug-eval scores the whole test set). The plain model of a seed is
 # trained once (its checkpoint is copied into the other recipes' runs, which resume it at its
@@ -29,7 +33,7 @@ while [[ $# -gt 0 ]]; do
         --epochs) epochs="${2:?--epochs needs a number}"; shift ;;
         --model) model="${2:?--model needs mlp or cnn}"; shift ;;
         --recipes) recipes="${2:?--recipes needs a list}"; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "shift_table.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -45,6 +49,12 @@ flags_of() {
         combined) echo "--method family --family mixture-linf" ;;
         ada) echo "--method ada" ;;
         me-ada) echo "--method me-ada" ;;
+        fgsm-0.01) echo "--method fgsm --eps 0.01" ;;
+        fgsm-0.1) echo "--method fgsm --eps 0.1" ;;
+        worst-of-4-mixture) echo "--method family --family mixture --family-search random --family-draws 4" ;;
+        random-mixture-full) echo "--method family --family mixture-full --family-search random" ;;
+        worst-mixture-full) echo "--method family --family mixture-full" ;;
+        combined-rs) echo "--method family --family mixture-linf --alpha 1" ;;
         *) echo "shift_table.sh: unknown recipe '$1'" >&2; exit 2 ;;
     esac
 }
