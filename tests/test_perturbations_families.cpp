@@ -390,11 +390,12 @@ TEST_CASE("common_drift shifts every feature by one gain and one offset in its o
 
 TEST_CASE("common_quantize rounds every feature to one step in its own scale") {
     const common_quantize<double> shared(2, {0, 1}, {2.0, 10.0}, input_domain::unbounded());
-    const tensor<double, 2> x = {{1.2, 14}, {-3.1, 26}};
-    const tensor<double, 2> theta = {{0.5}, {1}};  // steps 1 and 5, then 2 and 10
+    // Steps 1 and 5, then 2 and 10; halves go away from zero; a zero step is the identity.
+    const tensor<double, 2> x = {{1.2, 14}, {-3.1, 26}, {2.5, -12.5}, {0.7, -3.3}};
+    const tensor<double, 2> theta = {{0.5}, {1}, {0.5}, {0}};
     tensor<double, 2> out;
     shared.apply(x, theta, out);
-    CHECK(out == tensor<double, 2>{{1, 15}, {-4, 30}});
+    CHECK(out == tensor<double, 2>{{1, 15}, {-4, 30}, {3, -15}, {0.7, -3.3}});
 }
 
 TEST_CASE_TEMPLATE("quantize's rounding is std::round bit for bit, and select_bits the conditional",

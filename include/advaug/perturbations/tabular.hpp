@@ -245,17 +245,22 @@ public:
     }
 
 private:
+    // As quantize's kernels: the size read once, the rounding and the select branch-free.
     void forward_row(const T* u, const T* th, T* v) const {
-        for (std::size_t d = 0; d < this->input_size(); ++d) {
-            const T step = th[0] * scale_[d];
-            v[d] = step > T(0) ? step * std::round(u[d] / step) : u[d];
+        const std::size_t n = this->input_size();
+        for (std::size_t d = 0; d < n; ++d) {
+            const T raw = th[0] * scale_[d];
+            const bool on = raw > T(0);
+            const T step = detail::select_bits(on, raw, T(1));  // no division by 0
+            v[d] = detail::select_bits(on, step * detail::round_half_away(u[d] / step), u[d]);
         }
     }
     void backward_row(const T*, const T* th, const T* g, T* dth, T* du) const {
         if (dth) dth[0] = T(0);
-        for (std::size_t d = 0; d < this->input_size(); ++d) {
-            if (du) du[d] = th[0] > T(0) ? T(0) : g[d];
-        }
+        if (!du) return;
+        const std::size_t n = this->input_size();
+        const bool on = th[0] > T(0);
+        for (std::size_t d = 0; d < n; ++d) du[d] = on ? T(0) : g[d];
     }
 
     std::vector<T> scale_;
