@@ -17,6 +17,10 @@ cmake_minimum_required(VERSION 3.21)
 
 if(NOT DEFINED SOURCE_DIR OR SOURCE_DIR STREQUAL "")
     get_filename_component(SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
+else()
+    # A relative SOURCE_DIR (-DSOURCE_DIR=.) made the docs/*.md glob below find nothing, so
+    # only the README was checked.
+    get_filename_component(SOURCE_DIR "${SOURCE_DIR}" ABSOLUTE)
 endif()
 if(DEFINED DOCS AND NOT DOCS STREQUAL "")
     string(REPLACE "|" ";" docs "${DOCS}")
