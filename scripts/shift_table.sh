@@ -138,6 +138,9 @@ for row in rows:
     cells = []
     for c in cols:
         v = [100 * r[c] for r in runs]
+        if all(x != x for x in v):  # NaN: nothing covered (plain)
+            cells.append("-")
+            continue
         cells.append(f"{statistics.mean(v):.1f} ({max(v) - min(v):.1f})")
     print(f"| {row} | " + " | ".join(cells) + " |")
 print()
