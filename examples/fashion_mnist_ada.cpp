@@ -325,7 +325,7 @@ void finish_settings(const CLI::App& app, settings& s, double alpha, std::size_t
     }
     const bool family = s.method == advaug::training_method::family;
     const bool consistency = advaug::is_consistency(s.method);
-    for (const char* option : {"--family", "--family-start", "--family-search"}) {
+    for (const char* option : {"--family", "--family-start", "--family-search", "--family-draws"}) {
         if (given(option) && !family) {
             throw usage_error(std::string(option) + " is only valid with --method family, not --method " +
                               s.method_name);
