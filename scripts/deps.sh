@@ -7,6 +7,9 @@ packages=(
     build-essential cmake ccache
     libxtensor-dev libxtensor-blas-dev libopenblas-dev
     libdnnl-dev  # oneDNN: the default kernel backend (ADVAUG_BACKEND=auto picks it)
+    # Debian builds oneDNN with its OpenCL GPU runtime: dnnl-config.cmake calls
+    # find_package(OpenCL REQUIRED), and libdnnl-dev only recommends these
+    ocl-icd-opencl-dev opencl-c-headers
     doctest-dev zlib1g-dev libzip-dev libcli11-dev libstb-dev nlohmann-json3-dev
     # libzip-dev's CMake package also imports these tools and fails without them (Debian 12)
     zipcmp zipmerge ziptool
