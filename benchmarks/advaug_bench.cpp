@@ -37,6 +37,10 @@
 //   advaug_bench --only mlp/seed-fgsm --seconds 20     one workload for a profiler
 //   advaug_bench --full-run mlp:seed-fgsm --epochs 1   train on all 60,000 images (peak RSS;
 //                                      dataset::from_idx, the training set only)
+//   advaug_bench --flush-denormals     the same with subnormal floats flushed to zero (x86's
+//                                      FTZ and DAZ, set before any thread starts, so every thread
+//                                      inherits them): a step that is slower without it spends
+//                                      that time in the CPU's subnormal assists
 //
 // The GEMMs a step needs (F: forward of every layer; I: input gradient, first layer or the
 // rest; P: parameter gradient of every layer), counting only what the mathematics requires:
@@ -52,6 +56,9 @@
 // batch-wide GEMM; the bound takes the faster of the two.
 
 #include <sys/resource.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>  // _mm_getcsr, _mm_setcsr
+#endif
 
 #include <CLI/CLI.hpp>
 #include <advaug/attacks/fgsm.hpp>
@@ -178,6 +185,7 @@ struct settings {
     std::string full_run;  // "model:method": train on the whole training set instead
     std::size_t epochs = 1;
     std::size_t train_samples = 0;  // --full-run: 0 is all
+    bool flush_denormals = false;
     timing_config timing;
 };
 
@@ -978,6 +986,18 @@ void declare_options(CLI::App& app, settings& s) {
     app.add_option("--train-samples", s.train_samples,
                    "--full-run on the first N training images (default: all)")
         ->check(CLI::Range(1, 1 << 30));
+    app.add_flag("--flush-denormals", s.flush_denormals,
+                 "flush subnormal floats to zero (x86 FTZ and DAZ) in every thread; the kernels "
+                 "of a step that reaches subnormals are otherwise slowed by the CPU's assists");
+}
+
+// FTZ (bit 15) and DAZ (bit 6) of MXCSR, on this thread; threads started later inherit them.
+void flush_denormals() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(_mm_getcsr() | 0x8040u);
+#else
+    throw bench_error("--flush-denormals: this build is not for an x86 CPU (no MXCSR)");
+#endif
 }
 
 }  // namespace
@@ -990,6 +1010,7 @@ int main(int argc, char** argv) {
     declare_options(app, s);
     CLI11_PARSE(app, argc, argv);
     try {
+        if (s.flush_denormals) flush_denormals();  // before any thread starts
         advaug::set_num_threads(
             static_cast<std::size_t>(s.advaug_threads > 0 ? s.advaug_threads : s.threads));
 #ifndef ADVAUG_NO_BLAS
@@ -1022,6 +1043,7 @@ int main(int argc, char** argv) {
                     s.threads, kernels.summary().c_str(), kernels.backend.c_str(),
                     kernels.blas_config.empty() ? "" : ", ", kernels.blas_config.c_str(),
                     inputs.c_str(), s.smoke ? " (smoke run: one timed step each)" : "");
+        if (s.flush_denormals) std::printf("subnormal floats flushed to zero (FTZ and DAZ)\n");
         if (!kernels.warning.empty()) std::printf("%s\n", kernels.warning.c_str());
         reporter rep(s.json_path);
         {
@@ -1029,7 +1051,8 @@ int main(int argc, char** argv) {
             o << "{\"side\":\"advaug\",\"table\":\"meta\",\"openblas\":\"" << blas
               << "\",\"kernels\":\"" << kernels.summary() << "\",\"backend\":\"" << kernels.backend
               << "\",\"threads\":" << s.threads << ",\"inputs\":\"" << inputs
-              << "\",\"smoke\":" << (s.smoke ? "true" : "false") << "}";
+              << "\",\"smoke\":" << (s.smoke ? "true" : "false")
+              << ",\"flush_denormals\":" << (s.flush_denormals ? "true" : "false") << "}";
             rep.raw(o.str());
         }
         gemm_timer timer(s.smoke, s.threads);

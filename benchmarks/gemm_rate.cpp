@@ -1,4 +1,5 @@
-// gemm_rate: GFLOP/s of advaug::backend::gemm on issue 15's two shapes, with the kernel
+// gemm_rate: GFLOP/s of advaug::backend::gemm on issue 15's six shapes (the MLP's and the
+// output layer's products at batch 128, and a large square one), with the kernel
 // backend of this build (the first line names it), on advaug's threads.
 //
 //   gemm_rate [threads]      (default 2; ADVAUG_BACKEND decides the library)
@@ -27,8 +28,9 @@ int main(int argc, char** argv) {
     std::printf("gemm_rate: %d threads, %s\n", threads,
                 advaug::backend::describe().summary().c_str());
     using clock_type = std::chrono::steady_clock;
-    for (const auto [m, n, k] :
-         {std::array<std::size_t, 3>{128, 256, 784}, std::array<std::size_t, 3>{1024, 1024, 1024}}) {
+    using shape = std::array<std::size_t, 3>;  // M x N x K
+    for (const auto [m, n, k] : {shape{128, 256, 784}, shape{128, 784, 256}, shape{256, 784, 128},
+                                 shape{128, 256, 256}, shape{128, 10, 256}, shape{1024, 1024, 1024}}) {
         std::vector<float> a(m * k), b(k * n), c(m * n);
         advaug::rng gen(1);
         for (auto* v : {&a, &b}) {
