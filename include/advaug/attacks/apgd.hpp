@@ -316,24 +316,23 @@ void apgd_evaluate(loss_gradient<M>& oracle, const tensor<T, R>& x, const label_
     const std::size_t n = x.shape()[0];
     loss.resize(n);
     for (std::size_t e = 0; e < p.eot_iter; ++e) {
-        oracle.forward(x);
-        const std::size_t c = oracle.logits.shape()[1];
-        oracle.dlogits.resize({n, c});
-        std::vector<std::size_t> order;
-        for (std::size_t s = 0; s < n; ++s) {
-            const T* z = oracle.logits.data() + s * c;
-            T* g = oracle.dlogits.data() + s * c;
-            const auto ys = static_cast<std::size_t>(y(s));
-            if (p.objective == apgd_objective::ce) {
-                loss[s] = ce_row(z, c, ys, g);
-            } else {
-                sorted_classes(z, c, order);
-                loss[s] = p.objective == apgd_objective::dlr
-                              ? dlr_row(z, c, ys, order, g)
-                              : dlr_targeted_row(z, c, ys, targets[s], order, g);
+        oracle.gradient(x, [&](std::size_t first, std::size_t count) {  // on any thread
+            const std::size_t c = oracle.logits.shape()[1];
+            thread_local std::vector<std::size_t> order;  // sorted_classes' scratch, kept
+            for (std::size_t s = first; s < first + count; ++s) {
+                const T* z = oracle.logits.data() + s * c;
+                T* g = oracle.dlogits.data() + s * c;
+                const auto ys = static_cast<std::size_t>(y(s));
+                if (p.objective == apgd_objective::ce) {
+                    loss[s] = ce_row(z, c, ys, g);
+                } else {
+                    sorted_classes(z, c, order);
+                    loss[s] = p.objective == apgd_objective::dlr
+                                  ? dlr_row(z, c, ys, order, g)
+                                  : dlr_targeted_row(z, c, ys, targets[s], order, g);
+                }
             }
-        }
-        oracle.model.input_gradient(oracle.cache, oracle.dlogits, oracle.grad);
+        }, oracle.grad);
         if (e == 0) {
             copy_tensor(grad, oracle.grad);
         } else {
@@ -426,7 +425,7 @@ apgd_run_result<T, R> apgd_single_run(const char* fn, loss_gradient<M>& oracle,
 template <class M, class T, std::size_t R>
 std::vector<std::size_t> correctly_classified(loss_gradient<M>& oracle, const tensor<T, R>& x,
                                               const label_vector& y) {
-    oracle.forward(x);
+    oracle.predict(x);
     const std::size_t c = oracle.logits.shape()[1];
     std::vector<std::size_t> idx;
     for (std::size_t s = 0; s < x.shape()[0]; ++s) {
@@ -492,7 +491,7 @@ tensor<T, R> apgd_attack(const char* fn, const M& model, const tensor<T, R>& x,
             if (objective == apgd_objective::dlr_targeted) {
                 // the class ranked t + 2 by the clean logits (the reference's
                 // output.sort()[1][:, -target_class], target_class = t + 2)
-                oracle.forward(xs);
+                oracle.predict(xs);
                 const std::size_t c = oracle.logits.shape()[1];
                 for (std::size_t i = 0; i < alive.size(); ++i) {
                     sorted_classes(oracle.logits.data() + i * c, c, order);

@@ -337,7 +337,7 @@ autoattack_result<tensor<T, R>> autoattack_run(const M& model, const tensor<T, R
         }
         // what counts is the model's verdict on the example returned
         loss_gradient<M> oracle(fn, model, &workspace);
-        oracle.forward(adv);
+        oracle.predict(adv);
         std::vector<std::size_t> still;
         for (std::size_t i = 0; i < alive.size(); ++i) {
             const std::size_t s = alive[i];

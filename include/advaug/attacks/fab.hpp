@@ -397,31 +397,43 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
     std::vector<std::vector<double>> w(n, std::vector<double>(d_size));
     std::vector<double> f(n), dist(n);
     tensor<T, R> grad;
-    bool at_x = false;  // the oracle's forward pass (cache and logits) is x's
+    // fab_t: one backward pass, each row towards its own target; fab: one per class, each row
+    // towards that class, keeping the nearest boundary (targets are all set or none).
+    const bool targeted = targets[0] < classes;
+    bool at_x = false;  // fab: the oracle's forward pass (cache and logits) is x's
     for (std::size_t it = 0; it < p.n_iter; ++it) {
         // The boundary to project on: f = z_t - z_y and its gradient w (raw units).
-        if (!at_x) oracle.forward(x);
+        const auto set_dlogits = [&](std::size_t j, std::size_t first, std::size_t count) {
+            for (std::size_t s = first; s < first + count; ++s) {
+                T* g = oracle.dlogits.data() + s * classes;
+                std::fill_n(g, classes, T(0));
+                const std::size_t ys = static_cast<std::size_t>(y(s)), b = targeted ? targets[s] : j;
+                if (b == ys) continue;
+                g[b] = T(1);
+                g[ys] = T(-1);
+            }
+        };
+        if (targeted) {
+            // logits and gradient in one pass, in passes where the model has them
+            oracle.gradient(x, [&](std::size_t first, std::size_t count) { set_dlogits(0, first, count); }, grad);
+        } else if (!at_x) {
+            oracle.forward(x);
+        }
         const auto& logits = oracle.logits;  // input_gradient leaves them as they are
         std::fill(dist.begin(), dist.end(), std::numeric_limits<double>::infinity());
-        // fab_t: one backward pass, each row towards its own target; fab: one per class, each
-        // row towards that class, keeping the nearest boundary (targets are all set or none).
-        const bool targeted = targets[0] < classes;
         for (std::size_t j = 0; j < (targeted ? 1 : classes); ++j) {
             const auto boundary = [&](std::size_t s) { return targeted ? targets[s] : j; };
             const auto crosses = [&](std::size_t s) { return boundary(s) != static_cast<std::size_t>(y(s)); };
             bool any = false;
             for (std::size_t s = 0; s < n && !any; ++s) any = crosses(s);
             if (!any) continue;
-            oracle.dlogits.resize({n, classes});
-            std::fill(oracle.dlogits.begin(), oracle.dlogits.end(), T(0));
-            for (std::size_t s = 0; s < n; ++s) {
-                if (!crosses(s)) continue;
-                oracle.dlogits(s, boundary(s)) = T(1);
-                oracle.dlogits(s, static_cast<std::size_t>(y(s))) = T(-1);
+            if (!targeted) {
+                oracle.dlogits.resize({n, classes});
+                set_dlogits(j, 0, n);
+                // the contract: input_gradient leaves the forward pass's record intact, so
+                // every class's backward pass reuses the one forward pass
+                oracle.backward(oracle.dlogits, grad);
             }
-            // the contract: input_gradient leaves the forward pass's record intact, so every
-            // class's backward pass reuses the one forward pass
-            oracle.model.input_gradient(oracle.cache, oracle.dlogits, grad);
             for (std::size_t s = 0; s < n; ++s) {
                 if (!crosses(s)) continue;
                 const std::size_t ys = static_cast<std::size_t>(y(s)), c = boundary(s);
@@ -475,7 +487,11 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
         });
         // Misclassified iterates: keep the closest, then pull back towards x0. Where none was,
         // x is unchanged and this pass serves the next step too.
-        oracle.forward(x);
+        if (targeted) {
+            oracle.predict(x);
+        } else {
+            oracle.forward(x);
+        }
         at_x = true;
         for (std::size_t s = 0; s < n; ++s) {
             if (predicted_class(oracle.logits.data() + s * classes, classes) == static_cast<std::size_t>(y(s))) {
@@ -540,7 +556,7 @@ tensor<T, R> fab_attack(const char* fn, const M& model, const tensor<T, R>& x, c
             for (std::size_t i = 0; i < alive.size(); ++i) ids[i] = all_ids[alive[i]];
             if (targeted) {
                 // the class ranked t + 2 by the clean logits, as apgd_t
-                oracle.forward(xs);
+                oracle.predict(xs);
                 for (std::size_t i = 0; i < alive.size(); ++i) {
                     sorted_classes(oracle.logits.data() + i * classes, classes, order);
                     targets[i] = order[t + 1];

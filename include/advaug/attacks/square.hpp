@@ -293,7 +293,7 @@ apgd_run_result<T, R> square_single_run(loss_gradient<M>& oracle, const tensor<T
     apgd_run_result<T, R> out{x_best, std::vector<char>(n, 0), std::vector<double>(n)};
     std::vector<double>& margin_min = out.margin;
     const std::size_t classes = oracle.model.num_classes();
-    oracle.forward(x_best);
+    oracle.predict(x_best);
     for (std::size_t s = 0; s < n; ++s) {
         const T* z = oracle.logits.data() + s * classes;
         margin_min[s] = margin_row(z, classes, static_cast<std::size_t>(y(s)));
@@ -387,7 +387,7 @@ apgd_run_result<T, R> square_single_run(loss_gradient<M>& oracle, const tensor<T
             }
             model_units(xs, x0s, delta.data(), eps / (l2(delta) + 1e-12));
         }
-        oracle.forward(x_new);
+        oracle.predict(x_new);
         for (std::size_t a = 0; a < active.size(); ++a) {
             const std::size_t s = active[a];
             const T* z = oracle.logits.data() + a * classes;

@@ -31,6 +31,13 @@
 //   static constexpr bool mode_independent (optional)
 //     true promises that forward() is the same in both modes (no batch norm, no dropout); the
 //     trainer then lets the seed's FGSM reuse its forward pass at x for the clean loss.
+//   rows_per_pass() const -> std::size_t (optional)
+//     the most samples the model runs well in one forward pass, 0 for no limit. Declaring it
+//     promises that in eval mode (in both, when mode independent) each sample's logits and
+//     input gradient are a function of its own row alone. The attacks then run a larger batch
+//     in passes of at most that many rows, so that each pass's layer outputs stay in the CPU's
+//     caches; results are those of one pass up to rounding. sequential derives it from the
+//     size of its layers' outputs; the trainer never splits a batch.
 //
 // trainable_classifier<M> -- what a trainer needs in addition
 //   parameter_gradient(cache, dlogits)
@@ -142,6 +149,11 @@ template <class M>
 concept has_input_gradient_with_features =
     requires(const M& m, typename M::cache_type& c, const tensor<typename M::value_type, 2>& g,
              tensor<typename M::value_type, M::input_rank>& dx) { m.input_gradient_with_features(c, g, g, dx); };
+
+template <class M>
+concept has_rows_per_pass = requires(const M& m) {
+    { m.rows_per_pass() } -> std::convertible_to<std::size_t>;
+};
 
 template <class M>
 concept has_parameters = requires(M& m) {

@@ -332,6 +332,26 @@ public:
         backward(cache, dlogits, &dx, this, scale);
     }
 
+    /// The model contract's rows_per_pass(): how many samples' layer outputs and their
+    /// gradients fit in pass_bytes (at least 1). The bundled CNN's take 702 KB a sample, so its
+    /// attacks run in passes of 11 rows; an MLP 784-256-256-10's take 8 KB, so its batches of
+    /// up to 1,000 rows stay whole.
+    std::size_t rows_per_pass() const {
+        std::size_t floats = 0;
+        for (const auto& shape : shapes_) {
+            std::size_t size = 1;
+            for (auto d : shape) size *= d;
+            floats += size;
+        }
+        const std::size_t per_sample = 2 * sizeof(T) * std::max<std::size_t>(floats, 1);
+        return std::max<std::size_t>(1, pass_bytes / per_sample);
+    }
+
+    /// The layer outputs and gradients of one pass of an attack (rows_per_pass()): 8 MiB, the
+    /// fastest of 1, 2, 4, 6, 8, 12 and 32 MiB for the bundled CNN's APGD on 1,000 images
+    /// (docs/benchmarks.md, "Attacks in passes").
+    static constexpr std::size_t pass_bytes = std::size_t(8) << 20;
+
     /// True when every layer declares that its forward() is the same in train and eval mode
     /// (no batch norm, no dropout, no user layer without the declaration). A trainer may then
     /// reuse one forward pass for the attack and for the clean loss.

@@ -103,7 +103,7 @@ batch_losses batch_gradient<M>::operator()(const char* fn, const train_options& 
     batch_losses out;
     const bool same_in_both_modes = mode_independent(model_);
     // The attack's gradients, in the workspace's buffers, which the other passes reuse.
-    loss_gradient<M> oracle(fn, model_, &workspace_);
+    loss_gradient<M> oracle(fn, model_, &workspace_, /*one_pass=*/true);
     auto& attack_cache = workspace_.model_cache();
     auto& logits = oracle.logits;
     auto& dlogits = oracle.dlogits;
