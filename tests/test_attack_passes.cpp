@@ -169,6 +169,8 @@ TEST_CASE("after passes without a record, backward() is refused with the reason"
     oracle.forward(x);  // one pass over the batch keeps its record
     oracle.backward(dl, dx);
     CHECK(dx.shape() == x.shape());
+    // labels of another length are refused, not read past their end
+    CHECK_THROWS_AS(oracle(x, cyclic_labels(4, 5)), std::invalid_argument);
 }
 
 TEST_CASE("a wrong input shape in passes names the attack and the batch") {

@@ -36,8 +36,9 @@
 //     promises that in eval mode (in both, when mode independent) each sample's logits and
 //     input gradient are a function of its own row alone. The attacks then run a larger batch
 //     in passes of at most that many rows, so that each pass's layer outputs stay in the CPU's
-//     caches; results are those of one pass up to rounding. sequential derives it from the
-//     size of its layers' outputs; the trainer never splits a batch.
+//     caches; results are those of one pass up to rounding. The passes call forward() and
+//     input_gradient() from several threads at once, each with its own cache. sequential
+//     derives it from the size of its layers' outputs; the trainer never splits a batch.
 //
 // trainable_classifier<M> -- what a trainer needs in addition
 //   parameter_gradient(cache, dlogits)

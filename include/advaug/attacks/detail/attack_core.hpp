@@ -155,7 +155,8 @@ struct loss_gradient {
     void operator()(const input_type& x, const labels_type& y) {
         if constexpr (can_split) {
             const std::size_t n = x.shape()[0];
-            if (rows_per_pass(n) != 0) {
+            // (labels of another length: the one pass below refuses them by name)
+            if (rows_per_pass(n) != 0 && y.size() == n) {
                 // a row's CE gradient is its own, scaled by 1 / n: each pass's rows through
                 // the kernel, rescaled from 1 / count to 1 / n
                 gradient_in_passes(x, [&](std::size_t first, std::size_t count, auto& part) {
@@ -267,8 +268,8 @@ private:
     bool split_allowed;
     bool recorded = false;  // `cache` holds the last forward pass of the whole batch
 
-    /// Rows per pass for a batch of n, balanced (1,000 rows at most 11 a pass run as 91 passes
-    /// of 10 or 11); 0 for one pass.
+    /// Rows per pass for a batch of n, spread evenly over the fewest passes (1,000 rows at most
+    /// 11 a pass: 91 passes of 11, the last with 10 rows and one of padding); 0 for one pass.
     std::size_t rows_per_pass(std::size_t n) const {
         if constexpr (can_split) {
             if (!split_allowed || (model.mode() != mode::eval && !mode_independent(model))) return 0;
