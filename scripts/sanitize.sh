@@ -35,9 +35,10 @@ case "$mode" in
         sanitize_flags="-fsanitize=thread"
         export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0"
         # The tests about threads: advaug's pool and what runs on it (test_threads),
-        # evaluate_robustness(threads > 1) and the shared-model attack/evaluation tests. The
-        # rest run on the pool too, and are covered by the address run.
-        ctest_selection=(-R '^(test_threads|test_robustness|test_concurrency)$')
+        # evaluate_robustness(threads > 1), the shared-model attack/evaluation tests and the
+        # attacks' passes, whose threads run the model concurrently on their own caches
+        # (test_attack_passes). The rest run on the pool too, and are covered by the address run.
+        ctest_selection=(-R '^(test_threads|test_robustness|test_concurrency|test_attack_passes)$')
         ;;
     *)
         echo "usage: $0 address|thread [ctest arguments...]" >&2
@@ -75,7 +76,7 @@ cmake -S . -B "$build_dir" \
     -DADVAUG_ENABLE_MPI=OFF
 
 if [[ "$mode" == thread ]]; then
-    cmake --build "$build_dir" -j"$jobs" --target test_threads test_robustness test_concurrency
+    cmake --build "$build_dir" -j"$jobs" --target test_threads test_robustness test_concurrency test_attack_passes
 else
     cmake --build "$build_dir" -j"$jobs"
 fi
