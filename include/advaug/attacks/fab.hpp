@@ -413,8 +413,10 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
                 g[ys] = T(-1);
             }
         };
-        if (targeted) {
-            // logits and gradient in one pass, in passes where the model has them
+        // The last iteration's pass at x serves this one where it kept a record (one pass);
+        // fab_t takes its logits and gradient anew otherwise, in passes where the model has them.
+        const bool reuse = at_x && oracle.has_record();
+        if (targeted && !reuse) {
             oracle.gradient(x, [&](std::size_t first, std::size_t count) { set_dlogits(0, first, count); }, grad);
         } else if (!at_x) {
             oracle.forward(x);
@@ -427,7 +429,7 @@ void fab_single_run(const char* fn, loss_gradient<M>& oracle, const tensor<T, R>
             bool any = false;
             for (std::size_t s = 0; s < n && !any; ++s) any = crosses(s);
             if (!any) continue;
-            if (!targeted) {
+            if (!targeted || reuse) {
                 oracle.dlogits.resize({n, classes});
                 set_dlogits(j, 0, n);
                 // the contract: input_gradient leaves the forward pass's record intact, so

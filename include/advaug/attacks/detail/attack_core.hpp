@@ -170,6 +170,7 @@ struct loss_gradient {
                     for (std::size_t i = 0; i < rows * c; ++i) {
                         part.dlogits.data()[i] = i < count * c ? part.dlogits.data()[i] * rescale : T(0);
                     }
+                    put_rows(part.dlogits, first, count, dlogits);
                 }, grad);
                 return;
             }
@@ -245,6 +246,10 @@ struct loss_gradient {
         forward(x);
     }
 
+    /// Whether `cache` holds the last pass (forward(), or predict() and gradient() in one
+    /// pass), so that backward() may follow.
+    bool has_record() const { return recorded; }
+
     /// dx = J(x)^T dl at the x of the last forward().
     void backward(const logits_type& dl, input_type& dx) {
         if (!recorded) {
@@ -282,7 +287,8 @@ private:
         }
     }
 
-    /// gradient() in passes: `fill(first, count, part)` sets part.dlogits from part.logits.
+    /// gradient() in passes: `fill(first, count, part)` sets part.dlogits from part.logits
+    /// (and the rows of dlogits, which the caller reads).
     template <class Fill>
     void gradient_in_passes(const input_type& x, Fill&& fill, input_type& dx) {
         const std::size_t n = x.shape()[0], rows = rows_per_pass(n), c = model.num_classes();
@@ -297,7 +303,6 @@ private:
                 const std::size_t first = p * rows, count = std::min(rows, n - first);
                 forward_part(x, part, first, count, rows);
                 fill(first, count, part);  // part.dlogits: count rows, then zeros
-                put_rows(part.dlogits, first, count, dlogits);
                 model.input_gradient(part.cache, part.dlogits, part.grad);
                 put_rows(part.grad, first, count, dx);
             }
