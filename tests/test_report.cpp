@@ -665,6 +665,47 @@ TEST_CASE("report: AutoAttack is the headline, its breakdown is shown, and maski
                          std::invalid_argument);
 }
 
+TEST_CASE("report: an attack on the first samples only says so, and is compared only on the same samples") {
+    using advaug::report_options, advaug::report_markdown, advaug::masking_flags, advaug::results_json,
+        advaug::write_report;
+    auto models = sample_models();  // 300 samples each
+    models[0].curves[1].samples = 100;  // plain's pgd-20 on the first 100
+    models[1].curves[1].samples = 100;
+    CHECK(advaug::attacked_samples(models[0], models[0].curves[0]) == 300);
+    CHECK(advaug::attacked_samples(models[0], models[0].curves[1]) == 100);
+
+    const std::string md = report_markdown(models, report_options{});
+    CHECK(md.find("Attacks on part of the set: pgd-20 on the first 100 of 300 samples") != std::string::npos);
+    CHECK(md.find("### pgd-20\n\nRun on the first 100 of 300 samples.") != std::string::npos);
+    CHECK(md.find("### fgsm\n\nRun") == std::string::npos);
+    const std::string json = results_json(models, report_options{});
+    CHECK(json.find("{\"attack\": \"fgsm\", \"samples\": 300,") != std::string::npos);
+    CHECK(json.find("{\"attack\": \"pgd-20\", \"samples\": 100,") != std::string::npos);
+    CHECK(advaug::accuracy_vs_eps_svg(models, report_options{}).find("pgd-20 on the first 100 of 300 samples") !=
+          std::string::npos);
+
+    // Different subsets per model are named per model.
+    models[1].curves[1].samples = 0;  // all 300
+    CHECK(report_markdown(models, report_options{})
+              .find("pgd-20 on the first 100 of 300 samples for plain; on all 300 samples for fgsm-rs") !=
+          std::string::npos);
+
+    // FGSM breaking more than PGD on other samples is no sign of masking; on the same, it is.
+    auto m = make_model("net", true);
+    m.curves[0].accuracy = {m.clean_accuracy, 0.5, 0.3, 0.2};  // FGSM below PGD-20 everywhere
+    CHECK(masking_flags({m}).size() == 3);
+    m.curves[1].samples = 100;
+    CHECK(masking_flags({m}).empty());
+    m.curves[0].samples = 100;
+    CHECK(masking_flags({m}).size() == 3);
+
+    // A curve cannot have attacked more samples than its model has.
+    m.curves[0].samples = 301;
+    CHECK_THROWS_WITH_AS(write_report("unused", {m}, report_options{}),
+                         "write_report(): model 'net', attack 'fgsm': ran on 301 samples, more than the model's 300",
+                         std::invalid_argument);
+}
+
 TEST_CASE("report: covered and not-covered means, mCE, and no praise for a model less accurate under shift") {
     using advaug::corruption_result, advaug::report_options, advaug::report_markdown;
     auto corruption = [](std::string name, double acc) {

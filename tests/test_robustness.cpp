@@ -95,7 +95,7 @@ bool identical(const model_evaluation& a, const model_evaluation& b) {
                 same_bits(a.mean_corruption_accuracy, b.mean_corruption_accuracy) &&
                 same_bits(a.relative_mce, b.relative_mce);
     for (std::size_t i = 0; same && i < a.curves.size(); ++i) {
-        same = a.curves[i].attack == b.curves[i].attack &&
+        same = a.curves[i].attack == b.curves[i].attack && a.curves[i].samples == b.curves[i].samples &&
                same_bits(a.curves[i].epsilon, b.curves[i].epsilon) &&
                same_bits(a.curves[i].accuracy, b.curves[i].accuracy) &&
                a.curves[i].members == b.curves[i].members &&
@@ -137,19 +137,23 @@ void check_consistent(const model_evaluation& r, const label_vector& labels) {
     }
     CHECK(all == r.samples);
     CHECK(r.clean_accuracy == static_cast<double>(diagonal) / static_cast<double>(r.samples));
-    // Each curve's per-class robust accuracies average, weighted by the classes' sizes, to its
-    // accuracy; an ensemble's shares broken by each member plus what survived is the clean accuracy.
+    // Each curve's per-class robust accuracies average, weighted by the classes' sizes among the
+    // samples it attacked, to its accuracy; an ensemble's shares broken by each member plus what
+    // survived is the clean accuracy (of the samples attacked).
     for (const auto& c : r.curves) {
         CAPTURE(c.attack);
         REQUIRE(c.per_class_accuracy.size() == c.epsilon.size());
+        const std::size_t attacked = attacked_samples(r, c);
+        REQUIRE(attacked <= r.samples);
         for (std::size_t e = 0; e < c.epsilon.size(); ++e) {
             double weighted = 0;
             for (std::size_t t = 0; t < k; ++t) {
-                const auto row = std::accumulate(r.confusion[t].begin(), r.confusion[t].end(), std::uint64_t{0});
+                const auto row = static_cast<std::uint64_t>(std::count(
+                    labels.begin(), labels.begin() + static_cast<std::ptrdiff_t>(attacked), static_cast<std::int64_t>(t)));
                 if (row > 0) weighted += c.per_class_accuracy[e][t] * static_cast<double>(row);
             }
-            CHECK(weighted / static_cast<double>(r.samples) == doctest::Approx(c.accuracy[e]));
-            if (c.epsilon[e] == 0) CHECK(c.per_class_accuracy[e] == r.per_class_accuracy);
+            CHECK(weighted / static_cast<double>(attacked) == doctest::Approx(c.accuracy[e]));
+            if (c.epsilon[e] == 0 && attacked == r.samples) CHECK(c.per_class_accuracy[e] == r.per_class_accuracy);
         }
         if (c.members.empty()) {
             CHECK(c.broken_by.empty());
@@ -159,7 +163,8 @@ void check_consistent(const model_evaluation& r, const label_vector& labels) {
         for (std::size_t e = 0; e < c.epsilon.size(); ++e) {
             double broken = 0;
             for (double b : c.broken_by[e]) broken += b;
-            CHECK(broken + c.accuracy[e] == doctest::Approx(r.clean_accuracy));
+            if (attacked == r.samples) CHECK(broken + c.accuracy[e] == doctest::Approx(r.clean_accuracy));
+            if (c.epsilon[e] == 0) CHECK(broken == 0);
         }
     }
     double sum = 0;
@@ -265,6 +270,13 @@ TEST_CASE("evaluation_options: setters keep valid values and refuse the rest") {
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(attack_spec::pgd(0), "attack_spec::pgd(): steps must be >= 1, got 0",
                          std::invalid_argument);
+    CHECK(attack_spec::fgsm().samples() == 0);
+    CHECK(attack_spec::autoattack().samples(1000).samples() == 1000);
+    CHECK(attack_spec::autoattack().samples(1000).name() == "autoattack");
+    CHECK_THROWS_WITH_AS(attack_spec::pgd().samples(0),
+                         "attack_spec::samples(): n must be >= 1, got 0 (an attack runs on every sample "
+                         "unless samples() is called)",
+                         std::invalid_argument);
     CHECK_THROWS_WITH_AS(attack_spec::pgd().step_factor(0),
                          "attack_spec::step_factor(): step_factor must be finite and > 0, got 0",
                          std::invalid_argument);
@@ -328,6 +340,43 @@ TEST_CASE("evaluate_robustness: hand-computed clean numbers, confusion matrix an
             r));
         CHECK(model.mode() == mode::train);
     }
+
+    SUBCASE("an attack on the first samples only") {
+        // FGSM on samples 0-5: batches of 4 attack all of the first and the first two rows of
+        // the second. Clean, 0-4 are right and 5 wrong; at eps 0.25 also 4; at eps 0.5 also 1.
+        // Class 0 is samples 0, 2, 4 and class 1 samples 1, 3, 5.
+        const auto options = evaluation_options{}
+                                 .epsilons({0.0, 0.25, 0.5})
+                                 .attacks({attack_spec::fgsm().samples(6),
+                                           attack_spec::pgd(1).step_factor(1).random_start(false)})
+                                 .domain(input_domain::unbounded())
+                                 .batch_size(4);
+        const auto r = evaluate_robustness(model, data, options, "identity");
+        REQUIRE(r.curves.size() == 2);
+        const eps_curve& part = r.curves[0];
+        CHECK(part.samples == 6);
+        CHECK(attacked_samples(r, part) == 6);
+        CHECK(part.accuracy == std::vector<double>{5.0 / 6, 4.0 / 6, 3.0 / 6});
+        REQUIRE(part.per_class_accuracy.size() == 3);
+        CHECK(part.per_class_accuracy[0] == std::vector<double>{1.0, 2.0 / 3});
+        CHECK(part.per_class_accuracy[1] == std::vector<double>{2.0 / 3, 2.0 / 3});
+        CHECK(part.per_class_accuracy[2] == std::vector<double>{2.0 / 3, 1.0 / 3});
+        // The other attack, and everything else, still sees all ten.
+        CHECK(r.curves[1].samples == 10);
+        CHECK(r.curves[1].accuracy == std::vector<double>{0.7, 0.6, 0.4});
+        CHECK(r.clean_accuracy == 0.7);
+        check_consistent(r, data.labels());
+        // samples(10) is every sample: the same numbers as no limit.
+        const auto all = evaluate_robustness(
+            model, data,
+            evaluation_options(options).attacks({attack_spec::fgsm().samples(10)}), "identity");
+        CHECK(all.curves[0].accuracy == std::vector<double>{0.7, 0.6, 0.4});
+        CHECK(all.curves[0].per_class_accuracy[0] == r.per_class_accuracy);
+        // And any thread count gives the same.
+        CHECK(identical(
+            evaluate_robustness(model, data, evaluation_options(options).threads(3), "identity"),
+            r));
+    }
 }
 
 TEST_CASE("evaluate_robustness: argument errors name the function, the argument and the value") {
@@ -357,6 +406,12 @@ TEST_CASE("evaluate_robustness: argument errors name the function, the argument 
                             evaluation_options{}.epsilons({0.1}).attacks({attack_spec::autoattack()}), "m"),
         "evaluate_robustness(): attack autoattack needs a model with at least 4 classes (its targeted "
         "members attack the 3 classes after the top one and more), the model has 2",
+        std::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        evaluate_robustness(model, data,
+                            evaluation_options{}.epsilons({0.1}).attacks({attack_spec::fgsm().samples(11)}), "m"),
+        "evaluate_robustness(): attack fgsm runs on the first 11 samples (attack_spec::samples), but the "
+        "dataset has only 10",
         std::invalid_argument);
     const auto fog = evaluation_options{}.corruptions({corruption::fog});
     CHECK_THROWS_WITH_AS(evaluate_robustness(model, data, fog, "m"),
@@ -800,4 +855,21 @@ TEST_CASE("evaluate_robustness: an MLP trained on Fashion-MNIST") {
     CHECK(aa_curve.accuracy[1] < aa.clean_accuracy);
     CHECK(aa_curve.broken_by[1][0] > 0);  // APGD-CE breaks most
     CHECK(identical(evaluate_robustness(model, hundred, evaluation_options(with_aa).threads(2), "mlp"), aa));
+
+    // AutoAttack on the first 50 of 150 samples (attack_spec::samples): a batch boundary, so
+    // the same batches with the same seeds as an evaluation of those 50 alone, bit for bit.
+    std::vector<std::size_t> first150(150);
+    std::iota(first150.begin(), first150.end(), 0);
+    const auto fifty = hundred.subset(std::vector<std::size_t>(first.begin(), first.begin() + 50));
+    const auto aa50 = evaluate_robustness(
+        model, test.subset(first150),
+        evaluation_options(with_aa).attacks({attack_spec::autoattack().samples(50)}), "mlp");
+    const auto alone = evaluate_robustness(
+        model, fifty, evaluation_options(with_aa).attacks({attack_spec::autoattack()}), "mlp");
+    REQUIRE(aa50.curves.size() == 1);
+    CHECK(aa50.samples == 150);
+    CHECK(aa50.curves[0].samples == 50);
+    CHECK(same_bits(aa50.curves[0].accuracy, alone.curves[0].accuracy));
+    CHECK(same_bits(aa50.curves[0].broken_by[1], alone.curves[0].broken_by[1]));
+    CHECK(same_bits(aa50.curves[0].per_class_accuracy[1], alone.curves[0].per_class_accuracy[1]));
 }

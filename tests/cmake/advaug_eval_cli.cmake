@@ -12,6 +12,8 @@
 #   end_to_end       fgsm-rs.npz against the baseline plain.npz on 200 Fashion-MNIST test
 #                    images, FGSM and PGD, two corruptions, 4 examples: every report file exists
 #   compare          --compare: a third model in the same report, with the baseline's mCE
+#   autoattack_samples --autoattack-samples: refused without AutoAttack and beyond --samples;
+#                    a run on 50 samples with AutoAttack on 20 reports 20 and says so
 #   model_path ... baseline_no_metadata
 #                    a user mistake: exit status 1 or 2 (never a crash), exactly one line on
 #                    stderr, "advaug-eval: <message>", that names the mistake, and nothing
@@ -135,7 +137,7 @@ elseif(CASE STREQUAL "help")
     endif()
     foreach(option IN ITEMS --model --arch --activation --data --format --labels --csv-header
                             --domain --samples
-                            --attacks --eps --pgd-steps --corruptions --families --baseline --label
+                            --attacks --autoattack-samples --eps --pgd-steps --corruptions --families --baseline --label
                             --class-names --threads --seed --progress --examples --out)
         if(NOT out MATCHES "(^|[ ,])${option}[ =:\n]")
             fail("--help does not mention ${option}")
@@ -276,6 +278,35 @@ elseif(CASE STREQUAL "out_not_writable")
 elseif(CASE STREQUAL "examples_over_samples")
     set(EVAL_ARGS --model "${plain}" --examples 5000 --samples 100 --out "${WORK_DIR}/report")
     expect_error(2 "--examples 5000" "--samples 100")
+
+elseif(CASE STREQUAL "autoattack_samples")
+    # AutoAttack on the first samples only: refused without AutoAttack and beyond --samples;
+    # otherwise the report gives its share of those samples and says how many they were.
+    set(EVAL_ARGS --model "${plain}" --attacks pgd --autoattack-samples 20 --out "${WORK_DIR}/report")
+    expect_error(2 "--autoattack-samples 20" "runs no AutoAttack")
+    set(EVAL_ARGS --model "${plain}" --attacks autoattack --autoattack-samples 200 --samples 100
+                  --out "${WORK_DIR}/report")
+    expect_error(2 "--autoattack-samples 200" "--samples 100")
+    run_eval(--model "${plain}" --samples 50 --attacks pgd,autoattack --autoattack-samples 20 --eps 0,0.1
+             --corruptions none --progress 0 --out "${WORK_DIR}/report")
+    if(NOT rc EQUAL 0)
+        fail("the run failed")
+    endif()
+    if(NOT out MATCHES "autoattack: on the first 20 samples only")
+        fail("stdout does not say AutoAttack ran on the first 20 samples")
+    endif()
+    file(READ "${WORK_DIR}/report/results.json" json)
+    foreach(part IN ITEMS "\"attack\": \"pgd-20\", \"samples\": 50" "\"attack\": \"autoattack\", \"samples\": 20")
+        string(FIND "${json}" "${part}" at)
+        if(at EQUAL -1)
+            fail("results.json lacks ${part}")
+        endif()
+    endforeach()
+    file(READ "${WORK_DIR}/report/README.md" readme)
+    string(FIND "${readme}" "autoattack on the first 20 of 50 samples" at)
+    if(at EQUAL -1)
+        fail("README.md does not say AutoAttack ran on the first 20 of 50 samples")
+    endif()
 
 elseif(CASE STREQUAL "csv_out_of_domain")
     # Raw 0..255 pixels for a model of [0, 1] inputs: refused, with the range seen.

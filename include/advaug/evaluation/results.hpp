@@ -21,9 +21,14 @@ struct eps_curve {
     /// empty when not measured.
     std::vector<std::vector<double>> per_class_accuracy;
     /// An ensemble (AutoAttack): its members in the order they ran, and per epsilon the share
-    /// of all samples each member broke (the attack that broke each sample); empty otherwise.
+    /// of the attacked samples each member broke (the attack that broke each sample); empty
+    /// otherwise.
     std::vector<std::string> members;
     std::vector<std::vector<double>> broken_by;
+    /// The samples the attack ran on, the first ones of the set (attack_spec::samples); 0 (as in
+    /// a record filled by hand) means all of model_evaluation::samples. Every share of this
+    /// curve (accuracy, per class, broken_by) is of these samples.
+    std::size_t samples = 0;
 };
 
 /// Accuracy under one corruption at each severity 1..5.
@@ -65,6 +70,11 @@ struct model_evaluation {
     /// docs/shift_robustness.md), by name; empty when none are declared.
     std::vector<std::string> covered_corruptions;
 };
+
+/// The samples `curve` of `model` ran on: its own count, else all of the model's.
+inline std::size_t attacked_samples(const model_evaluation& model, const eps_curve& curve) {
+    return curve.samples == 0 ? model.samples : curve.samples;
+}
 
 /// The mean accuracy over all severities of the corruptions whose name is (covered = true) or
 /// is not (false) in model.covered_corruptions; NaN when there are none.

@@ -105,6 +105,9 @@ namespace advaug {
 /// Its name in the results is "fgsm", "pgd-<steps>", or "bim-<steps>" without random start,
 /// followed by "-step<factor>" when step_factor is not 2.5, and "autoattack",
 /// "autoattack-plus" or "autoattack-rand".
+/// Any attack can be limited to the first samples of the set with samples(n): AutoAttack on a
+/// CNN takes minutes per thousand samples, and published AutoAttack figures are often on the
+/// first 1,000 test images; its curve then records how many it ran on (eps_curve::samples).
 class attack_spec {
 public:
     enum class kind { fgsm, pgd, autoattack };
@@ -125,6 +128,10 @@ public:
     attack_spec& step_factor(double f);
     /// Start at a uniform random point of the epsilon-ball (true) or at x (false: BIM). PGD only.
     attack_spec& random_start(bool b);
+    /// Run the attack on the first n samples of the data set only (clean accuracy and the
+    /// corruptions still use every sample). requires: n >= 1; evaluate_robustness() requires
+    /// n <= the data set's size.
+    attack_spec& samples(std::size_t n);
 
     kind type() const { return kind_; }
     std::size_t steps() const { return steps_; }
@@ -132,6 +139,8 @@ public:
     bool random_start() const { return random_start_; }
     /// AutoAttack's version (standard for the other kinds).
     autoattack_version version() const { return version_; }
+    /// The samples(n) limit; 0 (the default) when the attack runs on every sample.
+    std::size_t samples() const { return samples_; }
     std::string name() const;
 
 private:
@@ -142,6 +151,7 @@ private:
     double step_factor_ = 2.5;
     bool random_start_ = true;
     autoattack_version version_ = autoattack_version::standard;
+    std::size_t samples_ = 0;
 };
 
 /// A report of evaluate_robustness() while it runs (evaluation_options::on_progress).
@@ -298,6 +308,15 @@ inline attack_spec& attack_spec::random_start(bool b) {
     return *this;
 }
 
+inline attack_spec& attack_spec::samples(std::size_t n) {
+    if (n == 0) {
+        detail::invalid("attack_spec::samples", "n must be >= 1, got 0 (an attack runs on every sample unless "
+                        "samples() is called)");
+    }
+    samples_ = n;
+    return *this;
+}
+
 inline std::string attack_spec::name() const {
     if (kind_ == kind::fgsm) return "fgsm";
     if (kind_ == kind::autoattack) {
@@ -438,18 +457,25 @@ inline double autoattack_work(const attack_spec& a) {
     return 1;
 }
 
-/// The work of one sample, in forward passes: the clean one, each attack at each non-zero
-/// epsilon (FGSM: a gradient and a forward; PGD with k steps: k gradients and a forward), and
-/// each corruption at each severity.
-inline double work_per_sample(const evaluation_options& o) {
-    double units = 1;
+/// The number of samples attack `a` runs on in a set of n: the first a.samples(), else all.
+inline std::size_t attacked_samples(const attack_spec& a, std::size_t n) {
+    return a.samples() == 0 ? n : std::min(a.samples(), n);
+}
+
+/// The work of an evaluation of n samples, in forward passes of one sample: the clean one,
+/// each attack at each non-zero epsilon on the samples it attacks (FGSM: a gradient and a
+/// forward; PGD with k steps: k gradients and a forward), and each corruption at each severity.
+inline double total_work(const evaluation_options& o, std::size_t n) {
+    double units = static_cast<double>(n) * (1 + static_cast<double>(o.corruptions().size() * severities));
     for (const attack_spec& a : o.attacks()) {
         const double per_eps = a.type() == attack_spec::kind::fgsm         ? 2.0
                                : a.type() == attack_spec::kind::autoattack ? autoattack_work(a)
                                                                            : static_cast<double>(a.steps()) + 1;
-        for (double e : o.epsilons()) units += e == 0.0 ? 0.0 : per_eps;
+        for (double e : o.epsilons()) {
+            if (e != 0.0) units += per_eps * static_cast<double>(attacked_samples(a, n));
+        }
     }
-    return units + static_cast<double>(o.corruptions().size() * severities);
+    return units;
 }
 
 /// Counts the work done and calls the user's progress callback, one thread at a time.
@@ -460,7 +486,7 @@ public:
     progress_tracker(const evaluation_options& o, const std::string& label, std::size_t samples,
                      std::size_t batches)
         : callback_(o.on_progress()), every_(o.progress_every_seconds()),
-          total_(work_per_sample(o) * static_cast<double>(samples)), start_(clock::now()),
+          total_(total_work(o, samples)), start_(clock::now()),
           last_(start_) {
         report_.model = label;
         report_.batches = batches;
@@ -517,13 +543,15 @@ struct tally {
     std::uint64_t clean = 0;
     std::vector<std::uint64_t> attacked;        // [attack][epsilon], flat
     std::vector<std::uint64_t> attacked_class;  // [attack][epsilon][class], flat
+    std::vector<std::uint64_t> attacked_rows;   // [attack][class]: the samples each attack ran on
     std::vector<std::uint64_t> broken;          // [attack][epsilon][member < max_members], flat
     std::vector<std::uint64_t> corrupted;       // [corruption][severity - 1], flat
     std::vector<std::uint64_t> confusion;       // [true][predicted], flat
 
-    tally(std::size_t attack_points, std::size_t corruption_points, std::size_t classes)
+    tally(std::size_t attacks, std::size_t attack_points, std::size_t corruption_points, std::size_t classes)
         : attacked(attack_points, 0),
           attacked_class(attack_points * classes, 0),
+          attacked_rows(attacks * classes, 0),
           broken(attack_points * max_members, 0),
           corrupted(corruption_points, 0),
           confusion(classes * classes, 0) {}
@@ -535,6 +563,7 @@ struct tally {
         };
         sum(attacked, o.attacked);
         sum(attacked_class, o.attacked_class);
+        sum(attacked_rows, o.attacked_rows);
         sum(broken, o.broken);
         sum(corrupted, o.corrupted);
         sum(confusion, o.confusion);
@@ -546,8 +575,8 @@ template <class M>
 struct worker {
     using T = typename M::value_type;
     std::vector<std::size_t> indices, predicted, predicted_clean;
-    input_t<M> x, scratch;
-    label_vector y;
+    input_t<M> x, scratch, x_part;  // x_part, y_part: the rows of x an attack of samples(n) runs on
+    label_vector y, y_part;
     logits_t<M> logits;
     attack_workspace<M> attack;  // reused by every attack on this thread's batches
     tally counts;
@@ -578,6 +607,10 @@ std::pair<std::size_t, std::size_t> check_evaluation(const char* fn, const M& mo
                 " attack(s) but no epsilons; set evaluation_options::epsilons()");
     }
     for (const attack_spec& a : options.attacks()) {
+        if (a.samples() > data.size()) {
+            invalid(fn, "attack ", a.name(), " runs on the first ", a.samples(),
+                    " samples (attack_spec::samples), but the dataset has only ", data.size());
+        }
         if (a.type() == attack_spec::kind::autoattack && a.version() != autoattack_version::rand &&
             model.num_classes() < 4) {
             invalid(fn, "attack ", a.name(), " needs a model with at least 4 classes (its targeted "
@@ -644,18 +677,18 @@ void corrupt_copy(const char* fn, const tensor<T, R>& x, tensor<T, R>& out, cons
     }
 }
 
-/// Classifies `input` and returns the number of rows predicted as y; with `per_class`, also
-/// adds each correct row to per_class[its label].
+/// Classifies `input` and returns the number of rows predicted as their label in y; with
+/// `per_class`, also adds each correct row to per_class[its label].
 template <class M>
 std::uint64_t count(const char* fn, const M& model, worker<M>& s, const input_t<M>& input,
-                    std::uint64_t* per_class = nullptr) {
+                    const label_vector& y, std::uint64_t* per_class = nullptr) {
     model.forward(input, s.attack.model_cache(), s.logits);
     predict(fn, s.logits, s.predicted);
     std::uint64_t correct = 0;
     for (std::size_t i = 0; i < s.predicted.size(); ++i) {
-        if (static_cast<std::int64_t>(s.predicted[i]) == s.y(i)) {
+        if (static_cast<std::int64_t>(s.predicted[i]) == y(i)) {
             ++correct;
-            if (per_class) ++per_class[static_cast<std::size_t>(s.y(i))];
+            if (per_class) ++per_class[static_cast<std::size_t>(y(i))];
         }
     }
     return correct;
@@ -696,7 +729,7 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
 
     // Clean: accuracy and confusion matrix.
     const std::size_t classes = model.num_classes();
-    const std::uint64_t clean = count(fn, model, s, s.x);
+    const std::uint64_t clean = count(fn, model, s, s.x, s.y);
     s.counts.clean += clean;
     s.predicted_clean = s.predicted;
     for (std::size_t i = 0; i < rows; ++i) {
@@ -704,53 +737,65 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
     }
     progress.add(1, rows);
 
-    // Attacks: one seed per (attack, batch), shared by all epsilons.
+    // Attacks: one seed per (attack, batch), shared by all epsilons. An attack of samples(n)
+    // runs on the batch's rows among the first n of the set: all, a prefix, or none.
     const auto& eps = options.epsilons();
     for (std::size_t a = 0; a < options.attacks().size(); ++a) {
         const attack_spec& spec = options.attacks()[a];
+        const std::size_t limit = attacked_samples(spec, n);
+        if (first >= limit) continue;
+        const std::size_t k = std::min(rows, limit - first);
+        if (k < rows) {
+            data.batch(std::span<const std::size_t>(s.indices.data(), k), s.x_part, s.y_part);
+        }
+        const input_t<M>& x = k < rows ? s.x_part : s.x;
+        const label_vector& y = k < rows ? s.y_part : s.y;
+        for (std::size_t i = 0; i < k; ++i) ++s.counts.attacked_rows[a * classes + static_cast<std::size_t>(y(i))];
         const std::uint64_t seed = mix_seed(options.seed(), attack_stream + 16 * a, b);
         for (std::size_t e = 0; e < eps.size(); ++e) {
             const std::size_t point = a * eps.size() + e;
             std::uint64_t& slot = s.counts.attacked[point];
             std::uint64_t* per_class = s.counts.attacked_class.data() + point * classes;
             if (eps[e] == 0.0) {  // every attack returns x itself
-                slot += clean;
-                for (std::size_t i = 0; i < rows; ++i) {
-                    if (static_cast<std::int64_t>(s.predicted_clean[i]) == s.y(i)) ++per_class[static_cast<std::size_t>(s.y(i))];
+                for (std::size_t i = 0; i < k; ++i) {
+                    if (static_cast<std::int64_t>(s.predicted_clean[i]) == y(i)) {
+                        ++slot;
+                        ++per_class[static_cast<std::size_t>(y(i))];
+                    }
                 }
                 continue;
             }
             if (spec.type() == attack_spec::kind::autoattack) {
                 const auto r = advaug::autoattack(
-                    model, s.x, s.y,
-                    autoattack_for<M>(spec, options, eps[e], seed, classes, s.x.size() / std::max<std::size_t>(rows, 1), h, w),
+                    model, x, y,
+                    autoattack_for<M>(spec, options, eps[e], seed, classes, x.size() / k, h, w),
                     s.attack);
                 for (int by : r.broken_by) {
                     if (by >= 0 && static_cast<std::size_t>(by) < max_members) ++s.counts.broken[point * max_members + static_cast<std::size_t>(by)];
                 }
-                slot += count(fn, model, s, r.adversarial, per_class);
-                progress.add(autoattack_work(spec), rows);
+                slot += count(fn, model, s, r.adversarial, y, per_class);
+                progress.add(autoattack_work(spec), k);
                 continue;
             }
             if (spec.type() == attack_spec::kind::fgsm) {
                 s.scratch =
-                    advaug::fgsm(model, s.x, s.y,
+                    advaug::fgsm(model, x, y,
                                  fgsm_options{}.epsilon(eps[e]).domain(options.domain()), s.attack);
             } else {
-                const double k = static_cast<double>(spec.steps());
-                s.scratch = advaug::pgd(model, s.x, s.y,
+                const double steps = static_cast<double>(spec.steps());
+                s.scratch = advaug::pgd(model, x, y,
                                         pgd_options{}
                                             .epsilon(eps[e])
                                             .steps(spec.steps())
-                                            .step_size(spec.step_factor() * eps[e] / k)
+                                            .step_size(spec.step_factor() * eps[e] / steps)
                                             .random_start(spec.random_start())
                                             .seed(seed)
                                             .domain(options.domain()),
                                         s.attack);
             }
-            slot += count(fn, model, s, s.scratch, per_class);
+            slot += count(fn, model, s, s.scratch, y, per_class);
             progress.add(spec.type() == attack_spec::kind::fgsm ? 2.0 : static_cast<double>(spec.steps()) + 1,
-                         rows);
+                         k);
         }
     }
 
@@ -763,7 +808,7 @@ void run_batch(const char* fn, const M& model, const dataset<S>& data,
         for (int sev = min_corruption_severity; sev <= max_corruption_severity; ++sev) {
             corrupt_copy(fn, s.x, s.scratch, options.domain(), raw_is_model, h, w, kind, sev, seed);
             s.counts.corrupted[c * severities + static_cast<std::size_t>(sev - 1)] +=
-                count(fn, model, s, s.scratch);
+                count(fn, model, s, s.scratch, s.y);
             progress.add(1, rows);
         }
     }
@@ -786,7 +831,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
         const std::size_t n_eps = options.epsilons().size();
         const std::size_t n_attacks = options.attacks().size();
         const std::size_t n_corruptions = options.corruptions().size();
-        const rb::tally zero(n_attacks * n_eps, n_corruptions * rb::severities, classes);
+        const rb::tally zero(n_attacks, n_attacks * n_eps, n_corruptions * rb::severities, classes);
         const std::size_t batches = batches_per_epoch(data.size(), options.batch_size(), false);
 
         rb::tally total = zero;
@@ -866,17 +911,18 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
             curve.attack = options.attacks()[a].name();
             curve.epsilon = options.epsilons();
             const attack_spec& spec = options.attacks()[a];
+            curve.samples = rb::attacked_samples(spec, data.size());
+            const double attacked = static_cast<double>(curve.samples);
             if (spec.type() == attack_spec::kind::autoattack) {
                 for (const auto& m : detail::autoattack_members(spec.version()))
                     curve.members.emplace_back(detail::member_name(m.member));
             }
             for (std::size_t e = 0; e < n_eps; ++e) {
                 const std::size_t point = a * n_eps + e;
-                curve.accuracy.push_back(static_cast<double>(total.attacked[point]) / n);
+                curve.accuracy.push_back(static_cast<double>(total.attacked[point]) / attacked);
                 std::vector<double> per_class(classes, nan);
                 for (std::size_t t = 0; t < classes; ++t) {
-                    std::uint64_t row = 0;
-                    for (std::size_t p = 0; p < classes; ++p) row += out.confusion[t][p];
+                    const std::uint64_t row = total.attacked_rows[a * classes + t];
                     if (row > 0) {
                         per_class[t] = static_cast<double>(total.attacked_class[point * classes + t]) /
                                        static_cast<double>(row);
@@ -886,7 +932,7 @@ model_evaluation evaluate_robustness(M& model, const dataset<S>& data,
                 if (!curve.members.empty()) {
                     std::vector<double> broken;
                     for (std::size_t m = 0; m < curve.members.size(); ++m)
-                        broken.push_back(static_cast<double>(total.broken[point * rb::max_members + m]) / n);
+                        broken.push_back(static_cast<double>(total.broken[point * rb::max_members + m]) / attacked);
                     curve.broken_by.push_back(std::move(broken));
                 }
             }

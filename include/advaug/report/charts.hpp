@@ -70,6 +70,42 @@ inline std::string sample_note(const std::vector<model_evaluation>& models) {
     return n == 0 ? "" : "n = " + std::to_string(n) + " test samples";
 }
 
+/// For each attack that ran on only the first samples of some model's set
+/// (eps_curve::samples), one phrase: "autoattack on the first 1000 of 10000 samples", with the
+/// models named where they differ ("... for plain; on the first 500 of 10000 for robust").
+/// Empty when every attack ran on every sample.
+inline std::vector<std::string> subset_notes(const std::vector<model_evaluation>& models) {
+    std::vector<std::string> out;
+    for (const std::string& attack : attack_names(models)) {
+        std::vector<std::pair<std::string, std::pair<std::size_t, std::size_t>>> parts;  // model, (attacked, all)
+        bool partial = false;
+        for (const auto& m : models) {
+            for (const auto& c : m.curves) {
+                if (c.attack != attack) continue;
+                const std::size_t n = attacked_samples(m, c);
+                parts.push_back({m.model, {n, m.samples}});
+                partial = partial || n < m.samples;
+            }
+        }
+        if (!partial) continue;
+        const bool same = std::all_of(parts.begin(), parts.end(),
+                                      [&](const auto& p) { return p.second == parts.front().second; });
+        auto phrase = [](std::pair<std::size_t, std::size_t> n) {
+            return n.first == n.second ? "on all " + std::to_string(n.second) + " samples"
+                                       : "on the first " + std::to_string(n.first) + " of " +
+                                             std::to_string(n.second) + " samples";
+        };
+        std::string note = attack + " " + phrase(parts.front().second);
+        if (!same) {
+            note += " for " + parts.front().first;
+            for (std::size_t i = 1; i < parts.size(); ++i)
+                note += "; " + phrase(parts[i].second) + " for " + parts[i].first;
+        }
+        out.push_back(std::move(note));
+    }
+    return out;
+}
+
 /// Titles of a chart: bold title and a grey subtitle, left-aligned with the plot.
 inline void chart_heading(svg_document& svg, double x, const std::string& title,
                           const std::string& subtitle) {
@@ -281,9 +317,11 @@ inline std::string accuracy_vs_eps_svg(const std::vector<model_evaluation>& mode
     check_models("accuracy_vs_eps_svg", models, options);
     std::vector<std::vector<eps_curve>> curves;
     for (const auto& m : models) curves.push_back(m.curves);
+    std::string subtitle = "Accuracy versus perturbation budget \xCE\xB5, one line per model and attack";
+    for (const std::string& note : subset_notes(models)) subtitle += "; " + note;
     return curve_chart(models, curves, attack_names(models),
                        {.title = "Accuracy under attack",
-                        .subtitle = "Accuracy versus perturbation budget \xCE\xB5, one line per model and attack",
+                        .subtitle = subtitle,
                         .x_label = "\xCE\xB5 (perturbation budget, input units)",
                         .legend_heading = "model \xC2\xB7 attack",
                         .point_prefix = "\xCE\xB5 = ",

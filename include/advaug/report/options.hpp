@@ -159,6 +159,9 @@ inline void check_models(const char* fn, const std::vector<model_evaluation>& mo
             const std::string curve = who + ", attack '" + c.attack + "'";
             if (!attacks.insert(c.attack).second) detail::invalid(fn, curve, " appears twice");
             all_attacks.insert(c.attack);
+            if (c.samples > m.samples) {
+                detail::invalid(fn, curve, ": ran on ", c.samples, " samples, more than the model's ", m.samples);
+            }
             check_curve_points(fn, curve, "epsilon", c.epsilon, c.accuracy);
             if (!c.per_class_accuracy.empty() && c.per_class_accuracy.size() != c.epsilon.size()) {
                 detail::invalid(fn, curve, ": ", c.epsilon.size(), " epsilons but per-class accuracies for ",

@@ -211,15 +211,16 @@ inline bool any_corruptions(const std::vector<model_evaluation>& models) {
 /// curves, one sentence each: a one-step attack that breaks more than a many-step one, an
 /// accuracy that rises with epsilon, and Square (no gradients) breaking samples the gradient
 /// members of AutoAttack left. A difference counts when it is more than 0.5 points and more
-/// than 2 samples, so that a tie broken by one sample is not flagged.
+/// than 2 samples, so that a tie broken by one sample is not flagged. Two attacks are only
+/// compared when they ran on the same samples (eps_curve::samples).
 inline std::vector<std::string> masking_flags(const std::vector<model_evaluation>& models) {
     using namespace detail;
     std::vector<std::string> out;
     for (const auto& m : models) {
-        const double n = static_cast<double>(std::max<std::size_t>(m.samples, 1));
-        const double margin = std::max(0.005, 2.0 / n);
         const eps_curve* fgsm = nullptr;
         for (const auto& c : m.curves) {
+            const double n = static_cast<double>(std::max<std::size_t>(attacked_samples(m, c), 1));
+            const double margin = std::max(0.005, 2.0 / n);
             if (c.attack == "fgsm") fgsm = &c;
             for (std::size_t i = 1; i < c.epsilon.size(); ++i) {
                 if (c.accuracy[i] > c.accuracy[i - 1] + margin) {
@@ -242,6 +243,9 @@ inline std::vector<std::string> masking_flags(const std::vector<model_evaluation
         if (!fgsm) continue;
         for (const auto& c : m.curves) {
             if (c.attack.rfind("pgd", 0) != 0 && c.attack.rfind("bim", 0) != 0) continue;
+            if (attacked_samples(m, c) != attacked_samples(m, *fgsm)) continue;
+            const double n = static_cast<double>(std::max<std::size_t>(attacked_samples(m, c), 1));
+            const double margin = std::max(0.005, 2.0 / n);
             for (std::size_t i = 0; i < fgsm->epsilon.size(); ++i) {
                 for (std::size_t j = 0; j < c.epsilon.size(); ++j) {
                     if (c.epsilon[j] != fgsm->epsilon[i] || c.epsilon[j] == 0) continue;
@@ -302,6 +306,7 @@ inline std::string results_json(const std::vector<model_evaluation>& models,
             const auto& c = m.curves[i];
             out += (i ? ",\n" : "\n");
             out += "        {\"attack\": " + json_string(c.attack) +
+                   ", \"samples\": " + std::to_string(attacked_samples(m, c)) +
                    ", \"epsilon\": " + json_numbers(c.epsilon) +
                    ", \"accuracy\": " + json_numbers(c.accuracy);
             out += ", \"per_class_accuracy\": [";
@@ -439,6 +444,12 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
         out += md_row(row);
     }
     out += "\n";
+    const std::vector<std::string> subsets = subset_notes(models);
+    if (!subsets.empty()) {
+        out += "Attacks on part of the set: ";
+        for (std::size_t i = 0; i < subsets.size(); ++i) out += (i ? "; " : "") + markdown_escape(subsets[i]);
+        out += " (the first samples of the set, in its order); their accuracies are shares of those samples.\n\n";
+    }
     if (corruptions) {
         if (coverage) {
             out += "Covered and not covered split the corruptions by whether the model's training "
@@ -476,6 +487,9 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
            eps_chart_file + ")\n\n";
     for (const auto& a : attacks) {
         out += "### " + markdown_escape(a) + "\n\n";
+        for (const std::string& note : subsets) {
+            if (note.rfind(a + " ", 0) == 0) out += "Run " + markdown_escape(note.substr(a.size() + 1)) + ".\n\n";
+        }
         std::vector<std::string> h = {"model"};
         const std::vector<double> es = epsilons_of(models, a);
         for (double e : es) h.push_back(eps + "=" + format_epsilon(e));
@@ -508,7 +522,8 @@ inline std::string report_markdown(const std::vector<model_evaluation>& models,
                 row.push_back(percent(c.accuracy[i]));
                 out += md_row(row);
             }
-            out += "\nEach member runs on the samples the members before it left; the shares are of all samples.\n\n";
+            out += "\nEach member runs on the samples the members before it left; the shares are of all " +
+                   std::to_string(attacked_samples(m, c)) + " samples attacked.\n\n";
         }
     }
 
