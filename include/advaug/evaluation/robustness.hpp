@@ -26,6 +26,8 @@
 //     random numbers), which keeps noise out of the differences between points of a curve.
 //   - At epsilon 0 both attacks return x itself, so that point is the clean accuracy and is
 //     not recomputed.
+//   - An attack of attack_spec::samples(n) runs on the rows of each batch among the first n of
+//     the set, with the batch's own seed; its curve's shares are of those n samples.
 //   - Corruptions act on raw pixels in [0, 1]: when the domain has a normalization, each
 //     batch is mapped back to raw units, corrupted and normalized again.
 //   - Progress: with evaluation_options::on_progress(f), f receives an evaluation_progress
