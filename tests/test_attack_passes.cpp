@@ -44,6 +44,14 @@ struct passes_model : sequential<T, 4> {
         }
         sequential<T, 4>::forward(x, c, logits);
     }
+    void infer(const tensor<T, 4>& x, typename sequential<T, 4>::cache_type& c, tensor<T, 2>& logits) const {
+        {
+            std::lock_guard lock(record_lock());
+            seen.push_back(x.shape()[0]);
+            ++inferred;
+        }
+        sequential<T, 4>::infer(x, c, logits);
+    }
     std::size_t rows_per_pass() const { return rows; }
     static std::mutex& record_lock() {
         static std::mutex m;
@@ -52,6 +60,7 @@ struct passes_model : sequential<T, 4> {
 
     std::size_t rows;
     mutable std::vector<std::size_t> seen;
+    mutable std::size_t inferred = 0;  // passes through infer(): no backward pass followed
 };
 
 template <class T>
@@ -122,8 +131,10 @@ TEST_CASE_TEMPLATE("gradients and logits in passes are each row's own, as in one
     one.backward(pick, want);
     CHECK(relative_diff(dx, want) < tol);
 
-    // predict() and per_sample_loss() in passes
+    // predict() and per_sample_loss() in passes, through the model's infer()
+    CHECK(split.inferred == 0);
     passes.predict(x);
+    CHECK(split.inferred == 4);
     CHECK(relative_diff(passes.logits, one.logits) < tol);
     const auto loss_split = passes.per_sample_loss(x, y);
     const auto loss_whole = one.per_sample_loss(x, y);

@@ -148,6 +148,54 @@ TEST_CASE("input_and_parameter_gradient is input_gradient plus scale times param
     CHECK(nonzero > i / 2);  // not a comparison of zeros
 }
 
+TEST_CASE_TEMPLATE("infer() gives forward()'s logits bit for bit and leaves no record for a backward pass", T, float,
+                   double) {
+    // ReLU then 2 x 2 max-pool (fused: the pool first), a max-pool alone, a 3 x 3 max-pool of
+    // stride 1 (the general window) and a ReLU before a flatten (not fused).
+    rng gen(3);
+    sequential<T, 4> net({2, 12, 12});
+    net.add(conv2d<T>(2, 3, 3, gen, conv2d_options{}.padding(1)))
+        .add(relu<T, 4>{})
+        .add(max_pool2d<T>(2))
+        .add(conv2d<T>(3, 4, 3, gen, conv2d_options{}.padding(1)))
+        .add(max_pool2d<T>(2))
+        .add(max_pool2d<T>(3, 1))
+        .add(relu<T, 4>{})
+        .add(flatten<T>{})
+        .add(dense<T>(4 * 1 * 1, 5, gen));
+    net.set_mode(mode::eval);
+    auto x = tensor<T, 4>::from_shape({7, 2, 12, 12});
+    rng draw(5);
+    for (auto& v : x) v = static_cast<T>(draw.uniform() * 2 - 1);  // negative values too
+    typename sequential<T, 4>::cache_type with_record, without;
+    tensor<T, 2> a, b;
+    net.forward(x, with_record, a);
+    net.infer(x, without, b);
+    REQUIRE(a.shape() == b.shape());
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));
+    // And again on the same cache, after a forward() on it.
+    net.forward(x, without, a);
+    net.infer(x, without, b);
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));
+
+    tensor<T, 4> dx;
+    CHECK_THROWS_WITH_AS(net.input_gradient(without, a, dx),
+                         "sequential::backward(): the cache was not filled by forward() of this model",
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(net.infer(tensor<T, 4>::from_shape({1, 2, 12, 11}), without, b),
+                         "sequential::infer(): inputs have shape [1, 2, 12, 11], the model expects [N >= 1, 2, 12, 12]",
+                         std::invalid_argument);
+    // The bundled CNN too.
+    cnn<T> c(4);
+    c.set_mode(mode::eval);
+    auto images = tensor<T, 4>::from_shape({3, 1, 28, 28});
+    for (auto& v : images) v = static_cast<T>(draw.uniform());
+    typename cnn<T>::cache_type cache;
+    c.forward(images, cache, a);
+    c.infer(images, cache, b);
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));
+}
+
 TEST_CASE("a model is mode-independent when every layer says so") {
     CHECK(cnn<float>(1).is_mode_independent());
     CHECK_FALSE(cnn<float>(1, weight_init::he_normal, true).is_mode_independent());  // batch norm

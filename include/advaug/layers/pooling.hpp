@@ -153,6 +153,21 @@ public:
         cache.input_shape = in;
     }
 
+    /// forward()'s outputs without its record (the argmax a backward pass needs), for a pass no
+    /// backward pass follows; with `relu`, max(0, y) of each output, which for finite inputs is
+    /// bit for bit the pool of the ReLU of x (ReLU and max commute), at a quarter of the ReLUs.
+    void forward_values(const tensor<T, 4>& x, tensor<T, 4>& y, bool relu) const {
+        const std::array<std::size_t, 4> in = x.shape();
+        const auto out = window_.output_shape("max_pool2d::forward_values", in);
+        if (y.shape() != out) y.resize(out);
+        const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
+                          oh = out[2], ow = out[3];
+        detail::parallel_for(in[0] * in[1], detail::rows_per_chunk(h * w),
+                             [&](std::size_t first, std::size_t last, std::size_t) {
+                                 values_planes(x.data(), y.data(), first, last, h, w, oh, ow, k, s, relu);
+                             });
+    }
+
     /// dx[argmax] += dy for every output; all other entries 0.
     void backward_input(const cache_type& cache, const tensor<T, 4>& dy, tensor<T, 4>& dx) const {
         window_.check_output_gradient("max_pool2d::backward_input", cache.input_shape, dy.shape());
@@ -194,6 +209,43 @@ private:
                         backend::element::max_window(xp, base + oy * s * w + ox * s, w, k, *yp++);
                 }
             }
+        }
+    }
+
+    /// The values of forward_planes (max_window's comparisons in its order), then max(0, .)
+    /// with `relu`.
+    static void values_planes(const T* xp, T* y, std::size_t first, std::size_t last, std::size_t h,
+                              std::size_t w, std::size_t oh, std::size_t ow, std::size_t k, std::size_t s,
+                              bool relu) {
+        if (k == 2 && s == 2) {
+            for (std::size_t plane = first; plane < last; ++plane) {
+                for (std::size_t oy = 0; oy < oh; ++oy) {
+                    const T* __restrict r0 = xp + plane * h * w + 2 * oy * w;
+                    const T* __restrict r1 = r0 + w;
+                    T* __restrict yr = y + (plane * oh + oy) * ow;
+                    for (std::size_t j = 0; j < ow; ++j) {
+                        T best = r0[2 * j];
+                        best = r0[2 * j + 1] > best ? r0[2 * j + 1] : best;
+                        best = r1[2 * j] > best ? r1[2 * j] : best;
+                        best = r1[2 * j + 1] > best ? r1[2 * j + 1] : best;
+                        yr[j] = best;
+                    }
+                }
+            }
+        } else {
+            T* yp = y + first * oh * ow;
+            for (std::size_t plane = first; plane < last; ++plane) {
+                const std::size_t base = plane * h * w;
+                for (std::size_t oy = 0; oy < oh; ++oy) {
+                    for (std::size_t ox = 0; ox < ow; ++ox) {
+                        backend::element::max_window(xp, base + oy * s * w + ox * s, w, k, *yp++);
+                    }
+                }
+            }
+        }
+        if (relu) {
+            T* __restrict yp = y + first * oh * ow;
+            for (std::size_t i = 0, n = (last - first) * oh * ow; i < n; ++i) yp[i] = yp[i] > T(0) ? yp[i] : T(0);
         }
     }
 

@@ -39,6 +39,11 @@
 //     caches; results are those of one pass up to rounding. The passes call forward() and
 //     input_gradient() from several threads at once, each with its own cache. sequential
 //     derives it from the size of its layers' outputs; the trainer never splits a batch.
+//   infer(x, cache, logits) const (optional)
+//     forward() for a pass that no backward pass follows: the same logits (bit for bit where
+//     the activations are finite), without the records a backward pass needs, so faster; the
+//     cache is then no record for input_gradient(). The attacks' logits-only passes (Square's
+//     queries, the checks of which samples are still correct) use it where declared.
 //
 // trainable_classifier<M> -- what a trainer needs in addition
 //   parameter_gradient(cache, dlogits)
@@ -154,6 +159,12 @@ concept has_input_gradient_with_features =
 template <class M>
 concept has_rows_per_pass = requires(const M& m) {
     { m.rows_per_pass() } -> std::convertible_to<std::size_t>;
+};
+
+template <class M>
+concept has_infer = requires(const M& m, const model_input_t<M>& x, typename M::cache_type& c,
+                             model_logits_t<M>& logits) {
+    m.infer(x, c, logits);
 };
 
 template <class M>

@@ -28,7 +28,9 @@
 
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/layers/activations.hpp"
 #include "advaug/layers/layer.hpp"
+#include "advaug/layers/pooling.hpp"
 #include "advaug/layers/static_checks.hpp"
 #include "advaug/model/mode.hpp"
 #include "advaug/model/parameter.hpp"
@@ -173,6 +175,7 @@ public:
     void set_mode(advaug::mode m) override { layer_.set_mode(m); }
     std::unique_ptr<layer_slot<T>> clone() const override { return std::make_unique<layer_holder>(layer_); }
     void* get() override { return &layer_; }
+    const L& layer() const { return layer_; }
 
 private:
     L layer_;
@@ -265,7 +268,54 @@ public:
     }
 
     void forward(const tensor<T, InputRank>& x, cache_type& cache, tensor<T, 2>& logits) const {
-        const char* fn = "sequential::forward";
+        const std::size_t count = prepare("sequential::forward", x, cache);
+        cache.x = &x;
+        detail::activation_in<T> in;
+        if constexpr (InputRank == 2) in.r2 = &x; else in.r4 = &x;
+        for (std::size_t i = 0; i + 1 < count; ++i) {
+            layers_[i]->forward(in, *cache.layers[i], cache.outputs[i]);
+            in = detail::in_of(cache.outputs[i]);
+        }
+        layers_.back()->forward_into(in, *cache.layers.back(), logits);
+    }
+
+    /// The model contract's optional infer(): forward() for a pass no backward pass follows (an
+    /// attack's logits-only passes), the same logits bit for bit where the activations are
+    /// finite, without the records a backward pass needs where a layer can skip them: a 2-D
+    /// max-pool keeps no argmax, and a ReLU right before one runs after it, on a quarter of the
+    /// values (max and ReLU commute). The cache keeps no record: backward(), input_gradient()
+    /// and features() refuse it until the next forward().
+    void infer(const tensor<T, InputRank>& x, cache_type& cache, tensor<T, 2>& logits) const {
+        const std::size_t count = prepare("sequential::infer", x, cache);
+        cache.x = nullptr;
+        detail::activation_in<T> in;
+        if constexpr (InputRank == 2) in.r2 = &x; else in.r4 = &x;
+        using pool_slot = detail::layer_holder<T, max_pool2d<T>>;
+        using relu_slot = detail::layer_holder<T, relu<T, 4>>;
+        for (std::size_t i = 0; i + 1 < count; ++i) {
+            const auto* pool = dynamic_cast<const pool_slot*>(layers_[i].get());
+            const auto* next = i + 2 < count ? dynamic_cast<const pool_slot*>(layers_[i + 1].get()) : nullptr;
+            if (next && dynamic_cast<const relu_slot*>(layers_[i].get())) {
+                next->layer().forward_values(in.template get<4>(), cache.outputs[i + 1].r4, true);
+                in = detail::in_of(cache.outputs[++i]);
+            } else if (pool) {
+                pool->layer().forward_values(in.template get<4>(), cache.outputs[i].r4, false);
+                in = detail::in_of(cache.outputs[i]);
+            } else {
+                layers_[i]->forward(in, *cache.layers[i], cache.outputs[i]);
+                in = detail::in_of(cache.outputs[i]);
+            }
+        }
+        layers_.back()->forward_into(in, *cache.layers.back(), logits);
+    }
+
+    void input_gradient(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>& dx) const {
+        backward(cache, dlogits, &dx, nullptr, T(1));
+    }
+
+private:
+    /// Checks x and sizes the cache for a pass; returns the number of layers.
+    std::size_t prepare(const char* fn, const tensor<T, InputRank>& x, cache_type& cache) const {
         check_complete(fn);
         if (x.shape()[0] == 0 || !std::equal(input_shape_.begin(), input_shape_.end(), x.shape().begin() + 1)) {
             detail::invalid(fn, "inputs have shape ", detail::shape_string(x.shape()), ", the model expects [N >= 1, ",
@@ -279,20 +329,10 @@ public:
             cache.deltas.resize(count - 1);
             cache.scaled.resize(count);
         }
-        cache.x = &x;
-        detail::activation_in<T> in;
-        if constexpr (InputRank == 2) in.r2 = &x; else in.r4 = &x;
-        for (std::size_t i = 0; i + 1 < count; ++i) {
-            layers_[i]->forward(in, *cache.layers[i], cache.outputs[i]);
-            in = detail::in_of(cache.outputs[i]);
-        }
-        layers_.back()->forward_into(in, *cache.layers.back(), logits);
+        return count;
     }
 
-    void input_gradient(cache_type& cache, const tensor<T, 2>& dlogits, tensor<T, InputRank>& dx) const {
-        backward(cache, dlogits, &dx, nullptr, T(1));
-    }
-
+public:
     /// The penultimate features of the last forward(): the input of the last layer, [N, F]
     /// (the model contract's optional feature_classifier member).
     /// throws: std::invalid_argument for a model of one layer, or one whose last layer takes

@@ -237,7 +237,7 @@ struct loss_gradient {
                 grow_parts();
                 parallel_for((n + rows - 1) / rows, 1, [&](std::size_t begin, std::size_t end, std::size_t slot) {
                     for (std::size_t p = begin; p < end; ++p) {
-                        forward_part(x, *w.parts_[slot], p * rows, std::min(rows, n - p * rows), rows);
+                        forward_part(x, *w.parts_[slot], p * rows, std::min(rows, n - p * rows), rows, true);
                     }
                 });
                 return;
@@ -318,13 +318,22 @@ private:
 
     /// The forward pass of rows [first, first + count) on `part`, its logits into logits. Every
     /// pass has `rows` rows (the last one's padded with copies of its last row), so that the
-    /// part's buffers and the model's cache keep one shape and are never reallocated.
+    /// part's buffers and the model's cache keep one shape and are never reallocated. With
+    /// `logits_only`, the model's infer() where it has one: no backward pass follows.
     template <class Part>
     void forward_part(const input_type& x, Part& part, std::size_t first, std::size_t count,
-                      std::size_t rows) {
+                      std::size_t rows, bool logits_only = false) {
         load_rows(x, first, count, rows, part.x, pad::last_row);
         try {
-            model.forward(part.x, part.cache, part.logits);
+            if constexpr (contract::has_infer<M>) {
+                if (logits_only) {
+                    model.infer(part.x, part.cache, part.logits);
+                } else {
+                    model.forward(part.x, part.cache, part.logits);
+                }
+            } else {
+                model.forward(part.x, part.cache, part.logits);
+            }
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument(concat(fn, "(): ", e.what(), " (rows ", first, " to ",
                                                first + count - 1, " of a batch of shape ",
