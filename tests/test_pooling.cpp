@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <advaug/gradcheck/gradient_check.hpp>
+#include <advaug/layers/activations.hpp>
 #include <advaug/layers/flatten.hpp>
 #include <advaug/layers/pooling.hpp>
 #include <algorithm>
@@ -177,6 +178,54 @@ TEST_CASE_TEMPLATE("pooling input gradients pass the finite-difference check", T
         CHECK(ra.analytic_norm > 0);
         CHECK(ra.relative_error < tol);
     }
+}
+
+TEST_CASE_TEMPLATE("max_pool2d::forward_relu and backward_input_relu are a ReLU then the pool, bit for bit", T, float,
+                   double) {
+    // Small integers, many of them equal and many <= 0: ties among positive maxima, windows
+    // whose maximum is 0 or negative, and overlapping windows that share a maximum.
+    for (const auto& config : pool_configs) {
+        CAPTURE(config.kernel);
+        CAPTURE(config.stride);
+        const max_pool2d<T> pool(config.kernel, config.stride);
+        const relu<T, 4> act;
+        auto x = tensor<T, 4>::from_shape({3, 2, 7, 6});
+        rng gen(config.kernel * 10 + config.stride);
+        for (auto& v : x) v = static_cast<T>(std::floor(gen.uniform() * 6) - 4);  // -4 .. 1
+        typename relu<T, 4>::cache_type relu_cache;
+        typename max_pool2d<T>::cache_type split_cache, fused_cache;
+        tensor<T, 4> r, y_split, y_fused;
+        act.forward(x, relu_cache, r);
+        pool.forward(r, split_cache, y_split);
+        pool.forward_relu(x, fused_cache, y_fused);
+        REQUIRE(y_split.shape() == y_fused.shape());
+        CHECK(values(y_split) == values(y_fused));
+
+        auto dy = tensor<T, 4>::from_shape(y_split.shape());
+        for (auto& v : dy) v = static_cast<T>(gen.uniform() * 2 - 1);
+        tensor<T, 4> dr, dx_split, dx_fused;
+        pool.backward_input(split_cache, dy, dr);
+        act.backward_input(relu_cache, dr, dx_split);
+        pool.backward_input_relu(fused_cache, y_fused, dy, dx_fused);
+        REQUIRE(dx_split.shape() == dx_fused.shape());
+        CHECK(values(dx_split) == values(dx_fused));
+        // It can fail: without the mask the windows whose maximum is <= 0 pass a gradient on.
+        tensor<T, 4> dx_unmasked;
+        pool.backward_input(fused_cache, dy, dx_unmasked);
+        CHECK(values(dx_unmasked) != values(dx_fused));
+    }
+    const max_pool2d<T> pool(2);
+    typename max_pool2d<T>::cache_type cache;
+    tensor<T, 4> y, dx;
+    CHECK_THROWS_WITH_AS(pool.backward_input_relu(cache, y, tensor<T, 4>::from_shape({1, 1, 1, 1}), dx),
+                         "max_pool2d::backward_input_relu(): the cache was not filled by forward() of this layer",
+                         std::invalid_argument);
+    pool.forward_relu(tensor<T, 4>::from_shape({1, 2, 4, 4}), cache, y);
+    CHECK_THROWS_WITH_AS(pool.backward_input_relu(cache, tensor<T, 4>::from_shape({1, 2, 1, 2}),
+                                                  tensor<T, 4>::from_shape({1, 2, 2, 2}), dx),
+                         "max_pool2d::backward_input_relu(): the outputs have shape [1, 2, 1, 2], the output "
+                         "gradient [1, 2, 2, 2]",
+                         std::invalid_argument);
 }
 
 TEST_CASE("pooling reuses its output and input-gradient storage for repeated shapes") {

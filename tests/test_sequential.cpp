@@ -32,6 +32,10 @@ struct scale_layer {
     advaug::mode mode() const { return advaug::mode::train; }
     void set_mode(advaug::mode) {}
 };
+
+// ReLU under another type: sequential runs it on its own, not with a max-pool after it.
+template <class T>
+struct unfused_relu : relu<T, 4> {};
 }  // namespace
 
 TEST_CASE("a user's own layer plugs into sequential and passes the gradient checks") {
@@ -194,6 +198,58 @@ TEST_CASE_TEMPLATE("infer() gives forward()'s logits bit for bit and leaves no r
     c.forward(images, cache, a);
     c.infer(images, cache, b);
     CHECK(std::equal(a.begin(), a.end(), b.begin()));
+}
+
+TEST_CASE_TEMPLATE("a ReLU before a max-pool runs with it: the logits and all gradients of the layers run one by one",
+                   T, float, double) {
+    // A ReLU first (not fused: its backward pass writes dx), then conv-ReLU-pool with the 2 x 2
+    // window and with an overlapping 3 x 3 window of stride 1.
+    const auto build = [](auto act) {
+        rng gen(11);
+        sequential<T, 4> net({2, 10, 10});
+        net.add(decltype(act){})
+            .add(max_pool2d<T>(2, 1))
+            .add(conv2d<T>(2, 3, 3, gen, conv2d_options{}.padding(1)))
+            .add(decltype(act){})
+            .add(max_pool2d<T>(2))
+            .add(conv2d<T>(3, 4, 3, gen, conv2d_options{}.padding(1)))
+            .add(decltype(act){})
+            .add(max_pool2d<T>(3, 1))
+            .add(flatten<T>{})
+            .add(dense<T>(4 * 2 * 2, 5, gen));
+        return net;
+    };
+    auto fused = build(relu<T, 4>{});
+    auto split = build(unfused_relu<T>{});
+    auto x = tensor<T, 4>::from_shape({6, 2, 10, 10});
+    rng draw(8);
+    for (auto& v : x) v = static_cast<T>(draw.uniform() * 2 - 1);
+    typename sequential<T, 4>::cache_type fused_cache, split_cache;
+    tensor<T, 2> a, b;
+    fused.forward(x, fused_cache, a);
+    split.forward(x, split_cache, b);
+    REQUIRE(a.shape() == b.shape());
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));
+
+    auto dlogits = tensor<T, 2>::from_shape(a.shape());
+    for (auto& v : dlogits) v = static_cast<T>(draw.uniform() * 2 - 1);
+    tensor<T, 4> dx_fused, dx_split;
+    fused.input_gradient(fused_cache, dlogits, dx_fused);
+    split.input_gradient(split_cache, dlogits, dx_split);
+    CHECK(std::equal(dx_fused.begin(), dx_fused.end(), dx_split.begin(), dx_split.end()));
+    CHECK(std::any_of(dx_fused.begin(), dx_fused.end(), [](T v) { return v != T(0); }));
+
+    fused.zero_grad();
+    split.zero_grad();
+    fused.input_and_parameter_gradient(fused_cache, dlogits, dx_fused, T(0.5));
+    split.input_and_parameter_gradient(split_cache, dlogits, dx_split, T(0.5));
+    CHECK(std::equal(dx_fused.begin(), dx_fused.end(), dx_split.begin(), dx_split.end()));
+    const auto pf = fused.parameters(), ps = split.parameters();
+    REQUIRE(pf.size() == ps.size());
+    for (std::size_t i = 0; i < pf.size(); ++i) {
+        CAPTURE(pf[i].name);
+        CHECK(std::equal(pf[i].grad.begin(), pf[i].grad.end(), ps[i].grad.begin(), ps[i].grad.end()));
+    }
 }
 
 TEST_CASE("a model is mode-independent when every layer says so") {

@@ -138,19 +138,29 @@ public:
     std::string describe() const { return window_.describe(); }
 
     void forward(const tensor<T, 4>& x, cache_type& cache, tensor<T, 4>& y) const {
-        const std::array<std::size_t, 4> in = x.shape();
-        const auto out = window_.output_shape("max_pool2d::forward", in);
-        if (y.shape() != out) y.resize(out);
-        cache.argmax.resize(y.size());
-        const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
-                          oh = out[2], ow = out[3];
-        // The planes (image, channel) are split across advaug's threads.
-        detail::parallel_for(in[0] * in[1], detail::rows_per_chunk(h * w),
-                             [&](std::size_t first, std::size_t last, std::size_t) {
-                                 forward_planes(x.data(), y.data(), cache.argmax.data(), first,
-                                                last, h, w, oh, ow, k, s);
-                             });
-        cache.input_shape = in;
+        forward_recorded("max_pool2d::forward", x, cache, y, false);
+    }
+
+    /// The pool of the ReLU of x for a pass a backward pass follows: forward() of x, then
+    /// max(0, y) of each output, which for finite inputs is bit for bit forward() of relu(x)
+    /// (ReLU and max commute) at a quarter of the ReLUs, and without relu(x) in memory. The
+    /// argmax recorded is x's; backward_input_relu() is the backward pass of the pair.
+    void forward_relu(const tensor<T, 4>& x, cache_type& cache, tensor<T, 4>& y) const {
+        forward_recorded("max_pool2d::forward_relu", x, cache, y, true);
+    }
+
+    /// dx = d/dx of forward_relu()'s output y given dy: dx[argmax] += dy where y > 0 for every
+    /// output, all other entries 0. For finite inputs this is bit for bit max_pool2d's
+    /// backward_input() followed by the ReLU's: an output of 0 has no gradient either way, and a
+    /// positive maximum is the same entry of x and of relu(x).
+    void backward_input_relu(const cache_type& cache, const tensor<T, 4>& y, const tensor<T, 4>& dy,
+                             tensor<T, 4>& dx) const {
+        window_.check_output_gradient("max_pool2d::backward_input_relu", cache.input_shape, dy.shape());
+        if (y.shape() != dy.shape()) {
+            detail::invalid("max_pool2d::backward_input_relu", "the outputs have shape ", detail::shape_string(y.shape()),
+                            ", the output gradient ", detail::shape_string(dy.shape()));
+        }
+        scatter(cache, dy, y.data(), dx);
     }
 
     /// forward()'s outputs without its record (the argmax a backward pass needs), for a pass no
@@ -171,6 +181,35 @@ public:
     /// dx[argmax] += dy for every output; all other entries 0.
     void backward_input(const cache_type& cache, const tensor<T, 4>& dy, tensor<T, 4>& dx) const {
         window_.check_output_gradient("max_pool2d::backward_input", cache.input_shape, dy.shape());
+        scatter(cache, dy, nullptr, dx);
+    }
+
+private:
+    /// forward() and forward_relu(); `fn` names the caller in errors.
+    void forward_recorded(const char* fn, const tensor<T, 4>& x, cache_type& cache, tensor<T, 4>& y,
+                          bool relu) const {
+        const std::array<std::size_t, 4> in = x.shape();
+        const auto out = window_.output_shape(fn, in);
+        if (y.shape() != out) y.resize(out);
+        cache.argmax.resize(y.size());
+        const std::size_t k = window_.kernel(), s = window_.stride(), h = in[2], w = in[3],
+                          oh = out[2], ow = out[3];
+        // The planes (image, channel) are split across advaug's threads.
+        detail::parallel_for(in[0] * in[1], detail::rows_per_chunk(h * w),
+                             [&](std::size_t first, std::size_t last, std::size_t) {
+                                 forward_planes(x.data(), y.data(), cache.argmax.data(), first,
+                                                last, h, w, oh, ow, k, s);
+                                 if (relu) relu_outputs(y.data() + first * oh * ow, (last - first) * oh * ow);
+                             });
+        cache.input_shape = in;
+    }
+
+    static void relu_outputs(T* __restrict y, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) y[i] = y[i] > T(0) ? y[i] : T(0);
+    }
+
+    /// dx[argmax] += dy for every output (where y > 0 when `y` is given); all other entries 0.
+    void scatter(const cache_type& cache, const tensor<T, 4>& dy, const T* y, tensor<T, 4>& dx) const {
         if (dx.shape() != cache.input_shape) dx.resize(cache.input_shape);
         const auto& in = cache.input_shape;
         const std::size_t plane_in = in[2] * in[3], plane_out = dy.shape()[2] * dy.shape()[3];
@@ -182,14 +221,18 @@ public:
         detail::parallel_for(in[0] * in[1], detail::rows_per_chunk(plane_in),
                              [&](std::size_t first, std::size_t last, std::size_t) {
                                  std::fill(d + first * plane_in, d + last * plane_in, T(0));
-                                 for (std::size_t j = first * plane_out; j < last * plane_out;
-                                      ++j) {
-                                     d[arg[j]] += g[j];
+                                 if (y) {
+                                     for (std::size_t j = first * plane_out; j < last * plane_out; ++j) {
+                                         d[arg[j]] += y[j] > T(0) ? g[j] : T(0);
+                                     }
+                                 } else {
+                                     for (std::size_t j = first * plane_out; j < last * plane_out; ++j) {
+                                         d[arg[j]] += g[j];
+                                     }
                                  }
                              });
     }
 
-private:
     /// The outputs and argmax entries of planes [first, last); each window is
     /// backend::element::max_window, as on a device.
     static void forward_planes(const T* xp, T* y, std::size_t* argmax, std::size_t first,
@@ -243,10 +286,7 @@ private:
                 }
             }
         }
-        if (relu) {
-            T* __restrict yp = y + first * oh * ow;
-            for (std::size_t i = 0, n = (last - first) * oh * ow; i < n; ++i) yp[i] = yp[i] > T(0) ? yp[i] : T(0);
-        }
+        if (relu) relu_outputs(y + first * oh * ow, (last - first) * oh * ow);
     }
 
     /// forward_planes for the common 2 x 2 window with stride 2, a row of outputs at a time,

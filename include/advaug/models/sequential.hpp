@@ -176,6 +176,8 @@ public:
     std::unique_ptr<layer_slot<T>> clone() const override { return std::make_unique<layer_holder>(layer_); }
     void* get() override { return &layer_; }
     const L& layer() const { return layer_; }
+    /// The layer's own cache inside a cache make_cache() made.
+    static typename L::cache_type& record(layer_cache_base& c) { return static_cast<cache&>(c).c; }
 
 private:
     L layer_;
@@ -215,7 +217,8 @@ public:
         }
     }
 
-    sequential(const sequential& other) : input_shape_(other.input_shape_), shapes_(other.shapes_), mode_(other.mode_) {
+    sequential(const sequential& other)
+        : input_shape_(other.input_shape_), shapes_(other.shapes_), relu_pool_(other.relu_pool_), mode_(other.mode_) {
         for (const auto& l : other.layers_) layers_.push_back(l->clone());
     }
     sequential& operator=(const sequential& other) {
@@ -267,12 +270,22 @@ public:
         return shapes_.back()[0];
     }
 
+    /// A ReLU<T, 4> right before a max_pool2d (and after another layer) runs with it as one
+    /// layer (max_pool2d::forward_relu and backward_input_relu): the same logits and gradients
+    /// bit for bit where the activations are finite, without the ReLU's full-size output and
+    /// its forward and backward passes over it.
     void forward(const tensor<T, InputRank>& x, cache_type& cache, tensor<T, 2>& logits) const {
         const std::size_t count = prepare("sequential::forward", x, cache);
         cache.x = &x;
         detail::activation_in<T> in;
         if constexpr (InputRank == 2) in.r2 = &x; else in.r4 = &x;
         for (std::size_t i = 0; i + 1 < count; ++i) {
+            if (fused_with_pool(i)) {
+                pool_at(i + 1).forward_relu(in.template get<4>(), pool_slot::record(*cache.layers[i + 1]),
+                                            cache.outputs[i + 1].r4);
+                in = detail::in_of(cache.outputs[++i]);
+                continue;
+            }
             layers_[i]->forward(in, *cache.layers[i], cache.outputs[i]);
             in = detail::in_of(cache.outputs[i]);
         }
@@ -290,16 +303,12 @@ public:
         cache.x = nullptr;
         detail::activation_in<T> in;
         if constexpr (InputRank == 2) in.r2 = &x; else in.r4 = &x;
-        using pool_slot = detail::layer_holder<T, max_pool2d<T>>;
-        using relu_slot = detail::layer_holder<T, relu<T, 4>>;
         for (std::size_t i = 0; i + 1 < count; ++i) {
-            const auto* pool = dynamic_cast<const pool_slot*>(layers_[i].get());
-            const auto* next = i + 2 < count ? dynamic_cast<const pool_slot*>(layers_[i + 1].get()) : nullptr;
-            if (next && dynamic_cast<const relu_slot*>(layers_[i].get())) {
-                next->layer().forward_values(in.template get<4>(), cache.outputs[i + 1].r4, true);
+            if (relu_pool_[i]) {
+                pool_at(i + 1).forward_values(in.template get<4>(), cache.outputs[i + 1].r4, true);
                 in = detail::in_of(cache.outputs[++i]);
-            } else if (pool) {
-                pool->layer().forward_values(in.template get<4>(), cache.outputs[i].r4, false);
+            } else if (is_pool(i)) {
+                pool_at(i).forward_values(in.template get<4>(), cache.outputs[i].r4, false);
                 in = detail::in_of(cache.outputs[i]);
             } else {
                 layers_[i]->forward(in, *cache.layers[i], cache.outputs[i]);
@@ -314,6 +323,13 @@ public:
     }
 
 private:
+    using pool_slot = detail::layer_holder<T, max_pool2d<T>>;
+    bool is_pool(std::size_t i) const { return dynamic_cast<const pool_slot*>(layers_[i].get()) != nullptr; }
+    const max_pool2d<T>& pool_at(std::size_t i) const { return static_cast<const pool_slot*>(layers_[i].get())->layer(); }
+    /// Layer i is a ReLU that forward() and backward() run with the max-pool after it; the
+    /// first layer is not (its backward pass writes the caller's dx).
+    bool fused_with_pool(std::size_t i) const { return i > 0 && relu_pool_[i]; }
+
     /// Checks x and sizes the cache for a pass; returns the number of layers.
     std::size_t prepare(const char* fn, const tensor<T, InputRank>& x, cache_type& cache) const {
         check_complete(fn);
@@ -445,6 +461,12 @@ private:
         slot->set_mode(mode_);
         layers_.push_back(std::move(slot));
         shapes_.push_back(std::move(out));
+        relu_pool_.push_back(0);
+        if constexpr (std::is_same_v<L, max_pool2d<T>>) {
+            const std::size_t i = layers_.size() - 1;
+            using relu_slot = detail::layer_holder<T, relu<T, 4>>;
+            if (i > 0 && dynamic_cast<const relu_slot*>(layers_[i - 1].get())) relu_pool_[i - 1] = 1;
+        }
     }
 
     static std::string concat_index(std::size_t i, const std::string& what) {
@@ -494,6 +516,14 @@ private:
                 }
                 break;
             }
+            if (fused_with_pool(i - 1)) {  // the pool and the ReLU before it: i - 1 >= 1
+                auto& next = cache.deltas[i - 2];
+                pool_at(i).backward_input_relu(pool_slot::record(*cache.layers[i]), cache.outputs[i].r4,
+                                               grad.template get<4>(), next.r4);
+                grad = detail::in_of(next);
+                --i;  // the ReLU has no parameters
+                continue;
+            }
             auto& next = cache.deltas[i - 1];
             layers_[i]->backward_input(*cache.layers[i], grad, next);
             if (dfeatures && i + 1 == count) next.r2 += *dfeatures;
@@ -503,6 +533,7 @@ private:
     std::vector<std::size_t> input_shape_;
     std::vector<std::unique_ptr<detail::layer_slot<T>>> layers_;
     std::vector<std::vector<std::size_t>> shapes_;
+    std::vector<char> relu_pool_;  // per layer: a relu<T, 4> with a max_pool2d<T> after it
     advaug::mode mode_ = advaug::mode::train;
 };
 
