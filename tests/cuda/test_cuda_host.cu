@@ -38,6 +38,12 @@ static_assert(std::is_same_v<logits_t<cuda::cnn<float>>, cuda::device_tensor<flo
 static_assert(std::is_same_v<input_t<mlp<float>>, tensor<float, 2>>);
 static_assert(optimizer<cuda::sgd<float>, float> && optimizer<cuda::sgd<double>, double>);
 static_assert(detail::attack_tensor<cuda::device_tensor<float, 2>>);
+// cuda::host_model shows a device model through host tensors (for apgd, fab, square and
+// autoattack, which take advaug::tensor inputs).
+static_assert(classifier<cuda::host_model<cuda::cnn<float>>>);
+static_assert(std::is_same_v<input_t<cuda::host_model<cuda::cnn<float>>>, tensor<float, 4>>);
+static_assert(std::is_same_v<logits_t<cuda::host_model<cuda::mlp<double>>>, tensor<double, 2>>);
+static_assert(detail::check_attack_model<cuda::host_model<cuda::mlp<float>>, tensor<float, 2>>());
 static_assert(detail::attack_tensor<tensor<double, 4>>);
 static_assert(!detail::attack_tensor<std::vector<float>>);
 static_assert(std::is_same_v<detail::labels_t<cuda::device_tensor<float, 4>>, cuda::device_labels>);

@@ -522,8 +522,8 @@ tensor<T, R> apgd_attack(const char* fn, const M& model, const tensor<T, R>& x,
 template <class M, class X>
 consteval bool check_host_attack() {
     static_assert(is_host_tensor_v<X>,
-                  "advaug: apgd(), apgd_t(), fab(), fab_t(), square() and autoattack() run on host models only "
-                  "so far (advaug::tensor inputs)");
+                  "advaug: apgd(), apgd_t(), fab(), fab_t(), square() and autoattack() take advaug::tensor "
+                  "inputs: run a device model through advaug::cuda::host_model (advaug/cuda/host_model.hpp)");
     return is_host_tensor_v<X> && check_attack_model<M, X>();
 }
 

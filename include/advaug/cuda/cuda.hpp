@@ -14,6 +14,7 @@
 #include "advaug/attacks/pgd.hpp"
 #include "advaug/cuda/attack_ops.hpp"
 #include "advaug/cuda/cnn.hpp"
+#include "advaug/cuda/host_model.hpp"
 #include "advaug/cuda/loss.hpp"
 #include "advaug/cuda/mlp.hpp"
 #include "advaug/cuda/runtime.hpp"
