@@ -6,7 +6,8 @@
 #      skip without a device); the default backend must be oneDNN;
 #   2. the other kernel backends (ADVAUG_BACKEND=blas, none): the tests that exercise the
 #      products (GEMM, dense, conv2d, layer gradients, threads) and one small training test;
-#   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. the suite again under AddressSanitizer + UndefinedBehaviorSanitizer, but the downstream
+#      builds (packaging, step 1) and the torchattacks cross-check;
 #   4. the multi-threaded tests under ThreadSanitizer;
 #   5. each libFuzzer target for 30 seconds.
 #
@@ -56,7 +57,7 @@ if [[ $release_only -eq 1 ]]; then
     exit 0
 fi
 
-step "AddressSanitizer + UndefinedBehaviorSanitizer, the whole suite"
+step "AddressSanitizer + UndefinedBehaviorSanitizer, the suite but downstream and cross-check"
 bash scripts/sanitize.sh address
 step "ThreadSanitizer, the multi-threaded tests"
 bash scripts/sanitize.sh thread
