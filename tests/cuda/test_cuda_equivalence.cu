@@ -394,9 +394,11 @@ TEST_CASE("PGD accuracy agrees within rounding, and GPU training reaches the CPU
 }
 
 TEST_CASE("AutoAttack on a device model through cuda::host_model gives the host model's result within rounding") {
-    // Calibration on the CPU (the host model alone, this training and these samples): clean 381
-    // of 500, AutoAttack at eps 0.02 leaves 231, so the comparison is neither all nor nothing.
-    // The device's GEMMs sum in another order; as for PGD above, 5 samples may differ.
+    // Calibration on the CPU (the host model alone, this training and these samples, built with
+    // ADVAUG_NO_BLAS as run_on_gpu.sh builds): clean 381 of 500, AutoAttack at eps 0.02 leaves
+    // 231, so the comparison is neither all nor nothing. The device's GEMMs sum in another
+    // order; on the CPU, every weight moved by about one float rounding (a factor 1 +- 2e-7,
+    // random signs) changed no sample's outcome in three trials. 5 samples (1 point) may differ.
     const auto [x, y] = synthetic<float>(3200, 784, 11);
     const auto [xt_, yt] = synthetic<float>(500, 784, 12);
     mlp<float> host({784, 64, 10}, 21);
