@@ -292,8 +292,19 @@ inline plane line_layer(std::ptrdiff_t h, std::ptrdiff_t w, double x0, double y0
     const double dx = x1 - x0, dy = y1 - y0;
     const double length = std::hypot(dx, dy);
     if (length == 0.0) return layer;
-    for (std::ptrdiff_t r = 0; r < h; ++r) {
-        for (std::ptrdiff_t c = 0; c < w; ++c) {
+    // Only pixels within 2 of the segment's bounding box can be nearer than the profile's reach
+    // (1.45): the rest stay 0 without the distance (per pixel and segment, that was a sixth of
+    // advaug-eval's time on the 17 corruptions). The pixels visited get the same values.
+    auto first = [](double v, std::ptrdiff_t n) {
+        return std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(std::floor(v - 2.0)), 0, n);
+    };
+    auto last = [](double v, std::ptrdiff_t n) {
+        return std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(std::ceil(v + 2.0)) + 1, 0, n);
+    };
+    const std::ptrdiff_t r_first = first(std::min(y0, y1), h), r_last = last(std::max(y0, y1), h);
+    const std::ptrdiff_t c_first = first(std::min(x0, x1), w), c_last = last(std::max(x0, x1), w);
+    for (std::ptrdiff_t r = r_first; r < r_last; ++r) {
+        for (std::ptrdiff_t c = c_first; c < c_last; ++c) {
             const double px = static_cast<double>(c) - x0, py = static_cast<double>(r) - y0;
             const double along = (px * dx + py * dy) / length;  // position along the line
             const double t = std::clamp(along, 0.0, length);
