@@ -188,3 +188,51 @@ TEST_CASE("bad input is refused with the function, the argument and the value") 
     CHECK_THROWS_WITH_AS(f.apply(x, theta, out), "augment_and_mix::apply(): theta has shape [2, 3], expected [2, 70]",
                          std::invalid_argument);
 }
+
+TEST_CASE("the rows split over advaug's threads give the same bits on one, two and three threads") {
+    // apply and the vjps run the whole mixture on each thread's rows; a part computed in the
+    // wrong place, or with another row's theta, changes the bits
+    const std::size_t saved = num_threads();
+    struct restore {
+        std::size_t n;
+        ~restore() { set_num_threads(n); }
+    } guard{saved};
+    const auto f = small_mixture<float>();
+    const auto x = testing::uniform_batch<float>(9, small_image.size(), 21, 0.1, 0.9);
+    const auto dout = testing::uniform_batch<float>(9, small_image.size(), 22, -1, 1);
+    tensor<float, 2> theta;
+    f.sample(9, 23, theta);
+    std::vector<std::vector<float>> results;
+    for (std::size_t threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        tensor<float, 2> out, dtheta, dx;
+        f.apply(x, theta, out);
+        f.vjp_theta(x, theta, dout, dtheta);
+        f.vjp_input(x, theta, dout, dx);
+        std::vector<float> all(out.begin(), out.end());
+        all.insert(all.end(), dtheta.begin(), dtheta.end());
+        all.insert(all.end(), dx.begin(), dx.end());
+        results.push_back(std::move(all));
+    }
+    REQUIRE(results[0].size() == 9 * (2 * small_image.size() + f.num_params()));
+    for (std::size_t t = 1; t < results.size(); ++t) {
+        INFO("threads " << t + 1);
+        CHECK(std::memcmp(results[0].data(), results[t].data(), results[0].size() * sizeof(float)) == 0);
+    }
+}
+
+TEST_CASE("a non-finite theta or x is refused up front with the mixture's own row") {
+    const auto f = small_mixture<double>();
+    const auto x = testing::uniform_batch<double>(3, small_image.size(), 8);
+    const auto dout = testing::uniform_batch<double>(3, small_image.size(), 9, -1, 1);
+    tensor<double, 2> theta, out, dtheta;
+    f.sample(3, 5, theta);
+    theta(2, 0) = std::nan("");
+    CHECK_THROWS_WITH_AS(f.apply(x, theta, out), "augment_and_mix::apply(): theta must be finite, got nan at row 2, parameter 0",
+                         std::invalid_argument);
+    f.sample(3, 5, theta);
+    auto bad_x = x;
+    bad_x(1, 4) = INFINITY;
+    CHECK_THROWS_WITH_AS(f.vjp_theta(bad_x, theta, dout, dtheta),
+                         "augment_and_mix::vjp_theta(): x must be finite, got inf at row 1, feature 4", std::invalid_argument);
+}

@@ -36,7 +36,9 @@
 #include "advaug/detail/error.hpp"
 #include "advaug/detail/random.hpp"
 #include "advaug/detail/xtensor.hpp"
+#include "advaug/parallel/threads.hpp"
 #include "advaug/perturbations/any_family.hpp"
+#include "advaug/perturbations/budget.hpp"
 
 namespace advaug {
 
@@ -117,20 +119,31 @@ public:
 
     void apply(const batch& x, const batch& theta, batch& out) const {
         check("augment_and_mix::apply", x, theta);
-        work w;
-        forward(x, theta, w, false);
         out.resize(x.shape());
-        mix(x, theta, w, out);
+        over_rows(x, theta, nullptr, &out, nullptr,
+                  [&](const batch& xs, const batch& ts, const batch*, batch* os, batch*) {
+                      work w;
+                      forward(xs, ts, w, false);
+                      mix(xs, ts, w, *os);
+                  });
     }
 
     void vjp_theta(const batch& x, const batch& theta, const batch& dout, batch& dtheta) const {
         check("augment_and_mix::vjp_theta", x, theta, &dout);
-        backward(x, theta, dout, &dtheta, nullptr);
+        dtheta.resize({x.shape()[0], p_});
+        over_rows(x, theta, &dout, nullptr, &dtheta,
+                  [&](const batch& xs, const batch& ts, const batch* ds, batch*, batch* dts) {
+                      backward(xs, ts, *ds, dts, nullptr);
+                  });
     }
 
     void vjp_input(const batch& x, const batch& theta, const batch& dout, batch& dx) const {
         check("augment_and_mix::vjp_input", x, theta, &dout);
-        backward(x, theta, dout, nullptr, &dx);
+        dx.resize(x.shape());
+        over_rows(x, theta, &dout, &dx, nullptr,
+                  [&](const batch& xs, const batch& ts, const batch* ds, batch* dxs, batch*) {
+                      backward(xs, ts, *ds, nullptr, dxs);
+                  });
     }
 
     void identity(std::size_t n, batch& theta) const {
@@ -325,6 +338,44 @@ private:
             detail::invalid(fn, "dout has shape [", dout->shape()[0], ", ", dout->shape()[1], "], x has [", n, ", ",
                             input_size(), "]");
         }
+        // up front, with the mixture's own rows: an operation would see a gathered group's
+        detail::check_batch_values(fn, x, theta, input_size(), p_);
+    }
+
+    // The batch's rows split over advaug's threads (parallel/threads.hpp), each thread running
+    // the whole mixture on its rows, so that the operations' row loops inside run on that
+    // thread. Splitting each operation's gathered group instead (18 rows on average) left one
+    // core idle for much of a step, and the mixture's own loops ran on one thread. Row n of every
+    // result depends on row n of the inputs only, and each row is computed the same way in any
+    // split: the bits do not depend on the thread count. fn(xs, ts, ds, os, dts) computes the
+    // results of a part into os ([rows, D]) and dts ([rows, P]) where they are wanted (not
+    // null); the caller has sized out and dtheta.
+    template <class Fn>
+    void over_rows(const batch& x, const batch& theta, const batch* dout, batch* out, batch* dtheta,
+                   const Fn& fn) const {
+        const std::size_t n = x.shape()[0];
+        detail::parallel_for(n, 1, [&](std::size_t first, std::size_t last, std::size_t) {
+            if (first == 0 && last == n) {
+                fn(x, theta, dout, out, dtheta);
+                return;
+            }
+            auto part = [&](const batch& from, batch& to) {
+                const std::size_t width = from.shape()[1];
+                to.resize({last - first, width});
+                std::copy_n(from.data() + first * width, (last - first) * width, to.data());
+            };
+            auto back = [&](const batch& from, batch& to) {
+                std::copy_n(from.data(), from.size(), to.data() + first * to.shape()[1]);
+            };
+            batch xs, ts, ds, os, dts;
+            part(x, xs);
+            part(theta, ts);
+            if (dout) part(*dout, ds);
+            if (out) os.resize({last - first, x.shape()[1]});
+            fn(xs, ts, dout ? &ds : nullptr, out ? &os : nullptr, dtheta ? &dts : nullptr);
+            if (out) back(os, *out);
+            if (dtheta) back(dts, *dtheta);
+        });
     }
 
     // Every chain's output; with `keep`, every position's input too.

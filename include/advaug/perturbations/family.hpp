@@ -46,6 +46,10 @@
 //   max_active() const -> std::size_t (discrete families only)
 //     the largest number of ones a mask may hold.
 //
+// Every member is const and may be called from several threads at once: augment_and_mix runs
+// its operations on each of advaug's threads for that thread's rows. A family that keeps
+// mutable state (a cache) must guard it.
+//
 // A family whose kind is known only at run time (any_family, which holds a family chosen at
 // run time) declares no static kind; it has held_kind() const -> perturbation_kind instead, and
 // max_active() (0 unless the family held is discrete). kind_of(family) reads either.
