@@ -209,6 +209,10 @@ TEST_CASE("the rows split over advaug's threads give the same bits on one, two a
         f.apply(x, theta, out);
         f.vjp_theta(x, theta, dout, dtheta);
         f.vjp_input(x, theta, dout, dx);
+        tensor<float, 2> both_theta, both_x;  // the optional vjp: both products in one pass
+        f.vjp(x, theta, dout, &both_theta, &both_x);
+        CHECK(std::memcmp(both_theta.data(), dtheta.data(), dtheta.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(both_x.data(), dx.data(), dx.size() * sizeof(float)) == 0);
         std::vector<float> all(out.begin(), out.end());
         all.insert(all.end(), dtheta.begin(), dtheta.end());
         all.insert(all.end(), dx.begin(), dx.end());

@@ -47,6 +47,17 @@ void check_gradients(const F& f, const tensor<typename F::value_type, 2>& x,
               << r.input.numeric_norm << ")");
     CHECK(r.passed(fd_tolerance<T>()));
     if (r.theta_checked) CHECK(r.theta.analytic_norm > 0);  // the check compared something
+    // vjp_both (the optional vjp(), both products in one pass where declared) gives the two
+    // members' values bit for bit
+    const auto dout = testing::uniform_batch<T>(x.shape()[0], x.shape()[1], 77, -1, 1);
+    tensor<T, 2> dtheta, dx, both_theta, both_x;
+    f.vjp_theta(x, theta, dout, dtheta);
+    f.vjp_input(x, theta, dout, dx);
+    vjp_both(f, x, theta, dout, &both_theta, &both_x);
+    REQUIRE(both_theta.shape() == dtheta.shape());
+    REQUIRE(both_x.shape() == dx.shape());
+    CHECK(std::memcmp(both_theta.data(), dtheta.data(), dtheta.size() * sizeof(T)) == 0);
+    CHECK(std::memcmp(both_x.data(), dx.data(), dx.size() * sizeof(T)) == 0);
 }
 
 template <class F>
@@ -89,6 +100,9 @@ static_assert(perturbation_family<quantize<double>>);
 static_assert(perturbation_family<common_quantize<double>>);
 static_assert(kind_of<common_quantize<double>>() == perturbation_kind::gradient_free);
 static_assert(perturbation_family<dropped_sensors<double>>);
+static_assert(detail::perturbation_contract::has_vjp<affine<float>>);  // the optional member
+static_assert(detail::perturbation_contract::has_vjp<any_family<float>>);
+static_assert(!detail::perturbation_contract::has_vjp<chain<affine<float>, linf_ball<float>>>);
 static_assert(kind_of<quantize<double>>() == perturbation_kind::gradient_free);
 static_assert(kind_of<dropped_sensors<double>>() == perturbation_kind::discrete);
 static_assert(kind_of<chain<affine<double>, quantize<double>>>() ==

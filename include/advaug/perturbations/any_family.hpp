@@ -54,6 +54,10 @@ public:
     void vjp_input(const batch& x, const batch& theta, const batch& dout, batch& dx) const {
         impl_->vjp_input(x, theta, dout, dx);
     }
+    /// Both products in one pass where the held family declares vjp() (vjp_both).
+    void vjp(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx) const {
+        impl_->vjp(x, theta, dout, dtheta, dx);
+    }
     void identity(std::size_t n, batch& theta) const { impl_->identity(n, theta); }
     void sample(std::size_t n, std::uint64_t key, batch& theta) const {
         impl_->sample(n, key, theta);
@@ -81,6 +85,7 @@ private:
         virtual void apply(const batch&, const batch&, batch&) const = 0;
         virtual void vjp_theta(const batch&, const batch&, const batch&, batch&) const = 0;
         virtual void vjp_input(const batch&, const batch&, const batch&, batch&) const = 0;
+        virtual void vjp(const batch&, const batch&, const batch&, batch*, batch*) const = 0;
         virtual void identity(std::size_t, batch&) const = 0;
         virtual void sample(std::size_t, std::uint64_t, batch&) const = 0;
         virtual void project(batch&) const = 0;
@@ -102,6 +107,9 @@ private:
         }
         void vjp_input(const batch& x, const batch& th, const batch& g, batch& d) const override {
             family.vjp_input(x, th, g, d);
+        }
+        void vjp(const batch& x, const batch& th, const batch& g, batch* dth, batch* dx) const override {
+            vjp_both(family, x, th, g, dth, dx);
         }
         void identity(std::size_t n, batch& th) const override { family.identity(n, th); }
         void sample(std::size_t n, std::uint64_t key, batch& th) const override {

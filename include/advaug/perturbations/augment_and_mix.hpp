@@ -146,6 +146,17 @@ public:
                   });
     }
 
+    /// Both products in one pass (the contract's optional vjp); either pointer may be null.
+    void vjp(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx) const {
+        check("augment_and_mix::vjp", x, theta, &dout);
+        if (dtheta) dtheta->resize({x.shape()[0], p_});
+        if (dx) dx->resize(x.shape());
+        over_rows(x, theta, &dout, dx, dtheta,
+                  [&](const batch& xs, const batch& ts, const batch* ds, batch* dxs, batch* dts) {
+                      backward(xs, ts, *ds, dts, dxs);
+                  });
+    }
+
     void identity(std::size_t n, batch& theta) const {
         theta.resize({n, p_});
         std::fill(theta.begin(), theta.end(), T(0));
@@ -430,8 +441,8 @@ private:
         }
     }
 
-    // dtheta and/or dx (null: not wanted). Without dx, the first position of each chain needs
-    // no vjp_input: the gradient it would pass on reaches only x.
+    // dtheta and/or dx (null: not wanted). Each operation gives both of its products in one
+    // pass (vjp_both); without dx, the first position of each chain needs only its dtheta.
     void backward(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx) const {
         const std::size_t n = x.shape()[0], d = x.shape()[1], k = opt_.width(), depth = opt_.max_depth();
         work wk;
@@ -479,17 +490,17 @@ private:
                     gather(wk.inputs[c * depth + jj], rows, xin);
                     gather(dchain[c], rows, gin);
                     gather_raw(theta, rows, c, jj, op, raw);
+                    // the gradient a chain's first position would pass on reaches only x
+                    const bool input = jj > 0 || dx;
+                    ops_[op].vjp(xin, raw, gin, dtheta ? &dop : nullptr, input ? &dxin : nullptr);
                     if (dtheta) {
-                        ops_[op].vjp_theta(xin, raw, gin, dop);
                         const std::size_t q = ops_[op].num_params();
                         for (std::size_t r = 0; r < rows.size(); ++r) {
                             T* du = dtheta->data() + rows[r] * p_ + slot(c, jj) + 1;
                             for (std::size_t a = 0; a < q; ++a) du[a] = static_cast<T>(static_cast<double>(dop(r, a)) * op_scale_[op][a]);
                         }
                     }
-                    if (jj == 0 && !dx) continue;
-                    ops_[op].vjp_input(xin, raw, gin, dxin);
-                    scatter(dxin, rows, dchain[c]);
+                    if (input) scatter(dxin, rows, dchain[c]);
                 }
             }
             if (dx) *dx += dchain[c];

@@ -38,6 +38,11 @@
 //   param_scale() const -> std::vector<double>
 //     P positive numbers, the extent of the budget along each parameter (half a box's width);
 //     a gradient step of the search moves parameter j by a fraction of param_scale()[j].
+//   vjp(x, theta, dout, dtheta, dx) const (optional; dtheta and dx are batch pointers, either
+//   may be null)
+//     both products in one pass where both are wanted: the values vjp_theta and vjp_input give,
+//     bit for bit. vjp_both(family, ...) calls it where declared and the two members otherwise;
+//     augment_and_mix uses it inside its chains. The bundled families declare it, except chain.
 //   static constexpr perturbation_kind kind (optional, default continuous)
 //     continuous: differentiable in theta almost everywhere; searched by gradient or sampling.
 //     gradient_free: theta has no useful derivative (quantization); searched by sampling only.
@@ -101,6 +106,12 @@ concept has_vjp_input = requires(const F& f, const batch_t<F>& x, const batch_t<
 };
 
 template <class F>
+concept has_vjp = requires(const F& f, const batch_t<F>& x, const batch_t<F>& theta,
+                           const batch_t<F>& dout, batch_t<F>* dtheta, batch_t<F>* dx) {
+    f.vjp(x, theta, dout, dtheta, dx);
+};
+
+template <class F>
 concept has_identity =
     requires(const F& f, std::size_t n, batch_t<F>& theta) { f.identity(n, theta); };
 
@@ -159,6 +170,21 @@ constexpr perturbation_kind kind_of(const F& family) {
     } else {
         return kind_of<F>();
     }
+}
+
+/// dtheta = J_theta^T dout and dx = J_x^T dout where each is wanted (not null): through the
+/// family's optional vjp() in one pass where it declares one, else by vjp_theta and vjp_input.
+template <class F, class T = typename F::value_type>
+void vjp_both(const F& family, const tensor<T, 2>& x, const tensor<T, 2>& theta,
+              const tensor<T, 2>& dout, tensor<T, 2>* dtheta, tensor<T, 2>* dx) {
+    if constexpr (detail::perturbation_contract::has_vjp<F>) {
+        if (dtheta && dx) {
+            family.vjp(x, theta, dout, dtheta, dx);
+            return;
+        }
+    }
+    if (dtheta) family.vjp_theta(x, theta, dout, *dtheta);
+    if (dx) family.vjp_input(x, theta, dout, *dx);
 }
 
 /// A family of perturbations that the worst-case search can use.

@@ -130,6 +130,13 @@ public:
         backward("::vjp_input", x, theta, dout, nullptr, &dx);
     }
 
+    /// Both products in one pass (the contract's optional vjp): the row's forward pass for
+    /// the clip mask is taken once. Either pointer may be null.
+    void vjp(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
+             tensor<T, 2>* dtheta, tensor<T, 2>* dx) const {
+        backward("::vjp", x, theta, dout, dtheta, dx);
+    }
+
 protected:
     /// `name` names the family in messages; `groups` x `inner` features per row resolve the
     /// domain; `identity` is the parameter row that leaves x unchanged.
