@@ -547,3 +547,41 @@ TEST_CASE("the epoch summary and the collapse guard measure the family's worst c
     CHECK(log.str().find("guard worst case") != std::string::npos);
     CHECK(log.str().find("advaug: training family on 64 samples") != std::string::npos);
 }
+
+TEST_CASE("the adversarial batch is the search's worst case, as worst_case() finds it, bit for bit") {
+    // The batch is taken from the rows each candidate produced, the clean pass's included,
+    // instead of applying the family once more: a row taken from another candidate, or from
+    // x where it was not the clean pass, changes it.
+    const auto x = testing::uniform_batch<double>(16, 16, 2, 0.2, 0.8);
+    const auto y = testing::cyclic_labels(16, 3);
+    const struct {
+        const char* name;
+        worst_case_options search;
+    } searches[] = {
+        {"3 steps from the identity (the first pass is the clean one)", worst_case_options{}.steps(3).random_start(false)},
+        {"2 steps from a random start, 2 restarts", worst_case_options{}.steps(2).restarts(2).seed(5)},
+        {"worst of 4 draws", worst_case_options{}.method(search_method::random).samples(4)},
+        {"both", worst_case_options{}.method(search_method::both).samples(2).steps(2)},
+    };
+    for (const auto& s : searches) {
+        CAPTURE(s.name);
+        rng gen(4);
+        auto net = sequential<double, 2>({16})
+                       .add(dense<double>(16, 8, gen))
+                       .add(relu<double, 2>{})
+                       .add(dense<double>(8, 3, gen));
+        sgd<double> opt;
+        trainer tr(net, opt, quiet().family(small_affine<double>(), s.search).alpha(0.5));
+        tr.compute_gradient(x, y, 1.0, 9);
+        const tensor<double, 2> x_adv = tr.adversarial_batch();
+        net.set_mode(mode::eval);  // the attack mode the trainer searched in
+        const auto r = worst_case(net, small_affine<double>(), x, y,
+                                  worst_case_options(s.search).seed(detail::mix_seed(9, s.search.seed())));
+        tensor<double, 2> applied;
+        small_affine<double>().apply(x, r.theta, applied);
+        REQUIRE(r.perturbed.shape() == x.shape());
+        CHECK(std::equal(r.perturbed.begin(), r.perturbed.end(), applied.begin()));
+        CHECK(std::equal(x_adv.begin(), x_adv.end(), r.perturbed.begin()));
+        CHECK(testing::max_abs_diff(x_adv, x) > 0.01);
+    }
+}

@@ -187,6 +187,11 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
         const char* fn;
         tensor<T, 1> loss;
         tensor<T, 2> dtheta;
+        bool at_clean = false;
+
+        // The family's output at the last evaluate()'s theta: x itself after the clean pass (the
+        // identity returns x bit for bit), else the rows applied.
+        const tensor<T, 2>* outputs() const { return at_clean ? &step.flat_ : &step.rows_; }
 
         void evaluate(const tensor<T, 2>& searched, bool gradient) {
             step.scaled(searched, s);
@@ -194,6 +199,7 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
             const bool clean = clean_pending && gradient &&
                                std::equal(searched.begin(), searched.end(), step.identity_.begin());
             clean_pending = false;
+            at_clean = clean;
             const input_type* at = &x;
             if (!clean) {
                 family.apply(step.flat_, step.theta_, step.rows_);
@@ -227,9 +233,15 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
     worst_so_far<T> worst;
     search_theta(fn, search_oracle, n, family.param_scale(), search, worst);
 
-    scaled(worst.theta, s);
-    family.apply(flat_, theta_, rows_);
-    from_rows(rows_, x.shape(), x_adv);
+    // Every candidate came with the family's output at it: the search's worst rows are the
+    // perturbed batch, without applying the family once more.
+    if (worst.has_rows) {
+        from_rows(worst.rows, x.shape(), x_adv);
+    } else {
+        scaled(worst.theta, s);
+        family.apply(flat_, theta_, rows_);
+        from_rows(rows_, x.shape(), x_adv);
+    }
     return clean_taken;
 }
 
