@@ -102,7 +102,7 @@ static_assert(kind_of<common_quantize<double>>() == perturbation_kind::gradient_
 static_assert(perturbation_family<dropped_sensors<double>>);
 static_assert(detail::perturbation_contract::has_vjp<affine<float>>);  // the optional member
 static_assert(detail::perturbation_contract::has_vjp<any_family<float>>);
-static_assert(!detail::perturbation_contract::has_vjp<chain<affine<float>, linf_ball<float>>>);
+static_assert(detail::perturbation_contract::has_vjp<chain<affine<float>, linf_ball<float>>>);
 static_assert(kind_of<quantize<double>>() == perturbation_kind::gradient_free);
 static_assert(kind_of<dropped_sensors<double>>() == perturbation_kind::discrete);
 static_assert(kind_of<chain<affine<double>, quantize<double>>>() ==

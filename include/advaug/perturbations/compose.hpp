@@ -79,6 +79,10 @@ public:
     void vjp_input(const batch& x, const batch& theta, const batch& dout, batch& dx) const {
         backward("chain::vjp_input", x, theta, dout, nullptr, &dx);
     }
+    /// Both products in one pass (the contract's optional vjp); either pointer may be null.
+    void vjp(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx) const {
+        backward("chain::vjp", x, theta, dout, dtheta, dx);
+    }
 
     void identity(std::size_t n, batch& theta) const {
         theta.resize({n, p_});
@@ -194,14 +198,11 @@ private:
                        batch& dprev, batch* dtheta, bool want_dx) const {
         if constexpr (K > 0) {
             const auto& f = std::get<K - 1>(parts_);
-            if (dtheta) {
-                f.vjp_theta(inputs[K - 1], thetas[K - 1], g, dpart);
-                put_columns(*dtheta, K - 1, dpart);
-            }
-            if (K > 1 || want_dx) {  // the first member's input gradient only for dx
-                f.vjp_input(inputs[K - 1], thetas[K - 1], g, dprev);
-                g = dprev;
-            }
+            const bool input = K > 1 || want_dx;  // the first member's input gradient only for dx
+            vjp_both(f, inputs[K - 1], thetas[K - 1], g, dtheta ? &dpart : nullptr,
+                     input ? &dprev : nullptr);
+            if (dtheta) put_columns(*dtheta, K - 1, dpart);
+            if (input) g = dprev;
             backward_from<K - 1>(inputs, thetas, g, dpart, dprev, dtheta, want_dx);
         }
     }

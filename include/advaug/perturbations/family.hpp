@@ -42,7 +42,7 @@
 //   may be null)
 //     both products in one pass where both are wanted: the values vjp_theta and vjp_input give,
 //     bit for bit. vjp_both(family, ...) calls it where declared and the two members otherwise;
-//     augment_and_mix uses it inside its chains. The bundled families declare it, except chain.
+//     augment_and_mix and chain use it for their parts. The bundled families declare it.
 //   static constexpr perturbation_kind kind (optional, default continuous)
 //     continuous: differentiable in theta almost everywhere; searched by gradient or sampling.
 //     gradient_free: theta has no useful derivative (quantization); searched by sampling only.
