@@ -42,8 +42,10 @@ case "$mode" in
         # The tests about threads: advaug's pool and what runs on it (test_threads),
         # evaluate_robustness(threads > 1), the shared-model attack/evaluation tests and the
         # attacks' passes, whose threads run the model concurrently on their own caches
-        # (test_attack_passes). The rest run on the pool too, and are covered by the address run.
-        ctest_selection=(-R '^(test_threads|test_robustness|test_concurrency|test_attack_passes)$')
+        # (test_attack_passes), and augment_and_mix, whose rows split over the pool with each
+        # thread running the mixture's operations. The rest run on the pool too, and are
+        # covered by the address run.
+        ctest_selection=(-R '^(test_threads|test_robustness|test_concurrency|test_attack_passes|test_augment_and_mix)$')
         ;;
     *)
         echo "usage: $0 address|thread [ctest arguments...]" >&2
@@ -81,7 +83,8 @@ cmake -S . -B "$build_dir" \
     -DADVAUG_ENABLE_MPI=OFF
 
 if [[ "$mode" == thread ]]; then
-    cmake --build "$build_dir" -j"$jobs" --target test_threads test_robustness test_concurrency test_attack_passes
+    cmake --build "$build_dir" -j"$jobs" --target test_threads test_robustness test_concurrency test_attack_passes \
+        test_augment_and_mix
 else
     cmake --build "$build_dir" -j"$jobs"
 fi
