@@ -129,32 +129,16 @@ public:
     }
 
     void vjp_theta(const batch& x, const batch& theta, const batch& dout, batch& dtheta) const {
-        check("augment_and_mix::vjp_theta", x, theta, &dout);
-        dtheta.resize({x.shape()[0], p_});
-        over_rows(x, theta, &dout, nullptr, &dtheta,
-                  [&](const batch& xs, const batch& ts, const batch* ds, batch*, batch* dts) {
-                      backward(xs, ts, *ds, dts, nullptr);
-                  });
+        products("augment_and_mix::vjp_theta", x, theta, dout, &dtheta, nullptr);
     }
 
     void vjp_input(const batch& x, const batch& theta, const batch& dout, batch& dx) const {
-        check("augment_and_mix::vjp_input", x, theta, &dout);
-        dx.resize(x.shape());
-        over_rows(x, theta, &dout, &dx, nullptr,
-                  [&](const batch& xs, const batch& ts, const batch* ds, batch* dxs, batch*) {
-                      backward(xs, ts, *ds, nullptr, dxs);
-                  });
+        products("augment_and_mix::vjp_input", x, theta, dout, nullptr, &dx);
     }
 
     /// Both products in one pass (the contract's optional vjp); either pointer may be null.
     void vjp(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx) const {
-        check("augment_and_mix::vjp", x, theta, &dout);
-        if (dtheta) dtheta->resize({x.shape()[0], p_});
-        if (dx) dx->resize(x.shape());
-        over_rows(x, theta, &dout, dx, dtheta,
-                  [&](const batch& xs, const batch& ts, const batch* ds, batch* dxs, batch* dts) {
-                      backward(xs, ts, *ds, dts, dxs);
-                  });
+        products("augment_and_mix::vjp", x, theta, dout, dtheta, dx);
     }
 
     void identity(std::size_t n, batch& theta) const {
@@ -351,6 +335,18 @@ private:
         }
         // up front, with the mixture's own rows: an operation would see a gathered group's
         detail::check_batch_values(fn, x, theta, input_size(), p_);
+    }
+
+    // The vjps: dtheta and/or dx (null: not wanted), the rows split over the threads.
+    void products(const char* fn, const batch& x, const batch& theta, const batch& dout, batch* dtheta,
+                  batch* dx) const {
+        check(fn, x, theta, &dout);
+        if (dtheta) dtheta->resize({x.shape()[0], p_});
+        if (dx) dx->resize(x.shape());
+        over_rows(x, theta, &dout, dx, dtheta,
+                  [&](const batch& xs, const batch& ts, const batch* ds, batch* dxs, batch* dts) {
+                      backward(xs, ts, *ds, dts, dxs);
+                  });
     }
 
     // The batch's rows split over advaug's threads (parallel/threads.hpp), each thread running
