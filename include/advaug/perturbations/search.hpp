@@ -104,7 +104,7 @@ struct perturbation_oracle {
     }
 
     /// family.apply(x, theta) at the last evaluate()'s theta.
-    const tensor<T, 2>* outputs() const { return &perturbed; }
+    const tensor<T, 2>& outputs() const { return perturbed; }
 
     const char* fn;
     const M& model;
@@ -118,50 +118,36 @@ struct perturbation_oracle {
     tensor<T, 1> loss;
 };
 
-/// The worst theta per sample seen so far, and the family's output there where every offer
-/// gave it (has_rows), so that the caller need not apply the family once more.
+/// The worst theta per sample seen so far, and the family's output there, so that the caller
+/// need not apply the family once more.
 template <class T>
 struct worst_so_far {
     tensor<T, 2> theta;
     tensor<T, 1> loss;
-    tensor<T, 2> rows;  // [N, D]: family.apply(x, theta), valid where has_rows
+    tensor<T, 2> rows;  // [N, D]: family.apply(x, theta)
     bool empty = true;
-    bool has_rows = true;
 
+    /// candidate_rows: the family's output at candidate (the oracle's outputs()).
     void offer(const tensor<T, 2>& candidate, const tensor<T, 1>& candidate_loss,
-               const tensor<T, 2>* candidate_rows = nullptr) {
+               const tensor<T, 2>& candidate_rows) {
         const std::size_t n = candidate.shape()[0], p = candidate.shape()[1];
-        has_rows = has_rows && candidate_rows != nullptr;
         if (empty) {
             theta = candidate;
             loss = candidate_loss;
-            if (has_rows) rows = *candidate_rows;
+            rows = candidate_rows;
             empty = false;
             return;
         }
+        const std::size_t d = rows.shape()[1];
         for (std::size_t i = 0; i < n; ++i) {
             if (candidate_loss(i) > loss(i)) {  // strictly: ties keep the earlier theta
                 loss(i) = candidate_loss(i);
                 std::copy_n(candidate.data() + i * p, p, theta.data() + i * p);
-                if (has_rows) {
-                    const std::size_t d = rows.shape()[1];
-                    std::copy_n(candidate_rows->data() + i * d, d, rows.data() + i * d);
-                }
+                std::copy_n(candidate_rows.data() + i * d, d, rows.data() + i * d);
             }
         }
     }
 };
-
-/// The family's output at the theta of the oracle's last evaluate(), [N, D], where the oracle
-/// says (an optional member outputs()); else null.
-template <class Oracle>
-auto oracle_outputs(const Oracle& oracle) {
-    if constexpr (requires { oracle.outputs(); }) {
-        return oracle.outputs();
-    } else {
-        return static_cast<const decltype(oracle.dtheta)*>(nullptr);
-    }
-}
 
 /// Projected sign-gradient ascent from theta (in place), offering every iterate.
 template <class Oracle, class T>
@@ -170,7 +156,7 @@ void ascend(Oracle& oracle, tensor<T, 2>& theta, const std::vector<double>& scal
     const std::size_t p = theta.shape()[1];
     for (std::size_t k = 0; k < options.steps(); ++k) {
         oracle.evaluate(theta, true);
-        worst.offer(theta, oracle.loss, oracle_outputs(oracle));
+        worst.offer(theta, oracle.loss, oracle.outputs());
         for (std::size_t i = 0; i < theta.size(); ++i) {
             const T g = oracle.dtheta.data()[i];
             const T s = static_cast<T>(options.step_fraction() * scale[i % p]);
@@ -179,7 +165,7 @@ void ascend(Oracle& oracle, tensor<T, 2>& theta, const std::vector<double>& scal
         oracle.family.project(theta);
     }
     oracle.evaluate(theta, false);
-    worst.offer(theta, oracle.loss, oracle_outputs(oracle));
+    worst.offer(theta, oracle.loss, oracle.outputs());
 }
 
 /// Greedy mask search for a discrete family: from the empty mask, add per sample the feature
@@ -191,7 +177,7 @@ void greedy_mask(Oracle& oracle, std::size_t n, worst_so_far<T>& worst) {
     const std::size_t p = theta.shape()[1];
     for (std::size_t t = 0; t < oracle.family.max_active(); ++t) {
         oracle.evaluate(theta, true);
-        worst.offer(theta, oracle.loss, oracle_outputs(oracle));
+        worst.offer(theta, oracle.loss, oracle.outputs());
         bool changed = false;
         for (std::size_t i = 0; i < n; ++i) {
             std::size_t best = p;
@@ -209,7 +195,7 @@ void greedy_mask(Oracle& oracle, std::size_t n, worst_so_far<T>& worst) {
         if (!changed) return;
     }
     oracle.evaluate(theta, false);
-    worst.offer(theta, oracle.loss, oracle_outputs(oracle));
+    worst.offer(theta, oracle.loss, oracle.outputs());
 }
 
 /// Every mask with at most k ones out of p, the same mask for every sample at a time.
@@ -243,7 +229,7 @@ void exhaustive_masks(const char* fn, Oracle& oracle, std::size_t n, std::size_t
                 for (std::size_t j : chosen) theta(i, j) = T(1);
             }
             oracle.evaluate(theta, false);
-            worst.offer(theta, oracle.loss, oracle_outputs(oracle));
+            worst.offer(theta, oracle.loss, oracle.outputs());
             // Next combination in lexicographic order.
             std::size_t j = s;
             while (j > 0 && chosen[j - 1] == p - s + j - 1) --j;
@@ -261,7 +247,7 @@ void random_draws(Oracle& oracle, std::size_t n, const worst_case_options& optio
     for (std::size_t s = 0; s < options.samples(); ++s) {
         oracle.family.sample(n, perturbation_start_key(options.seed(), s), theta);
         oracle.evaluate(theta, false);
-        worst.offer(theta, oracle.loss, oracle_outputs(oracle));
+        worst.offer(theta, oracle.loss, oracle.outputs());
     }
 }
 
@@ -281,7 +267,7 @@ inline void check_search_method(const char* fn, perturbation_kind kind, search_m
 }
 
 /// The search itself, for any oracle with the members of perturbation_oracle (`family`,
-/// `evaluate(theta, gradient)`, `loss`, `dtheta`): worst_case() and the trainer's family method
+/// `evaluate(theta, gradient)`, `loss`, `dtheta`, `outputs()`): worst_case() and the trainer's family method
 /// (training/family_step.hpp) run this one search. `worst` receives every candidate.
 /// requires: the method fits the family's kind (check_search_method).
 template <class Oracle, class T>
@@ -350,13 +336,7 @@ worst_case_result<T, R> worst_case_search(const M& model, const F& family, const
     worst_case_result<T, R> result;
     result.theta = worst.theta;
     result.loss = worst.loss;
-    if (worst.has_rows && !worst.empty) {
-        from_rows(worst.rows, x.shape(), result.perturbed);  // each candidate came with its output
-    } else {
-        tensor<T, 2> out;
-        family.apply(oracle.flat, result.theta, out);
-        from_rows(out, x.shape(), result.perturbed);
-    }
+    from_rows(worst.rows, x.shape(), result.perturbed);  // each candidate came with its output
     return result;
 }
 

@@ -191,7 +191,7 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
 
         // The family's output at the last evaluate()'s theta: x itself after the clean pass (the
         // identity returns x bit for bit), else the rows applied.
-        const tensor<T, 2>* outputs() const { return at_clean ? &step.flat_ : &step.rows_; }
+        const tensor<T, 2>& outputs() const { return at_clean ? step.flat_ : step.rows_; }
 
         void evaluate(const tensor<T, 2>& searched, bool gradient) {
             step.scaled(searched, s);
@@ -235,13 +235,7 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
 
     // Every candidate came with the family's output at it: the search's worst rows are the
     // perturbed batch, without applying the family once more.
-    if (worst.has_rows) {
-        from_rows(worst.rows, x.shape(), x_adv);
-    } else {
-        scaled(worst.theta, s);
-        family.apply(flat_, theta_, rows_);
-        from_rows(rows_, x.shape(), x_adv);
-    }
+    from_rows(worst.rows, x.shape(), x_adv);
     return clean_taken;
 }
 
