@@ -52,50 +52,81 @@ public:
     }
 
 private:
+    /// The gamma-corrected row and its mean, kept from forward_row for backward_row.
+    struct workspace {
+        std::vector<T> s, y, gw, ln;  // s: the row in units of the range
+        T m = 0;
+    };
+    workspace make_workspace() const {
+        const std::size_t n = this->input_size();
+        return {std::vector<T>(n), std::vector<T>(n), std::vector<T>(n), std::vector<T>(n)};
+    }
+
     T unit(const T* u, std::size_t d) const {
         const auto& e = this->elements();
         return std::max(T(0), (u[d] - e.lo[d]) / (e.hi[d] - e.lo[d]));
     }
 
-    void forward_row(const T* u, const T* th, T* v) const {
+    /// s ^ gamma; 0 for s = 0 without the call (pow's own value there for gamma > 0; about half
+    /// of a Fashion-MNIST image is 0).
+    static T gamma_power(T s, T gamma) {
+        return s == T(0) && gamma > T(0) ? T(0) : std::pow(s, gamma);
+    }
+
+    void forward_row(const T* u, const T* th, T* v, workspace& ws) const {
         const auto& e = this->elements();
         const std::size_t n = this->input_size();
         const T gamma = std::exp(th[2]), a = T(1) + th[1];
+        T* s = ws.s.data();
+        T* y = ws.y.data();
         double sum = 0;
         for (std::size_t d = 0; d < n; ++d) {
-            v[d] = std::pow(unit(u, d), gamma);
-            sum += v[d];
+            s[d] = unit(u, d);
+            y[d] = gamma_power(s[d], gamma);
+            sum += y[d];
         }
         const T m = static_cast<T>(sum / static_cast<double>(n));
+        ws.m = m;
         for (std::size_t d = 0; d < n; ++d) {
-            v[d] = e.lo[d] + (e.hi[d] - e.lo[d]) * (m + a * (v[d] - m) + th[0]);
+            v[d] = e.lo[d] + (e.hi[d] - e.lo[d]) * (m + a * (y[d] - m) + th[0]);
         }
     }
 
-    void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
+    /// Reads y and m of forward_row on this row. The library calls (log, pow) have loops of
+    /// their own, so that the sums' chains stay in registers; each sum adds in the same order.
+    void backward_row(const T*, const T* th, const T* g, T* dth, T* du, workspace& ws) const {
         const auto& e = this->elements();
         const std::size_t n = this->input_size();
         const T gamma = std::exp(th[2]), a = T(1) + th[1];
-        std::vector<T> y(n), gw(n);
-        double sum_y = 0, sum_gw = 0;
+        const T* s = ws.s.data();
+        const T* y = ws.y.data();
+        T* gw = ws.gw.data();
+        T* ln = ws.ln.data();
+        const T m = ws.m;
+        double sum_gw = 0, db = 0, dc = 0, dg = 0;
         for (std::size_t d = 0; d < n; ++d) {
-            y[d] = std::pow(unit(u, d), gamma);
             gw[d] = g[d] * (e.hi[d] - e.lo[d]);
-            sum_y += y[d];
             sum_gw += gw[d];
-        }
-        const T m = static_cast<T>(sum_y / static_cast<double>(n));
-        const T mean_gw = static_cast<T>(sum_gw / static_cast<double>(n));
-        double db = 0, dc = 0, dg = 0;
-        for (std::size_t d = 0; d < n; ++d) {
-            const T s = unit(u, d);
-            const T gy = a * gw[d] + (T(1) - a) * mean_gw;  // through y_d and through m
             db += gw[d];
             dc += gw[d] * (y[d] - m);
-            if (s > T(0)) dg += gy * y[d] * std::log(s) * gamma;
-            if (du)
-                du[d] =
-                    s > T(0) ? gy * gamma * std::pow(s, gamma - T(1)) / (e.hi[d] - e.lo[d]) : T(0);
+        }
+        const T mean_gw = static_cast<T>(sum_gw / static_cast<double>(n));
+        if (dth) {
+            for (std::size_t d = 0; d < n; ++d) ln[d] = s[d] > T(0) ? std::log(s[d]) : T(0);
+            for (std::size_t d = 0; d < n; ++d) {
+                const T gy = a * gw[d] + (T(1) - a) * mean_gw;  // through y_d and through m
+                // dg never holds -0, so adding +0 where s = 0 leaves it as skipping did.
+                const double term = gy * y[d] * ln[d] * gamma;
+                dg += s[d] > T(0) ? term : 0.0;
+            }
+        }
+        if (du) {
+            for (std::size_t d = 0; d < n; ++d) {
+                const T gy = a * gw[d] + (T(1) - a) * mean_gw;
+                du[d] = s[d] > T(0)
+                            ? gy * gamma * std::pow(s[d], gamma - T(1)) / (e.hi[d] - e.lo[d])
+                            : T(0);
+            }
         }
         if (dth) {
             dth[0] = static_cast<T>(db);

@@ -3,6 +3,11 @@
 // from raw_family writes two row kernels in raw units:
 //   forward_row(u, theta, v)           v = f(u, theta) for one sample (D values, P parameters)
 //   backward_row(u, theta, g, dth, du) dth = J_theta^T g, du = J_u^T g; either may be null
+// A family whose rows need scratch memory, or whose backward needs what its forward computed,
+// declares `workspace make_workspace() const` and takes a `workspace&` as the kernels' last
+// argument: one workspace per thread's chunk of rows, and backward_row is always called right
+// after forward_row on the same row and workspace, so it may read the forward's intermediates
+// (the clip mask needs the forward pass anyway) instead of computing them again.
 // Rows are independent (the contract's "row n of out depends on row n of x and theta only"), so
 // apply and the vjps split the batch's rows over advaug's threads (parallel/threads.hpp): each
 // row is computed the same way on any thread, so the results do not depend on the thread count.
@@ -94,6 +99,7 @@ public:
         std::atomic<bool> non_finite{false};
         parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
             std::vector<T> u(d_), v(d_);
+            auto ws = workspace();
             bool finite = true;
             for (std::size_t i = first; i < last; ++i) {
                 const T* xi = x.data() + i * d_;
@@ -105,12 +111,12 @@ public:
                     continue;
                 }
                 if (dom_.unit) {  // raw units are model units: no trip, loops that vectorize
-                    self().forward_row(xi, ti, v.data());
+                    forward(xi, ti, v.data(), ws);
                     for (std::size_t d = 0; d < d_; ++d) oi[d] = std::clamp(v[d], lo[d], hi[d]);
                     continue;
                 }
                 for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
-                self().forward_row(u.data(), ti, v.data());
+                forward(u.data(), ti, v.data(), ws);
                 for (std::size_t d = 0; d < d_; ++d) {
                     oi[d] = dom_.from_raw(std::clamp(v[d], lo[d], hi[d]), d);
                 }
@@ -169,6 +175,7 @@ private:
         std::atomic<bool> non_finite{false};
         parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
             std::vector<T> u(d_), v(d_), g(d_);
+            auto ws = workspace();
             bool finite = true;
             for (std::size_t i = first; i < last; ++i) {
                 const T* xi = x.data() + i * d_;
@@ -180,7 +187,7 @@ private:
                 // loops vectorize.
                 const T* ui = xi;
                 if (dom_.unit) {
-                    self().forward_row(xi, ti, v.data());
+                    forward(xi, ti, v.data(), ws);
                     for (std::size_t d = 0; d < d_; ++d) {
                         const bool inside = (v[d] >= lo[d]) & (v[d] <= hi[d]);
                         const T up = gi[d];  // loaded either way: a select, not a branch
@@ -189,7 +196,7 @@ private:
                 } else {
                     for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
                     ui = u.data();
-                    self().forward_row(ui, ti, v.data());
+                    forward(ui, ti, v.data(), ws);
                     for (std::size_t d = 0; d < d_; ++d) {
                         const bool inside = (v[d] >= lo[d]) & (v[d] <= hi[d]);
                         const T up = gi[d] / sd[d];
@@ -198,7 +205,11 @@ private:
                 }
                 T* dth = dtheta ? dtheta->data() + i * p_ : nullptr;
                 T* du = dx ? dx->data() + i * d_ : nullptr;
-                self().backward_row(ui, ti, g.data(), dth, du);
+                if constexpr (has_workspace()) {
+                    self().backward_row(ui, ti, g.data(), dth, du, ws);
+                } else {
+                    self().backward_row(ui, ti, g.data(), dth, du);
+                }
                 if (du && !dom_.unit) {
                     for (std::size_t d = 0; d < d_; ++d) du[d] *= dom_.sd[d];
                 }
@@ -206,6 +217,31 @@ private:
             if (!finite) non_finite.store(true, std::memory_order_relaxed);
         });
         if (non_finite.load()) check_batch_values(fn.c_str(), x, theta, d_, p_);
+    }
+
+    struct no_workspace {};
+
+    /// Whether the family's row kernels take a workspace (see above); asked from inside the
+    /// family's friend, since the kernels are private.
+    static constexpr bool has_workspace() {
+        return requires(const Derived& d) { d.make_workspace(); };
+    }
+
+    auto workspace() const {
+        if constexpr (has_workspace()) {
+            return self().make_workspace();
+        } else {
+            return no_workspace{};
+        }
+    }
+
+    template <class W>
+    void forward(const T* u, const T* th, T* v, W& ws) const {
+        if constexpr (has_workspace()) {
+            self().forward_row(u, th, v, ws);
+        } else {
+            self().forward_row(u, th, v);
+        }
     }
 
     // Rows per chunk: a row costs a few to a few dozen operations per feature, so chunks of
