@@ -60,79 +60,175 @@ private:
         for (long k = -r; k <= r; ++k) dw[k + r] = w[k + r] * (double(k * k) - m2) / (s * s * s);
     }
 
+    /// A thread's scratch: the kernel and its derivative and the horizontal pass of every
+    /// channel, kept from forward_row for backward_row, and the planes.
+    struct workspace {
+        std::vector<double> w, dw;
+        std::vector<double> rows;
+        std::vector<double> in, out, gin, gt, tmp, dx, pad;
+        std::vector<double> kr;          // weights in the order of a pass's terms
+        std::vector<const double*> src;  // and the rows they multiply
+    };
+    workspace make_workspace() const {
+        const std::size_t hw = shape_.pixels();
+        workspace ws;
+        ws.rows.resize(shape_.channels * hw);
+        for (auto* v : {&ws.in, &ws.out, &ws.gin, &ws.gt, &ws.tmp, &ws.dx}) v->resize(hw);
+        const std::size_t r = static_cast<std::size_t>(radius_);
+        ws.pad.resize(shape_.width + 2 * r);
+        // A border row of the column adjoint takes up to (r + 1) (2 r + 1) terms.
+        ws.kr.resize((r + 1) * (2 * r + 1));
+        ws.src.resize((r + 1) * (2 * r + 1));
+        return ws;
+    }
+
     long clamp_index(long i, std::size_t n) const {
         return std::clamp(i, 0L, static_cast<long>(n) - 1);
     }
 
-    /// out = K in along one axis of an h x w plane (axis 1: rows, along columns).
-    void pass(const double* in, double* out, const std::vector<double>& k, bool along_rows) const {
+    // Each output of the passes below is the sum of the plain loops, in their order:
+    //   out[i, j] = sum over q = -r .. r of k[q] in[i, clamp(j + q)]         (along a row)
+    //   out[clamp(j + q)] += k[q] in[j], j ascending and then q ascending    (its adjoint)
+    // and likewise along the columns. They run over a row of outputs at a time, with no clamp
+    // in the inner loop, so that it vectorizes: the same values, summed in the same order
+    // (a term of k times a padding 0 where the plain loop had none adds +0 to a sum that,
+    // starting at +0, is never -0, so it changes nothing).
+
+    /// dst[j] = 0 + k[0] src[0][j] + k[1] src[1][j] + ..., for j < n: 16 outputs at a time in
+    /// registers (enough independent sums to hide the additions' latency), then 4, then 1.
+    static void weighted_sum(double* dst, std::size_t n, const double* k,
+                             const double* const* src, std::size_t terms) {
+        std::size_t j = 0;
+        j = weighted_blocks<16>(dst, j, n, k, src, terms);
+        j = weighted_blocks<4>(dst, j, n, k, src, terms);
+        weighted_blocks<1>(dst, j, n, k, src, terms);
+    }
+
+    template <std::size_t B>
+    static std::size_t weighted_blocks(double* dst, std::size_t j, std::size_t n, const double* k,
+                                       const double* const* src, std::size_t terms) {
+        for (; j + B <= n; j += B) {
+            double acc[B] = {};
+            for (std::size_t t = 0; t < terms; ++t) {
+                const double kt = k[t];
+                const double* from = src[t] + j;
+                for (std::size_t b = 0; b < B; ++b) acc[b] += kt * from[b];
+            }
+            std::copy(acc, acc + B, dst + j);
+        }
+        return j;
+    }
+
+    /// out = K in along the rows of an h x w plane, the border pixel repeated.
+    void row_pass(const double* in, double* out, const std::vector<double>& k,
+                  workspace& ws) const {
+        const std::size_t h = shape_.height, w = shape_.width;
+        const long r = radius_, taps = 2 * r + 1;
+        double* pad = ws.pad.data();
+        for (long q = 0; q < taps; ++q) ws.src[q] = pad + q;
+        for (std::size_t i = 0; i < h; ++i) {
+            const double* src = in + i * w;
+            for (long j = -r; j < long(w) + r; ++j) pad[j + r] = src[clamp_index(j, w)];
+            weighted_sum(out + i * w, w, k.data(), ws.src.data(), taps);
+        }
+    }
+
+    /// out = K in along the columns.
+    void column_pass(const double* in, double* out, const std::vector<double>& k,
+                     workspace& ws) const {
         const std::size_t h = shape_.height, w = shape_.width;
         const long r = radius_;
         for (std::size_t i = 0; i < h; ++i) {
-            for (std::size_t j = 0; j < w; ++j) {
-                double s = 0;
-                for (long q = -r; q <= r; ++q) {
-                    const std::size_t src = along_rows ? i * w + clamp_index(long(j) + q, w)
-                                                       : clamp_index(long(i) + q, h) * w + j;
-                    s += k[q + r] * in[src];
+            for (long q = -r; q <= r; ++q) ws.src[q + r] = in + clamp_index(long(i) + q, h) * w;
+            weighted_sum(out + i * w, w, k.data(), ws.src.data(), 2 * r + 1);
+        }
+    }
+
+    /// out = K^T in along the rows.
+    void row_adjoint(const double* in, double* out, const std::vector<double>& k,
+                     workspace& ws) const {
+        const std::size_t h = shape_.height, w = shape_.width;
+        const long r = radius_, wl = static_cast<long>(w), taps = 2 * r + 1;
+        // An inner output m takes in[m - q] for q = r down to -r (j = m - q ascending), read
+        // from a copy with r zeros on either side.
+        double* pad = ws.pad.data();
+        std::fill(pad, pad + r, 0.0);
+        std::fill(pad + r + wl, pad + 2 * r + wl, 0.0);
+        for (long q = r; q >= -r; --q) {
+            ws.kr[r - q] = k[q + r];
+            ws.src[r - q] = pad + r + 1 - q;  // output m = 1 reads pad[r + 1 - q]
+        }
+        for (std::size_t i = 0; i < h; ++i) {
+            const double* src = in + i * w;
+            double* dst = out + i * w;
+            std::copy(src, src + w, pad + r);
+            if (wl > 2) weighted_sum(dst + 1, w - 2, ws.kr.data(), ws.src.data(), taps);
+            // A border output takes every tap clamped onto it.
+            for (long m = 0; m < wl; m += std::max(1L, wl - 1)) {
+                double acc = 0;
+                for (long j = std::max(0L, m - r); j <= std::min(wl - 1, m + r); ++j) {
+                    for (long q = -r; q <= r; ++q) {
+                        if (clamp_index(j + q, w) == m) acc += k[q + r] * src[j];
+                    }
                 }
-                out[i * w + j] = s;
+                dst[m] = acc;
             }
         }
     }
 
-    /// The adjoint of pass(): out += K^T in.
-    void pass_adjoint(const double* in, double* out, const std::vector<double>& k,
-                      bool along_rows) const {
+    /// out = K^T in along the columns.
+    void column_adjoint(const double* in, double* out, const std::vector<double>& k,
+                        workspace& ws) const {
         const std::size_t h = shape_.height, w = shape_.width;
-        const long r = radius_;
-        for (std::size_t i = 0; i < h; ++i) {
-            for (std::size_t j = 0; j < w; ++j) {
-                for (long q = -r; q <= r; ++q) {
-                    const std::size_t src = along_rows ? i * w + clamp_index(long(j) + q, w)
-                                                       : clamp_index(long(i) + q, h) * w + j;
-                    out[src] += k[q + r] * in[i * w + j];
+        const long r = radius_, hl = static_cast<long>(h);
+        for (long m = 0; m < hl; ++m) {
+            // Inner rows take row i = m - q for q = r down to -r; the border rows every row
+            // whose taps clamp onto them, i ascending and then q ascending.
+            std::size_t terms = 0;
+            for (long i = std::max(0L, m - r); i <= std::min(hl - 1, m + r); ++i) {
+                for (long q = r; q >= -r; --q) {
+                    const bool border = m == 0 || m == hl - 1;
+                    const long qq = border ? -q : q;  // ascending q at the border
+                    if (border ? clamp_index(i + qq, h) != m : i != m - qq) continue;
+                    ws.kr[terms] = k[qq + r];
+                    ws.src[terms++] = in + i * w;
                 }
             }
+            weighted_sum(out + m * w, w, ws.kr.data(), ws.src.data(), terms);
         }
     }
 
-    void forward_row(const T* u, const T* th, T* v) const {
-        std::vector<double> w, dw;
-        kernel(th[0], w, dw);
+    void forward_row(const T* u, const T* th, T* v, workspace& ws) const {
+        kernel(th[0], ws.w, ws.dw);
         const std::size_t hw = shape_.pixels();
-        std::vector<double> in(hw), t(hw), out(hw);
         for (std::size_t c = 0; c < shape_.channels; ++c) {
-            std::copy(u + c * hw, u + (c + 1) * hw, in.begin());
-            pass(in.data(), t.data(), w, true);
-            pass(t.data(), out.data(), w, false);
-            for (std::size_t p = 0; p < hw; ++p) v[c * hw + p] = static_cast<T>(out[p]);
+            std::copy(u + c * hw, u + (c + 1) * hw, ws.in.begin());
+            double* t = ws.rows.data() + c * hw;
+            row_pass(ws.in.data(), t, ws.w, ws);
+            column_pass(t, ws.out.data(), ws.w, ws);
+            for (std::size_t p = 0; p < hw; ++p) v[c * hw + p] = static_cast<T>(ws.out[p]);
         }
     }
 
-    void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
-        std::vector<double> w, dw;
-        kernel(th[0], w, dw);
+    /// Reads the kernel and the horizontal passes of forward_row on this row.
+    void backward_row(const T* u, const T*, const T* g, T* dth, T* du, workspace& ws) const {
         const std::size_t hw = shape_.pixels();
-        std::vector<double> in(hw), t(hw), gin(hw), gt(hw), tmp(hw), dx(hw);
         double dsigma = 0;
         for (std::size_t c = 0; c < shape_.channels; ++c) {
-            std::copy(u + c * hw, u + (c + 1) * hw, in.begin());
-            std::copy(g + c * hw, g + (c + 1) * hw, gin.begin());
-            pass(in.data(), t.data(), w, true);
+            const double* t = ws.rows.data() + c * hw;
+            std::copy(g + c * hw, g + (c + 1) * hw, ws.gin.begin());
             // out = Kv Kh u: dsigma = <g, Kv' t> + <Kv^T g, Kh' u>.
-            std::fill(gt.begin(), gt.end(), 0.0);
-            pass_adjoint(gin.data(), gt.data(), w, false);
+            column_adjoint(ws.gin.data(), ws.gt.data(), ws.w, ws);
             if (dth) {
-                pass(t.data(), tmp.data(), dw, false);
-                for (std::size_t p = 0; p < hw; ++p) dsigma += gin[p] * tmp[p];
-                pass(in.data(), tmp.data(), dw, true);
-                for (std::size_t p = 0; p < hw; ++p) dsigma += gt[p] * tmp[p];
+                column_pass(t, ws.tmp.data(), ws.dw, ws);
+                for (std::size_t p = 0; p < hw; ++p) dsigma += ws.gin[p] * ws.tmp[p];
+                std::copy(u + c * hw, u + (c + 1) * hw, ws.in.begin());
+                row_pass(ws.in.data(), ws.tmp.data(), ws.dw, ws);
+                for (std::size_t p = 0; p < hw; ++p) dsigma += ws.gt[p] * ws.tmp[p];
             }
             if (du) {
-                std::fill(dx.begin(), dx.end(), 0.0);
-                pass_adjoint(gt.data(), dx.data(), w, true);
-                for (std::size_t p = 0; p < hw; ++p) du[c * hw + p] = static_cast<T>(dx[p]);
+                row_adjoint(ws.gt.data(), ws.dx.data(), ws.w, ws);
+                for (std::size_t p = 0; p < hw; ++p) du[c * hw + p] = static_cast<T>(ws.dx[p]);
             }
         }
         if (dth) dth[0] = static_cast<T>(dsigma);
