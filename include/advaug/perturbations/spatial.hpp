@@ -80,55 +80,67 @@ private:
         return m;
     }
 
-    void forward_row(const T* u, const T* th, T* v) const {
-        walk(u, th,
-             [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t, double, double) {
-                 v[c * shape_.pixels() + p] = detail::bilinear_value(u + c * shape_.pixels(), t);
-             });
+    /// The sampling taps of every output pixel, kept from forward_row for backward_row.
+    struct workspace {
+        std::vector<detail::bilinear_taps> taps;
+    };
+    workspace make_workspace() const {
+        return {std::vector<detail::bilinear_taps>(shape_.pixels())};
     }
 
-    void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
+    void forward_row(const T* u, const T* th, T* v, workspace& ws) const {
+        const std::size_t hw = shape_.pixels();
+        const matrices m = matrices_for(th);
+        each_pixel([&](std::size_t p, double pj, double pi) {
+            const double sx = centre_x() + m.a[0] * pj + m.a[1] * pi + th[4];
+            const double sy = centre_y() + m.a[2] * pj + m.a[3] * pi + th[5];
+            detail::bilinear_taps& t = ws.taps[p];
+            detail::bilinear_at(sy, sx, shape_.height, shape_.width, pad_, t);
+            for (std::size_t c = 0; c < shape_.channels; ++c) {
+                v[c * hw + p] = detail::bilinear_value(u + c * hw, t);
+            }
+        });
+    }
+
+    /// Reads the taps of forward_row on this row.
+    void backward_row(const T* u, const T* th, const T* g, T* dth, T* du, workspace& ws) const {
         const std::size_t hw = shape_.pixels();
         if (du) std::fill(du, du + this->input_size(), T(0));
         const matrices m = matrices_for(th);
         double acc[6] = {0, 0, 0, 0, 0, 0};
-        walk(u, th,
-             [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t, double pj,
-                 double pi) {
-                 const T gp = g[c * hw + p];
-                 if (du) detail::bilinear_scatter(du + c * hw, t, gp);
-                 if (!dth || gp == T(0)) return;
-                 double gy, gx;
-                 detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
-                 gy *= gp;
-                 gx *= gp;
-                 for (int q = 0; q < 4; ++q) {
-                     acc[q] += gx * (m.da[q][0] * pj + m.da[q][1] * pi) +
-                               gy * (m.da[q][2] * pj + m.da[q][3] * pi);
-                 }
-                 acc[4] += gx;
-                 acc[5] += gy;
-             });
+        each_pixel([&](std::size_t p, double pj, double pi) {
+            const detail::bilinear_taps& t = ws.taps[p];
+            for (std::size_t c = 0; c < shape_.channels; ++c) {
+                const T gp = g[c * hw + p];
+                if (du) detail::bilinear_scatter(du + c * hw, t, gp);
+                if (!dth || gp == T(0)) continue;
+                double gy, gx;
+                detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
+                gy *= gp;
+                gx *= gp;
+                for (int q = 0; q < 4; ++q) {
+                    acc[q] += gx * (m.da[q][0] * pj + m.da[q][1] * pi) +
+                              gy * (m.da[q][2] * pj + m.da[q][3] * pi);
+                }
+                acc[4] += gx;
+                acc[5] += gy;
+            }
+        });
         if (dth) {
             for (int q = 0; q < 6; ++q) dth[q] = static_cast<T>(acc[q]);
         }
     }
 
-    /// Calls f(channel, pixel, taps, column offset, row offset) for every output element.
+    double centre_y() const { return 0.5 * static_cast<double>(shape_.height - 1); }
+    double centre_x() const { return 0.5 * static_cast<double>(shape_.width - 1); }
+
+    /// Calls f(pixel, column offset, row offset) for every output pixel, in row-major order.
     template <class F>
-    void walk(const T*, const T* th, F&& f) const {
-        const matrices m = matrices_for(th);
-        const double cy = 0.5 * static_cast<double>(shape_.height - 1);
-        const double cx = 0.5 * static_cast<double>(shape_.width - 1);
+    void each_pixel(F&& f) const {
         for (std::size_t i = 0; i < shape_.height; ++i) {
             for (std::size_t j = 0; j < shape_.width; ++j) {
-                const double pi = static_cast<double>(i) - cy, pj = static_cast<double>(j) - cx;
-                const double sx = cx + m.a[0] * pj + m.a[1] * pi + th[4];
-                const double sy = cy + m.a[2] * pj + m.a[3] * pi + th[5];
-                const auto t = detail::bilinear_at(sy, sx, shape_.height, shape_.width, pad_);
-                for (std::size_t c = 0; c < shape_.channels; ++c) {
-                    f(c, i * shape_.width + j, t, pj, pi);
-                }
+                f(i * shape_.width + j, static_cast<double>(j) - centre_x(),
+                  static_cast<double>(i) - centre_y());
             }
         }
     }
@@ -173,8 +185,8 @@ public:
         for (std::size_t i = 0; i < shape_.height; ++i) {
             for (std::size_t j = 0; j < shape_.width; ++j) {
                 const double gy = coordinate(i, shape_.height), gx = coordinate(j, shape_.width);
-                taps_[i * shape_.width + j] =
-                    detail::bilinear_at(gy, gx, grid_, grid_, padding::border);
+                detail::bilinear_at(gy, gx, grid_, grid_, padding::border,
+                                    taps_[i * shape_.width + j]);
             }
         }
     }
@@ -206,45 +218,56 @@ private:
         }
     }
 
-    template <class F>
-    void walk(const T* th, F&& f) const {
+    /// The sampling taps of every output pixel, kept from forward_row for backward_row, and
+    /// the control points' gradient.
+    struct workspace {
+        std::vector<detail::bilinear_taps> taps;
+        std::vector<double> acc;
+    };
+    workspace make_workspace() const {
+        return {std::vector<detail::bilinear_taps>(shape_.pixels()),
+                std::vector<double>(2 * grid_ * grid_)};
+    }
+
+    void forward_row(const T* u, const T* th, T* v, workspace& ws) const {
+        const std::size_t hw = shape_.pixels();
         for (std::size_t i = 0; i < shape_.height; ++i) {
             for (std::size_t j = 0; j < shape_.width; ++j) {
                 const std::size_t p = i * shape_.width + j;
                 double fy, fx;
                 flow(th, p, fy, fx);
-                const auto t =
-                    detail::bilinear_at(static_cast<double>(i) + fy, static_cast<double>(j) + fx,
-                                        shape_.height, shape_.width, pad_);
-                for (std::size_t c = 0; c < shape_.channels; ++c) f(c, p, t);
+                detail::bilinear_taps& t = ws.taps[p];
+                detail::bilinear_at(static_cast<double>(i) + fy, static_cast<double>(j) + fx,
+                                    shape_.height, shape_.width, pad_, t);
+                for (std::size_t c = 0; c < shape_.channels; ++c) {
+                    v[c * hw + p] = detail::bilinear_value(u + c * hw, t);
+                }
             }
         }
     }
 
-    void forward_row(const T* u, const T* th, T* v) const {
-        const std::size_t hw = shape_.pixels();
-        walk(th, [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t) {
-            v[c * hw + p] = detail::bilinear_value(u + c * hw, t);
-        });
-    }
-
-    void backward_row(const T* u, const T* th, const T* g, T* dth, T* du) const {
+    /// Reads the taps of forward_row on this row.
+    void backward_row(const T* u, const T*, const T* g, T* dth, T* du, workspace& ws) const {
         const std::size_t hw = shape_.pixels(), gg = grid_ * grid_;
         if (du) std::fill(du, du + this->input_size(), T(0));
-        std::vector<double> acc(dth ? 2 * gg : 0, 0.0);
-        walk(th, [&](std::size_t c, std::size_t p, const detail::bilinear_taps& t) {
-            const T gp = g[c * hw + p];
-            if (du) detail::bilinear_scatter(du + c * hw, t, gp);
-            if (!dth || gp == T(0)) return;
-            double gy, gx;
-            detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
-            for (int k = 0; k < 4; ++k) {
-                const long ci = taps_[p].index[k];
-                if (ci < 0) continue;
-                acc[ci] += taps_[p].weight[k] * gx * gp;
-                acc[gg + ci] += taps_[p].weight[k] * gy * gp;
+        std::vector<double>& acc = ws.acc;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (std::size_t p = 0; p < hw; ++p) {
+            const detail::bilinear_taps& t = ws.taps[p];
+            for (std::size_t c = 0; c < shape_.channels; ++c) {
+                const T gp = g[c * hw + p];
+                if (du) detail::bilinear_scatter(du + c * hw, t, gp);
+                if (!dth || gp == T(0)) continue;
+                double gy, gx;
+                detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
+                for (int k = 0; k < 4; ++k) {
+                    const long ci = taps_[p].index[k];
+                    if (ci < 0) continue;
+                    acc[ci] += taps_[p].weight[k] * gx * gp;
+                    acc[gg + ci] += taps_[p].weight[k] * gy * gp;
+                }
             }
-        });
+        }
         if (dth) {
             for (std::size_t q = 0; q < 2 * gg; ++q) dth[q] = static_cast<T>(acc[q]);
         }

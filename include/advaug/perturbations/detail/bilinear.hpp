@@ -21,9 +21,11 @@ struct bilinear_taps {
     double fy, fx;  // fractional parts, for the coordinate derivative
 };
 
-inline bilinear_taps bilinear_at(double sy, double sx, std::size_t h, std::size_t w, padding pad) {
+/// Writes the taps in place: a struct built on the stack and then copied was read back before
+/// its stores had landed (a store-forwarding stall on every pixel).
+inline void bilinear_at(double sy, double sx, std::size_t h, std::size_t w, padding pad,
+                        bilinear_taps& t) {
     const double y0f = std::floor(sy), x0f = std::floor(sx);
-    bilinear_taps t;
     t.fy = sy - y0f;
     t.fx = sx - x0f;
     const long y0 = static_cast<long>(y0f), x0 = static_cast<long>(x0f);
@@ -37,7 +39,6 @@ inline bilinear_taps bilinear_at(double sy, double sx, std::size_t h, std::size_
         t.index[k] = (yy < 0 || yy >= hl || xx < 0 || xx >= wl) ? -1 : yy * wl + xx;
         t.weight[k] = ((k >> 1) ? t.fy : 1 - t.fy) * ((k & 1) ? t.fx : 1 - t.fx);
     }
-    return t;
 }
 
 template <class T>
