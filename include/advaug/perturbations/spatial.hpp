@@ -91,31 +91,34 @@ private:
     void forward_row(const T* u, const T* th, T* v, workspace& ws) const {
         const std::size_t hw = shape_.pixels();
         const matrices m = matrices_for(th);
-        each_pixel([&](std::size_t p, double pj, double pi) {
-            const double sx = centre_x() + m.a[0] * pj + m.a[1] * pi + th[4];
-            const double sy = centre_y() + m.a[2] * pj + m.a[3] * pi + th[5];
-            detail::bilinear_taps& t = ws.taps[p];
-            detail::bilinear_at(sy, sx, shape_.height, shape_.width, pad_, t);
-            for (std::size_t c = 0; c < shape_.channels; ++c) {
-                v[c * hw + p] = detail::bilinear_value(u + c * hw, t);
+        const double cy = centre_y(), cx = centre_x();
+        for (std::size_t i = 0; i < shape_.height; ++i) {
+            for (std::size_t j = 0; j < shape_.width; ++j) {
+                const double pi = static_cast<double>(i) - cy, pj = static_cast<double>(j) - cx;
+                const double sx = cx + m.a[0] * pj + m.a[1] * pi + th[4];
+                const double sy = cy + m.a[2] * pj + m.a[3] * pi + th[5];
+                const std::size_t p = i * shape_.width + j;
+                detail::bilinear_taps& t = ws.taps[p];
+                detail::bilinear_at(sy, sx, shape_.height, shape_.width, pad_, t);
+                for (std::size_t c = 0; c < shape_.channels; ++c) {
+                    v[c * hw + p] = detail::bilinear_value(u + c * hw, t);
+                }
             }
-        });
+        }
     }
 
-    /// Reads the taps of forward_row on this row.
+    /// Reads the taps of forward_row on this row; (pi, pj) is the pixel's offset from the
+    /// centre, as in forward_row.
     void backward_row(const T* u, const T* th, const T* g, T* dth, T* du, workspace& ws) const {
-        const std::size_t hw = shape_.pixels();
-        if (du) std::fill(du, du + this->input_size(), T(0));
         const matrices m = matrices_for(th);
+        const double cy = centre_y(), cx = centre_x();
+        const std::size_t w = shape_.width;
         double acc[6] = {0, 0, 0, 0, 0, 0};
-        each_pixel([&](std::size_t p, double pj, double pi) {
-            const detail::bilinear_taps& t = ws.taps[p];
-            for (std::size_t c = 0; c < shape_.channels; ++c) {
-                const T gp = g[c * hw + p];
-                if (du) detail::bilinear_scatter(du + c * hw, t, gp);
-                if (!dth || gp == T(0)) continue;
-                double gy, gx;
-                detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
+        detail::bilinear_warp_backward(
+            u, g, du, ws.taps.data(), shape_.channels, shape_.pixels(), dth != nullptr,
+            [&](std::size_t p, double gy, double gx, T gp) {
+                const double pi = static_cast<double>(p / w) - cy;
+                const double pj = static_cast<double>(p % w) - cx;
                 gy *= gp;
                 gx *= gp;
                 for (int q = 0; q < 4; ++q) {
@@ -124,8 +127,7 @@ private:
                 }
                 acc[4] += gx;
                 acc[5] += gy;
-            }
-        });
+            });
         if (dth) {
             for (int q = 0; q < 6; ++q) dth[q] = static_cast<T>(acc[q]);
         }
@@ -133,17 +135,6 @@ private:
 
     double centre_y() const { return 0.5 * static_cast<double>(shape_.height - 1); }
     double centre_x() const { return 0.5 * static_cast<double>(shape_.width - 1); }
-
-    /// Calls f(pixel, column offset, row offset) for every output pixel, in row-major order.
-    template <class F>
-    void each_pixel(F&& f) const {
-        for (std::size_t i = 0; i < shape_.height; ++i) {
-            for (std::size_t j = 0; j < shape_.width; ++j) {
-                f(i * shape_.width + j, static_cast<double>(j) - centre_x(),
-                  static_cast<double>(i) - centre_y());
-            }
-        }
-    }
 
     image_shape shape_;
     padding pad_;
@@ -248,26 +239,19 @@ private:
 
     /// Reads the taps of forward_row on this row.
     void backward_row(const T* u, const T*, const T* g, T* dth, T* du, workspace& ws) const {
-        const std::size_t hw = shape_.pixels(), gg = grid_ * grid_;
-        if (du) std::fill(du, du + this->input_size(), T(0));
+        const std::size_t gg = grid_ * grid_;
         std::vector<double>& acc = ws.acc;
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (std::size_t p = 0; p < hw; ++p) {
-            const detail::bilinear_taps& t = ws.taps[p];
-            for (std::size_t c = 0; c < shape_.channels; ++c) {
-                const T gp = g[c * hw + p];
-                if (du) detail::bilinear_scatter(du + c * hw, t, gp);
-                if (!dth || gp == T(0)) continue;
-                double gy, gx;
-                detail::bilinear_coordinate_gradient(u + c * hw, t, gy, gx);
+        detail::bilinear_warp_backward(
+            u, g, du, ws.taps.data(), shape_.channels, shape_.pixels(), dth != nullptr,
+            [&](std::size_t p, double gy, double gx, T gp) {
                 for (int k = 0; k < 4; ++k) {
                     const long ci = taps_[p].index[k];
                     if (ci < 0) continue;
                     acc[ci] += taps_[p].weight[k] * gx * gp;
                     acc[gg + ci] += taps_[p].weight[k] * gy * gp;
                 }
-            }
-        }
+            });
         if (dth) {
             for (std::size_t q = 0; q < 2 * gg; ++q) dth[q] = static_cast<T>(acc[q]);
         }

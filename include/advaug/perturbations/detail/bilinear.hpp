@@ -71,5 +71,26 @@ void bilinear_scatter(T* dplane, const bilinear_taps& t, T g) {
     }
 }
 
+/// The backward pass of a warp that sampled every output pixel p of each channel at taps[p]
+/// (hw pixels, channel-major rows): du = the adjoint of the sampling applied to g (when du is
+/// not null), and f(p, dy, dx, g) for every output element with g != 0 when `coordinates`, dy
+/// and dx being the sampled value's derivatives in the row and column coordinates.
+template <class T, class F>
+void bilinear_warp_backward(const T* u, const T* g, T* du, const bilinear_taps* taps,
+                            std::size_t channels, std::size_t hw, bool coordinates, F&& f) {
+    if (du) std::fill(du, du + channels * hw, T(0));
+    for (std::size_t p = 0; p < hw; ++p) {
+        const bilinear_taps& t = taps[p];
+        for (std::size_t c = 0; c < channels; ++c) {
+            const T gp = g[c * hw + p];
+            if (du) bilinear_scatter(du + c * hw, t, gp);
+            if (!coordinates || gp == T(0)) continue;
+            double dy, dx;
+            bilinear_coordinate_gradient(u + c * hw, t, dy, dx);
+            f(p, dy, dx, gp);
+        }
+    }
+}
+
 }  // namespace detail
 }  // namespace advaug
