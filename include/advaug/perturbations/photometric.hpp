@@ -52,9 +52,10 @@ public:
     }
 
 private:
-    /// The gamma-corrected row and its mean, kept from forward_row for backward_row.
+    /// Kept from forward_row for backward_row: the row in units of the range (s), its gamma
+    /// correction (y) and y's mean (m); and the backward's scratch (gw, ln).
     struct workspace {
-        std::vector<T> s, y, gw, ln;  // s: the row in units of the range
+        std::vector<T> s, y, gw, ln;
         T m = 0;
     };
     workspace make_workspace() const {
@@ -92,8 +93,8 @@ private:
         }
     }
 
-    /// Reads y and m of forward_row on this row. The library calls (log, pow) have loops of
-    /// their own, so that the sums' chains stay in registers; each sum adds in the same order.
+    /// Reads s, y and m of forward_row on this row. Each sum adds the same terms in the same
+    /// order as one loop over the row would.
     void backward_row(const T*, const T* th, const T* g, T* dth, T* du, workspace& ws) const {
         const auto& e = this->elements();
         const std::size_t n = this->input_size();
