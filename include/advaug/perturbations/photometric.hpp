@@ -104,11 +104,10 @@ private:
         T* gw = ws.gw.data();
         T* ln = ws.ln.data();
         const T m = ws.m;
-        double sum_gw = 0, db = 0, dc = 0, dg = 0;
+        double sum_gw = 0, dc = 0, dg = 0;  // dL/dbrightness is sum_gw itself
         for (std::size_t d = 0; d < n; ++d) {
             gw[d] = g[d] * (e.hi[d] - e.lo[d]);
             sum_gw += gw[d];
-            db += gw[d];
             dc += gw[d] * (y[d] - m);
         }
         const T mean_gw = static_cast<T>(sum_gw / static_cast<double>(n));
@@ -130,7 +129,7 @@ private:
             }
         }
         if (dth) {
-            dth[0] = static_cast<T>(db);
+            dth[0] = static_cast<T>(sum_gw);
             dth[1] = static_cast<T>(dc);
             dth[2] = static_cast<T>(dg);
         }
