@@ -14,10 +14,16 @@
 
 namespace advaug::backend::element {
 
-/// std::clamp's result: lo if v < lo, hi if hi < v, else v (NaN stays NaN).
+/// std::clamp's result: lo if v < lo, hi if hi < v, else v (NaN stays NaN). Both comparisons
+/// are made whatever their outcome, so that a loop over it is two selects and vectorizes: GCC
+/// does not if-convert `v < lo ? lo : (hi < v ? hi : v)`, whose second comparison is
+/// conditional (it may raise a floating-point exception), and the branches it keeps are
+/// mispredicted wherever the clip is data-dependent (black pixels): on an AMD EPYC the MLP's
+/// FGSM attack and FGSM-RS training step ran at half their speed.
 template <class T>
 ADVAUG_HOST_DEVICE inline T clamp(T v, T lo, T hi) {
-    return v < lo ? lo : (hi < v ? hi : v);
+    const T below_hi = hi < v ? hi : v;
+    return v < lo ? lo : below_hi;
 }
 
 /// -1, 0 or +1; sign(0) = sign(-0) = 0.
@@ -172,7 +178,8 @@ ADVAUG_HOST_DEVICE inline bool inside_domain(T v, T lo, T hi) {
     const T tol = T(1e-5) * (T(1) + magnitude);
     // v - v is 0 for a finite v and NaN otherwise; without it an infinite v would pass, its
     // tolerance being infinite too.
-    return v - v == T(0) && v >= lo - tol && v <= hi + tol;
+    // & rather than &&: no branch, so that a scan over it vectorizes.
+    return (v - v == T(0)) & (v >= lo - tol) & (v <= hi + tol);
 }
 
 }  // namespace advaug::backend::element
