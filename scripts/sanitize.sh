@@ -13,6 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mode="${1:-}"
 shift || true
 jobs="${ADVAUG_SANITIZE_JOBS:-2}"
+extra_cmake=()
 
 # -O1 keeps xtensor fast enough to run and compiles faster than -O2; -g1 (line tables) is
 # all a stack trace needs. No NDEBUG: assert()s stay armed. -fno-sanitize-recover makes the
@@ -46,6 +47,8 @@ case "$mode" in
         # thread running the mixture's operations. The rest run on the pool too, and are
         # covered by the address run.
         ctest_selection=(-R '^(test_threads|test_robustness|test_concurrency|test_attack_passes|test_augment_and_mix)$')
+        # One executable per file: the five alone, not the unity-built suite.
+        extra_cmake=(-DADVAUG_UNITY_TESTS=OFF)
         ;;
     *)
         echo "usage: $0 address|thread [ctest arguments...]" >&2
@@ -80,7 +83,8 @@ cmake -S . -B "$build_dir" \
     -DCMAKE_SHARED_LINKER_FLAGS="$LDFLAGS" \
     -DADVAUG_BUILD_BENCHMARKS=OFF \
     -DADVAUG_ENABLE_CUDA=OFF \
-    -DADVAUG_ENABLE_MPI=OFF
+    -DADVAUG_ENABLE_MPI=OFF \
+    "${extra_cmake[@]}"
 
 if [[ "$mode" == thread ]]; then
     cmake --build "$build_dir" -j"$jobs" --target test_threads test_robustness test_concurrency test_attack_passes \

@@ -48,7 +48,7 @@ for backend in blas none; do
     step "ADVAUG_BACKEND=$backend: ${backend_tests[*]}"
     cmake -S . -B "build-$backend" -DCMAKE_BUILD_TYPE=Release -DADVAUG_BACKEND="$backend" \
         -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_TOOLS=OFF -DADVAUG_BUILD_BENCHMARKS=OFF \
-        -DADVAUG_ENABLE_CUDA=OFF
+        -DADVAUG_ENABLE_CUDA=OFF -DADVAUG_UNITY_TESTS=OFF
     cmake --build "build-$backend" -j2 --target "${backend_tests[@]}"
     ctest --test-dir "build-$backend" --output-on-failure -j2 -R "$backend_regex"
 done

@@ -10,6 +10,9 @@
 #include "support/models.hpp"
 #include "support/ten_samples.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_accuracy {
+
 using namespace advaug;
 using testing::identity_model;
 using testing::labels_of;
@@ -245,3 +248,5 @@ TEST_CASE("robust_accuracy: identity attack, bad attack, FGSM and PGD on a train
         100);
     CHECK(pgd_acc < clean - 0.5);
 }
+
+}  // namespace test_accuracy

@@ -8,6 +8,9 @@
 #include <type_traits>
 #include <vector>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_activations {
+
 using namespace advaug;
 
 namespace {
@@ -166,3 +169,5 @@ TEST_CASE("activations: shapes, storage reuse, parameters and errors") {
                          "tanh_layer::backward_input(): the cache was not filled by forward()",
                          std::invalid_argument);
 }
+
+}  // namespace test_activations

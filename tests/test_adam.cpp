@@ -15,6 +15,9 @@ using namespace advaug;
 
 #include "support/optimizer_fixtures.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_adam {
+
 using advaug::testing::allocations;
 using advaug::testing::quadratic;
 using advaug::testing::check_close;
@@ -305,3 +308,5 @@ TEST_CASE(
     }
     CHECK(saved(target) == before);
 }
+
+}  // namespace test_adam

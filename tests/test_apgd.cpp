@@ -8,6 +8,9 @@
 #include "support/attack_fixtures.hpp"
 #include "support/skip.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_apgd {
+
 using namespace advaug;
 using testing::count;
 
@@ -386,3 +389,5 @@ TEST_CASE("apgd options and arguments refuse bad values with the function, optio
                          doctest::Contains("apgd(): inputs[0] element 0 = 1.5 lies outside"),
                          std::invalid_argument);
 }
+
+}  // namespace test_apgd

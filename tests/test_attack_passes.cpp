@@ -17,6 +17,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_attack_passes {
+
 using namespace advaug;
 using advaug::testing::cyclic_labels;
 using advaug::testing::max_abs_diff;
@@ -230,3 +233,5 @@ TEST_CASE("attacks in passes stay in the ball and the domain, and repeat for a s
         return autoattack(net, x, y, autoattack_options{}.epsilon(eps).n_iter(5).n_target_classes(2).n_queries(20).seed(3)).adversarial;
     });
 }
+
+}  // namespace test_attack_passes

@@ -12,6 +12,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_augment_and_mix {
+
 using namespace advaug;
 
 namespace {
@@ -240,3 +243,5 @@ TEST_CASE("a non-finite theta or x is refused up front with the mixture's own ro
     CHECK_THROWS_WITH_AS(f.vjp_theta(bad_x, theta, dout, dtheta),
                          "augment_and_mix::vjp_theta(): x must be finite, got inf at row 1, feature 4", std::invalid_argument);
 }
+
+}  // namespace test_augment_and_mix

@@ -8,6 +8,9 @@
 #include "support/attack_fixtures.hpp"
 #include "support/skip.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_autoattack {
+
 using namespace advaug;
 using testing::count;
 
@@ -230,3 +233,5 @@ TEST_CASE(
         "autoattack(): image_shape 1 x 5 x 5 holds 25 values, the inputs have 20 per sample",
         std::invalid_argument);
 }
+
+}  // namespace test_autoattack

@@ -7,6 +7,9 @@
 #include <sstream>
 #include <string>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_backend_info {
+
 using advaug::backend::cpu_features;
 using advaug::backend::slow_blas_warning;
 
@@ -96,3 +99,5 @@ TEST_CASE("the warning is printed once, and nothing when there is none") {
     advaug::backend::detail::warn_once(quiet_flag, quiet, [] { return std::string(); });
     CHECK(quiet.str().empty());
 }
+
+}  // namespace test_backend_info

@@ -14,6 +14,9 @@
 #include "support/models.hpp"
 #include "support/temp_dir.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_bad_input {
+
 using namespace advaug;
 using testing::temp_dir;
 
@@ -245,3 +248,5 @@ TEST_CASE("a truncated checkpoint: resume names the file and the damage, and cha
     CHECK(everything(net) == before);
     CHECK(tr.next_epoch() == 0);
 }
+
+}  // namespace test_bad_input

@@ -10,6 +10,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_batch_norm {
+
 using namespace advaug;
 
 namespace {
@@ -400,3 +403,5 @@ TEST_CASE("batch_norm refuses bad options, shapes and caches") {
                          "[N, 3, H, W]",
                          std::invalid_argument);
 }
+
+}  // namespace test_batch_norm

@@ -21,6 +21,9 @@
 
 #include "support/temp_dir.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_checkpoint_fuzz_regressions {
+
 using namespace advaug;
 
 namespace {
@@ -173,3 +176,5 @@ TEST_CASE(
     CHECK(net.parameters()[0].value[0] == before);
     CHECK(opt.step_count() == 0);
 }
+
+}  // namespace test_checkpoint_fuzz_regressions

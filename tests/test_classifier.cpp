@@ -3,6 +3,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_classifier {
+
 using namespace advaug;
 
 namespace {
@@ -88,3 +91,5 @@ TEST_CASE("each missing member is detected on its own") {
     CHECK_FALSE(c::has_forward<mutating_forward>);
     CHECK_FALSE(classifier<mutating_forward>);
 }
+
+}  // namespace test_classifier

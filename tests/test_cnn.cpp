@@ -2,6 +2,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_cnn {
+
 using namespace advaug;
 
 namespace {
@@ -63,3 +66,5 @@ TEST_CASE("the batch-norm CNN's gradients check in train and eval mode, and atta
     auto after = net.state();
     CHECK(std::vector<double>(after[12].value.begin(), after[12].value.end()) == stats);
 }
+
+}  // namespace test_cnn

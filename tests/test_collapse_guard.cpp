@@ -10,6 +10,9 @@
 #include "advaug/training/collapse_guard.hpp"
 #include "support/check_throws.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_collapse_guard {
+
 using advaug::collapse_detector;
 using advaug::guard_verdict;
 
@@ -65,3 +68,5 @@ TEST_CASE("bad drops, readings and restored states are refused, naming the value
     check_throws<std::invalid_argument>([&] { d.restore(2, false); }, {"collapse_detector::restore()", "2"});
     CHECK(d.best() == -1);  // nothing observed or restored
 }
+
+}  // namespace test_collapse_guard

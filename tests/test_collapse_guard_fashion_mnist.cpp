@@ -13,6 +13,9 @@
 #include "advaug/advaug.hpp"
 #include "support/skip.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_collapse_guard_fashion_mnist {
+
 using namespace advaug;
 namespace fs = std::filesystem;
 
@@ -120,3 +123,5 @@ TEST_CASE("on Fashion-MNIST the guard stops at the first collapsed reading and r
         CHECK(restored > collapsed);
     }
 }
+
+}  // namespace test_collapse_guard_fashion_mnist

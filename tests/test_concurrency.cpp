@@ -11,6 +11,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_concurrency {
+
 using namespace advaug;
 
 namespace {
@@ -185,3 +188,5 @@ TEST_CASE("fgsm, pgd, evaluate_robustness and accuracy on one shared batch-norm 
                              .seed(9);
     check_shared<cnn<float>, 4>(net, data, rows, options);
 }
+
+}  // namespace test_concurrency

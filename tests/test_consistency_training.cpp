@@ -13,6 +13,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_consistency_training {
+
 using namespace advaug;
 
 namespace {
@@ -177,3 +180,5 @@ TEST_CASE("the options are checked when the trainer is built") {
     build(quiet(training_method::augmix));
     build(quiet(training_method::augmix).epsilon(0.1));
 }
+
+}  // namespace test_consistency_training

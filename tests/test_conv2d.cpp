@@ -9,6 +9,9 @@
 #include <type_traits>
 #include <vector>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_conv2d {
+
 using namespace advaug;
 
 namespace {
@@ -328,3 +331,5 @@ TEST_CASE("conv2d refuses bad options, inputs and gradients, naming the function
         "the layer's output is [2, 4, 3, 3]",
         std::invalid_argument);
 }
+
+}  // namespace test_conv2d

@@ -4,6 +4,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_cross_entropy {
+
 using namespace advaug;
 
 TEST_CASE_TEMPLATE("cross_entropy matches the definition on a hand-computed batch", T, float, double) {
@@ -102,3 +105,5 @@ TEST_CASE("cross_entropy refuses bad labels and shapes, naming them") {
                          doctest::Contains("cross_entropy(): logits is an empty batch"),
                          std::invalid_argument);
 }
+
+}  // namespace test_cross_entropy

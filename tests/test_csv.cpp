@@ -16,6 +16,9 @@
 #include "advaug/data/csv.hpp"
 #include "advaug/detail/random.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_csv {
+
 namespace fs = std::filesystem;
 using advaug::csv_options;
 using advaug::io_error;
@@ -406,3 +409,5 @@ TEST_CASE("csv: load_wine reads the 178 x 13 data of python3-sklearn") {
                              .c_str(),
                          io_error);
 }
+
+}  // namespace test_csv

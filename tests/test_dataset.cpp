@@ -17,6 +17,9 @@
 #include "support/labels.hpp"
 #include "support/skip.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_dataset {
+
 using namespace advaug;
 using testing::fashion_mnist_skip_message;
 using testing::fashion_mnist_test_set;
@@ -445,3 +448,5 @@ TEST_CASE("dataset::from_idx takes over the bytes of read_idx() and equals from_
     const auto ok = dataset<std::uint8_t>::from_idx(two, labels_of({0, 1}), 10, false);
     CHECK(ok.sample_shape() == std::vector<std::size_t>{2});
 }
+
+}  // namespace test_dataset

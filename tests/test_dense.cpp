@@ -2,6 +2,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_dense {
+
 using namespace advaug;
 
 TEST_CASE("dense computes x W^T + b with PyTorch's weight layout [out, in]") {
@@ -47,3 +50,5 @@ TEST_CASE("dense refuses inputs and gradients of the wrong shape") {
     CHECK_THROWS_WITH_AS(dense<float>(0, 2, gen), "dense(): in and out must be >= 1, got in = 0, out = 2",
                          std::invalid_argument);
 }
+
+}  // namespace test_dense

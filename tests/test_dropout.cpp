@@ -7,6 +7,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_dropout {
+
 using namespace advaug;
 
 namespace {
@@ -186,3 +189,5 @@ TEST_CASE("dropout refuses bad probabilities and mismatched gradients") {
                          "layer's output is [2, 3]",
                          std::invalid_argument);
 }
+
+}  // namespace test_dropout

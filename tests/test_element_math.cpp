@@ -15,6 +15,9 @@
 #include <limits>
 #include <vector>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_element_math {
+
 using namespace advaug;
 namespace el = advaug::backend::element;
 
@@ -280,3 +283,5 @@ TEST_CASE_TEMPLATE("inside_domain accepts a rounding tolerance and refuses NaN a
     const T inf = std::numeric_limits<T>::infinity();
     CHECK(el::inside_domain(T(1e30), -inf, inf));
 }
+
+}  // namespace test_element_math

@@ -10,6 +10,9 @@
 
 #include "support/attack_fixtures.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_fab {
+
 using namespace advaug;
 using testing::count;
 
@@ -272,3 +275,5 @@ TEST_CASE("fab options and arguments refuse bad values with the function, option
     CHECK_THROWS_WITH_AS(fab(p.net, p.data.x, p.data.y, fab_options{}),
                          doctest::Contains("fab"), std::invalid_argument);
 }
+
+}  // namespace test_fab

@@ -11,6 +11,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_family_step {
+
 using namespace advaug;
 namespace fs = std::filesystem;
 
@@ -585,3 +588,5 @@ TEST_CASE("the adversarial batch is the search's worst case, as worst_case() fin
         CHECK(testing::max_abs_diff(x_adv, x) > 0.01);
     }
 }
+
+}  // namespace test_family_step

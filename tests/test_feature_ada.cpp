@@ -10,6 +10,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_feature_ada {
+
 using namespace advaug;
 
 static_assert(feature_classifier<mlp<float>>);
@@ -163,3 +166,5 @@ TEST_CASE("fit_ada trains in stages on the growing set, and refuses what does no
     CHECK_THROWS_WITH_AS(ada_options{}.step_size(0), "ada_options::step_size(): step_size must be finite and > 0, got 0",
                          std::invalid_argument);
 }
+
+}  // namespace test_feature_ada

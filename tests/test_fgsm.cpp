@@ -5,6 +5,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_fgsm {
+
 using namespace advaug;
 using testing::linear_model;
 
@@ -217,3 +220,5 @@ TEST_CASE("an attack_workspace reused across calls, batch sizes and attacks chan
         CHECK(bim(net, x, y, p, ws) == bim(net, x, y, p));
     }
 }
+
+}  // namespace test_fgsm

@@ -7,6 +7,9 @@
 
 #include "support/gemm_reference.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_gemm {
+
 namespace {
 
 struct thread_count_guard {
@@ -106,3 +109,5 @@ TEST_CASE("oneDNN, BLAS and the loop agree on the layers' shapes") {
     }
 }
 #endif
+
+}  // namespace test_gemm

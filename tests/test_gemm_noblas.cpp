@@ -4,6 +4,9 @@
 
 #include "support/gemm_reference.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_gemm_noblas {
+
 #ifndef ADVAUG_NO_BLAS
 #error "test_gemm_noblas links advaug::advaug_noblas, which defines ADVAUG_NO_BLAS"
 #endif
@@ -12,3 +15,5 @@ TEST_CASE_TEMPLATE("the built-in gemm matches the reference for all transposes",
     CHECK(advaug::backend::describe().backend == "none");
     advaug::testing::check_gemm_against_reference<T>();
 }
+
+}  // namespace test_gemm_noblas

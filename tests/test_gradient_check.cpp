@@ -3,6 +3,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_gradient_check {
+
 using namespace advaug;
 
 namespace {
@@ -53,3 +56,5 @@ TEST_CASE("gradient_check_options refuses a step that cannot differentiate") {
                          std::invalid_argument);
     CHECK_THROWS_AS(gradient_check_options().step(std::nan("")), std::invalid_argument);
 }
+
+}  // namespace test_gradient_check

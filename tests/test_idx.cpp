@@ -22,6 +22,9 @@
 
 #include "advaug/data/idx.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_idx {
+
 namespace fs = std::filesystem;
 using bytes = std::vector<std::uint8_t>;
 
@@ -500,3 +503,5 @@ TEST_CASE("idx: load_fashion_mnist on the installed data set") {
     CHECK(data.test_images.shape(0) == 10000);
     CHECK(data.test_labels.shape(0) == 10000);
 }
+
+}  // namespace test_idx

@@ -20,6 +20,9 @@
 #include "advaug/data/idx.hpp"
 #include "advaug/shifts/image_corruptions.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_image_corruptions {
+
 namespace fs = std::filesystem;
 using advaug::corruption;
 using advaug::tensor;
@@ -707,3 +710,5 @@ TEST_CASE("corruptions: bad arguments are refused with messages, and nothing is 
         {"corrupt_batch()", "batch", "[0, 1]", "got 2", "sample 2", "(1, 2)"});
     CHECK(batch == before);
 }
+
+}  // namespace test_image_corruptions

@@ -4,6 +4,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_input_domain {
+
 using namespace advaug;
 
 TEST_CASE("the default domain is [0, 1] without normalization, as in the seed") {
@@ -77,3 +80,5 @@ TEST_CASE("standardized data in the default [0, 1] domain is refused with the fi
     const auto adv = fgsm(net, x, y, fgsm_options{}.epsilon(0.1).domain(input_domain::unbounded()));
     CHECK(adv(0, 0) == doctest::Approx(-1.25f).epsilon(0.1));
 }
+
+}  // namespace test_input_domain

@@ -8,6 +8,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_jensen_shannon {
+
 using namespace advaug;
 
 namespace {
@@ -113,3 +116,5 @@ TEST_CASE("jensen_shannon refuses one view, different shapes, and dlogits of the
                          "jensen_shannon_gradient(): dlogits of view 1 must have the logits' shape [1, 2]",
                          std::invalid_argument);
 }
+
+}  // namespace test_jensen_shannon

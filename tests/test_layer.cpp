@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_layer {
+
 using namespace advaug;
 namespace lc = advaug::detail::layer_contract;
 
@@ -195,3 +198,5 @@ TEST_CASE_TEMPLATE("parameterless_layer: no parameters, a mode, and the gradient
     CHECK(net.template layer<negate<T>>(0).mode() == advaug::mode::eval);
     CHECK(net.template layer<negate<T>>(0).parameters().empty());
 }
+
+}  // namespace test_layer

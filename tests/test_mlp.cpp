@@ -2,6 +2,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_mlp {
+
 using namespace advaug;
 
 TEST_CASE("mlp input and parameter gradients pass the finite-difference check in double") {
@@ -96,3 +99,5 @@ TEST_CASE("mlp refuses bad widths and bad inputs") {
                          "sequential::backward(): the cache was not filled by forward() of this model",
                          std::invalid_argument);
 }
+
+}  // namespace test_mlp

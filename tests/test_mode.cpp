@@ -6,6 +6,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_mode {
+
 using namespace advaug;
 
 TEST_CASE("mode_guard sets a mode and restores the previous one, also on exceptions") {
@@ -120,3 +123,5 @@ TEST_CASE("an attack on a model with dropout in train mode gives the eval-mode r
     const auto in_train = pgd(net, x, y, pgd_options(options).attack_mode(mode::train));
     CHECK_FALSE(in_train == in_eval);
 }
+
+}  // namespace test_mode

@@ -6,6 +6,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_model_file {
+
 using namespace advaug;
 namespace fs = std::filesystem;
 
@@ -103,3 +106,5 @@ TEST_CASE("read_architecture says which bundled model a file holds: mlp widths a
     CHECK_THROWS_AS(io::read_architecture((dir / "missing.npz").string()), io_error);
     fs::remove_all(dir);
 }
+
+}  // namespace test_model_file

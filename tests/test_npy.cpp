@@ -13,6 +13,9 @@
 #include "support/skip.hpp"
 #include "support/temp_dir.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_npy {
+
 using advaug::tensor;
 using advaug::testing::temp_dir;
 
@@ -93,3 +96,5 @@ TEST_CASE("write_npy keeps every bit, numpy and read_npy read it back") {
         CHECK(v == static_cast<double>(a.data()[i]));
     }
 }
+
+}  // namespace test_npy

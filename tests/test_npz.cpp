@@ -28,6 +28,9 @@
 #include "support/models.hpp"
 #include "support/skip.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_npz {
+
 using namespace advaug;
 using io::npz_archive;
 namespace fs = std::filesystem;
@@ -715,3 +718,5 @@ TEST_CASE("a failed save is an io_error and leaves the existing file intact") {
     CHECK_THROWS_AS(io::save_parameters(path, views), std::invalid_argument);
     CHECK(io::read_file(path) == old);
 }
+
+}  // namespace test_npz

@@ -3,6 +3,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_perturbations_any_family {
+
 using namespace advaug;
 
 namespace {
@@ -94,3 +97,5 @@ TEST_CASE("any_family knows the kind of the family it holds, and the search foll
     const auto theta = testing::uniform_batch<double>(8, 6, 15, 0.1, 0.4);
     CHECK_FALSE(check_perturbation_gradients(q, x, theta).theta_checked);
 }
+
+}  // namespace test_perturbations_any_family

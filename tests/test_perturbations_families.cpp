@@ -12,6 +12,9 @@
 #include "support/check_throws.hpp"
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_perturbations_families {
+
 using namespace advaug;
 
 namespace {
@@ -441,3 +444,5 @@ TEST_CASE_TEMPLATE("quantize's rounding is std::round bit for bit, and select_bi
     CHECK(detail::select_bits(false, T(1), T(2)) == T(2));
     CHECK(std::signbit(detail::select_bits(true, -T(0), T(0))));
 }
+
+}  // namespace test_perturbations_families

@@ -10,6 +10,9 @@
 #include "support/check_throws.hpp"
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_perturbations_search {
+
 using namespace advaug;
 
 namespace {
@@ -283,3 +286,5 @@ TEST_CASE("a rank-4 model is searched through its flat rows") {
         CHECK(reported(i) == doctest::Approx(r.loss(i)).epsilon(1e-9));
     }
 }
+
+}  // namespace test_perturbations_search

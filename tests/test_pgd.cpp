@@ -5,6 +5,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_pgd {
+
 using namespace advaug;
 
 namespace {
@@ -174,3 +177,5 @@ TEST_CASE("pgd options refuse bad values with the option and the value") {
     CHECK_THROWS_WITH_AS(fgm(net, x, label_vector{0}, fgm_options{}.epsilon(1)),
                          "fgm(): labels has 1 entries, the batch has 2 rows", std::invalid_argument);
 }
+
+}  // namespace test_pgd

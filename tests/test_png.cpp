@@ -19,6 +19,9 @@
 
 #include "advaug/io/png.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_png {
+
 namespace fs = std::filesystem;
 using advaug::tensor;
 using bytes = std::vector<std::uint8_t>;
@@ -185,3 +188,5 @@ TEST_CASE("png: write failures are io_errors that name the path, and keep the ol
     for (const auto& e : fs::directory_iterator(dir.path)) entries += e.path() != as_dir;
     CHECK(entries == 1);
 }
+
+}  // namespace test_png

@@ -13,6 +13,9 @@
 #include <type_traits>
 #include <vector>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_pooling {
+
 using namespace advaug;
 
 namespace {
@@ -353,3 +356,5 @@ TEST_CASE("flatten: [N, C, H, W] -> [N, C*H*W] in row-major order, and back") {
                          "flatten::backward_input(): the cache was not filled by forward()",
                          std::invalid_argument);
 }
+
+}  // namespace test_pooling

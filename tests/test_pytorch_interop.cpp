@@ -28,6 +28,9 @@
 #include <xtensor/xnpy.hpp>
 #endif
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_pytorch_interop {
+
 using namespace advaug;
 namespace fs = std::filesystem;
 
@@ -238,3 +241,5 @@ TEST_CASE("PyTorch and advaug exchange the cnn with batch norm, running statisti
         "cnn-bn", [](std::uint64_t seed) { return cnn<float>(seed, weight_init::pytorch_default, true); },
         std::array<std::size_t, 4>{batch, 1, 28, 28}, true);
 }
+
+}  // namespace test_pytorch_interop

@@ -30,6 +30,9 @@
 
 #include "advaug/report/report.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_report {
+
 namespace fs = std::filesystem;
 using advaug::model_evaluation;
 using advaug::tensor;
@@ -739,3 +742,5 @@ TEST_CASE("report: covered and not-covered means, mCE, and no praise for a model
     CHECK(md.find("**fgsm-rs degrades less than plain (relative mCE 80.0%) but is less accurate under corruption "
                   "(50.0% against 55.0%): it is not more robust.**") != std::string::npos);
 }
+
+}  // namespace test_report

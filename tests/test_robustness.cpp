@@ -19,6 +19,9 @@
 #include "support/skip.hpp"
 #include "support/striped_images.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_robustness {
+
 using namespace advaug;
 using testing::fashion_mnist_skip_message;
 using testing::fashion_mnist_test_set;
@@ -873,3 +876,5 @@ TEST_CASE("evaluate_robustness: an MLP trained on Fashion-MNIST") {
     CHECK(same_bits(aa50.curves[0].broken_by[1], alone.curves[0].broken_by[1]));
     CHECK(same_bits(aa50.curves[0].per_class_accuracy[1], alone.curves[0].per_class_accuracy[1]));
 }
+
+}  // namespace test_robustness

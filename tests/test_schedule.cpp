@@ -6,6 +6,9 @@
 #include <stdexcept>
 #include <string>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_schedule {
+
 using namespace advaug;
 
 namespace {
@@ -186,3 +189,5 @@ TEST_CASE("parse_lr_schedule builds each schedule by name and lists the names on
     CHECK_THROWS_WITH_AS(parse_lr_schedule("cosine", 0, 10),
                          "lr_schedule::cosine(): lr must be > 0, got 0", std::invalid_argument);
 }
+
+}  // namespace test_schedule

@@ -2,6 +2,9 @@
 
 #include "support/models.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_sequential {
+
 using namespace advaug;
 
 namespace {
@@ -264,3 +267,5 @@ TEST_CASE("a model is mode-independent when every layer says so") {
     CHECK_FALSE(with_user_layer.is_mode_independent());
     CHECK(sequential<float, 2>({4}).add(dense<float>(4, 2, gen)).is_mode_independent());
 }
+
+}  // namespace test_sequential

@@ -15,6 +15,9 @@ using namespace advaug;
 
 #include "support/optimizer_fixtures.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_sgd {
+
 using advaug::testing::allocations;
 using advaug::testing::quadratic;
 using advaug::testing::check_close;
@@ -316,3 +319,5 @@ TEST_CASE("sgd::load_state refuses a state that does not fit, and leaves the opt
     }
     CHECK(saved(target) == before);
 }
+
+}  // namespace test_sgd

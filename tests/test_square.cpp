@@ -8,6 +8,9 @@
 
 #include "support/attack_fixtures.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_square {
+
 using namespace advaug;
 using testing::count;
 
@@ -185,3 +188,5 @@ TEST_CASE("square options and arguments refuse bad values with the function, opt
                          "square(): labels has 3 entries, the batch has 200 rows",
                          std::invalid_argument);
 }
+
+}  // namespace test_square

@@ -11,6 +11,9 @@
 
 #include "advaug/shifts/tabular_shifts.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_tabular_shifts {
+
 using advaug::tabular_shift;
 template <class T>
 using matrix = advaug::tensor<T, 2>;
@@ -254,3 +257,5 @@ TEST_CASE("feature statistics, in_std_units and pick") {
     CHECK_THROWS_WITH_AS(advaug::in_std_units(std::numeric_limits<double>::quiet_NaN(), s),
                          "in_std_units(): k must be finite, got nan", std::invalid_argument);
 }
+
+}  // namespace test_tabular_shifts

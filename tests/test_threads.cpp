@@ -13,6 +13,9 @@
 #include <thread>
 #include <vector>
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_threads {
+
 using namespace advaug;
 
 namespace {
@@ -346,3 +349,5 @@ TEST_CASE("CNN training steps agree on 1, 2 and 3 threads") {
         }
     }
 }
+
+}  // namespace test_threads

@@ -15,6 +15,9 @@
 #include "support/models.hpp"
 #include "support/skip.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_trainer {
+
 using namespace advaug;
 namespace fs = std::filesystem;
 
@@ -620,3 +623,5 @@ TEST_CASE("an epsilon warm-up ramps epsilon linearly from 0 over the given epoch
     CHECK(seen.front().epsilon == 0.0);
     CHECK(seen.back().epsilon == doctest::Approx(0.2));
 }
+
+}  // namespace test_trainer

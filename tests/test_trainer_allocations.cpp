@@ -12,6 +12,9 @@
 
 #include "support/optimizer_fixtures.hpp"  // replaces operator new; include from this file only
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_trainer_allocations {
+
 using namespace advaug;
 
 namespace {
@@ -157,3 +160,5 @@ TEST_CASE("an attack with a workspace allocates only its result and its domain: 
     conv.set_mode(mode::eval);
     check_attack_allocations(conv, uniform_inputs<float, 4>({4, 1, 28, 28}, 2), labels(4, 10));
 }
+
+}  // namespace test_trainer_allocations

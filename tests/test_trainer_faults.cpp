@@ -22,6 +22,9 @@
 #include "support/models.hpp"
 #include "support/temp_dir.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_trainer_faults {
+
 using namespace advaug;
 using testing::temp_dir;
 namespace fs = std::filesystem;
@@ -327,3 +330,5 @@ TEST_CASE("a trainer killed 40 times while checkpointing every batch always leav
     }
     CHECK(resumed(data, path, epochs) == uninterrupted(data, epochs));
 }
+
+}  // namespace test_trainer_faults

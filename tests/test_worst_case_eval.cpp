@@ -16,6 +16,9 @@
 #include "support/striped_images.hpp"
 #include "support/temp_dir.hpp"
 
+// One namespace per file: the suite builds in unity batches (tests/CMakeLists.txt).
+namespace test_worst_case_eval {
+
 using namespace advaug;
 using testing::linear_model;
 using testing::striped_images;
@@ -146,3 +149,5 @@ TEST_CASE("the report shows worst-case curves: JSON, CSV, Markdown and a chart p
                          "write_report(): model 'plain', family 'rotation': budgets must be strictly ascending, got 15 then 0",
                          std::invalid_argument);
 }
+
+}  // namespace test_worst_case_eval
