@@ -6,8 +6,8 @@
 #      skip without a device); the default backend must be oneDNN;
 #   2. the other kernel backends (ADVAUG_BACKEND=blas, none): the tests that exercise the
 #      products (GEMM, dense, conv2d, layer gradients, threads) and one small training test;
-#   3. the suite again under AddressSanitizer + UndefinedBehaviorSanitizer, but the downstream
-#      builds (packaging, step 1) and the torchattacks cross-check;
+#   3. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (the examples,
+#      advaug-eval, the downstream builds and the cross-check run in step 1 only);
 #   4. the multi-threaded tests under ThreadSanitizer;
 #   5. each libFuzzer target for 30 seconds.
 #
@@ -31,6 +31,7 @@ bash scripts/deps.sh
 step "Release build and the whole suite"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j2
+step "Release: ctest"
 ctest --test-dir build --output-on-failure -j2 --output-junit ctest-junit.xml -LE long
 bash scripts/ctest_skips.sh build/ctest-junit.xml
 # A fresh machine with deps.sh's packages must get oneDNN by default (ADVAUG_BACKEND=auto).
@@ -41,15 +42,16 @@ if ! grep -q '^ADVAUG_BACKEND_RESOLVED:INTERNAL=onednn$' build/CMakeCache.txt; t
 fi
 
 # The other backends: only what their products reach, so CI does not build the suite twice
-# more (test_backend_info also checks that the build has the backend it asked for).
+# more (test_backend_info also checks that the build has the backend it asked for). The eight
+# files build as one unity batch (ADVAUG_UNIT_TESTS, tests/CMakeLists.txt).
 backend_tests=(test_gemm test_backend_info test_dense test_conv2d test_layer test_threads test_mlp test_trainer)
 backend_regex="^($(IFS='|'; echo "${backend_tests[*]}"))\$"
 for backend in blas none; do
     step "ADVAUG_BACKEND=$backend: ${backend_tests[*]}"
     cmake -S . -B "build-$backend" -DCMAKE_BUILD_TYPE=Release -DADVAUG_BACKEND="$backend" \
         -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_TOOLS=OFF -DADVAUG_BUILD_BENCHMARKS=OFF \
-        -DADVAUG_ENABLE_CUDA=OFF -DADVAUG_UNITY_TESTS=OFF
-    cmake --build "build-$backend" -j2 --target "${backend_tests[@]}"
+        -DADVAUG_ENABLE_CUDA=OFF "-DADVAUG_UNIT_TESTS=$(IFS=';'; echo "${backend_tests[*]}")"
+    cmake --build "build-$backend" -j2 --target advaug_unit_tests
     ctest --test-dir "build-$backend" --output-on-failure -j2 -R "$backend_regex"
 done
 
@@ -57,7 +59,7 @@ if [[ $release_only -eq 1 ]]; then
     exit 0
 fi
 
-step "AddressSanitizer + UndefinedBehaviorSanitizer, the suite but downstream and cross-check"
+step "AddressSanitizer + UndefinedBehaviorSanitizer, the unit tests"
 bash scripts/sanitize.sh address
 step "ThreadSanitizer, the multi-threaded tests"
 bash scripts/sanitize.sh thread
