@@ -35,7 +35,7 @@ case "$mode" in
         # its 45). ADVAUG_ASAN_DOWNSTREAM=1 includes them (with `-L downstream`: them alone).
         # Nor the compile-fail tests and the README snippets: they only compile (with
         # -fsyntax-only, without this build's flags), so they would repeat step 1 to the bit;
-        # 43 compiles, 150 s of test time in CI.
+        # 43 compiles of 3 to 15 s each.
         ctest_selection=(-LE 'crosscheck|long|downstream|compile_fail|docs')
         if [[ "${ADVAUG_ASAN_DOWNSTREAM:-0}" == 1 ]]; then ctest_selection=(-LE 'crosscheck|long|compile_fail|docs'); fi
         # The unit tests only, by default: the library's code is what they exercise, and the
@@ -59,7 +59,7 @@ case "$mode" in
         # covered by the address run.
         tsan_tests=(test_threads test_robustness test_concurrency test_attack_passes test_augment_and_mix)
         ctest_selection=(-R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$")
-        # These five files only, in one unity batch (tests/CMakeLists.txt).
+        # These five files only, as unity batches (tests/CMakeLists.txt).
         extra_cmake=("-DADVAUG_UNIT_TESTS=$(IFS=';'; echo "${tsan_tests[*]}")"
                      -DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_TOOLS=OFF)
         ;;

@@ -43,7 +43,7 @@ fi
 
 # The other backends: only what their products reach, so CI does not build the suite twice
 # more (test_backend_info also checks that the build has the backend it asked for). The eight
-# files build as one unity batch (ADVAUG_UNIT_TESTS, tests/CMakeLists.txt).
+# files build as two unity batches (ADVAUG_UNIT_TESTS, tests/CMakeLists.txt).
 backend_tests=(test_gemm test_backend_info test_dense test_conv2d test_layer test_threads test_mlp test_trainer)
 backend_regex="^($(IFS='|'; echo "${backend_tests[*]}"))\$"
 for backend in blas none; do
