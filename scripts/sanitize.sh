@@ -27,22 +27,20 @@ case "$mode" in
         export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:print_stacktrace=1"
         export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
         export LSAN_OPTIONS="print_suppressions=0"
-        # The suite, but not the cross-check against
-        # torchattacks (numbers against another library, minutes of attacks that the unit tests
-        # already run under the sanitizers), and not the downstream builds: they test packaging
-        # (find_package, add_subdirectory), not memory safety, run in the plain build, and took
-        # 288 s and 30 s of this run's test time in CI (the pipeline was at 53 minutes, over
-        # its 45). ADVAUG_ASAN_DOWNSTREAM=1 includes them (with `-L downstream`: them alone).
-        # Nor the compile-fail tests and the README snippets: they only compile (with
-        # -fsyntax-only, without this build's flags), so they would repeat step 1 to the bit;
-        # 43 compiles of 3 to 15 s each.
+        # What runs: the unit tests, which exercise the library's code. What does not:
+        # - the examples and advaug-eval (with them the torchattacks cross-check and the CLI
+        #   cases): 7 heavy translation units under these flags, a third of this step's build
+        #   by their -O3 compile times, for paths the unit tests run; the tool's file parsers
+        #   are fuzzed under ASan (step 5). CI on an AMD EPYC (Zen 3) ran past its 90 minutes
+        #   with them (stop 33). ADVAUG_ASAN_ALL=1 builds and runs them too.
+        # - the downstream builds: they test packaging (find_package, add_subdirectory), run in
+        #   the plain build, and took 288 s and 30 s of test time here in CI (stop 29).
+        #   ADVAUG_ASAN_DOWNSTREAM=1 includes them (with `-L downstream`: them alone).
+        # - the compile-fail tests and the README snippets: they only compile (-fsyntax-only,
+        #   without this build's flags), so they would repeat step 1 to the bit; 43 compiles of
+        #   3 to 15 s each.
         ctest_selection=(-LE 'crosscheck|long|downstream|compile_fail|docs')
         if [[ "${ADVAUG_ASAN_DOWNSTREAM:-0}" == 1 ]]; then ctest_selection=(-LE 'crosscheck|long|compile_fail|docs'); fi
-        # The unit tests only, by default: the library's code is what they exercise, and the
-        # examples and advaug-eval add 7 heavy translation units under these flags (by their
-        # -O3 compile times, a third of this step's build) to run paths the unit tests run; the
-        # tool's file parsers are fuzzed under ASan (step 5). CI on an AMD EPYC (Zen 3) ran past
-        # its 90 minutes with them (stop 33). ADVAUG_ASAN_ALL=1 builds and runs them too.
         if [[ "${ADVAUG_ASAN_ALL:-0}" != 1 ]]; then
             extra_cmake=(-DADVAUG_BUILD_EXAMPLES=OFF -DADVAUG_BUILD_TOOLS=OFF)
         fi
