@@ -764,7 +764,9 @@ void run_family_table(const settings& s, const std::optional<advaug::fashion_mni
                       reporter& rep) {
     using namespace advaug;
     const auto batches = make_batches<2>(s, data, s.batch, 1);
-    const auto& [x, y] = batches.front();
+    // Not a structured binding: clang before 16 cannot capture one in a lambda.
+    const auto& x = batches.front().first;
+    const auto& y = batches.front().second;
     mlp<float> net(mlp_widths, 0, weight_init::pytorch_default);
     net.set_mode(mode::train);
     mlp<float>::cache_type cache;

@@ -29,8 +29,10 @@ int main(int argc, char** argv) {
                 advaug::backend::describe().summary().c_str());
     using clock_type = std::chrono::steady_clock;
     using shape = std::array<std::size_t, 3>;  // M x N x K
-    for (const auto [m, n, k] : {shape{128, 256, 784}, shape{128, 784, 256}, shape{256, 784, 128},
-                                 shape{128, 256, 256}, shape{128, 10, 256}, shape{1024, 1024, 1024}}) {
+    for (const shape mnk : {shape{128, 256, 784}, shape{128, 784, 256}, shape{256, 784, 128},
+                            shape{128, 256, 256}, shape{128, 10, 256}, shape{1024, 1024, 1024}}) {
+        // Not a structured binding: clang before 16 cannot capture one in a lambda.
+        const std::size_t m = mnk[0], n = mnk[1], k = mnk[2];
         std::vector<float> a(m * k), b(k * n), c(m * n);
         advaug::rng gen(1);
         for (auto* v : {&a, &b}) {

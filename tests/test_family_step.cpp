@@ -304,7 +304,10 @@ TEST_CASE("training on dropped sensors makes a model robust to the worst dropped
     const dataset<float> data(std::move(values), {4}, std::move(labels), 2);
     const auto family = dropped_sensors<float>(4, 1, {0.0});
     const auto search = worst_case_options{}.method(search_method::exhaustive);
-    auto [x, y] = data.slice<float, 2>(0, n);
+    // Not a structured binding: clang before 16 cannot capture one in a lambda.
+    const auto batch = data.slice<float, 2>(0, n);
+    const auto& x = batch.first;
+    const auto& y = batch.second;
     const auto robust_accuracy = [&](training_method method) {
         mlp<float> net({4, 8, 2}, 3);
         sgd<float> opt;

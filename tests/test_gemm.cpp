@@ -83,10 +83,12 @@ TEST_CASE("set_onednn_threads sets OpenMP's count on this thread and refuses few
 TEST_CASE("oneDNN, BLAS and the loop agree on the layers' shapes") {
     // The dense layers' and the CNN's GEMMs, each kernel against the loop in float.
     advaug::rng gen(7);
-    for (auto [m, n, k] : {std::array<std::size_t, 3>{128, 256, 784},
-                           {64, 196, 288},
-                           {288, 196, 64},
-                           {64, 288, 196}}) {
+    for (const auto& shape : {std::array<std::size_t, 3>{128, 256, 784},
+                              {64, 196, 288},
+                              {288, 196, 64},
+                              {64, 288, 196}}) {
+        // Not a structured binding: clang before 16 cannot capture one (CHECK and CAPTURE do).
+        const std::size_t m = shape[0], n = shape[1], k = shape[2];
         std::vector<float> a(m * k), b(k * n), c_loop(m * n), c_dnnl(m * n), c_blas(m * n);
         for (auto& v : a) v = static_cast<float>(gen.uniform(-1, 1));
         for (auto& v : b) v = static_cast<float>(gen.uniform(-1, 1));

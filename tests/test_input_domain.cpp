@@ -46,14 +46,14 @@ TEST_CASE("bad domains are refused with the argument and the value") {
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(input_domain{}.bounds({0.0, 0.0}, {1.0}),
                          doctest::Contains("lo has 2 entries and hi has 1"), std::invalid_argument);
-    CHECK_THROWS_WITH_AS(input_domain{}.normalization({0.0}, {0.0}),
+    CHECK_THROWS_WITH_AS(input_domain{}.normalization(0.0, 0.0),
                          "input_domain::normalization(): std[0] must be finite and > 0, got 0",
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(input_domain{}.normalization({0.0, 1.0}, {1.0}),
                          doctest::Contains("mean has 2 entries and std has 1"),
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(
-        input_domain{}.normalization({std::numeric_limits<double>::quiet_NaN()}, {1.0}),
+        input_domain{}.normalization(std::numeric_limits<double>::quiet_NaN(), 1.0),
         doctest::Contains("mean[0] must be finite"), std::invalid_argument);
     // a per-feature domain of the wrong length for the data
     auto d = input_domain{}.bounds({0.0, 0.0, 0.0}, {1.0, 1.0, 1.0});

@@ -70,11 +70,15 @@ TEST_CASE("the trainer's parameter gradient is (1 - alpha) grad CE(x) + alpha gr
         training_method method;
         double alpha;
     };
-    for (auto [method, alpha] : {setting{training_method::plain, 0.0}, setting{training_method::fgsm, 0.5},
-                                 setting{training_method::fgsm, 0.25}, setting{training_method::fgsm_rs, 1.0},
-                                 setting{training_method::fgsm_rs, 0.5}, setting{training_method::n_fgsm, 1.0},
-                                 setting{training_method::n_fgsm, 0.3}, setting{training_method::pgd, 1.0},
-                                 setting{training_method::pgd, 0.5}}) {
+    for (const setting s :
+         {setting{training_method::plain, 0.0}, setting{training_method::fgsm, 0.5},
+          setting{training_method::fgsm, 0.25}, setting{training_method::fgsm_rs, 1.0},
+          setting{training_method::fgsm_rs, 0.5}, setting{training_method::n_fgsm, 1.0},
+          setting{training_method::n_fgsm, 0.3}, setting{training_method::pgd, 1.0},
+          setting{training_method::pgd, 0.5}}) {
+        // Not a structured binding: clang before 16 cannot capture one (CHECK and CAPTURE do).
+        const training_method method = s.method;
+        const double alpha = s.alpha;
         CAPTURE(to_string(method));
         CAPTURE(alpha);
         mlp<double> net({6, 10, 3}, 5);

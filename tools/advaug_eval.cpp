@@ -1122,7 +1122,10 @@ int run(const settings& s) {
     std::vector<advaug::model_evaluation> results;
     for (std::size_t i = 0; i < models.size(); ++i) {
         results.push_back(evaluate(models[i], sets[i], options));
-        for (const auto& [family, budgets] : s.families) {
+        for (const auto& entry : s.families) {
+            // Not a structured binding: clang before 16 cannot capture one in a lambda.
+            const auto& family = entry.first;
+            const auto& budgets = entry.second;
             const auto start = clock_type::now();
             auto worst = advaug::worst_case_evaluation_options{}.seed(s.seed).domain(options.domain());
             if (data.images()) worst.image_size(data.height_px, data.width_px);

@@ -156,9 +156,12 @@ TEST_CASE("20 steps on R ranks equal 20 single-process steps on the same global 
         double alpha;
     };
     SUBCASE("plain and the seed's FGSM")
-    for (auto [method, alpha] :
+    for (const setting s :
          {setting{training_method::plain, 0.0}, setting{training_method::fgsm, 0.5},
           setting{training_method::fgsm, 1.0}}) {
+        // Not a structured binding: clang before 16 cannot capture one (CHECK and CAPTURE do).
+        const training_method method = s.method;
+        const double alpha = s.alpha;
         CAPTURE(to_string(method));
         CAPTURE(alpha);
         auto o = options(method, 4);

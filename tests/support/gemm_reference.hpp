@@ -20,12 +20,14 @@ namespace advaug::testing {
 template <class T, class Gemm>
 void check_gemm_kernel(Gemm gemm) {
     rng gen(1);
-    for (auto [m, n, k] : {std::array<std::size_t, 3>{1, 1, 1},
-                           {7, 5, 3},
-                           {17, 33, 9},
-                           {33, 517, 260},
-                           {128, 256, 784},
-                           {4, 3, 0}}) {
+    for (const auto& shape : {std::array<std::size_t, 3>{1, 1, 1},
+                              {7, 5, 3},
+                              {17, 33, 9},
+                              {33, 517, 260},
+                              {128, 256, 784},
+                              {4, 3, 0}}) {
+        // Not a structured binding: clang before 16 cannot capture one (CHECK and CAPTURE do).
+        const std::size_t m = shape[0], n = shape[1], k = shape[2];
         for (bool ta : {false, true}) {
             for (bool tb : {false, true}) {
                 for (std::size_t pad : {std::size_t(0), std::size_t(3)}) {
@@ -65,13 +67,13 @@ void check_gemm_kernel(Gemm gemm) {
     }
     // A NaN or infinity in B reaches C through a zero in A, as IEEE arithmetic says
     for (bool tb : {false, true}) {
-        std::vector<T> za{0, 0}, nb{std::nan(""), 1, 1, 1}, zc{5, 5};
+        std::vector<T> za{0, 0}, nb{T(std::nan("")), 1, 1, 1}, zc{5, 5};
         gemm(false, tb, 1, 2, 2, T(1), za.data(), 2, nb.data(), 2, T(0), zc.data(), 2);
         CHECK_MESSAGE(std::isnan(zc[0]), "tb=", tb);
         CHECK(zc[1] == T(0));
     }
     // beta = 0 ignores what C held, even NaN; also with k = 0
-    std::vector<T> a{1, 2}, b{3, 4}, c{std::nan("")};
+    std::vector<T> a{1, 2}, b{3, 4}, c{T(std::nan(""))};
     gemm(false, false, 1, 1, 2, T(1), a.data(), 2, b.data(), 1, T(0), c.data(), 1);
     CHECK(c[0] == T(11));
     c[0] = std::nan("");

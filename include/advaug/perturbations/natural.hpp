@@ -123,9 +123,11 @@ template <class T>
 std::vector<any_family<T>> natural_families(const std::vector<std::pair<natural_family, double>>& list,
                                             image_shape shape, const input_domain& domain) {
     std::vector<any_family<T>> out;
-    for (const auto& [family, budget] : list) {
-        out.push_back(with_natural_family<T>(family, shape, domain,
-                                             [&](auto make) { return any_family<T>(make(budget)); }));
+    for (const auto& entry : list) {
+        // Not a structured binding: clang before 16 cannot capture one in a lambda.
+        const double budget = entry.second;
+        out.push_back(with_natural_family<T>(
+            entry.first, shape, domain, [&](auto make) { return any_family<T>(make(budget)); }));
     }
     return out;
 }

@@ -105,7 +105,8 @@ public:
                 const T* xi = x.data() + i * d_;
                 const T* ti = theta.data() + i * p_;
                 T* oi = out.data() + i * d_;
-                finite &= all_finite(xi, d_) & all_finite(ti, p_);
+                finite &= all_finite(xi, d_);
+                finite &= all_finite(ti, p_);
                 if (std::equal(id_.begin(), id_.end(), ti)) {  // the identity returns x bit for bit
                     std::copy(xi, xi + d_, oi);
                     continue;
@@ -181,7 +182,8 @@ private:
                 const T* xi = x.data() + i * d_;
                 const T* ti = theta.data() + i * p_;
                 const T* gi = dout.data() + i * d_;
-                finite &= all_finite(xi, d_) & all_finite(ti, p_);
+                finite &= all_finite(xi, d_);
+                finite &= all_finite(ti, p_);
                 // Clipped outputs pass no gradient; dL/draw = dL/dmodel / std. The tests are
                 // combined with & (no branch) and the unit domain has its own loop, so that the
                 // loops vectorize.
@@ -189,7 +191,8 @@ private:
                 if (dom_.unit) {
                     forward(xi, ti, v.data(), ws);
                     for (std::size_t d = 0; d < d_; ++d) {
-                        const bool inside = (v[d] >= lo[d]) & (v[d] <= hi[d]);
+                        const T vd = v[d];
+                        const bool inside = (vd >= lo[d]) & (vd <= hi[d]);
                         const T up = gi[d];  // loaded either way: a select, not a branch
                         g[d] = inside ? up : T(0);
                     }
@@ -198,7 +201,8 @@ private:
                     ui = u.data();
                     forward(ui, ti, v.data(), ws);
                     for (std::size_t d = 0; d < d_; ++d) {
-                        const bool inside = (v[d] >= lo[d]) & (v[d] <= hi[d]);
+                        const T vd = v[d];
+                        const bool inside = (vd >= lo[d]) & (vd <= hi[d]);
                         const T up = gi[d] / sd[d];
                         g[d] = inside ? up : T(0);
                     }
