@@ -6,10 +6,11 @@
 #      skip without a device); the default backend must be oneDNN;
 #   2. the other kernel backends (ADVAUG_BACKEND=blas, none): the tests that exercise the
 #      products (GEMM, dense, conv2d, layer gradients, threads) and one small training test;
-#   3. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (the examples,
-#      advaug-eval, the downstream builds and the cross-check run in step 1 only);
+#   3. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, built with
+#      clang (the examples, advaug-eval, the downstream builds and the cross-check run in
+#      step 1 only);
 #   4. the multi-threaded tests under ThreadSanitizer;
-#   5. each libFuzzer target for 30 seconds.
+#   5. each libFuzzer target for 30 seconds, two at a time.
 #
 #   bash scripts/test.sh                  # all of it (what CI runs)
 #   bash scripts/test.sh --release-only   # step 1 only, for a quick local check
@@ -59,10 +60,10 @@ if [[ $release_only -eq 1 ]]; then
     exit 0
 fi
 
-step "AddressSanitizer + UndefinedBehaviorSanitizer, the unit tests"
+step "AddressSanitizer + UndefinedBehaviorSanitizer (clang), the unit tests"
 bash scripts/sanitize.sh address
 step "ThreadSanitizer, the multi-threaded tests"
 bash scripts/sanitize.sh thread
-step "fuzz targets, 30 s each"
+step "fuzz targets, 30 s each, two at a time"
 bash scripts/fuzz.sh --seconds 30
 step "done"
