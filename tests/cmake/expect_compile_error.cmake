@@ -1,15 +1,26 @@
 # Passes when SOURCE fails to compile with exactly one readable error.
 #
 #   cmake -DCOMPILER=<c++> -DSOURCE=<file.cpp> [-DINCLUDE_DIRS=a|b] [-DDEFINITIONS=X|Y=1]
-#         [-DIMPLICIT_INCLUDE_DIRS=c|d] [-DEXTRA_FLAGS=f|g] -P expect_compile_error.cmake
+#         [-DIMPLICIT_INCLUDE_DIRS=c|d] [-DEXTRA_FLAGS=f|g] [-DPCH_DIR=dir]
+#         -P expect_compile_error.cmake
 #
 # SOURCE must contain at least one line `// expect-error: <regex>`; every such regex (CMake
 # regex syntax) must match the compiler output, which is produced under LC_ALL=C. Lists use
 # '|' so they survive add_test.
+#
+# With -DPRECOMPILE=<header> -DPCH_OUT=<dir>/<name>.gch instead of SOURCE, it compiles the
+# header into a GCC precompiled header with the same flags, and passes when that succeeds.
+# -DPCH_DIR=<dir> (searched first) then lets a source whose first #include is that header read
+# it precompiled: GCC uses a .gch it finds on the search path when it was made with the same
+# options and silently reads the header itself otherwise, so the verdict does not depend on it.
 
 cmake_minimum_required(VERSION 3.21)
 
-foreach(var COMPILER SOURCE)
+set(required COMPILER SOURCE)
+if(DEFINED PRECOMPILE)
+    set(required COMPILER PRECOMPILE PCH_OUT)
+endif()
+foreach(var ${required})
     if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
         message(FATAL_ERROR "expect_compile_error: -D${var}=... is required")
     endif()
@@ -17,6 +28,7 @@ endforeach()
 
 # --- the expectations, read without CMake lists: a regex may hold '[' or ';' ---------------
 
+if(NOT DEFINED PRECOMPILE)
 file(READ "${SOURCE}" text)
 set(marker "expect-error:")
 set(expectations 0)
@@ -38,6 +50,7 @@ endwhile()
 if(expectations EQUAL 0)
     message(FATAL_ERROR "expect_compile_error: ${SOURCE} has no `// expect-error: <regex>` line")
 endif()
+endif()
 
 # --- the compile ----------------------------------------------------------------------------
 
@@ -58,6 +71,28 @@ foreach(def IN LISTS definitions)
 endforeach()
 string(REPLACE "|" ";" extra "${EXTRA_FLAGS}")
 list(APPEND flags ${extra})
+
+if(DEFINED PRECOMPILE)
+    get_filename_component(pch_dir "${PCH_OUT}" DIRECTORY)
+    file(MAKE_DIRECTORY "${pch_dir}")
+    # Written under another name and renamed: a test never sees half a file.
+    execute_process(
+        COMMAND "${CMAKE_COMMAND}" -E env LC_ALL=C
+                "${COMPILER}" -std=c++20 -fdiagnostics-color=never ${flags} -x c++-header
+                "${PRECOMPILE}" -o "${PCH_OUT}.part"
+        RESULT_VARIABLE result
+        OUTPUT_VARIABLE output
+        ERROR_VARIABLE output)
+    if(NOT result EQUAL 0)
+        message(FATAL_ERROR "expect_compile_error: precompiling ${PRECOMPILE} failed:\n${output}")
+    endif()
+    file(RENAME "${PCH_OUT}.part" "${PCH_OUT}")
+    message(STATUS "OK: ${PRECOMPILE} precompiled into ${PCH_OUT}")
+    return()
+endif()
+if(PCH_DIR AND IS_DIRECTORY "${PCH_DIR}")
+    list(PREPEND flags "-I${PCH_DIR}")
+endif()
 
 # LC_ALL=C: ASCII quotes ('x', not ‘x’) whatever the caller's locale, so regexes are stable.
 execute_process(
