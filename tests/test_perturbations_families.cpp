@@ -320,6 +320,13 @@ TEST_CASE("bad input gets one clear error") {
         {"common_quantize()", "scale must be finite and > 0", "got -2"});
     check_throws<std::invalid_argument>([] { image_shape_for("affine", 785, 28, 28); },
                                         {"affine()", "785", "28 x 28", "784"});
+    // The framed plane's indices are 32-bit: refused before any row is allocated.
+    check_throws<std::invalid_argument>(
+        [] { affine<float>({1, 50000, 50000}, {}); },
+        {"affine()", "50000 x 50000", "too large to sample"});
+    check_throws<std::invalid_argument>(
+        [] { displacement_field<float>({1, 3, 1u << 30}, {}); },
+        {"displacement_field()", "too large to sample"});
     check_throws<std::invalid_argument>(
         [] {
             const affine<double> warp({1, 28, 28}, {});

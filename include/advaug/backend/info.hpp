@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "advaug/backend/cpu.hpp"
 #include "advaug/detail/error.hpp"
 
 #ifndef ADVAUG_NO_BLAS
@@ -59,22 +60,6 @@ struct backend_info {
         return f == d ? f : f + "; double: " + d;
     }
 };
-
-/// The instruction-set extensions of this CPU that decide which GEMM kernels are fast.
-struct cpu_features {
-    bool avx2 = false;
-    bool avx512f = false;
-};
-
-inline cpu_features host_cpu() {
-    cpu_features f;
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    f.avx2 = __builtin_cpu_supports("avx2");
-    f.avx512f = __builtin_cpu_supports("avx512f");
-#endif
-    return f;
-}
 
 /// True for the OpenBLAS x86 kernels without AVX2 (core names as openblas_get_corename()
 /// returns them, any case).
