@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "advaug/backend/cpu.hpp"
 #include "advaug/perturbations/budget.hpp"
 #include "advaug/perturbations/detail/raw_family.hpp"
 #include "advaug/perturbations/family.hpp"
@@ -35,6 +36,7 @@ public:
           shape_(shape) {
         if (sigma.lo < 0) detail::invalid("gaussian_blur", "sigma.lo must be >= 0, got ", sigma.lo);
         radius_ = std::max<long>(1, static_cast<long>(std::ceil(3 * sigma.hi)));
+        column_terms_ = column_adjoint_terms();
     }
 
 private:
@@ -94,30 +96,30 @@ private:
     // (a term of k times a padding 0 where the plain loop had none adds +0 to a sum that,
     // starting at +0, is never -0, so it changes nothing).
 
-    /// dst[j] = 0 + k[0] src[0][j] + k[1] src[1][j] + ..., for j < n: 16 outputs at a time in
-    /// registers (enough independent sums to hide the additions' latency), then 4, then 1.
+    /// dst[j] = 0 + k[0] src[0][j] + k[1] src[1][j] + ..., for j < n: the row of sums taken
+    /// one term at a time (a row is at most a few hundred values, in L1), so that the additions
+    /// of different outputs are independent and the loop vectorizes. Dispatched
+    /// (backend/cpu.hpp): AVX2 sums four outputs per instruction, each in the same order.
     static void weighted_sum(double* dst, std::size_t n, const double* k,
                              const double* const* src, std::size_t terms) {
-        std::size_t j = 0;
-        j = weighted_blocks<16>(dst, j, n, k, src, terms);
-        j = weighted_blocks<4>(dst, j, n, k, src, terms);
-        weighted_blocks<1>(dst, j, n, k, src, terms);
+        backend::detail::run_kernel<weighted_sum_kernel>(dst, n, k, src, terms);
     }
 
-    template <std::size_t B>
-    static std::size_t weighted_blocks(double* dst, std::size_t j, std::size_t n, const double* k,
-                                       const double* const* src, std::size_t terms) {
-        for (; j + B <= n; j += B) {
-            double acc[B] = {};
-            for (std::size_t t = 0; t < terms; ++t) {
-                const double kt = k[t];
-                const double* from = src[t] + j;
-                for (std::size_t b = 0; b < B; ++b) acc[b] += kt * from[b];
-            }
-            std::copy(acc, acc + B, dst + j);
+    struct weighted_sum_kernel {
+        ADVAUG_ALWAYS_INLINE static void run(double* __restrict dst, std::size_t n,
+                                             const double* k, const double* const* src,
+                                             std::size_t terms) {
+            std::fill(dst, dst + n, 0.0);
+            for (std::size_t t = 0; t < terms; ++t) add_scaled(dst, src[t], k[t], n);
         }
-        return j;
-    }
+
+        /// dst[j] += kt * from[j] for j < n.
+        ADVAUG_ALWAYS_INLINE static void add_scaled(double* __restrict dst,
+                                                    const double* __restrict from, double kt,
+                                                    std::size_t n) {
+            for (std::size_t j = 0; j < n; ++j) dst[j] += kt * from[j];
+        }
+    };
 
     /// out = K in along the rows of an h x w plane, the border pixel repeated.
     void row_pass(const double* in, double* out, const std::vector<double>& k,
@@ -176,26 +178,43 @@ private:
         }
     }
 
-    /// out = K^T in along the columns.
+    /// out = K^T in along the columns: output row m takes the terms column_terms_[m].
     void column_adjoint(const double* in, double* out, const std::vector<double>& k,
                         workspace& ws) const {
-        const std::size_t h = shape_.height, w = shape_.width;
-        const long r = radius_, hl = static_cast<long>(h);
+        const std::size_t w = shape_.width;
+        for (std::size_t m = 0; m < shape_.height; ++m) {
+            const auto& terms = column_terms_[m];
+            for (std::size_t t = 0; t < terms.size(); ++t) {
+                ws.kr[t] = k[terms[t].tap];
+                ws.src[t] = in + terms[t].row * w;
+            }
+            weighted_sum(out + m * w, w, ws.kr.data(), ws.src.data(), terms.size());
+        }
+    }
+
+    /// A term of the column adjoint: the kernel's weight `tap` (q + radius) times input row
+    /// `row`.
+    struct adjoint_term {
+        std::size_t tap, row;
+    };
+
+    /// The terms of every output row m of the column adjoint, in the order of its sum: inner
+    /// rows take row i = m - q for q = r down to -r; the border rows every row whose taps
+    /// clamp onto them, i ascending and then q ascending. The same for every sample.
+    std::vector<std::vector<adjoint_term>> column_adjoint_terms() const {
+        const long r = radius_, hl = static_cast<long>(shape_.height);
+        std::vector<std::vector<adjoint_term>> all(shape_.height);
         for (long m = 0; m < hl; ++m) {
-            // Inner rows take row i = m - q for q = r down to -r; the border rows every row
-            // whose taps clamp onto them, i ascending and then q ascending.
-            std::size_t terms = 0;
             for (long i = std::max(0L, m - r); i <= std::min(hl - 1, m + r); ++i) {
                 for (long q = r; q >= -r; --q) {
                     const bool border = m == 0 || m == hl - 1;
                     const long qq = border ? -q : q;  // ascending q at the border
-                    if (border ? clamp_index(i + qq, h) != m : i != m - qq) continue;
-                    ws.kr[terms] = k[qq + r];
-                    ws.src[terms++] = in + i * w;
+                    if (border ? clamp_index(i + qq, shape_.height) != m : i != m - qq) continue;
+                    all[m].push_back({static_cast<std::size_t>(qq + r), static_cast<std::size_t>(i)});
                 }
             }
-            weighted_sum(out + m * w, w, ws.kr.data(), ws.src.data(), terms);
         }
+        return all;
     }
 
     void forward_row(const T* u, const T* th, T* v, workspace& ws) const {
@@ -236,6 +255,7 @@ private:
 
     image_shape shape_;
     long radius_ = 1;
+    std::vector<std::vector<adjoint_term>> column_terms_;
 };
 
 }  // namespace advaug
