@@ -2,8 +2,9 @@
 // versions must give the same bits, so that results do not depend on the CPU: every family
 // whose row kernels are dispatched (affine and displacement_field: locate, sample and the
 // coordinate gradient; gaussian_blur: the passes) is run both ways on the same batch, its
-// forward pass and both vector-Jacobian products compared bit for bit. Parameters well past
-// the budgets and inputs outside the domain reach the frame, the clamps and the clip.
+// forward pass and both vector-Jacobian products compared bit for bit. Budgets that move samples
+// far outside the image (rotations to 90 degrees, shifts of 40 pixels, flows of 9) and inputs
+// outside the domain reach the frame, the clamps and the clip.
 #include <doctest/doctest.h>
 
 #include <advaug/backend/cpu.hpp>

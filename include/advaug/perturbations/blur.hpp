@@ -97,7 +97,7 @@ private:
     // starting at +0, is never -0, so it changes nothing).
 
     /// dst[j] = 0 + k[0] src[0][j] + k[1] src[1][j] + ..., for j < n: the row of sums taken
-    /// one term at a time (a row is at most a few hundred values, in L1), so that the additions
+    /// one term at a time (the row of outputs stays in cache), so that the additions
     /// of different outputs are independent and the loop vectorizes. Dispatched
     /// (backend/cpu.hpp): AVX2 sums four outputs per instruction, each in the same order.
     static void weighted_sum(double* dst, std::size_t n, const double* k,
