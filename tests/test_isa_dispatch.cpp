@@ -25,6 +25,17 @@ using namespace advaug;
 
 namespace {
 
+/// Sets whether advaug may take its AVX2 kernels, and allows them again when it goes out of
+/// scope, so that a throwing call cannot leave the rest of the process on the baseline ones.
+class avx2_allowed {
+public:
+    explicit avx2_allowed(bool allow) { set(allow); }
+    ~avx2_allowed() { set(true); }
+    avx2_allowed(const avx2_allowed&) = delete;
+    avx2_allowed& operator=(const avx2_allowed&) = delete;
+    static void set(bool allow) { backend::detail::avx2_kernels_allowed().store(allow); }
+};
+
 template <class T>
 bool same_bits(const tensor<T, 2>& a, const tensor<T, 2>& b) {
     return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
@@ -55,12 +66,15 @@ void check_both_ways(const std::string& name, const F& family, double spread) {
     const auto g = testing::uniform_batch<T>(n, d, 12, -1.0, 1.0);
     auto theta = testing::uniform_batch<T>(n, p, 13, -spread, spread);
     for (std::size_t k = 0; k < p; ++k) theta(0, k) = T(0);  // the identity row
-    auto& allowed = backend::detail::avx2_kernels_allowed();
-    allowed = true;
-    const outputs<T> fast = run(family, x, theta, g);
-    allowed = false;
-    const outputs<T> base = run(family, x, theta, g);
-    allowed = true;
+    outputs<T> fast, base;
+    {
+        const avx2_allowed on(true);
+        fast = run(family, x, theta, g);
+    }
+    {
+        const avx2_allowed off(false);
+        base = run(family, x, theta, g);
+    }
     CAPTURE(name);
     CHECK(same_bits(fast.out, base.out));
     CHECK(same_bits(fast.dtheta, base.dtheta));
@@ -107,10 +121,10 @@ TEST_CASE("the AVX2 and baseline kernels of the image families give the same bit
 }
 
 TEST_CASE("turning the AVX2 kernels off takes the baseline ones") {
-    auto& allowed = backend::detail::avx2_kernels_allowed();
-    allowed = false;
-    CHECK_FALSE(backend::detail::avx2_kernels());
-    allowed = true;
+    {
+        const avx2_allowed off(false);
+        CHECK_FALSE(backend::detail::avx2_kernels());
+    }
     CHECK(backend::detail::avx2_kernels() == backend::detail::avx2_kernels_available());
 }
 
