@@ -216,26 +216,45 @@ void bilinear_sample_planes(const std::vector<framed_plane<T>>& planes, const bi
     }
 }
 
-/// dplane += g * d value / d plane for one sample of an h x w plane: each neighbour inside the
-/// image (zeros) or clamped onto it (border) takes its weight times g, top-left first.
-template <class T>
-void bilinear_scatter(T* dplane, std::size_t h, std::size_t w, padding pad, std::int32_t base,
-                      double fy, double fx, T g) {
-    const long stride = static_cast<long>(w) + 2 * bilinear_frame;
-    const long y0 = base / stride - bilinear_frame, x0 = base % stride - bilinear_frame;
-    const long hl = static_cast<long>(h), wl = static_cast<long>(w);
-    for (int k = 0; k < 4; ++k) {
-        long yy = y0 + (k >> 1), xx = x0 + (k & 1);
-        if (pad == padding::border) {
-            yy = std::clamp(yy, 0L, hl - 1);
-            xx = std::clamp(xx, 0L, wl - 1);
-        } else if (yy < 0 || yy >= hl || xx < 0 || xx >= wl) {
-            continue;
+/// The image pixels that one sample's four neighbours give their weights to, top-left first,
+/// and those weights: a neighbour outside an h x w image is dropped (zeros, index -1) or
+/// clamped onto it (border). `base` is the sample's top-left neighbour in a framed plane of
+/// row length `stride` (always >= 0: the neighbour is clamped into the frame).
+struct bilinear_targets {
+    long index[4];
+    double weight[4];
+
+    /// inv_stride: 1.0 / stride, so that the row is found by a multiplication rather than an
+    /// integer division per sample and channel; the remainder corrects it, so the split is
+    /// exact for any base.
+    bilinear_targets(std::size_t h, std::size_t w, padding pad, std::int32_t base, double fy,
+                     double fx, long stride, double inv_stride) {
+        long q = static_cast<long>((static_cast<double>(base) + 0.5) * inv_stride);
+        long r = static_cast<long>(base) - q * stride;
+        while (r < 0) {
+            --q;
+            r += stride;
         }
-        const double weight = ((k >> 1) ? fy : 1 - fy) * ((k & 1) ? fx : 1 - fx);
-        dplane[yy * wl + xx] += static_cast<T>(weight * g);
+        while (r >= stride) {
+            ++q;
+            r -= stride;
+        }
+        const long y0 = q - bilinear_frame, x0 = r - bilinear_frame;
+        const long hl = static_cast<long>(h), wl = static_cast<long>(w);
+        for (int k = 0; k < 4; ++k) {
+            long yy = y0 + (k >> 1), xx = x0 + (k & 1);
+            weight[k] = ((k >> 1) ? fy : 1 - fy) * ((k & 1) ? fx : 1 - fx);
+            if (pad == padding::border) {
+                yy = std::clamp(yy, 0L, hl - 1);
+                xx = std::clamp(xx, 0L, wl - 1);
+            } else if (yy < 0 || yy >= hl || xx < 0 || xx >= wl) {
+                index[k] = -1;
+                continue;
+            }
+            index[k] = yy * wl + xx;
+        }
     }
-}
+};
 
 /// The backward pass of a warp that sampled every output pixel p of each channel c at
 /// samples p of the framed planes planes[c] (hw = h * w pixels, channel-major rows): du = the
@@ -248,11 +267,19 @@ void bilinear_warp_backward(const std::vector<framed_plane<T>>& planes, const T*
                             std::vector<double>* dydx) {
     const std::size_t channels = planes.size(), hw = h * w;
     if (du) {
+        // du += g * d value / d plane, sample by sample, each neighbour in turn: the targets
+        // and weights are shared by the channels (their planes are disjoint).
         std::fill(du, du + channels * hw, T(0));
+        const long stride = static_cast<long>(w) + 2 * bilinear_frame;
+        const double inv_stride = 1.0 / static_cast<double>(stride);
         for (std::size_t p = 0; p < hw; ++p) {
+            const bilinear_targets t(h, w, pad, s.base[p], s.fy[p], s.fx[p], stride, inv_stride);
             for (std::size_t c = 0; c < channels; ++c) {
-                bilinear_scatter(du + c * hw, h, w, pad, s.base[p], s.fy[p], s.fx[p],
-                                 g[c * hw + p]);
+                const T gc = g[c * hw + p];
+                T* dplane = du + c * hw;
+                for (int k = 0; k < 4; ++k) {
+                    if (t.index[k] >= 0) dplane[t.index[k]] += static_cast<T>(t.weight[k] * gc);
+                }
             }
         }
     }
