@@ -739,21 +739,28 @@ void run_main_table(const settings& s, const std::optional<advaug::fashion_mnist
 }
 
 // Issue 16's row: one worst-case step's work of each perturbation family (apply, which forms
-// the perturbed batch, and vjp_theta, which carries the model's input gradient to theta; apply
-// alone for a gradient-free family, whose search only draws), next to the MLP's forward and
-// backward pass (forward, input and parameter gradients) on the same batch of 128 images at
-// the same threads. The target is a share of at most 20 %.
+// the perturbed batch, and vjp_theta, which carries the model's input gradient to theta, as the
+// search takes them: apply recording its forward pass for the product, family.hpp's recorded
+// pass, where the family has one; apply alone for a gradient-free family, whose search only
+// draws), next to the MLP's forward and backward pass (forward, input and parameter gradients)
+// on the same batch of 128 images at the same threads. The target is a share of at most 20 %.
 template <class F>
 double family_step_seconds(const F& family, const tensor<float, 2>& x, const timing_config& tc,
                            float& sink) {
     tensor<float, 2> theta, out, dtheta;
+    advaug::family_tape tape;
     family.sample(x.shape()[0], 1, theta);
     const tensor<float, 2> dout = x;  // any direction: the cost does not depend on it
     const bool gradient = advaug::kind_of(family) != advaug::perturbation_kind::gradient_free;
     return measure(
                [&] {
-                   family.apply(x, theta, out);
-                   if (gradient) family.vjp_theta(x, theta, dout, dtheta);
+                   if (gradient) {
+                       advaug::apply_recorded(family, x, theta, out, tape);
+                       advaug::vjp_recorded(family, x, theta, dout, &dtheta,
+                                            static_cast<tensor<float, 2>*>(nullptr), tape);
+                   } else {
+                       family.apply(x, theta, out);
+                   }
                    sink += out.data()[0];
                },
                tc)

@@ -1,5 +1,6 @@
 // The perturbation families (include/advaug/perturbations/): derivatives against finite
-// differences in theta and x, the identity, the budget, the input domain and bad input.
+// differences in theta and x, the recorded pass, the identity, the budget, the input domain and
+// bad input.
 #include <doctest/doctest.h>
 
 #include <advaug/perturbations/perturbations.hpp>
@@ -39,6 +40,51 @@ tensor<typename F::value_type, 2> interior_theta(const F& f, std::size_t n, std:
     return theta;
 }
 
+template <class T>
+bool same_bits(const tensor<T, 2>& a, const tensor<T, 2>& b) {
+    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+/// The recorded pass (apply_recorded, then vjp_recorded from its tape) gives apply's and
+/// vjp_both's values bit for bit, for theta with its first row the identity (which apply copies)
+/// and for inputs partly outside [0, 1] (the clip); the same through an any_family, and a tape
+/// reused for a second batch.
+template <class F>
+void check_recorded(const F& f, const tensor<typename F::value_type, 2>& x,
+                    tensor<typename F::value_type, 2> theta, const char* what) {
+    using T = typename F::value_type;
+    INFO(std::string(what) << ": the recorded pass");
+    tensor<T, 2> id;
+    f.identity(1, id);
+    std::copy(id.begin(), id.end(), theta.data());
+    const std::size_t n = x.shape()[0], d = x.shape()[1];
+    const auto wide = testing::uniform_batch<T>(n, d, 78, -0.3, 1.3);
+    const auto dout = testing::uniform_batch<T>(n, d, 79, -1, 1);
+    const any_family<T> held(f);
+    family_tape tape, held_tape;
+    for (const tensor<T, 2>* in : {&x, &wide}) {  // one tape for both batches
+        tensor<T, 2> out, dtheta, dx;
+        f.apply(*in, theta, out);
+        vjp_both(f, *in, theta, dout, &dtheta, &dx);
+        tensor<T, 2> r_out, r_dtheta, r_dx, r_theta_only, r_x_only;
+        apply_recorded(f, *in, theta, r_out, tape);
+        vjp_recorded(f, *in, theta, dout, &r_dtheta, &r_dx, tape);
+        vjp_recorded(f, *in, theta, dout, &r_theta_only, static_cast<tensor<T, 2>*>(nullptr), tape);
+        vjp_recorded(f, *in, theta, dout, static_cast<tensor<T, 2>*>(nullptr), &r_x_only, tape);
+        CHECK(same_bits(out, r_out));
+        CHECK(same_bits(dtheta, r_dtheta));
+        CHECK(same_bits(dx, r_dx));
+        CHECK(same_bits(dtheta, r_theta_only));
+        CHECK(same_bits(dx, r_x_only));
+        tensor<T, 2> h_out, h_dtheta, h_dx;
+        apply_recorded(held, *in, theta, h_out, held_tape);
+        vjp_recorded(held, *in, theta, dout, &h_dtheta, &h_dx, held_tape);
+        CHECK(same_bits(out, h_out));
+        CHECK(same_bits(dtheta, h_dtheta));
+        CHECK(same_bits(dx, h_dx));
+    }
+}
+
 template <class F>
 void check_gradients(const F& f, const tensor<typename F::value_type, 2>& x,
                      const tensor<typename F::value_type, 2>& theta, const char* what) {
@@ -61,6 +107,7 @@ void check_gradients(const F& f, const tensor<typename F::value_type, 2>& x,
     REQUIRE(both_x.shape() == dx.shape());
     CHECK(std::memcmp(both_theta.data(), dtheta.data(), dtheta.size() * sizeof(T)) == 0);
     CHECK(std::memcmp(both_x.data(), dx.data(), dx.size() * sizeof(T)) == 0);
+    check_recorded(f, x, theta, what);
 }
 
 template <class F>
@@ -103,7 +150,16 @@ static_assert(perturbation_family<quantize<double>>);
 static_assert(perturbation_family<common_quantize<double>>);
 static_assert(kind_of<common_quantize<double>>() == perturbation_kind::gradient_free);
 static_assert(perturbation_family<dropped_sensors<double>>);
-static_assert(detail::perturbation_contract::has_vjp<affine<float>>);  // the optional member
+static_assert(detail::perturbation_contract::has_vjp<affine<float>>);  // the optional members
+static_assert(detail::perturbation_contract::has_recorded_apply<photometric<double>> &&
+              detail::perturbation_contract::has_recorded_vjp<photometric<double>>);
+static_assert(detail::perturbation_contract::has_recorded_vjp<any_family<float>>);
+// Recorded where the forward pass is worth keeping (a workspace), not the cheap ones.
+static_assert(detail::perturbation_contract::has_recorded_apply<gaussian_blur<float>>);
+static_assert(!detail::perturbation_contract::has_recorded_apply<linf_ball<float>> &&
+              !detail::perturbation_contract::has_recorded_vjp<linf_ball<float>>);
+static_assert(!detail::perturbation_contract::has_recorded_vjp<tabular_drift<double>>);
+static_assert(!detail::perturbation_contract::has_recorded_vjp<chain<affine<float>, linf_ball<float>>>);
 static_assert(detail::perturbation_contract::has_vjp<any_family<float>>);
 static_assert(detail::perturbation_contract::has_vjp<chain<affine<float>, linf_ball<float>>>);
 static_assert(kind_of<quantize<double>>() == perturbation_kind::gradient_free);
@@ -201,6 +257,34 @@ TEST_CASE_TEMPLATE("the identity theta returns x bit for bit", T, float, double)
     check_identity(quantize<T>(4, {{0, 0.5}}, domain), t, "quantize");
     check_identity(common_quantize<T>(4, {0, 0.5}, {0.7}, domain), t, "common_quantize");
     check_identity(dropped_sensors<T>(4, 1, {0.0}, domain), t, "dropped_sensors");
+}
+
+TEST_CASE("the recorded pass refuses a tape without the record of this family, x and theta") {
+    const auto x = testing::uniform_batch<double>(3, small_image.size(), 4);
+    const auto dout = testing::uniform_batch<double>(3, small_image.size(), 5, -1, 1);
+    const photometric<double> photo(small_image, {.brightness = symmetric(0.1)});
+    const photometric<double> other(small_image, {.brightness = symmetric(0.1)});
+    tensor<double, 2> theta, out, dtheta;
+    photo.sample(3, 1, theta);
+    family_tape tape;
+    const auto refused = [&](const photometric<double>& f, const tensor<double, 2>& at_x,
+                             const tensor<double, 2>& at_theta) {
+        testing::check_throws<std::invalid_argument>(
+            [&] { f.vjp(at_x, at_theta, dout, &dtheta, nullptr, tape); },
+            {"photometric::vjp", "the tape holds no record of this family at this x and theta"});
+    };
+    refused(photo, x, theta);  // nothing recorded yet
+    photo.apply(x, theta, out, tape);
+    refused(other, x, theta);  // another family's
+    const tensor<double, 2> x_copy = x;
+    refused(photo, x_copy, theta);  // the same values in another tensor
+    auto moved = theta;
+    refused(photo, x, moved);
+    theta(1, 0) += 0.01;  // changed in place since apply
+    refused(photo, x, theta);
+    theta(1, 0) -= 0.01;
+    photo.vjp(x, theta, dout, &dtheta, nullptr, tape);  // and accepted as recorded
+    CHECK(dtheta.shape()[0] == 3);
 }
 
 TEST_CASE("a non-identity theta changes the batch") {

@@ -58,6 +58,15 @@ public:
     void vjp(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx) const {
         impl_->vjp(x, theta, dout, dtheta, dx);
     }
+    /// The recorded pass (family.hpp): the held family's where it declares one; else apply and
+    /// vjp_both, and the tape is not used.
+    void apply(const batch& x, const batch& theta, batch& out, family_tape& tape) const {
+        impl_->apply(x, theta, out, tape);
+    }
+    void vjp(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx,
+             family_tape& tape) const {
+        impl_->vjp(x, theta, dout, dtheta, dx, tape);
+    }
     void identity(std::size_t n, batch& theta) const { impl_->identity(n, theta); }
     void sample(std::size_t n, std::uint64_t key, batch& theta) const {
         impl_->sample(n, key, theta);
@@ -86,6 +95,9 @@ private:
         virtual void vjp_theta(const batch&, const batch&, const batch&, batch&) const = 0;
         virtual void vjp_input(const batch&, const batch&, const batch&, batch&) const = 0;
         virtual void vjp(const batch&, const batch&, const batch&, batch*, batch*) const = 0;
+        virtual void apply(const batch&, const batch&, batch&, family_tape&) const = 0;
+        virtual void vjp(const batch&, const batch&, const batch&, batch*, batch*,
+                         family_tape&) const = 0;
         virtual void identity(std::size_t, batch&) const = 0;
         virtual void sample(std::size_t, std::uint64_t, batch&) const = 0;
         virtual void project(batch&) const = 0;
@@ -110,6 +122,13 @@ private:
         }
         void vjp(const batch& x, const batch& th, const batch& g, batch* dth, batch* dx) const override {
             vjp_both(family, x, th, g, dth, dx);
+        }
+        void apply(const batch& x, const batch& th, batch& out, family_tape& tape) const override {
+            apply_recorded(family, x, th, out, tape);
+        }
+        void vjp(const batch& x, const batch& th, const batch& g, batch* dth, batch* dx,
+                 family_tape& tape) const override {
+            vjp_recorded(family, x, th, g, dth, dx, tape);
         }
         void identity(std::size_t n, batch& th) const override { family.identity(n, th); }
         void sample(std::size_t n, std::uint64_t key, batch& th) const override {

@@ -81,7 +81,13 @@ struct perturbation_oracle {
 
     /// Fills loss (and dtheta when `gradient`).
     void evaluate(const tensor<T, 2>& theta, bool gradient) {
-        family.apply(flat, theta, perturbed);
+        // With the gradient, the family keeps its forward pass for vjp_theta (family.hpp's
+        // recorded pass) rather than taking it again there.
+        if (gradient) {
+            apply_recorded(family, flat, theta, perturbed, tape);
+        } else {
+            family.apply(flat, theta, perturbed);
+        }
         from_rows(perturbed, x.shape(), shaped);
         try {
             model.forward(shaped, cache, logits);
@@ -93,7 +99,8 @@ struct perturbation_oracle {
         cross_entropy_gradient(logits, y, dlogits);
         model.input_gradient(cache, dlogits, dx);
         to_rows(dx, dflat);
-        family.vjp_theta(flat, theta, dflat, dtheta);
+        vjp_recorded(family, flat, theta, dflat, &dtheta, static_cast<tensor<T, 2>*>(nullptr),
+                     tape);
         for (std::size_t i = 0; i < dtheta.size(); ++i) {
             if (!std::isfinite(dtheta.data()[i])) {
                 throw numeric_error(concat(fn, "(): the loss gradient in theta is not finite (",
@@ -116,6 +123,7 @@ struct perturbation_oracle {
     typename M::cache_type cache;
     tensor<T, 2> logits, dlogits;
     tensor<T, 1> loss;
+    family_tape tape;  // the family's record between its apply and vjp_theta
 };
 
 /// The worst theta per sample seen so far, and the family's output there, so that the caller

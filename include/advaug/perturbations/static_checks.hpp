@@ -62,6 +62,14 @@ consteval bool check_perturbation_family() {
                       "advaug: the perturbation family lacks member `std::vector<double> "
                       "param_scale() const`; see docs/perturbations.md");
         return false;
+    } else if constexpr (c::has_recorded_apply<F> != c::has_recorded_vjp<F>) {
+        static_assert(detail::always_false<F>,
+                      "advaug: the perturbation family declares one half of the recorded pass; "
+                      "it needs both `void apply(const batch& x, const batch& theta, batch& out, "
+                      "family_tape& tape) const` and `void vjp(const batch& x, const batch& "
+                      "theta, const batch& dout, batch* dtheta, batch* dx, family_tape& tape) "
+                      "const`, or neither; see docs/perturbations.md");
+        return false;
     } else if constexpr (kind_of<F>() == perturbation_kind::discrete && !c::has_max_active<F>) {
         static_assert(detail::always_false<F>,
                       "advaug: a discrete perturbation family lacks member `std::size_t "

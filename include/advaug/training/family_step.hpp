@@ -100,6 +100,13 @@ struct global_batch_rows {
     void vjp_input(const batch& x, const batch& th, const batch& g, batch& d) const {
         family.vjp_input(x, th, g, d);
     }
+    void apply(const batch& x, const batch& th, batch& out, family_tape& tape) const {
+        family.apply(x, th, out, tape);
+    }
+    void vjp(const batch& x, const batch& th, const batch& g, batch* dth, batch* dx,
+             family_tape& tape) const {
+        family.vjp(x, th, g, dth, dx, tape);
+    }
     void identity(std::size_t n, batch& th) const { family.identity(n, th); }
     void sample(std::size_t n, std::uint64_t key, batch& th) const {
         sample_shard_rows(family, n, key, th);
@@ -148,6 +155,7 @@ private:
 
     tensor<T, 2> flat_, rows_, dflat_, identity_, theta_;
     input_type shaped_;
+    family_tape tape_;  // the family's record between its apply and vjp_theta
 };
 
 template <class M>
@@ -202,7 +210,11 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
             at_clean = clean;
             const input_type* at = &x;
             if (!clean) {
-                family.apply(step.flat_, step.theta_, step.rows_);
+                if (gradient) {  // recorded for vjp_theta below (family.hpp)
+                    apply_recorded(family, step.flat_, step.theta_, step.rows_, step.tape_);
+                } else {
+                    family.apply(step.flat_, step.theta_, step.rows_);
+                }
                 from_rows(step.rows_, x.shape(), step.shaped_);
                 at = &step.shaped_;
             }
@@ -214,7 +226,14 @@ bool family_step<M>::operator()(const char* fn, const train_options::family_sett
             clean_taken = clean_taken || clean;
             loss = cross_entropy_per_sample(model_pass.logits, y);
             to_rows(model_pass.grad, step.dflat_);
-            family.vjp_theta(step.flat_, step.theta_, step.dflat_, dtheta);
+            // At the clean pass apply was not called: the plain product (the identity rows
+            // take their forward pass there either way).
+            if (clean) {
+                family.vjp_theta(step.flat_, step.theta_, step.dflat_, dtheta);
+            } else {
+                vjp_recorded(family, step.flat_, step.theta_, step.dflat_, &dtheta,
+                             static_cast<tensor<T, 2>*>(nullptr), step.tape_);
+            }
             for (std::size_t i = 0; i < dtheta.size(); ++i) {
                 T& g = dtheta.data()[i];
                 if (!std::isfinite(g)) {

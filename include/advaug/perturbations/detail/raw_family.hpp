@@ -7,7 +7,12 @@
 // declares `workspace make_workspace() const` and takes a `workspace&` as the kernels' last
 // argument: one workspace per thread's chunk of rows, and backward_row is always called right
 // after forward_row on the same row and workspace, so it may read the forward's intermediates
-// (the clip mask needs the forward pass anyway) instead of computing them again.
+// (the clip mask needs the forward pass anyway) instead of computing them again. Such a family
+// also has the contract's recorded pass (family.hpp): apply(..., tape) keeps each row's
+// values before the clip and its workspace, and vjp(..., tape) runs backward_row on them, so
+// that the search's apply-model-vjp_theta step takes each row's forward pass once; so
+// backward_row leaves what forward_row wrote as it found it (scratch of its own aside), and one
+// record serves any number of vjps (tests/test_perturbations_families.cpp takes three).
 // Rows are independent (the contract's "row n of out depends on row n of x and theta only"), so
 // apply and the vjps split the batch's rows over advaug's threads (parallel/threads.hpp): each
 // row is computed the same way on any thread, so the results do not depend on the thread count.
@@ -23,6 +28,7 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -32,6 +38,7 @@
 #include "advaug/domain/input_domain.hpp"
 #include "advaug/parallel/threads.hpp"
 #include "advaug/perturbations/budget.hpp"
+#include "advaug/perturbations/family.hpp"
 
 namespace advaug::detail {
 
@@ -77,6 +84,12 @@ element_domain<T> resolve_elements(const char* function, const input_domain& dom
 
 template <class Derived, class T>
 class raw_family {
+    /// Whether the family's row kernels take a workspace (see above); asked from inside the
+    /// family's friend, since the kernels are private.
+    static constexpr bool has_workspace() {
+        return requires(const Derived& d) { d.make_workspace(); };
+    }
+
 public:
     using value_type = T;
 
@@ -94,54 +107,95 @@ public:
         check_batch_shapes(fn.c_str(), x, theta, d_, p_);
         const std::size_t n = x.shape()[0];
         out.resize({n, d_});
-        const T* lo = dom_.lo.data();
-        const T* hi = dom_.hi.data();
         std::atomic<bool> non_finite{false};
         parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
             std::vector<T> u(d_), v(d_);
             auto ws = workspace();
             bool finite = true;
             for (std::size_t i = first; i < last; ++i) {
-                const T* xi = x.data() + i * d_;
-                const T* ti = theta.data() + i * p_;
-                T* oi = out.data() + i * d_;
-                finite &= all_finite(xi, d_);
-                finite &= all_finite(ti, p_);
-                if (std::equal(id_.begin(), id_.end(), ti)) {  // the identity returns x bit for bit
-                    std::copy(xi, xi + d_, oi);
-                    continue;
-                }
-                if (dom_.unit) {  // raw units are model units: no trip, loops that vectorize
-                    forward(xi, ti, v.data(), ws);
-                    for (std::size_t d = 0; d < d_; ++d) oi[d] = std::clamp(v[d], lo[d], hi[d]);
-                    continue;
-                }
-                for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
-                forward(u.data(), ti, v.data(), ws);
-                for (std::size_t d = 0; d < d_; ++d) {
-                    oi[d] = dom_.from_raw(std::clamp(v[d], lo[d], hi[d]), d);
-                }
+                finite &= row_finite(x, theta, i);
+                if (!identity_row(x, theta, i, out)) forward_clip(x, theta, i, u.data(), v.data(), ws, out);
             }
             if (!finite) non_finite.store(true, std::memory_order_relaxed);
         });
         if (non_finite.load()) check_batch_values(fn.c_str(), x, theta, d_, p_);
     }
 
+    /// apply, keeping in tape each row's forward pass (its values before the clip and its
+    /// workspace) for vjp(..., tape): the contract's recorded pass (family.hpp). Declared by
+    /// the families with a workspace, whose forward pass is worth keeping (photometric, the
+    /// spatial families, the blur); the others (the balls, the tabular families) compute theirs
+    /// again in less time than a record takes to write and read (the balls' theta alone is as
+    /// large as x).
+    void apply(const tensor<T, 2>& x, const tensor<T, 2>& theta, tensor<T, 2>& out,
+               family_tape& tape) const
+        requires(has_workspace())
+    {
+        const std::string fn = name_ + "::apply";
+        check_batch_shapes(fn.c_str(), x, theta, d_, p_);
+        const std::size_t n = x.shape()[0];
+        out.resize({n, d_});
+        auto& rec = tape.state<record_t<raw_family>>();
+        rec.owner = nullptr;  // no record until this pass ends well
+        rec.v.resize(n * d_);
+        rec.forwarded.assign(n, 0);
+        if (rec.ws.size() < n) {
+            rec.ws.reserve(n);
+            while (rec.ws.size() < n) rec.ws.push_back(workspace());
+        }
+        std::atomic<bool> non_finite{false};
+        parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
+            std::vector<T> u(d_);
+            bool finite = true;
+            for (std::size_t i = first; i < last; ++i) {
+                finite &= row_finite(x, theta, i);
+                if (identity_row(x, theta, i, out)) continue;
+                forward_clip(x, theta, i, u.data(), rec.v.data() + i * d_, rec.ws[i], out);
+                rec.forwarded[i] = 1;
+            }
+            if (!finite) non_finite.store(true, std::memory_order_relaxed);
+        });
+        if (non_finite.load()) check_batch_values(fn.c_str(), x, theta, d_, p_);
+        rec.owner = this;
+        rec.x = x.data();
+        rec.theta = theta.data();
+        rec.n = n;
+        rec.theta_values.assign(theta.begin(), theta.end());
+    }
+
     void vjp_theta(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
                    tensor<T, 2>& dtheta) const {
-        backward("::vjp_theta", x, theta, dout, &dtheta, nullptr);
+        backward((name_ + "::vjp_theta").c_str(), x, theta, dout, &dtheta, nullptr, nullptr);
     }
 
     void vjp_input(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
                    tensor<T, 2>& dx) const {
-        backward("::vjp_input", x, theta, dout, nullptr, &dx);
+        backward((name_ + "::vjp_input").c_str(), x, theta, dout, nullptr, &dx, nullptr);
     }
 
     /// Both products in one pass (the contract's optional vjp): the row's forward pass for
     /// the clip mask is taken once. Either pointer may be null.
     void vjp(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
              tensor<T, 2>* dtheta, tensor<T, 2>* dx) const {
-        backward("::vjp", x, theta, dout, dtheta, dx);
+        backward((name_ + "::vjp").c_str(), x, theta, dout, dtheta, dx, nullptr);
+    }
+
+    /// vjp from the record of apply(x, theta, out, tape): each row's forward pass is read, not
+    /// taken again (a row of identity theta, which apply copied, is taken here as vjp does).
+    void vjp(const tensor<T, 2>& x, const tensor<T, 2>& theta, const tensor<T, 2>& dout,
+             tensor<T, 2>* dtheta, tensor<T, 2>* dx, family_tape& tape) const
+        requires(has_workspace())
+    {
+        const std::string fn = name_ + "::vjp";
+        auto* rec = tape.find<record_t<raw_family>>();
+        if (!rec || rec->owner != this || rec->x != x.data() || rec->theta != theta.data() ||
+            rec->n != x.shape()[0] || x.size() != rec->n * d_ ||
+            !std::equal(theta.begin(), theta.end(), rec->theta_values.begin(),
+                        rec->theta_values.end())) {
+            invalid(fn.c_str(), "the tape holds no record of this family at this x and theta: "
+                                "call apply(x, theta, out, tape) first, and change neither in between");
+        }
+        backward(fn.c_str(), x, theta, dout, dtheta, dx, rec);
     }
 
 protected:
@@ -162,11 +216,14 @@ protected:
 private:
     const Derived& self() const { return static_cast<const Derived&>(*this); }
 
-    void backward(const char* suffix, const tensor<T, 2>& x, const tensor<T, 2>& theta,
-                  const tensor<T, 2>& dout, tensor<T, 2>* dtheta, tensor<T, 2>* dx) const {
-        const std::string fn = name_ + suffix;
-        check_batch_shapes(fn.c_str(), x, theta, d_, p_);
-        check_upstream(fn.c_str(), x, dout);
+    /// The products from each row's forward pass: taken here, or read from rec (a pointer to
+    /// the record of apply(..., tape), or nullptr) where it holds the row.
+    template <class Record>
+    void backward(const char* fn, const tensor<T, 2>& x, const tensor<T, 2>& theta,
+                  const tensor<T, 2>& dout, tensor<T, 2>* dtheta, tensor<T, 2>* dx,
+                  Record rec) const {
+        check_batch_shapes(fn, x, theta, d_, p_);
+        check_upstream(fn, x, dout);
         const std::size_t n = x.shape()[0];
         if (dtheta) dtheta->resize({n, p_});
         if (dx) dx->resize({n, d_});
@@ -175,21 +232,42 @@ private:
         const T* sd = dom_.sd.data();
         std::atomic<bool> non_finite{false};
         parallel_for(n, row_grain(), [&](std::size_t first, std::size_t last, std::size_t) {
-            std::vector<T> u(d_), v(d_), g(d_);
-            auto ws = workspace();
+            std::vector<T> u(d_), v_own(d_), g(d_);
+            auto ws_own = workspace();
             bool finite = true;
             for (std::size_t i = first; i < last; ++i) {
                 const T* xi = x.data() + i * d_;
                 const T* ti = theta.data() + i * p_;
                 const T* gi = dout.data() + i * d_;
-                finite &= all_finite(xi, d_);
-                finite &= all_finite(ti, p_);
+                // Rows the record holds were checked by its apply.
+                bool recorded = false;
+                if constexpr (!std::is_null_pointer_v<Record>) recorded = rec->forwarded[i] != 0;
+                if (!recorded) {
+                    finite &= all_finite(xi, d_);
+                    finite &= all_finite(ti, p_);
+                }
+                const T* ui = xi;
+                if (!dom_.unit) {
+                    for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
+                    ui = u.data();
+                }
+                auto& ws = [&]() -> auto& {
+                    if constexpr (std::is_null_pointer_v<Record>) {
+                        return ws_own;
+                    } else {
+                        return recorded ? rec->ws[i] : ws_own;
+                    }
+                }();
+                const T* v = v_own.data();
+                if (recorded) {
+                    if constexpr (!std::is_null_pointer_v<Record>) v = rec->v.data() + i * d_;
+                } else {
+                    forward(ui, ti, v_own.data(), ws);
+                }
                 // Clipped outputs pass no gradient; dL/draw = dL/dmodel / std. The tests are
                 // combined with & (no branch) and the unit domain has its own loop, so that the
                 // loops vectorize.
-                const T* ui = xi;
                 if (dom_.unit) {
-                    forward(xi, ti, v.data(), ws);
                     for (std::size_t d = 0; d < d_; ++d) {
                         const T vd = v[d];
                         const bool inside = (vd >= lo[d]) & (vd <= hi[d]);
@@ -197,9 +275,6 @@ private:
                         g[d] = inside ? up : T(0);
                     }
                 } else {
-                    for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
-                    ui = u.data();
-                    forward(ui, ti, v.data(), ws);
                     for (std::size_t d = 0; d < d_; ++d) {
                         const T vd = v[d];
                         const bool inside = (vd >= lo[d]) & (vd <= hi[d]);
@@ -220,16 +295,45 @@ private:
             }
             if (!finite) non_finite.store(true, std::memory_order_relaxed);
         });
-        if (non_finite.load()) check_batch_values(fn.c_str(), x, theta, d_, p_);
+        if (non_finite.load()) check_batch_values(fn, x, theta, d_, p_);
+    }
+
+    /// Row i of x and theta finite.
+    bool row_finite(const tensor<T, 2>& x, const tensor<T, 2>& theta, std::size_t i) const {
+        return all_finite(x.data() + i * d_, d_) & all_finite(theta.data() + i * p_, p_);
+    }
+
+    /// Copies row i of x to out when its theta is the identity (x bit for bit); says whether.
+    bool identity_row(const tensor<T, 2>& x, const tensor<T, 2>& theta, std::size_t i,
+                      tensor<T, 2>& out) const {
+        const T* ti = theta.data() + i * p_;
+        if (!std::equal(id_.begin(), id_.end(), ti)) return false;
+        const T* xi = x.data() + i * d_;
+        std::copy(xi, xi + d_, out.data() + i * d_);
+        return true;
+    }
+
+    /// Row i's forward pass into v (in raw units, before the clip; u: scratch for the row in
+    /// raw units), then out's row: v clipped to the domain, in model units.
+    template <class W>
+    void forward_clip(const tensor<T, 2>& x, const tensor<T, 2>& theta, std::size_t i, T* u,
+                      T* v, W& ws, tensor<T, 2>& out) const {
+        const T* xi = x.data() + i * d_;
+        const T* ti = theta.data() + i * p_;
+        T* oi = out.data() + i * d_;
+        const T* lo = dom_.lo.data();
+        const T* hi = dom_.hi.data();
+        if (dom_.unit) {  // raw units are model units: no trip, loops that vectorize
+            forward(xi, ti, v, ws);
+            for (std::size_t d = 0; d < d_; ++d) oi[d] = std::clamp(v[d], lo[d], hi[d]);
+            return;
+        }
+        for (std::size_t d = 0; d < d_; ++d) u[d] = dom_.to_raw(xi[d], d);
+        forward(u, ti, v, ws);
+        for (std::size_t d = 0; d < d_; ++d) oi[d] = dom_.from_raw(std::clamp(v[d], lo[d], hi[d]), d);
     }
 
     struct no_workspace {};
-
-    /// Whether the family's row kernels take a workspace (see above); asked from inside the
-    /// family's friend, since the kernels are private.
-    static constexpr bool has_workspace() {
-        return requires(const Derived& d) { d.make_workspace(); };
-    }
 
     auto workspace() const {
         if constexpr (has_workspace()) {
@@ -238,6 +342,23 @@ private:
             return no_workspace{};
         }
     }
+
+    /// What apply(..., tape) keeps: whose record it is and of which x and theta (their data
+    /// and theta's values: vjp refuses another pair), each row's values before the clip and
+    /// its workspace, and which rows it took the forward pass of (not the identity rows).
+    template <class W>
+    struct record_of {
+        const raw_family* owner = nullptr;
+        const T* x = nullptr;
+        const T* theta = nullptr;
+        std::size_t n = 0;
+        std::vector<T> theta_values, v;
+        std::vector<unsigned char> forwarded;
+        std::vector<W> ws;
+    };
+    /// In a member's body, where Derived is complete.
+    template <class Self>
+    using record_t = record_of<decltype(std::declval<const Self&>().workspace())>;
 
     template <class W>
     void forward(const T* u, const T* th, T* v, W& ws) const {
