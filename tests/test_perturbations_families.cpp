@@ -96,6 +96,7 @@ void check_gradients(const F& f, const tensor<typename F::value_type, 2>& x,
               << r.input.numeric_norm << ")");
     CHECK(r.passed(fd_tolerance<T>()));
     if (r.theta_checked) CHECK(r.theta.analytic_norm > 0);  // the check compared something
+    CHECK(r.recorded_checked == detail::perturbation_contract::has_recorded_apply<F>);
     // vjp_both (the optional vjp(), both products in one pass where declared) gives the two
     // members' values bit for bit
     const auto dout = testing::uniform_batch<T>(x.shape()[0], x.shape()[1], 77, -1, 1);
@@ -257,6 +258,65 @@ TEST_CASE_TEMPLATE("the identity theta returns x bit for bit", T, float, double)
     check_identity(quantize<T>(4, {{0, 0.5}}, domain), t, "quantize");
     check_identity(common_quantize<T>(4, {0, 0.5}, {0.7}, domain), t, "common_quantize");
     check_identity(dropped_sensors<T>(4, 1, {0.0}, domain), t, "dropped_sensors");
+}
+
+/// A user's family x + theta (one offset per sample) whose recorded vjp doubles dtheta when
+/// `wrong`: check_perturbation_gradients must catch the difference from the plain members.
+struct offset_family {
+    using value_type = double;
+    using batch = tensor<double, 2>;
+    bool wrong = false;
+    std::size_t input_size() const { return 4; }
+    std::size_t num_params() const { return 1; }
+    void apply(const batch& x, const batch& theta, batch& out) const {
+        out = x;
+        for (std::size_t i = 0; i < x.shape()[0]; ++i) {
+            for (std::size_t d = 0; d < 4; ++d) out(i, d) += theta(i, 0);
+        }
+    }
+    void vjp_theta(const batch& x, const batch&, const batch& dout, batch& dtheta) const {
+        dtheta = batch::from_shape({x.shape()[0], 1});
+        for (std::size_t i = 0; i < x.shape()[0]; ++i) {
+            dtheta(i, 0) = dout(i, 0) + dout(i, 1) + dout(i, 2) + dout(i, 3);
+        }
+    }
+    void vjp_input(const batch&, const batch&, const batch& dout, batch& dx) const { dx = dout; }
+    void apply(const batch& x, const batch& theta, batch& out, family_tape&) const {
+        apply(x, theta, out);
+    }
+    void vjp(const batch& x, const batch& theta, const batch& dout, batch* dtheta, batch* dx,
+             family_tape&) const {
+        if (dtheta) {
+            vjp_theta(x, theta, dout, *dtheta);
+            if (wrong) *dtheta *= 2.0;
+        }
+        if (dx) vjp_input(x, theta, dout, *dx);
+    }
+    void identity(std::size_t n, batch& theta) const {
+        theta = batch::from_shape({n, 1});
+        theta.fill(0.0);
+    }
+    void sample(std::size_t n, std::uint64_t, batch& theta) const { identity(n, theta); }
+    void project(batch&) const {}
+    bool contains(const batch&) const { return true; }
+    std::vector<double> param_scale() const { return {1.0}; }
+};
+
+TEST_CASE("check_perturbation_gradients compares a user's recorded pass with the plain members") {
+    const auto x = testing::uniform_batch<double>(3, 4, 6);
+    const auto theta = testing::uniform_batch<double>(3, 1, 7, -0.1, 0.1);
+    offset_family good;
+    const auto ok = check_perturbation_gradients(good, x, theta);
+    CHECK(ok.recorded_checked);
+    CHECK(ok.recorded_same);
+    CHECK(ok.passed(1e-6));
+    offset_family bad;
+    bad.wrong = true;
+    const auto caught = check_perturbation_gradients(bad, x, theta);
+    CHECK(caught.recorded_checked);
+    CHECK_FALSE(caught.recorded_same);
+    CHECK(caught.theta.passed(1e-6));  // the plain members are right; the recorded pass is not
+    CHECK_FALSE(caught.passed(1e-6));
 }
 
 TEST_CASE("the recorded pass refuses a tape without the record of this family, x and theta") {

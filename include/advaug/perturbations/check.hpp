@@ -7,10 +7,13 @@
 // good bound; float needs a step near 1e-2 and a bound near 1e-2. Keep theta and x away from
 // kinks: the domain's bounds (the clip), integer sampling coordinates (bilinear), rounding edges.
 // A gradient-free family has no derivative in theta to check: its theta result compares nothing
-// (checked == 0) and passed() looks at the input part alone.
+// (checked == 0) and passed() looks at the input part alone. A family with the recorded pass
+// (family.hpp) must give the plain members' values with it, bit for bit: apply_recorded and
+// vjp_recorded are compared with apply, vjp_theta and vjp_input, and passed() requires equality.
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 
 #include "advaug/gradcheck/gradient_check.hpp"
 #include "advaug/perturbations/family.hpp"
@@ -19,12 +22,15 @@
 namespace advaug {
 
 struct perturbation_check_result {
-    gradient_check_result theta;  // vjp_theta against differences in theta
-    gradient_check_result input;  // vjp_input against differences in x
-    bool theta_checked = true;    // false for a gradient-free family
+    gradient_check_result theta;    // vjp_theta against differences in theta
+    gradient_check_result input;    // vjp_input against differences in x
+    bool theta_checked = true;      // false for a gradient-free family
+    bool recorded_checked = false;  // the family has the recorded pass
+    bool recorded_same = true;      // and it gave the plain members' values bit for bit
 
     bool passed(double tolerance) const {
-        return (!theta_checked || theta.passed(tolerance)) && input.passed(tolerance);
+        return (!theta_checked || theta.passed(tolerance)) && input.passed(tolerance) &&
+               recorded_same;
     }
 };
 
@@ -61,6 +67,19 @@ perturbation_check_result check_perturbation_gradients(
         detail::compare_finite_differences(acc, x_probe.data(), x_probe.size(),
                                            detail::to_doubles(dx), objective, options);
         result.input = acc.finish();
+        if constexpr (detail::perturbation_contract::has_recorded_apply<F>) {
+            batch dtheta, r_out, r_dtheta, r_dx;
+            family.vjp_theta(x, theta, r, dtheta);
+            family_tape tape;
+            family.apply(x, theta, r_out, tape);
+            family.vjp(x, theta, r, &r_dtheta, &r_dx, tape);
+            const auto same = [](const batch& a, const batch& b) {
+                return a.shape() == b.shape() &&
+                       std::memcmp(a.data(), b.data(), a.size() * sizeof(*a.data())) == 0;
+            };
+            result.recorded_checked = true;
+            result.recorded_same = same(out, r_out) && same(dtheta, r_dtheta) && same(dx, r_dx);
+        }
     }
     return result;
 }

@@ -54,8 +54,8 @@
 //     call them where declared and the plain members otherwise; the worst-case search and the
 //     trainer's family step do, since each gradient step applies the family, runs the model,
 //     then takes vjp_theta. The record holds per sample what the forward computed (for the
-//     bundled families in float, from about 20 bytes per input value for photometric to about
-//     65 for gaussian_blur), so its memory grows with the batch. photometric,
+//     bundled families in float, from about 16 bytes per input value for photometric to about
+//     110 for displacement_field), so its memory grows with the batch. photometric,
 //     affine, displacement_field and gaussian_blur declare it; the balls and the tabular
 //     families compute their forward pass again in less time than a record takes, and chain
 //     and augment_and_mix run their parts' plain members; any_family forwards to the family
